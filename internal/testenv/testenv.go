@@ -1,0 +1,44 @@
+// Package testenv lets tests that need a real component (Ceph, libvirt, a
+// network namespace, a real client) say so: outside CI such a test skips
+// with a message naming what to install; under CI=true it fails, because a
+// CI run that skipped the real parts proves nothing.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run under CI (CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing stops the test because a real component is missing: Fatal under
+// CI, Skip otherwise. hint says how to get it ("make deps").
+func Missing(t testing.TB, what, hint string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("%s is missing (CI=true, so this fails instead of skipping): %s", what, hint)
+	}
+	t.Skipf("%s is missing: %s", what, hint)
+}
+
+// RequireCommand stops the test unless the named program is on PATH; pkg
+// is the Debian package that provides it.
+func RequireCommand(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, "command "+name, "install the Debian package "+pkg+" (make deps)")
+	}
+	return p
+}
+
+// RequireRoot stops the test unless it runs as root (network namespaces,
+// taps, daemons that bind privileged ports).
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "root", "run the test as root")
+	}
+}

@@ -1,0 +1,208 @@
+// Package config is the schema of bmid's configuration: one YAML file,
+// overridable by BMI_* environment variables and by flags, validated strictly
+// at start-up.
+//
+// Every key is a field below with a `yaml` tag and a doc comment;
+// configs/bmid.example.yaml documents each one (a test keeps the two in
+// step). Unknown keys, bad values and missing required keys are errors that
+// name the key and the file. Flags belong to cmd/; this package only knows
+// keys.
+package config
+
+import "time"
+
+// Config is the whole of bmid's configuration.
+type Config struct {
+	// UID prefixes the Ceph names of every image this BMI creates
+	// ("<uid>img<id>"), so several BMI installations can share one pool.
+	UID string `yaml:"uid"`
+	// AdminProject is the HIL project whose members are BMI administrators.
+	AdminProject string `yaml:"admin_project"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// API configures the REST API listener.
+	API API `yaml:"api"`
+	// State configures the state database.
+	State State `yaml:"state"`
+	// Ceph configures the Ceph client.
+	Ceph Ceph `yaml:"ceph"`
+	// HIL configures the HIL client.
+	HIL HIL `yaml:"hil"`
+	// ISCSI configures the embedded iSCSI target.
+	ISCSI ISCSI `yaml:"iscsi"`
+	// Boot configures the network boot services (DHCP, TFTP, iPXE scripts).
+	Boot Boot `yaml:"boot"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "auto" (text on a terminal, JSON otherwise), "text" or "json".
+	Format string `yaml:"format"`
+	// Level is "debug", "info", "warn" or "error".
+	Level string `yaml:"level"`
+}
+
+// API configures the REST API listener.
+type API struct {
+	// Listen is the address the API serves on (host:port).
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files; when both are set the API serves TLS.
+	TLSCert string `yaml:"tls_cert"`
+	// TLSKey is the private key matching TLSCert.
+	TLSKey string `yaml:"tls_key"`
+	// AuthCacheTTL is how long HIL-validated credentials are trusted
+	// before HIL is asked again.
+	AuthCacheTTL time.Duration `yaml:"auth_cache_ttl"`
+	// MaxBodyBytes bounds JSON request bodies (uploads stream and are not
+	// bound by it).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// State configures the state database.
+type State struct {
+	// Path is the SQLite database file; created with its schema on first start.
+	Path string `yaml:"path"`
+}
+
+// Ceph configures the Ceph client.
+type Ceph struct {
+	// Conf is the ceph.conf of the cluster.
+	Conf string `yaml:"conf"`
+	// ID is the cephx client id (without "client.").
+	ID string `yaml:"id"`
+	// Keyring is the client's keyring; empty means what ceph.conf says.
+	Keyring string `yaml:"keyring"`
+	// Pool is the RBD pool images, snapshots and clones live in.
+	Pool string `yaml:"pool"`
+	// Snapshot is the name of the protected snapshot BMI takes of an image
+	// before cloning it.
+	Snapshot string `yaml:"snapshot"`
+	// OpTimeout bounds every monitor and OSD call (rados_osd_op_timeout,
+	// rados_mon_op_timeout, client_mount_timeout); 0 is refused, because
+	// Ceph's default of "forever" turns an outage into a silent hang.
+	OpTimeout time.Duration `yaml:"op_timeout"`
+}
+
+// HIL configures the client of HIL, the service that owns nodes, NICs,
+// networks and power.
+type HIL struct {
+	// URL is HIL's base URL, without the /v0 suffix.
+	URL string `yaml:"url"`
+	// Timeout bounds one HIL call.
+	Timeout time.Duration `yaml:"timeout"`
+	// NetworkTimeout bounds the wait for an asynchronous network change
+	// (connect or detach of a NIC) to finish.
+	NetworkTimeout time.Duration `yaml:"network_timeout"`
+	// Channel is the HIL channel nodes are connected on ("vlan/native", or
+	// "null" for HIL's null network allocator).
+	Channel string `yaml:"channel"`
+	// ProvisioningNetwork is the HIL network BMI attaches a NIC to while the
+	// node boots from its disk.
+	ProvisioningNetwork string `yaml:"provisioning_network"`
+}
+
+// ISCSI configures the embedded iSCSI target.
+type ISCSI struct {
+	// Listen is the list of host:port addresses the target listens on.
+	Listen []string `yaml:"listen"`
+	// Portal is the host:port nodes are told to log in to (the address of
+	// this host on the provisioning network).
+	Portal string `yaml:"portal"`
+	// IQNPrefix prefixes every target name; a disk's IQN is
+	// "<iqn_prefix>:<uid>.<disk id>".
+	IQNPrefix string `yaml:"iqn_prefix"`
+	// CHAP requires per-target CHAP at login; turning it off is for tests
+	// only and is logged as a warning.
+	CHAP bool `yaml:"chap"`
+}
+
+// Boot configures the network boot services.
+type Boot struct {
+	// Interfaces are the network interfaces DHCP answers on; empty means no
+	// DHCP at all (a site whose own DHCP server chains to our iPXE scripts).
+	Interfaces []string `yaml:"interfaces"`
+	// BaseURL is the URL nodes fetch their iPXE scripts from (this bmid's
+	// API address as seen from the provisioning network).
+	BaseURL string `yaml:"base_url"`
+	// DHCP configures the DHCP server.
+	DHCP DHCP `yaml:"dhcp"`
+	// TFTP configures the TFTP server for iPXE binaries.
+	TFTP TFTP `yaml:"tftp"`
+	// Files configures legacy file mode for sites that keep their own dnsmasq.
+	Files Files `yaml:"files"`
+}
+
+// DHCP configures the DHCP server.
+type DHCP struct {
+	// Mode is "server" (hand out addresses from Range) or "proxy" (another
+	// DHCP server hands out addresses; BMI only sends boot options).
+	Mode string `yaml:"mode"`
+	// RangeStart and RangeEnd bound the address pool (server mode).
+	RangeStart string `yaml:"range_start"`
+	// RangeEnd is the last address of the pool.
+	RangeEnd string `yaml:"range_end"`
+	// Netmask is the subnet mask handed to nodes (dotted quad or prefix length).
+	Netmask string `yaml:"netmask"`
+	// Router is the default gateway handed to nodes; empty for none.
+	Router string `yaml:"router"`
+	// DNS are the name servers handed to nodes.
+	DNS []string `yaml:"dns"`
+	// LeaseTime is the lease duration.
+	LeaseTime time.Duration `yaml:"lease_time"`
+}
+
+// TFTP configures the TFTP server.
+type TFTP struct {
+	// Listen is the UDP host:port; empty disables TFTP.
+	Listen string `yaml:"listen"`
+	// Root is the directory of iPXE binaries (Debian's package ipxe puts
+	// them in /usr/lib/ipxe).
+	Root string `yaml:"root"`
+}
+
+// Files configures legacy file mode: pxelinux and iPXE files written for a
+// site's own dnsmasq, as the original BMI did.
+type Files struct {
+	// Enabled turns file mode on.
+	Enabled bool `yaml:"enabled"`
+	// PXELinuxDir receives pxelinux.cfg/01-<mac> files.
+	PXELinuxDir string `yaml:"pxelinux_dir"`
+	// IPXEDir receives <node>.ipxe files.
+	IPXEDir string `yaml:"ipxe_dir"`
+}
+
+// Default returns the configuration every key starts from before the file,
+// the environment and flags are applied.
+func Default() Config {
+	return Config{
+		AdminProject: "bmi_infra",
+		Log:          Log{Format: "auto", Level: "info"},
+		API: API{
+			Listen:       "127.0.0.1:8080",
+			AuthCacheTTL: 30 * time.Second,
+			MaxBodyBytes: 1 << 20,
+		},
+		State: State{Path: "/var/lib/bmi/bmi.db"},
+		Ceph: Ceph{
+			Conf:      "/etc/ceph/ceph.conf",
+			ID:        "admin",
+			Pool:      "rbd",
+			Snapshot:  "bmi-snap",
+			OpTimeout: 30 * time.Second,
+		},
+		HIL: HIL{
+			Timeout:        10 * time.Second,
+			NetworkTimeout: 2 * time.Minute,
+			Channel:        "vlan/native",
+		},
+		ISCSI: ISCSI{
+			Listen:    []string{"0.0.0.0:3260"},
+			IQNPrefix: "iqn.2026-11.org.bmi",
+			CHAP:      true,
+		},
+		Boot: Boot{
+			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour},
+			TFTP: TFTP{Root: "/usr/lib/ipxe"},
+		},
+	}
+}

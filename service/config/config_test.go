@@ -1,0 +1,270 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const minimal = "uid: site1\nhil:\n  url: http://127.0.0.1:5000\n"
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "bmid.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadMinimal(t *testing.T) {
+	cfg, err := Load(Sources{File: writeFile(t, minimal)})
+	if err != nil {
+		t.Fatalf("Load(minimal) = %v", err)
+	}
+	if cfg.UID != "site1" || cfg.Ceph.Pool != "rbd" || cfg.Ceph.OpTimeout != 30*time.Second {
+		t.Fatalf("Load(minimal) = %+v, want defaults plus the file", cfg)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := map[string]struct {
+		body string
+		env  []string
+		sets []string
+		want string // substring of the one-line error
+	}{
+		"unknown top key":      {body: minimal + "colour: red\n", want: `:4: key "colour": unknown key`},
+		"unknown nested key":   {body: minimal + "ceph:\n  pol: x\n", want: `:5: key "ceph.pol": unknown key`},
+		"bad duration":         {body: minimal + "ceph:\n  op_timeout: soon\n", want: `:5: key "ceph.op_timeout": invalid value "soon": want a duration`},
+		"zero timeout":         {body: minimal + "ceph:\n  op_timeout: 0s\n", want: `key "ceph.op_timeout": must be greater than zero`},
+		"bad bool":             {body: minimal + "iscsi:\n  chap: maybe\n", want: `key "iscsi.chap": invalid value "maybe": want true or false`},
+		"list for scalar":      {body: minimal + "ceph:\n  pool: [a, b]\n", want: `key "ceph.pool": want a string`},
+		"scalar for section":   {body: minimal + "ceph: rbd\n", want: `key "ceph": want a mapping of keys`},
+		"scalar for list":      {body: minimal + "iscsi:\n  listen: 1.2.3.4:3260\n", want: `key "iscsi.listen": want a list of strings`},
+		"duplicate key":        {body: minimal + "uid: again\n", want: `key "uid": set twice`},
+		"missing uid":          {body: "hil:\n  url: http://h:1\n", want: `key "uid": required`},
+		"missing hil url":      {body: "uid: a\n", want: `key "hil.url": required`},
+		"bad hil url":          {body: "uid: a\nhil:\n  url: ftp://x\n", want: `key "hil.url": invalid URL "ftp://x"`},
+		"bad listen":           {body: minimal + "api:\n  listen: nowhere\n", want: `key "api.listen": invalid address "nowhere"`},
+		"bad uid chars":        {body: "uid: 'a b'\nhil:\n  url: http://h:1\n", want: `key "uid": invalid value "a b"`},
+		"bad iqn":              {body: minimal + "iscsi:\n  iqn_prefix: example\n", want: `key "iscsi.iqn_prefix"`},
+		"bad log format":       {body: minimal + "log:\n  format: xml\n", want: `key "log.format": invalid value "xml": want one of auto, text, json`},
+		"tls half":             {body: minimal + "api:\n  tls_cert: /c.pem\n", want: `key "api.tls_key": required when api.tls_cert is set`},
+		"dhcp without range":   {body: minimal + "boot:\n  interfaces: [eth1]\n  base_url: http://10.0.0.1:8080\n", want: `key "boot.dhcp.range_start": required`},
+		"dhcp range reversed":  {body: minimal + "boot:\n  interfaces: [eth1]\n  base_url: http://10.0.0.1:8080\n  dhcp:\n    range_start: 10.0.0.9\n    range_end: 10.0.0.2\n    netmask: '24'\n", want: `key "boot.dhcp.range_end": 10.0.0.2 comes before`},
+		"files without dirs":   {body: minimal + "boot:\n  files:\n    enabled: true\n", want: `key "boot.files.pxelinux_dir": required`},
+		"not yaml":             {body: "uid: [\n", want: "bmid.yaml: "},
+		"top-level list":       {body: "- a\n", want: "want a mapping of keys"},
+		"env bad duration":     {body: minimal, env: []string{"BMI_HIL_TIMEOUT=ten"}, want: `environment BMI_HIL_TIMEOUT: key "hil.timeout": invalid value "ten"`},
+		"set unknown key":      {body: minimal, sets: []string{"ceph.nope=1"}, want: `flag --set: key "ceph.nope": unknown key`},
+		"set not key=value":    {body: minimal, sets: []string{"ceph.pool"}, want: `flag --set: "ceph.pool" is not key=value`},
+		"set makes it invalid": {body: minimal, sets: []string{"ceph.pool=bad/pool"}, want: `key "ceph.pool": invalid value "bad/pool"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(Sources{File: writeFile(t, tc.body), Env: tc.env, Sets: tc.sets})
+			if err == nil {
+				t.Fatalf("Load(%q) = nil error, want %q", tc.body, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load(%q) = %q, want it to contain %q", tc.body, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			if !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("error %v is not fault.ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(Sources{File: "/nonexistent/bmid.yaml"})
+	if err == nil || err.Error() != "/nonexistent/bmid.yaml: cannot read: no such file or directory" {
+		t.Fatalf("Load(missing) = %v", err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, minimal+"ceph:\n  pool: from-file\n  id: file-id\niscsi:\n  listen: [127.0.0.1:3260]\n")
+	cfg, err := Load(Sources{
+		File: file,
+		Env:  []string{"BMI_CEPH_POOL=from-env", "BMI_ISCSI_LISTEN=127.0.0.1:3261, 127.0.0.2:3260", "BMI_URL=http://ignored", "PATH=/bin"},
+		Sets: []string{"ceph.pool=from-flag"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Ceph.Pool != "from-flag" || cfg.Ceph.ID != "file-id" {
+		t.Errorf("pool, id = %q, %q; want from-flag, file-id", cfg.Ceph.Pool, cfg.Ceph.ID)
+	}
+	if got := strings.Join(cfg.ISCSI.Listen, " "); got != "127.0.0.1:3261 127.0.0.2:3260" {
+		t.Errorf("iscsi.listen = %q", got)
+	}
+}
+
+func TestEnvOnly(t *testing.T) {
+	cfg, err := Load(Sources{Env: []string{"BMI_UID=envsite", "BMI_HIL_URL=http://h:5000", "BMI_ISCSI_CHAP=false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.UID != "envsite" || cfg.ISCSI.CHAP {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+}
+
+// TestExampleDocumentsEveryKey keeps configs/bmid.example.yaml and the schema
+// in step: the example loads, and it sets every key.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	const example = "../../configs/bmid.example.yaml"
+	if _, err := Load(Sources{File: example}); err != nil {
+		t.Fatalf("example does not load: %v", err)
+	}
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(data, &tree); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range Leaves() {
+		var node any = tree
+		for _, part := range strings.Split(l.Key, ".") {
+			m, ok := node.(map[string]any)
+			if !ok {
+				node = nil
+				break
+			}
+			node, ok = m[part]
+			if !ok {
+				t.Errorf("%s: key %q is not documented", example, l.Key)
+				break
+			}
+		}
+	}
+}
+
+func TestConvertLegacyGolden(t *testing.T) {
+	in, err := os.Open("testdata/bmiconfig.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	got, err := ConvertLegacy(in, "testdata/bmiconfig.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := "testdata/bmiconfig.golden.yaml"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./service/config -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("ConvertLegacy output differs from %s:\n%s", golden, got)
+	}
+	// The converted file is a valid configuration as it stands.
+	cfg, err := Load(Sources{File: writeFile(t, string(got))})
+	if err != nil {
+		t.Fatalf("converted config does not load: %v", err)
+	}
+	if cfg.UID != "112233445566778899" || cfg.ISCSI.Portal != "10.10.10.1:3260" || cfg.API.Listen != "127.0.0.1:9000" ||
+		cfg.HIL.URL != "http://127.0.0.1:5000" || cfg.Log.Level != "debug" || !cfg.Boot.Files.Enabled {
+		t.Fatalf("converted config = %+v", cfg)
+	}
+	if strings.Contains(string(got), "secret") {
+		t.Fatal("the legacy sudo password leaked into the output")
+	}
+}
+
+func TestConvertLegacyErrors(t *testing.T) {
+	tests := map[string]struct{ in, want string }{
+		"option before section": {"uid = 1\n", "old.cfg:1: option before the first [section]"},
+		"bad header":            {"[bmi\n", "old.cfg:1: malformed section header"},
+		"no separator":          {"[bmi]\nuid\n", `old.cfg:2: want option = value, got "uid"`},
+		"duplicate section":     {"[bmi]\n[bmi]\n", "old.cfg:2: section [bmi] appears twice"},
+		"duplicate option":      {"[bmi]\nuid=1\nUID=2\n", `old.cfg:3: option "uid" set twice in [bmi]`},
+		"bad bool":              {"[logs]\ndebug = yes\n", `old.cfg: [logs] debug: invalid value "yes": want true or false`},
+		"dangling continuation": {"[bmi]\n  more\n", "old.cfg:2: continuation line"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := ConvertLegacy(strings.NewReader(tc.in), "old.cfg")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ConvertLegacy(%q) = %v, want %q", tc.in, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConvertLegacyNotesMissing(t *testing.T) {
+	out, err := ConvertLegacy(strings.NewReader("[bmi]\nuid = 7\n"), "old.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "hil.url: required — set it before starting bmid") {
+		t.Fatalf("output does not say hil.url is missing:\n%s", out)
+	}
+}
+
+func TestParseNetmask(t *testing.T) {
+	tests := map[string]int{"24": 24, "255.255.255.0": 24, "255.255.0.0": 16, "32": 32}
+	for in, want := range tests {
+		if got, err := ParseNetmask(in); err != nil || got != want {
+			t.Errorf("ParseNetmask(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "33", "255.0.255.0", "x", "::1"} {
+		if _, err := ParseNetmask(bad); err == nil {
+			t.Errorf("ParseNetmask(%q) = nil error", bad)
+		}
+	}
+}
+
+func FuzzLoadYAML(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("ceph:\n  op_timeout: 1s\niscsi:\n  listen: [a]\n"))
+	f.Add([]byte("a: &x {b: *x}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := Default()
+		err := decodeYAML(&cfg, data, "fuzz.yaml")
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("multi-line error: %q", err)
+		}
+		_ = cfg.Validate("fuzz.yaml")
+	})
+}
+
+func FuzzConvertLegacy(f *testing.F) {
+	seed, _ := os.ReadFile("testdata/bmiconfig.cfg")
+	f.Add(seed)
+	f.Add([]byte("[bmi]\nuid: 1\n  cont\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := ConvertLegacy(bytes.NewReader(data), "fuzz.cfg")
+		if err != nil {
+			return
+		}
+		var v any
+		if err := yaml.Unmarshal(out, &v); err != nil {
+			t.Fatalf("output is not YAML: %v\n%s", err, out)
+		}
+	})
+}

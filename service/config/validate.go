@@ -1,0 +1,255 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	uidRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	cephNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	iqnRe      = regexp.MustCompile(`^iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][a-z0-9.-]*$`)
+	ifaceRe    = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+)
+
+// check is one validation rule: a key and the problem with its value, or ""
+// when the value is fine.
+type check struct {
+	key     string
+	problem string
+}
+
+// Validate checks every key and returns the first problem as an *Error
+// naming the key and where (the file, usually).
+func (c Config) Validate(where string) error {
+	for _, ch := range c.checks() {
+		if ch.problem != "" {
+			return &Error{Source: where, Key: ch.key, Msg: ch.problem}
+		}
+	}
+	return nil
+}
+
+func (c Config) checks() []check {
+	out := []check{
+		{"uid", match(c.UID, uidRe, "1 to 32 letters, digits, '-' or '_'")},
+		{"admin_project", required(c.AdminProject)},
+		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
+		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
+		{"api.listen", hostPort(c.API.Listen, true)},
+		{"api.tls_cert", pair(c.API.TLSCert, c.API.TLSKey, "api.tls_key")},
+		{"api.tls_key", pair(c.API.TLSKey, c.API.TLSCert, "api.tls_cert")},
+		{"api.auth_cache_ttl", nonNegative(int64(c.API.AuthCacheTTL))},
+		{"api.max_body_bytes", positive(c.API.MaxBodyBytes)},
+		{"state.path", required(c.State.Path)},
+		{"ceph.conf", required(c.Ceph.Conf)},
+		{"ceph.id", match(c.Ceph.ID, cephNameRe, "a cephx client id such as admin")},
+		{"ceph.pool", match(c.Ceph.Pool, cephNameRe, "a pool name of letters, digits, '.', '-' or '_'")},
+		{"ceph.snapshot", match(c.Ceph.Snapshot, cephNameRe, "a snapshot name of letters, digits, '.', '-' or '_'")},
+		{"ceph.op_timeout", positive(int64(c.Ceph.OpTimeout))},
+		{"hil.url", httpURL(c.HIL.URL, true)},
+		{"hil.timeout", positive(int64(c.HIL.Timeout))},
+		{"hil.network_timeout", positive(int64(c.HIL.NetworkTimeout))},
+		{"hil.channel", required(c.HIL.Channel)},
+		{"iscsi.listen", hostPorts(c.ISCSI.Listen)},
+		{"iscsi.portal", hostPort(c.ISCSI.Portal, false)},
+		{"iscsi.iqn_prefix", match(c.ISCSI.IQNPrefix, iqnRe, "an IQN prefix such as iqn.2026-11.org.example")},
+		{"boot.interfaces", interfaces(c.Boot.Interfaces)},
+		{"boot.base_url", httpURL(c.Boot.BaseURL, false)},
+		{"boot.dhcp.mode", oneOf(c.Boot.DHCP.Mode, "server", "proxy")},
+		{"boot.dhcp.lease_time", positive(int64(c.Boot.DHCP.LeaseTime))},
+		{"boot.dhcp.router", ipv4(c.Boot.DHCP.Router, false)},
+		{"boot.dhcp.dns", ipv4List(c.Boot.DHCP.DNS)},
+		{"boot.tftp.listen", hostPort(c.Boot.TFTP.Listen, false)},
+	}
+	if len(c.Boot.Interfaces) > 0 && c.Boot.DHCP.Mode == "server" {
+		out = append(out,
+			check{"boot.dhcp.range_start", ipv4(c.Boot.DHCP.RangeStart, true)},
+			check{"boot.dhcp.range_end", ipv4(c.Boot.DHCP.RangeEnd, true)},
+			check{"boot.dhcp.range_end", ordered(c.Boot.DHCP.RangeStart, c.Boot.DHCP.RangeEnd)},
+			check{"boot.dhcp.netmask", netmask(c.Boot.DHCP.Netmask)},
+		)
+	}
+	if len(c.Boot.Interfaces) > 0 {
+		out = append(out, check{"boot.base_url", required(c.Boot.BaseURL)})
+	}
+	if c.Boot.Files.Enabled {
+		out = append(out,
+			check{"boot.files.pxelinux_dir", required(c.Boot.Files.PXELinuxDir)},
+			check{"boot.files.ipxe_dir", required(c.Boot.Files.IPXEDir)},
+		)
+	}
+	return out
+}
+
+func required(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "required"
+	}
+	return ""
+}
+
+func match(s string, re *regexp.Regexp, want string) string {
+	if s == "" {
+		return "required"
+	}
+	if !re.MatchString(s) {
+		return fmt.Sprintf("invalid value %q: want %s", s, want)
+	}
+	return ""
+}
+
+func oneOf(s string, allowed ...string) string {
+	for _, a := range allowed {
+		if s == a {
+			return ""
+		}
+	}
+	return fmt.Sprintf("invalid value %q: want one of %s", s, strings.Join(allowed, ", "))
+}
+
+func pair(s, other, otherKey string) string {
+	if s == "" && other != "" {
+		return "required when " + otherKey + " is set"
+	}
+	return ""
+}
+
+func positive(n int64) string {
+	if n <= 0 {
+		return "must be greater than zero"
+	}
+	return ""
+}
+
+func nonNegative(n int64) string {
+	if n < 0 {
+		return "must not be negative"
+	}
+	return ""
+}
+
+func hostPort(s string, req bool) string {
+	if s == "" {
+		if req {
+			return "required"
+		}
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("invalid address %q: want host:port", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Sprintf("invalid port in %q", s)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Sprintf("invalid host in %q: want an IP address", s)
+		}
+	}
+	return ""
+}
+
+func hostPorts(list []string) string {
+	if len(list) == 0 {
+		return "required: at least one host:port"
+	}
+	for _, s := range list {
+		if p := hostPort(s, true); p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+func httpURL(s string, req bool) string {
+	if s == "" {
+		if req {
+			return "required"
+		}
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("invalid URL %q: want http://host[:port][/path]", s)
+	}
+	return ""
+}
+
+func ipv4(s string, req bool) string {
+	if s == "" {
+		if req {
+			return "required"
+		}
+		return ""
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return fmt.Sprintf("invalid value %q: want an IPv4 address", s)
+	}
+	return ""
+}
+
+func ipv4List(list []string) string {
+	for _, s := range list {
+		if p := ipv4(s, true); p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+func ordered(start, end string) string {
+	a, err1 := netip.ParseAddr(start)
+	b, err2 := netip.ParseAddr(end)
+	if err1 == nil && err2 == nil && b.Less(a) {
+		return fmt.Sprintf("%s comes before range_start %s", end, start)
+	}
+	return ""
+}
+
+// netmask accepts a dotted quad ("255.255.255.0") or a prefix length ("24").
+func netmask(s string) string {
+	if _, err := ParseNetmask(s); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// ParseNetmask returns the prefix length of a netmask given as a dotted quad
+// or as a prefix length.
+func ParseNetmask(s string) (int, error) {
+	if s == "" {
+		return 0, fmt.Errorf("required")
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 32 {
+			return 0, fmt.Errorf("invalid prefix length %d: want 1 to 32", n)
+		}
+		return n, nil
+	}
+	ip := net.ParseIP(s).To4()
+	if ip == nil {
+		return 0, fmt.Errorf("invalid netmask %q: want 255.255.255.0 or 24", s)
+	}
+	ones, bits := net.IPMask(ip).Size()
+	if bits == 0 || ones == 0 {
+		return 0, fmt.Errorf("invalid netmask %q: not a contiguous mask", s)
+	}
+	return ones, nil
+}
+
+func interfaces(list []string) string {
+	for _, s := range list {
+		if !ifaceRe.MatchString(s) {
+			return fmt.Sprintf("invalid interface name %q", s)
+		}
+	}
+	return ""
+}
