@@ -24,5 +24,6 @@ func newRoot() *cobra.Command {
 		Use:   "bmi-lab",
 		Short: "BMI hardware-emulation lab: Ceph, VLAN network, HIL emulator, bmid and PXE-booting VMs on one machine",
 	}
+	root.AddCommand(cephCmd())
 	return clikit.Prepare(root)
 }

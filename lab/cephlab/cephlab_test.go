@@ -1,0 +1,179 @@
+package cephlab
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+func TestOptionsRefused(t *testing.T) {
+	tests := map[string]struct {
+		opts Options
+		want string
+	}{
+		"empty dir":     {Options{}, "absolute path"},
+		"relative dir":  {Options{Dir: "lab/c1"}, "absolute path"},
+		"space in dir":  {Options{Dir: "/tmp/a b"}, "must not contain"},
+		"tiny OSD file": {Options{Dir: "/tmp/x", OSDSize: 1 << 20}, "at least 2 GiB"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := New(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New(%+v) = %v, want an error containing %q", tc.opts, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRefusesForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "precious.txt")
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{Dir: dir, Log: logging.Discard()})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("Start into a foreign directory = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("the foreign file is gone: %v", err)
+	}
+}
+
+func TestStatusOfNothing(t *testing.T) {
+	c, err := New(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.Status(context.Background())
+	if st.Bootstrapped || st.Health != "no cluster" {
+		t.Fatalf("status of an empty dir = %+v", st)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("stop of a cluster never started: %v", err)
+	}
+}
+
+// TestStartStopRestartKeepsData bootstraps a real cluster (the only one
+// this package starts), writes an image, stops, restarts and reads it back.
+func TestStartStopRestartKeepsData(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, c := range []string{"ceph-mon", "ceph-osd", "ceph-mgr"} {
+		testenv.RequireCommand(t, c, c)
+	}
+	testenv.RequireCommand(t, "rbd", "ceph-common")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "cephlab-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Dir: dir, OSDSize: 4 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Purge(context.Background()); err != nil {
+			t.Errorf("purge: %v", err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("purge left %s behind (%v)", dir, err)
+		}
+	})
+	t0 := time.Now()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bootstrap to HEALTH_OK: %v", time.Since(t0).Round(100*time.Millisecond))
+	assertRunning(t, c, true)
+	if host, err := c.MonHost(); err != nil || !strings.HasPrefix(host, "[v2:127.0.0.1:") || strings.Contains(host, ":3300,") {
+		t.Errorf("MonHost = %q, %v; want a free port on 127.0.0.1", host, err)
+	}
+
+	data := make([]byte, 3<<20)
+	_, _ = rand.Read(data)
+	src := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rbd(t, c, "import", src, "keepme")
+
+	// idempotent start: nothing restarted
+	pids := pidsOf(c)
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if got := pidsOf(c); got != pids {
+		t.Fatalf("second start restarted daemons: %s → %s", pids, got)
+	}
+
+	t0 = time.Now()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stop: %v", time.Since(t0).Round(100*time.Millisecond))
+	assertRunning(t, c, false)
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+
+	t0 = time.Now()
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	t.Logf("restart to HEALTH_OK: %v", time.Since(t0).Round(100*time.Millisecond))
+	assertRunning(t, c, true)
+	out := filepath.Join(t.TempDir(), "back")
+	rbd(t, c, "export", "keepme", out)
+	back, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, data) {
+		t.Fatal("image data changed across stop/start")
+	}
+	rbd(t, c, "rm", "--no-progress", "keepme")
+}
+
+func rbd(t *testing.T, c *Cluster, args ...string) {
+	t.Helper()
+	cmd := exec.Command("rbd", append([]string{"--conf", c.ConfPath(), "--pool", c.Pool()}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rbd %v: %v: %s", args, err, out)
+	}
+}
+
+func pidsOf(c *Cluster) string {
+	var b strings.Builder
+	for _, d := range c.Status(context.Background()).Daemons {
+		fmt.Fprintf(&b, "%s=%d ", d.Name, d.PID)
+	}
+	return b.String()
+}
+
+func assertRunning(t *testing.T, c *Cluster, want bool) {
+	t.Helper()
+	st := c.Status(context.Background())
+	for _, d := range st.Daemons {
+		if d.Running != want {
+			t.Errorf("%s running = %v, want %v (status %+v)", d.Name, d.Running, want, st)
+		}
+	}
+	if want && !strings.HasPrefix(st.Health, "HEALTH_OK") {
+		t.Errorf("health = %q, want HEALTH_OK", st.Health)
+	}
+	if !st.Bootstrapped {
+		t.Errorf("status says not bootstrapped")
+	}
+}
