@@ -1,0 +1,76 @@
+package boot
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTimeline(t *testing.T) {
+	tl := &Timeline{Max: 2}
+	mac := net.HardwareAddr{1, 2, 3, 4, 5, 6}
+	other := net.HardwareAddr{1, 2, 3, 4, 5, 7}
+	at := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	tl.Record(context.Background(), Event{MAC: mac, Step: StepDiscover, At: at})
+	tl.Record(context.Background(), Event{MAC: mac, Step: StepOffer})
+	tl.Record(context.Background(), Event{MAC: mac, Step: StepAck})
+	tl.Record(context.Background(), Event{MAC: other, Step: StepDiscover})
+	evs := tl.Events(mac)
+	if len(evs) != 2 || evs[0].Step != StepOffer || evs[1].Step != StepAck {
+		t.Fatalf("events = %+v, want the last two (offer, ack)", evs)
+	}
+	if evs[0].At.IsZero() {
+		t.Error("a zero At was not filled in")
+	}
+	tl.Forget(mac)
+	if len(tl.Events(mac)) != 0 || len(tl.Events(other)) != 1 {
+		t.Error("Forget removed the wrong events")
+	}
+}
+
+func TestFaults(t *testing.T) {
+	tests := map[string]struct {
+		f       Faults
+		valid   bool
+		enabled bool
+	}{
+		"off":      {Faults{}, true, false},
+		"drop":     {Faults{DropRate: 0.5}, true, true},
+		"delay":    {Faults{Delay: time.Millisecond}, true, true},
+		"negative": {Faults{DropRate: -1}, false, false},
+		"above 1":  {Faults{DropRate: 1.5}, false, true},
+		"neg wait": {Faults{Delay: -time.Second}, false, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.f.Validate(); (err == nil) != tc.valid {
+				t.Errorf("Validate = %v, want valid=%v", err, tc.valid)
+			}
+			if tc.f.Enabled() != tc.enabled {
+				t.Errorf("Enabled = %v", tc.f.Enabled())
+			}
+		})
+	}
+	if (Faults{}).Drop() || !(Faults{DropRate: 1}).Drop() {
+		t.Error("Drop with rate 0 or 1 is wrong")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if !(Faults{Delay: time.Hour}).Wait(ctx) {
+		t.Error("Wait did not stop when ctx was done")
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	Faults{}.Announce(log, "dhcp")
+	if buf.Len() != 0 {
+		t.Errorf("Announce logged with faults off: %q", buf.String())
+	}
+	Faults{DropRate: 0.1}.Announce(log, "dhcp")
+	if !strings.Contains(buf.String(), "FAULT INJECTION IS ON") || !strings.Contains(buf.String(), "service=dhcp") {
+		t.Errorf("Announce = %q", buf.String())
+	}
+}

@@ -1,0 +1,180 @@
+package ipxe
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/bmi-go/bmi/service/boot"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// BootSpecs looks up the boot config of the node whose boot NIC has this
+// MAC. An error of kind fault.NotFound means the MAC has none.
+type BootSpecs interface {
+	BootSpec(ctx context.Context, mac net.HardwareAddr) (Spec, error)
+}
+
+// NodeBootSpecs looks up a boot config by node name, returning the node's
+// boot MAC with it. An error of kind fault.NotFound means there is none.
+type NodeBootSpecs interface {
+	NodeBootSpec(ctx context.Context, node string) (Spec, net.HardwareAddr, error)
+}
+
+// Recorder takes the steps of a node's boot timeline.
+type Recorder interface {
+	Record(ctx context.Context, ev boot.Event)
+}
+
+// Binaries are the iPXE binaries UEFI HTTP-boot clients may fetch over
+// HTTP at /boot/<name>.
+var Binaries = []string{"ipxe.efi", "snponly.efi", "undionly.kpxe"}
+
+// Handler serves iPXE scripts:
+//
+//	GET /boot/<mac>.ipxe          (52:54:00:12:34:56 or 52-54-00-12-34-56)
+//	GET /boot/node/<name>.ipxe    (when Nodes is set)
+//	GET /boot/ipxe.efi ...        (when Files is set; see Binaries)
+type Handler struct {
+	// Specs finds boot configs by MAC. Required.
+	Specs BootSpecs
+	// Nodes finds boot configs by node name; nil disables that route.
+	Nodes NodeBootSpecs
+	// Renderer renders the scripts. Required.
+	Renderer *Renderer
+	// Files holds the iPXE binaries for UEFI HTTP boot; nil disables them.
+	Files fs.FS
+	// Log receives one line per request that fails or is refused.
+	Log *slog.Logger
+	// Recorder, when set, records StepScript and StepBinary per node.
+	Recorder Recorder
+	// Faults drops or delays requests (tests and the lab only).
+	Faults boot.Faults
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("remote", r.RemoteAddr, "path", r.URL.Path)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.Faults.Drop() {
+		log.Warn("fault injection: dropping http request")
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+				return
+			}
+		}
+		http.Error(w, "dropped by fault injection", http.StatusServiceUnavailable)
+		return
+	}
+	if h.Faults.Wait(r.Context()) {
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/boot/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if h.Files != nil {
+		for _, b := range Binaries {
+			if rest == b {
+				h.serveBinary(w, r, log, b)
+				return
+			}
+		}
+	}
+	if name, ok := strings.CutPrefix(rest, "node/"); ok && h.Nodes != nil {
+		name, ok = strings.CutSuffix(name, ".ipxe")
+		if !ok || name == "" || strings.Contains(name, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		spec, mac, err := h.Nodes.NodeBootSpec(r.Context(), name)
+		h.serveScript(w, r, log.With("node", name), mac, spec, err)
+		return
+	}
+	ms, ok := strings.CutSuffix(rest, ".ipxe")
+	mac, err := net.ParseMAC(strings.ReplaceAll(ms, "-", ":"))
+	if !ok || err != nil || len(mac) != 6 {
+		log.Info("refused ipxe script request: not /boot/<mac>.ipxe")
+		http.NotFound(w, r)
+		return
+	}
+	spec, err := h.Specs.BootSpec(r.Context(), mac)
+	h.serveScript(w, r, log.With("mac", mac.String()), mac, spec, err)
+}
+
+func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *slog.Logger, mac net.HardwareAddr, spec Spec, err error) {
+	var body []byte
+	switch {
+	case errors.Is(err, fault.ErrNotFound):
+		log.Info("no boot config; serving the no-boot-config script", "err", err)
+		body, err = h.Renderer.NoConfig(mac, "BMI has no boot config for this machine")
+	case err != nil:
+		log.Error("boot config lookup failed", "err", err)
+		http.Error(w, "boot config lookup failed", http.StatusServiceUnavailable)
+		return
+	default:
+		body, err = h.Renderer.Script(spec)
+		if err != nil {
+			log.Error("boot config cannot be rendered; serving the no-boot-config script", "node", spec.Node, "err", err)
+			body, err = h.Renderer.NoConfig(mac, "the boot config of this machine is invalid, see the log of bmid")
+		}
+	}
+	if err != nil {
+		log.Error("render ipxe script", "err", err)
+		http.Error(w, "cannot render script", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := w.Write(body); err != nil {
+		log.Info("client went away during ipxe script", "err", err)
+		return
+	}
+	if h.Recorder != nil && mac != nil {
+		h.Recorder.Record(r.Context(), boot.Event{MAC: mac, Step: boot.StepScript, Detail: r.URL.Path})
+	}
+}
+
+func (h *Handler) serveBinary(w http.ResponseWriter, r *http.Request, log *slog.Logger, name string) {
+	f, err := h.Files.Open(name)
+	if err != nil {
+		log.Warn("ipxe binary not available", "file", name, "err", err)
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		log.Warn("ipxe binary is not a regular file", "file", name)
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if rs, ok := f.(interface {
+		Read([]byte) (int, error)
+		Seek(int64, int) (int64, error)
+	}); ok {
+		http.ServeContent(w, r, name, st.ModTime(), rs)
+	} else {
+		http.Error(w, "binary not seekable", http.StatusInternalServerError)
+	}
+}

@@ -1,0 +1,143 @@
+package ipxe
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/bmi-go/bmi/service/boot"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// specsFunc adapts a function to BootSpecs.
+type specsFunc func(context.Context, net.HardwareAddr) (Spec, error)
+
+func (f specsFunc) BootSpec(ctx context.Context, mac net.HardwareAddr) (Spec, error) {
+	return f(ctx, mac)
+}
+
+type nodesFunc func(context.Context, string) (Spec, net.HardwareAddr, error)
+
+func (f nodesFunc) NodeBootSpec(ctx context.Context, n string) (Spec, net.HardwareAddr, error) {
+	return f(ctx, n)
+}
+
+var mac1 = net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 1}
+
+func testHandler(t *testing.T) (*Handler, *boot.Timeline) {
+	tl := boot.NewTimeline()
+	specs := specsFunc(func(_ context.Context, mac net.HardwareAddr) (Spec, error) {
+		switch mac.String() {
+		case mac1.String():
+			return baseSpec(), nil
+		case "52:54:00:77:00:02":
+			return Spec{}, fault.Errorf(fault.Unavailable, "state db is down")
+		case "52:54:00:77:00:03":
+			s := baseSpec()
+			s.TargetIQN = "bad\nname"
+			return s, nil
+		}
+		return Spec{}, fault.Errorf(fault.NotFound, "no boot config for %s", mac)
+	})
+	nodes := nodesFunc(func(_ context.Context, n string) (Spec, net.HardwareAddr, error) {
+		if n == "node1" {
+			return baseSpec(), mac1, nil
+		}
+		return Spec{}, nil, fault.Errorf(fault.NotFound, "node %q", n)
+	})
+	return &Handler{
+		Specs: specs, Nodes: nodes, Renderer: renderer(t), Log: logging.Discard(), Recorder: tl,
+		Files: fstest.MapFS{"undionly.kpxe": {Data: []byte("KPXE")}},
+	}, tl
+}
+
+func TestHandler(t *testing.T) {
+	tests := map[string]struct {
+		method, path string
+		status       int
+		contains     string
+	}{
+		"by mac colons":      {"GET", "/boot/52:54:00:77:00:01.ipxe", 200, "sanboot --keep iscsi:10.77.0.1::3260:1:iqn.2026-11.org.bmi:lab.7 || goto attempt-failed"},
+		"by mac dashes":      {"GET", "/boot/52-54-00-77-00-01.ipxe", 200, "set username node1"},
+		"by mac upper":       {"GET", "/boot/52-54-00-77-00-01.ipxe", 200, "#!ipxe"},
+		"by node":            {"GET", "/boot/node/node1.ipxe", 200, "set initiator-iqn iqn.2026-11.org.bmi:node1"},
+		"unknown mac":        {"GET", "/boot/52:54:00:77:00:09.ipxe", 200, "BMI-NO-BOOT-CONFIG 52:54:00:77:00:09"},
+		"unknown node":       {"GET", "/boot/node/nope.ipxe", 200, "exit 1"},
+		"lookup fails":       {"GET", "/boot/52:54:00:77:00:02.ipxe", 503, "lookup failed"},
+		"invalid config":     {"GET", "/boot/52:54:00:77:00:03.ipxe", 200, "boot config of this machine is invalid"},
+		"bad mac":            {"GET", "/boot/zz.ipxe", 404, ""},
+		"no suffix":          {"GET", "/boot/52:54:00:77:00:01", 404, ""},
+		"traversal":          {"GET", "/boot/node/../x.ipxe", 404, ""},
+		"post":               {"POST", "/boot/52:54:00:77:00:01.ipxe", 405, ""},
+		"binary":             {"GET", "/boot/undionly.kpxe", 200, "KPXE"},
+		"binary not present": {"GET", "/boot/ipxe.efi", 404, ""},
+		"other path":         {"GET", "/api/x", 404, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h, _ := testHandler(t)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+			body, _ := io.ReadAll(rec.Result().Body)
+			if rec.Code != tc.status {
+				t.Fatalf("%s %s: status %d, want %d (body %q)", tc.method, tc.path, rec.Code, tc.status, body)
+			}
+			if !strings.Contains(string(body), tc.contains) {
+				t.Errorf("%s %s: body %q lacks %q", tc.method, tc.path, body, tc.contains)
+			}
+		})
+	}
+}
+
+func TestHandlerRecordsScript(t *testing.T) {
+	h, tl := testHandler(t)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/boot/52-54-00-77-00-01.ipxe", nil))
+	evs := tl.Events(mac1)
+	if len(evs) != 1 || evs[0].Step != boot.StepScript || evs[0].At.IsZero() {
+		t.Fatalf("timeline after one script = %+v, want one %s event", evs, boot.StepScript)
+	}
+}
+
+func TestHandlerFaultDrop(t *testing.T) {
+	h, tl := testHandler(t)
+	h.Faults = boot.Faults{DropRate: 1}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/boot/52-54-00-77-00-01.ipxe")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("request with drop rate 1 got status %d, want the connection closed", resp.StatusCode)
+	}
+	if evs := tl.Events(mac1); len(evs) != 0 {
+		t.Errorf("a dropped request was recorded: %+v", evs)
+	}
+}
+
+func TestServerStops(t *testing.T) {
+	h, _ := testHandler(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Handler: h, Log: logging.Discard()}).ServeListener(ctx, ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/boot/node/node1.ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after cancel = %v, want nil", err)
+	}
+}
