@@ -195,9 +195,15 @@ func TestVLANIsolation(t *testing.T) {
 	h3 := endpoint(t, n, "p3", "10.77.0.23")
 	bridgeAddr := n.Config().Bridge4.Addr().String()
 	prov := n.Config().ProvisioningVLAN
+	// A port that just joined a bridge may drop the first frames, so a
+	// ping gets three tries of one second: a reply in any counts.
 	ping := func(from, to string) bool {
-		_, err := proc.Run(ctx, "ip", "netns", "exec", from, busybox, "ping", "-c", "1", "-W", "1", to)
-		return err == nil
+		for range 3 {
+			if _, err := proc.Run(ctx, "ip", "netns", "exec", from, busybox, "ping", "-c", "1", "-W", "1", to); err == nil {
+				return true
+			}
+		}
+		return false
 	}
 	set := func(port string, vlan int) {
 		t.Helper()
