@@ -1,0 +1,354 @@
+package iscsi
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"context"
+)
+
+// Reject reasons (RFC 7143 §11.17.1).
+const (
+	rejectProtocolError = 0x04
+	rejectNotSupported  = 0x05
+	rejectInvalidField  = 0x09
+	rejectOutOfResource = 0x0a
+)
+
+// outPDU is one PDU for the writer; status PDUs advance StatSN, and
+// complete releases one slot of the command window.
+type outPDU struct {
+	p        *pdu
+	status   bool
+	complete bool
+	noSeq    bool // Data-In without status: StatSN is reserved
+}
+
+// session is one logged-in connection (one connection per session).
+type session struct {
+	t               *Target
+	c               net.Conn
+	br              *bufio.Reader
+	exp             *export // nil for discovery
+	login           *login
+	p               params
+	dig             digests
+	nx              *nexus
+	initiator, addr string
+	since           time.Time
+	tsih            uint16
+
+	mu       sync.Mutex
+	statSN   uint32
+	expCmdSN uint32
+	maxAdv   uint32 // the highest MaxCmdSN advertised
+	inflight int    // window slots in use
+	held     map[uint32]*pdu
+	tasks    map[uint32]*task
+	nextTTT  uint32
+	textBuf  []byte // text request continued with the C bit
+	textOut  []byte // a text answer longer than one PDU
+	textTTT  uint32
+
+	sendMu    sync.RWMutex
+	outClosed bool
+	out       chan []outPDU
+	work      chan *task
+
+	lastRecv  atomic.Int64
+	pingSent  atomic.Int64
+	closing   atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	bg        sync.WaitGroup // TMF waiters
+}
+
+// window returns the MaxCmdSN to advertise now (never lower than before).
+func (s *session) window() uint32 {
+	m := s.expCmdSN - 1 + uint32(max(s.t.cfg.QueueDepth-s.inflight, 0))
+	if snaGT(m, s.maxAdv) {
+		s.maxAdv = m
+	}
+	return s.maxAdv
+}
+
+// snaGT is serial number arithmetic a > b (RFC 1982, 32 bits).
+func snaGT(a, b uint32) bool { return a != b && (a-b) < 1<<31 }
+
+// send queues PDUs for the writer; it drops them once the session closes.
+func (s *session) send(items ...outPDU) {
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	if s.outClosed {
+		return
+	}
+	s.out <- items
+}
+
+// close drops the connection; serve's reader sees it and shuts down.
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.c.Close()
+	})
+}
+
+// writer sends queued PDUs, filling in the sequence numbers at send time
+// so that StatSN follows the order on the wire.
+func (s *session) writer() {
+	bw := bufio.NewWriterSize(s.c, 256*1024)
+	broken := false
+	for items := range s.out {
+		for _, it := range items {
+			s.mu.Lock()
+			if it.complete && s.inflight > 0 {
+				s.inflight--
+			}
+			if it.p != nil {
+				if !it.noSeq {
+					it.p.put32(24, s.statSN)
+				}
+				if it.status {
+					s.statSN++
+				}
+				it.p.put32(28, s.expCmdSN)
+				it.p.put32(32, s.window())
+			}
+			s.mu.Unlock()
+			if it.p == nil || broken {
+				continue
+			}
+			b, err := it.p.marshal(s.dig)
+			if err == nil {
+				_, err = bw.Write(b)
+			}
+			if err != nil {
+				broken = true
+				s.close()
+			}
+		}
+		if len(s.out) == 0 && !broken {
+			if err := bw.Flush(); err != nil {
+				broken = true
+				s.close()
+			}
+		}
+	}
+	if !broken {
+		bw.Flush()
+	}
+}
+
+// reject answers a PDU we cannot take.
+func (s *session) reject(p *pdu, reason byte) {
+	r := newPDU(opReject)
+	r.bhs[2] = reason
+	r.put32(16, reservedTag)
+	r.data = append([]byte(nil), p.bhs[:]...)
+	s.send(outPDU{p: r, status: true})
+}
+
+// serveSession runs the full-feature phase until the connection ends.
+func (s *session) serve(ctx context.Context) error {
+	s.out = make(chan []outPDU, 2*s.t.cfg.QueueDepth+16)
+	s.work = make(chan *task, 2*s.t.cfg.QueueDepth+16)
+	s.held = map[uint32]*pdu{}
+	s.tasks = map[uint32]*task{}
+	s.done = make(chan struct{})
+	s.lastRecv.Store(time.Now().UnixNano())
+	var writerDone, workers sync.WaitGroup
+	writerDone.Add(1)
+	go func() { defer writerDone.Done(); s.writer() }()
+	if s.exp != nil {
+		for range s.t.cfg.Workers {
+			workers.Add(1)
+			go func() { defer workers.Done(); s.worker() }()
+		}
+	}
+	stopPing := make(chan struct{})
+	go s.pinger(stopPing)
+	stop := context.AfterFunc(ctx, s.close)
+
+	err := s.readLoop()
+
+	stop()
+	close(stopPing)
+	s.closing.Store(true)
+	close(s.work)
+	workers.Wait()
+	s.bg.Wait()
+	s.sendMu.Lock()
+	s.outClosed = true
+	close(s.out)
+	s.sendMu.Unlock()
+	writerDone.Wait()
+	s.close()
+	close(s.done)
+	return err
+}
+
+// errLogout ends the read loop after a Logout.
+var errLogout = errors.New("logged out")
+
+func (s *session) readLoop() error {
+	for {
+		p, err := readPDU(s.br, s.dig, ourMaxRecvDataSegment)
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			return err
+		}
+		s.lastRecv.Store(time.Now().UnixNano())
+		s.pingSent.Store(0)
+		switch p.opcode() {
+		case opDataOut:
+			if err := s.dataOut(p); err != nil {
+				return err
+			}
+			continue
+		case opNOPOut, opSCSICmd, opTMFReq, opTextReq, opLogoutReq:
+		default:
+			s.reject(p, rejectNotSupported)
+			continue
+		}
+		for _, q := range s.admit(p) {
+			if err := s.dispatch(q); err != nil {
+				if errors.Is(err, errLogout) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+}
+
+// admit applies CmdSN ordering: it returns the PDUs to process now, in
+// order. Commands outside the window are dropped silently (RFC 7143
+// §4.2.2.1); in-window commands after a gap wait for it to be filled.
+func (s *session) admit(p *pdu) []*pdu {
+	if p.immediate() {
+		return []*pdu{p}
+	}
+	sn := p.u32(24)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sn != s.expCmdSN {
+		if snaGT(sn, s.expCmdSN) && !snaGT(sn, s.maxAdv) && len(s.held) < s.t.cfg.QueueDepth {
+			s.held[sn] = p
+		}
+		return nil
+	}
+	out := []*pdu{p}
+	s.expCmdSN++
+	s.countSlot(p)
+	for {
+		q, ok := s.held[s.expCmdSN]
+		if !ok {
+			break
+		}
+		delete(s.held, s.expCmdSN)
+		s.expCmdSN++
+		s.countSlot(q)
+		out = append(out, q)
+	}
+	return out
+}
+
+// countSlot takes a window slot for a non-immediate SCSI command; it is
+// given back when its response is sent.
+func (s *session) countSlot(p *pdu) {
+	if p.opcode() == opSCSICmd && !p.immediate() {
+		s.inflight++
+	}
+}
+
+func (s *session) dispatch(p *pdu) error {
+	switch p.opcode() {
+	case opNOPOut:
+		if p.itt() == reservedTag {
+			return nil // the answer to our ping
+		}
+		r := newPDU(opNOPIn)
+		copy(r.bhs[8:16], p.bhs[8:16])
+		r.put32(16, p.itt())
+		r.put32(20, reservedTag)
+		r.data = p.data
+		s.send(outPDU{p: r, status: true})
+	case opSCSICmd:
+		return s.scsiCommand(p)
+	case opTMFReq:
+		s.taskManagement(p)
+	case opTextReq:
+		s.text(p)
+	case opLogoutReq:
+		return s.logout(p)
+	}
+	return nil
+}
+
+// logout answers a Logout Request once every command has completed.
+func (s *session) logout(p *pdu) error {
+	s.waitTasks(nil)
+	r := newPDU(opLogoutResp)
+	r.put32(16, p.itt())
+	reason := p.flags() & 0x7f
+	if reason == 2 {
+		r.bhs[2] = 2 // connection recovery is not supported
+	}
+	s.send(outPDU{p: r, status: true})
+	if reason == 2 {
+		return nil
+	}
+	return errLogout
+}
+
+// pinger sends NOP-In pings when the initiator is silent and closes the
+// session when a ping goes unanswered (a node that powered off).
+func (s *session) pinger(stop chan struct{}) {
+	tick := time.NewTicker(max(s.t.cfg.NopInterval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			if sent := s.pingSent.Load(); sent != 0 {
+				if now.Sub(time.Unix(0, sent)) > s.t.cfg.NopTimeout {
+					s.t.log.Warn("iscsi initiator stopped answering, dropping its session",
+						"initiator", s.initiator, "remote", s.addr)
+					s.close()
+					return
+				}
+				continue
+			}
+			if now.Sub(time.Unix(0, s.lastRecv.Load())) < s.t.cfg.NopInterval {
+				continue
+			}
+			r := newPDU(opNOPIn)
+			r.put32(16, reservedTag)
+			var tag [4]byte
+			rand.Read(tag[:])
+			r.put32(20, uint32(tag[0])<<24|uint32(tag[1])<<16|uint32(tag[2])<<8|uint32(tag[3])&0x7fffffff)
+			s.pingSent.Store(now.UnixNano())
+			s.send(outPDU{p: r})
+		}
+	}
+}
+
+// newTTT returns a target transfer tag (never the reserved one).
+func (s *session) newTTT() uint32 {
+	s.nextTTT++
+	if s.nextTTT == reservedTag {
+		s.nextTTT = 1
+	}
+	return s.nextTTT
+}
+
+func (s *session) String() string { return fmt.Sprintf("%s@%s", s.initiator, s.addr) }
