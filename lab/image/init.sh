@@ -1,0 +1,89 @@
+#!/bin/sh
+# BMI lab golden image /init (busybox). Finds its boot disk, prints the
+# state record found there, writes "<hostname> <boot count>", prints a
+# marker with its host name on ttyS0 and powers off.
+#
+# mode ibft:  booted by iPXE's sanboot; logs into its own iSCSI disk from
+#             the iBFT (iscsistart -N, then -b), as a diskless node does.
+# mode local: no iBFT; the disk is a local one (virtio or SCSI).
+# Host name: the iBFT NIC's (DHCP option 12 via iPXE), else bmi.host= on
+# the kernel command line, else the SMBIOS system serial, else node-<mac>.
+# Markers (match them as substrings: serial output carries escapes):
+#   BMI-LAB-STATE <previous host> <previous count> | BMI-LAB-STATE none
+#   BMI-LAB-BOOTED <host> mode=<mode> uptime=<seconds>
+#   BMI-LAB-FAILED <reason>
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec >/dev/ttyS0 2>&1
+up() { cut -d' ' -f1 /proc/uptime; }
+log() { echo "BMI-LAB-T $(up) $*"; }
+fail() { echo "BMI-LAB-FAILED $* (uptime $(up))"; sleep 0.2; poweroff -f; }
+K=$(uname -r)
+log init-start kernel=$K
+
+host=auto; lto=60
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    bmi.host=*) host=${w#*=} ;;
+    bmi.logintimeout=*) lto=${w#*=} ;;   # iscsistart -b retries forever without a bound
+  esac
+done
+
+while read -r m; do insmod /lib/modules/$K/$m 2>/dev/null; done < /etc/modules.order
+ip link set lo up
+log modules-loaded
+
+IB=/sys/firmware/ibft
+if [ -d $IB/target0 ]; then mode=ibft; else mode=local; fi
+if [ -d $IB ]; then echo "BMI-LAB-IBFT present: $(ls $IB | tr '\n' ' ')"; else echo "BMI-LAB-IBFT absent"; fi
+
+if [ $mode = ibft ]; then
+  h=$(cat $IB/ethernet0/hostname 2>/dev/null); [ -n "$h" ] && host=$h
+  # iscsistart does not load iscsi_ibft itself (done above with the modules)
+  iscsistart -N; rc=$?
+  log "iscsistart -N rc=$rc"
+  [ $rc = 0 ] || fail "iscsistart -N rc=$rc"
+  timeout $lto iscsistart -b; rc=$?
+  log "iscsistart -b rc=$rc"
+  [ $rc = 0 ] || fail "iscsistart -b rc=$rc"
+fi
+if [ "$host" = auto ] || [ -z "$host" ]; then
+  h=$(cat /sys/class/dmi/id/product_serial 2>/dev/null | tr -cd 'A-Za-z0-9._-')
+  if [ -n "$h" ]; then host=$h; else host=node-$(cat /sys/class/net/*/address | grep -v 00:00:00:00:00:00 | head -1 | tr -d :); fi
+fi
+
+# the disk: the first sd*/vd* with a second partition
+disk=
+for i in $(seq 1 300); do
+  for b in /sys/block/sd* /sys/block/vd*; do
+    [ -e "$b/${b##*/}2" ] && disk=${b##*/} && break 2
+  done
+  sleep 0.1
+done
+[ -n "$disk" ] || fail "no disk with a partition 2 after 30 s"
+P2=/dev/${disk}2
+[ -b $P2 ] || mknod $P2 b $(tr ':' ' ' < /sys/block/$disk/${disk}2/dev)
+log "disk $disk ($(cat /sys/block/$disk/size) sectors)"
+for s in /sys/class/iscsi_session/session*; do
+  [ -d "$s" ] && echo "BMI-LAB-SESSION ${s##*/} target=$(cat $s/targetname) initiator=$(cat $s/initiatorname 2>/dev/null)"
+done
+
+rec=$(dd if=$P2 bs=512 count=1 2>/dev/null | tr -d '\000' | head -n 1)
+count=0
+case "$rec" in
+  "BMI1 "*) set -- $rec; prev="$2 $3"; count=$3 ;;
+  *) prev=none ;;
+esac
+echo "BMI-LAB-STATE $prev"
+new=$((count + 1))
+printf 'BMI1 %s %d\n' "$host" $new | dd of=$P2 bs=512 count=1 conv=sync,fsync 2>/dev/null || fail "write $P2"
+sync
+echo 3 > /proc/sys/vm/drop_caches
+back=$(dd if=$P2 bs=512 count=1 2>/dev/null | tr -d '\000' | head -n 1)
+echo "BMI-LAB-WROTE ${back#BMI1 }"
+echo "BMI-LAB-BOOTED $host mode=$mode uptime=$(up)"
+echo "(flush)"
+sleep 0.2
+poweroff -f
