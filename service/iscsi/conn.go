@@ -20,6 +20,7 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 	if err := c.SetDeadline(time.Now().Add(t.cfg.LoginTimeout)); err != nil {
 		return err
 	}
+	s := &session{t: t, c: c, br: br, login: l, addr: c.RemoteAddr().String(), done: make(chan struct{})}
 	var last *pdu
 	for !l.done {
 		req, err := readPDU(br, digests{}, loginMaxData)
@@ -27,8 +28,32 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			return fmt.Errorf("login from %s: %w", c.RemoteAddr(), err)
 		}
 		resp, lerr := l.respond(req)
+		if l.done && lerr == nil && !l.discovery {
+			// Register before the initiator hears it is logged in; the
+			// target may have been unexported while the login ran.
+			t.mu.Lock()
+			if e, ok := t.exports[l.exp.IQN]; ok && e == l.exp {
+				s.exp = e
+				s.initiator, s.since = l.initiator, time.Now()
+				e.sessions[s] = struct{}{}
+			} else {
+				lerr = refuse(loginTargetRemoved, "target %s was removed during the login", l.exp.IQN)
+				resp.bhs[1] &^= 0x83
+				resp.bhs[36], resp.bhs[37] = byte(loginTargetRemoved>>8), byte(loginTargetRemoved&0xff)
+				resp.data = nil
+			}
+			t.mu.Unlock()
+			if s.exp != nil {
+				defer func() {
+					t.mu.Lock()
+					delete(s.exp.sessions, s)
+					t.mu.Unlock()
+				}()
+			}
+		}
 		if l.done && lerr == nil {
 			resp.put16(14, t.newTSIH())
+			resp.put32(32, req.u32(24)+uint32(t.cfg.QueueDepth)-1) // open the command window
 		}
 		l.statSN++
 		b, err := resp.marshal(digests{})
@@ -52,33 +77,19 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
-	s := &session{
-		t: t, c: c, br: br, login: l, p: l.neg.p,
-		dig:       digests{header: l.neg.p.headerDigest, data: l.neg.p.dataDigest},
-		initiator: l.initiator, addr: c.RemoteAddr().String(), since: time.Now(),
-		statSN: l.statSN, expCmdSN: last.u32(24),
+	s.p = l.neg.p
+	s.dig = digests{header: l.neg.p.headerDigest, data: l.neg.p.dataDigest}
+	if l.discovery {
+		s.initiator, s.since = l.initiator, time.Now()
 	}
+	s.statSN, s.expCmdSN = l.statSN, last.u32(24)
 	s.maxAdv = s.expCmdSN - 1 + uint32(t.cfg.QueueDepth)
 	if !l.discovery {
-		// The target may have been unexported while the login ran.
-		t.mu.Lock()
-		e, ok := t.exports[l.exp.IQN]
-		if !ok || e != l.exp {
-			t.mu.Unlock()
-			return fmt.Errorf("target %s was removed during the login of %s", l.exp.IQN, l.initiator)
-		}
-		s.exp = e
+		e := s.exp
 		s.nx = &nexus{}
 		rand.Read(s.nx.itn.ID[:])
 		s.nx.itn.Tag = fmt.Sprintf("%s,i,0x%x", l.initiator, l.isid)
 		s.nx.luInfo.Lu = e.unit.lu
-		e.sessions[s] = struct{}{}
-		t.mu.Unlock()
-		defer func() {
-			t.mu.Lock()
-			delete(e.sessions, s)
-			t.mu.Unlock()
-		}()
 		t.log.Info("iscsi session started", "target", e.IQN, "initiator", l.initiator, "remote", s.addr,
 			"header_digest", s.dig.header, "data_digest", s.dig.data)
 	}

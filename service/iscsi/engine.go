@@ -24,6 +24,7 @@ const (
 
 	senseIllegalRequest = 0x05
 	senseHardwareError  = 0x04
+	senseMediumError    = 0x03
 	senseAbortedCommand = 0x0b
 )
 
@@ -301,6 +302,11 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 			res.sense = append([]byte(nil), cmd.SenseBuffer.Buffer...)
 		}
 		return res
+	}
+	if rw && !isWrite && xfer > 0 && cmd.InSDBBuffer.Resid == 0 {
+		// gotgt loses the error of a failed backing-store read and answers
+		// GOOD with zeros; the length it records (Resid) is 0 only then.
+		return checkCondition(senseMediumError, 0x1100) // UNRECOVERED READ ERROR
 	}
 	res.status = statusGood
 	if cmd.InSDBBuffer != nil && r.read {

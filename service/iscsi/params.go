@@ -11,7 +11,7 @@ const (
 	// longest data segment an initiator may send us.
 	ourMaxRecvDataSegment = 256 * 1024
 	// loginMaxData bounds data segments during login (before negotiation).
-	loginMaxData = 8192
+	loginMaxData         = 8192
 	ourMaxBurst          = 16 * 1024 * 1024
 	ourFirstBurst        = 256 * 1024
 	ourMaxOutstandingR2T = 8

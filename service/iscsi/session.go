@@ -160,7 +160,6 @@ func (s *session) serve(ctx context.Context) error {
 	s.work = make(chan *task, 2*s.t.cfg.QueueDepth+16)
 	s.held = map[uint32]*pdu{}
 	s.tasks = map[uint32]*task{}
-	s.done = make(chan struct{})
 	s.lastRecv.Store(time.Now().UnixNano())
 	var writerDone, workers sync.WaitGroup
 	writerDone.Add(1)
