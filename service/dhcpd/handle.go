@@ -1,0 +1,341 @@
+package dhcpd
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/bmi-go/bmi/service/boot"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// handlePacket decodes one packet and returns the reply and where to send
+// it, or nil when the packet is to be ignored (always with a log line).
+// It never panics on any input.
+func (s *Server) handlePacket(ctx context.Context, ifc *iface, raw []byte, peer net.Addr, proxy bool) ([]byte, net.Addr) {
+	log := s.log().With("interface", ifc.name, "from", peer.String())
+	req, err := dhcpv4.FromBytes(raw)
+	if err != nil {
+		log.Info("ignoring malformed dhcp packet", "bytes", len(raw), "err", err)
+		return nil, nil
+	}
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
+		log.Info("ignoring dhcp packet that is not a request", "op", req.OpCode.String())
+		return nil, nil
+	}
+	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		log.Info("ignoring dhcp request without an ethernet MAC", "hwtype", req.HWType.String(), "hwlen", len(req.ClientHWAddr))
+		return nil, nil
+	}
+	mac := req.ClientHWAddr
+	log = log.With("mac", mac.String(), "xid", req.TransactionID.String(), "type", req.MessageType().String())
+	reply := s.handle(ctx, log, ifc, req, proxy)
+	if reply == nil {
+		return nil, nil
+	}
+	return reply.ToBytes(), s.destination(req, reply, peer, proxy)
+}
+
+// destination is where a reply goes: back to a relay, to a client that
+// has an address, else broadcast on the interface.
+func (s *Server) destination(req, reply *dhcpv4.DHCPv4, peer net.Addr, proxy bool) net.Addr {
+	switch {
+	case proxy:
+		return peer
+	case !req.GatewayIPAddr.IsUnspecified() && req.GatewayIPAddr != nil:
+		return &net.UDPAddr{IP: req.GatewayIPAddr, Port: dhcpv4.ServerPort}
+	case !req.ClientIPAddr.IsUnspecified() && req.ClientIPAddr != nil && reply.MessageType() != dhcpv4.MessageTypeNak:
+		return &net.UDPAddr{IP: req.ClientIPAddr, Port: dhcpv4.ClientPort}
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+}
+
+func (s *Server) handle(ctx context.Context, log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, proxy bool) *dhcpv4.DHCPv4 {
+	mac := req.ClientHWAddr
+	mt := req.MessageType()
+	switch mt {
+	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+	default:
+		log.Info("ignoring dhcp message type")
+		return nil
+	}
+	node, err := s.Nodes.BootNode(ctx, mac)
+	if errors.Is(err, fault.ErrNotFound) {
+		log.Info("ignoring dhcp from a MAC without a boot config")
+		return nil
+	}
+	if err != nil {
+		log.Error("dhcp node lookup failed; not answering", "err", err)
+		return nil
+	}
+	log = log.With("node", node)
+	if mt == dhcpv4.MessageTypeDiscover {
+		s.record(ctx, mac, boot.StepDiscover, "")
+	}
+	if mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest {
+		bootMods, why := s.bootOptions(req, ifc)
+		switch {
+		case why == errNoArch && s.mode() == ModeServer:
+			// Not a boot firmware: the node's own OS, which still needs
+			// its address. No boot file.
+			log.Debug("dhcp client is not a PXE client: address only")
+		case why != "":
+			log.Info("ignoring dhcp: " + why)
+			return nil
+		}
+		switch {
+		case s.mode() == ModeProxy:
+			return s.handleProxy(ctx, log, ifc, req, bootMods, proxy)
+		case mt == dhcpv4.MessageTypeDiscover:
+			return s.offer(ctx, log, ifc, req, node, bootMods)
+		default:
+			return s.ack(ctx, log, ifc, req, node, bootMods)
+		}
+	}
+	if s.mode() == ModeProxy {
+		log.Info("ignoring dhcp message in proxy mode")
+		return nil
+	}
+	switch mt {
+	case dhcpv4.MessageTypeRelease:
+		if l, err := s.Leases.Get(ctx, mac); err == nil && l.IP.Equal(req.ClientIPAddr) {
+			if err := s.Leases.Release(ctx, mac); err != nil {
+				log.Error("dhcp release failed", "err", err)
+			} else {
+				log.Info("dhcp lease released", "ip", l.IP.String())
+			}
+		}
+	case dhcpv4.MessageTypeDecline:
+		log.Warn("client declined its address: another host uses it", "ip", req.RequestedIPAddress().String())
+		if err := s.Leases.Release(ctx, mac); err != nil {
+			log.Error("dhcp release after decline failed", "err", err)
+		}
+	}
+	return nil
+}
+
+// bootOptions picks the boot file for the client: the node's script URL
+// for iPXE, else the iPXE binary for its architecture. why is non-empty
+// when the client cannot be booted (an architecture without a binary).
+func (s *Server) bootOptions(req *dhcpv4.DHCPv4, ifc *iface) ([]dhcpv4.Modifier, string) {
+	mods := []dhcpv4.Modifier{dhcpv4.WithServerIP(ifc.ip)}
+	if isIPXE(req) {
+		url := ScriptURL(s.BaseURL, req.ClientHWAddr)
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName(url)))
+		if s.mode() == ModeServer {
+			// iPXE's "no-pxedhcp" setting: do not wait for ProxyDHCP offers
+			// (2 s per boot otherwise).
+			mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(175), []byte{176, 1, 1}))
+		}
+		return mods, ""
+	}
+	archs := req.ClientArch()
+	if len(archs) == 0 {
+		return nil, errNoArch
+	}
+	switch archs[0] {
+	case iana.INTEL_X86PC:
+		return append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName("undionly.kpxe"))), ""
+	case iana.EFI_X86_64, iana.EFI_BC:
+		return append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName("ipxe.efi"))), ""
+	case iana.EFI_X86_64_HTTP:
+		return append(mods,
+			dhcpv4.WithOption(dhcpv4.OptBootFileName(strings.TrimRight(s.BaseURL, "/")+"/boot/ipxe.efi")),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("HTTPClient"))), ""
+	}
+	return nil, "no iPXE binary for client architecture " + archs[0].String()
+}
+
+// errNoArch is bootOptions' reason for a client that sends no option 93.
+const errNoArch = "not a PXE client (no client architecture, option 93)"
+
+// isIPXE reports whether the request comes from iPXE: user class "iPXE"
+// (which iPXE sends raw, not RFC 3004 encoded) or iPXE's option 175.
+func isIPXE(req *dhcpv4.DHCPv4) bool {
+	for _, uc := range req.UserClass() {
+		if uc == "iPXE" {
+			return true
+		}
+	}
+	return req.Options.Has(dhcpv4.GenericOptionCode(175))
+}
+
+// ScriptURL is the URL of the iPXE script of the node with this MAC.
+func ScriptURL(base string, mac net.HardwareAddr) string {
+	return strings.TrimRight(base, "/") + "/boot/" + strings.ReplaceAll(mac.String(), ":", "-") + ".ipxe"
+}
+
+func (s *Server) offer(ctx context.Context, log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, node string, bootMods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	ip, err := s.allocate(ctx, req.ClientHWAddr, node, req.RequestedIPAddress())
+	if err != nil {
+		log.Error("no address to offer", "err", err)
+		return nil
+	}
+	reply := s.reply(log, ifc, req, dhcpv4.MessageTypeOffer, ip, node, bootMods)
+	if reply != nil {
+		log.Info("dhcp offer", "ip", ip.String(), "file", reply.BootFileNameOption())
+		s.record(ctx, req.ClientHWAddr, boot.StepOffer, ip.String()+" "+reply.BootFileNameOption())
+	}
+	return reply
+}
+
+func (s *Server) ack(ctx context.Context, log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, node string, bootMods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(ifc.ip) {
+		log.Info("ignoring dhcp request for another server", "server", sid.String())
+		return nil
+	}
+	want := req.RequestedIPAddress()
+	if want == nil || want.IsUnspecified() {
+		want = req.ClientIPAddr
+	}
+	mac := req.ClientHWAddr
+	l, err := s.Leases.Get(ctx, mac)
+	switch {
+	case err == nil && l.IP.Equal(want):
+	case (err == nil || errors.Is(err, fault.ErrNotFound)) && want != nil && s.inPool(want):
+		l = Lease{MAC: mac, IP: want.To4()}
+	case err != nil && !errors.Is(err, fault.ErrNotFound):
+		log.Error("dhcp lease lookup failed; not answering", "err", err)
+		return nil
+	default:
+		log.Info("dhcp nak: requested address is not this client's", "requested", want.String())
+		return s.nak(ifc, req)
+	}
+	l.Hostname = node
+	l.Expires = s.now().Add(s.leaseTime())
+	if err := s.Leases.Put(ctx, l); err != nil {
+		if errors.Is(err, fault.ErrConflict) {
+			log.Info("dhcp nak: requested address is leased to another client", "requested", want.String())
+			return s.nak(ifc, req)
+		}
+		log.Error("dhcp lease not stored; not answering", "err", err)
+		return nil
+	}
+	reply := s.reply(log, ifc, req, dhcpv4.MessageTypeAck, l.IP, node, bootMods)
+	if reply != nil {
+		log.Info("dhcp ack", "ip", l.IP.String(), "file", reply.BootFileNameOption(), "lease", s.leaseTime())
+		s.record(ctx, mac, boot.StepAck, l.IP.String()+" "+reply.BootFileNameOption())
+	}
+	return reply
+}
+
+func (s *Server) nak(ifc *iface, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	r, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ifc.ip)))
+	if err != nil {
+		return nil
+	}
+	return r
+}
+
+// reply builds an OFFER or ACK with the address and the boot options.
+func (s *Server) reply(log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, ip net.IP, node string, bootMods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	mods := []dhcpv4.Modifier{
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithYourIP(ip),
+		dhcpv4.WithNetmask(s.Pool.Netmask),
+		dhcpv4.WithLeaseTime(uint32(s.leaseTime() / time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ifc.ip)),
+	}
+	if s.Pool.Router != nil {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRouter(s.Pool.Router)))
+	}
+	if len(s.Pool.DNS) > 0 {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDNS(s.Pool.DNS...)))
+	}
+	if h := hostname(node); h != "" {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptHostName(h)))
+	}
+	r, err := dhcpv4.NewReplyFromRequest(req, append(mods, bootMods...)...)
+	if err != nil {
+		log.Error("dhcp reply not built", "err", err)
+		return nil
+	}
+	return r
+}
+
+// handleProxy answers in proxy mode: a PXE client's DISCOVER on port 67
+// with a ProxyDHCP offer, its REQUEST on port 4011 with an ACK; neither
+// carries an address.
+func (s *Server) handleProxy(ctx context.Context, log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, bootMods []dhcpv4.Modifier, onProxyPort bool) *dhcpv4.DHCPv4 {
+	if !strings.HasPrefix(req.ClassIdentifier(), "PXEClient") && !isIPXE(req) {
+		log.Info("ignoring dhcp from a client that is not a PXE client (proxy mode)")
+		return nil
+	}
+	var mt dhcpv4.MessageType
+	switch {
+	case !onProxyPort && req.MessageType() == dhcpv4.MessageTypeDiscover:
+		mt = dhcpv4.MessageTypeOffer
+	case onProxyPort && req.MessageType() == dhcpv4.MessageTypeRequest:
+		mt = dhcpv4.MessageTypeAck
+	default:
+		log.Info("ignoring dhcp message in proxy mode", "proxy_port", onProxyPort)
+		return nil
+	}
+	mods := []dhcpv4.Modifier{
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ifc.ip)),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient")),
+		// PXE discovery control (option 43, sub-option 6) = 8: boot the file
+		// named in this offer, no further boot server discovery.
+		dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{6, 1, 8, 255}),
+	}
+	r, err := dhcpv4.NewReplyFromRequest(req, append(mods, bootMods...)...)
+	if err != nil {
+		log.Error("proxydhcp reply not built", "err", err)
+		return nil
+	}
+	r.YourIPAddr = net.IPv4zero
+	step := boot.StepOffer
+	if mt == dhcpv4.MessageTypeAck {
+		step = boot.StepAck
+	}
+	log.Info("proxydhcp "+strings.ToLower(mt.String()), "file", r.BootFileNameOption())
+	s.record(ctx, req.ClientHWAddr, step, "proxy "+r.BootFileNameOption())
+	return r
+}
+
+func (s *Server) record(ctx context.Context, mac net.HardwareAddr, step boot.Step, detail string) {
+	if s.Recorder != nil {
+		s.Recorder.Record(ctx, boot.Event{MAC: mac, Step: step, Detail: detail})
+	}
+}
+
+func (s *Server) leaseTime() time.Duration {
+	if s.Pool.LeaseTime <= 0 {
+		return time.Hour
+	}
+	return s.Pool.LeaseTime
+}
+
+// hostname makes a node name fit DHCP option 12: letters, digits and
+// '-', at most 63 characters.
+func hostname(node string) string {
+	var b strings.Builder
+	for _, r := range node {
+		if b.Len() == 63 {
+			break
+		}
+		if r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+func ipToU32(ip net.IP) uint32 { return binary.BigEndian.Uint32(ip.To4()) }
+
+func u32ToIP(v uint32) net.IP {
+	ip := make(net.IP, 4)
+	binary.BigEndian.PutUint32(ip, v)
+	return ip
+}
