@@ -1,0 +1,123 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// The helpers below make each Ceph action idempotent, so a step can be
+// re-run after a crash and an undo can run for a step that never acted.
+
+func (s *Service) ensureSnap(ctx context.Context, image, snap string) error {
+	err := s.images.CreateSnapshot(ctx, image, snap)
+	if errors.Is(err, fault.ErrExists) {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) ensureProtected(ctx context.Context, image, snap string) error {
+	err := s.images.ProtectSnapshot(ctx, image, snap)
+	if err == nil || !(errors.Is(err, fault.ErrConflict) || errors.Is(err, fault.ErrExists)) {
+		return err
+	}
+	if p, perr := s.isProtected(ctx, image, snap); perr == nil && p {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) isProtected(ctx context.Context, image, snap string) (bool, error) {
+	snaps, err := s.images.Snapshots(ctx, image)
+	if err != nil {
+		return false, err
+	}
+	for _, sn := range snaps {
+		if sn.Name == snap {
+			return sn.Protected, nil
+		}
+	}
+	return false, fmt.Errorf("snapshot %s@%s: %w", image, snap, fault.ErrNotFound)
+}
+
+// ensureUnprotected unprotects image@snap; a missing image or snapshot, or
+// one not protected, is fine. A snapshot with clones is a conflict.
+func (s *Service) ensureUnprotected(ctx context.Context, image, snap string) error {
+	err := s.images.UnprotectSnapshot(ctx, image, snap)
+	if err == nil || errors.Is(err, fault.ErrNotFound) || errors.Is(err, fault.ErrInvalid) {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) ensureSnapGone(ctx context.Context, image, snap string) error {
+	if err := s.ensureUnprotected(ctx, image, snap); err != nil {
+		return err
+	}
+	err := s.images.RemoveSnapshot(ctx, image, snap)
+	if errors.Is(err, fault.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// ensureGone removes a BMI-owned image and its snapshots; a missing one is
+// fine. Never call it on an image BMI does not own.
+func (s *Service) ensureGone(ctx context.Context, image string) error {
+	snaps, err := s.images.Snapshots(ctx, image)
+	if errors.Is(err, fault.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, sn := range snaps {
+		if err := s.ensureSnapGone(ctx, image, sn.Name); err != nil {
+			return err
+		}
+	}
+	err = s.images.Remove(ctx, image)
+	if errors.Is(err, fault.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// ensureClone clones parent@snap to child; a child that already is that
+// clone (an earlier run of the same step) is fine.
+func (s *Service) ensureClone(ctx context.Context, parent, snap, child string) error {
+	err := s.images.Clone(ctx, parent, snap, child)
+	if !errors.Is(err, fault.ErrExists) {
+		return err
+	}
+	pi, ps, perr := s.images.Parent(ctx, child)
+	if perr == nil && pi == parent && ps == snap {
+		return nil
+	}
+	if perr == nil && pi == "" {
+		// Already flattened by a later step of the same operation.
+		return nil
+	}
+	return fault.Errorf(fault.Conflict, "rbd image %q already exists and is not a clone of %s@%s", child, parent, snap)
+}
+
+// ensureFlat flattens a clone; an image without a parent is fine.
+func (s *Service) ensureFlat(ctx context.Context, name string, progress Progress) error {
+	parent, _, err := s.images.Parent(ctx, name)
+	if err != nil || parent == "" {
+		return err
+	}
+	return s.images.Flatten(ctx, name, progress)
+}
+
+// imageSnapshotReady makes name@<snapshot> exist and be protected: every
+// BMI image keeps one, for cloning.
+func (s *Service) imageSnapshotReady(ctx context.Context, name string) error {
+	if err := s.ensureSnap(ctx, name, s.cfg.Snapshot); err != nil {
+		return err
+	}
+	return s.ensureProtected(ctx, name, s.cfg.Snapshot)
+}

@@ -1,0 +1,133 @@
+package core
+
+import (
+	"context"
+	"io"
+
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// Store is the state database as the core sees it (service/store.SQLite).
+type Store interface {
+	CreateProject(ctx context.Context, name string) (Project, error)
+	Project(ctx context.Context, name string) (Project, error)
+	Projects(ctx context.Context) ([]Project, error)
+	DeleteProject(ctx context.Context, name string) error
+
+	InsertImage(ctx context.Context, im Image, uid string) (Image, error)
+	Image(ctx context.Context, project, name string) (Image, error)
+	ImageByID(ctx context.Context, id int64) (Image, error)
+	Images(ctx context.Context, f ImageFilter) ([]Image, error)
+	Children(ctx context.Context, id int64) ([]Image, error)
+	SetImageState(ctx context.Context, id int64, st State, opID string) error
+	SetImageSize(ctx context.Context, id int64, size uint64) error
+	MoveImage(ctx context.Context, id int64, project, name string, detach bool) error
+	DeleteImage(ctx context.Context, id int64) error
+	CountImages(ctx context.Context, project string) (int, error)
+
+	PutTarget(ctx context.Context, t Target) error
+	Target(ctx context.Context, diskID int64) (Target, error)
+	Targets(ctx context.Context) ([]Target, error)
+	DeleteTarget(ctx context.Context, diskID int64) error
+
+	PutBoot(ctx context.Context, b BootConfig) error
+	Boot(ctx context.Context, node string) (BootConfig, error)
+	BootByMAC(ctx context.Context, mac string) (BootConfig, error)
+	Boots(ctx context.Context, project string, diskID int64) ([]BootConfig, error)
+	DeleteBoot(ctx context.Context, node string) error
+
+	LeaseByMAC(ctx context.Context, mac string) (Lease, error)
+
+	CreateOp(ctx context.Context, op Operation) error
+	SetOpData(ctx context.Context, id string, data map[string]string) error
+	SetOpState(ctx context.Context, id string, st OpState, msg string) error
+	SetOpProgress(ctx context.Context, id string, p float64) error
+	MarkStep(ctx context.Context, opID string, seq int, name string, st StepState) error
+	Op(ctx context.Context, id string) (Operation, error)
+	Ops(ctx context.Context, st OpState, limit int) ([]Operation, error)
+}
+
+// Snapshot is an RBD snapshot as the core sees it.
+type Snapshot struct {
+	Name      string
+	Protected bool
+}
+
+// Progress receives work done out of a total (units are the callee's).
+type Progress func(done, total uint64)
+
+// Images is the RBD store as the core sees it (service/ceph.Store through
+// the daemon's adapter). Errors carry fault kinds: a missing image or
+// snapshot is ErrNotFound, a duplicate ErrExists, a busy or protected one
+// ErrConflict, "not protected" ErrInvalid.
+type Images interface {
+	Size(ctx context.Context, name string) (uint64, error)
+	// Parent returns the image@snap a clone was made from; "" for none.
+	Parent(ctx context.Context, name string) (image, snap string, err error)
+	Snapshots(ctx context.Context, name string) ([]Snapshot, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+	Remove(ctx context.Context, name string) error
+	Rename(ctx context.Context, from, to string) error
+	CreateSnapshot(ctx context.Context, image, snap string) error
+	ProtectSnapshot(ctx context.Context, image, snap string) error
+	UnprotectSnapshot(ctx context.Context, image, snap string) error
+	RemoveSnapshot(ctx context.Context, image, snap string) error
+	Clone(ctx context.Context, parent, snap, child string) error
+	Flatten(ctx context.Context, name string, progress Progress) error
+	Import(ctx context.Context, name string, r io.Reader, size uint64, progress Progress) error
+	Export(ctx context.Context, name string, w io.Writer, progress Progress) error
+}
+
+// ExportSpec says how to export a disk over iSCSI.
+type ExportSpec struct {
+	IQN        string
+	CephName   string
+	CHAPUser   string
+	CHAPSecret logging.Secret
+	Initiators []string
+}
+
+// Exporter is the iSCSI target as the core sees it. Export of an IQN that
+// is already exported, and Unexport of one that is not, succeed.
+type Exporter interface {
+	Export(ctx context.Context, spec ExportSpec) error
+	Unexport(ctx context.Context, iqn string) error
+	Exported(ctx context.Context) ([]string, error)
+}
+
+// BootFile is what legacy file mode writes for a node.
+type BootFile struct {
+	Node   string
+	MAC    string
+	Disk   string
+	IQN    string
+	Target Target
+}
+
+// BootFiles writes and removes the pxelinux/iPXE files of legacy file mode
+// (sites that keep their own dnsmasq). Both calls are idempotent.
+type BootFiles interface {
+	Write(ctx context.Context, f BootFile) error
+	Remove(ctx context.Context, node, mac string) error
+	Nodes(ctx context.Context) ([]string, error)
+}
+
+// Principal is who calls an operation: HIL credentials, forwarded to HIL.
+type Principal struct {
+	User     string
+	Password logging.Secret
+}
+
+// Nodes is HIL as the core sees it.
+type Nodes interface {
+	// MAC returns the MAC address of a node's NIC, as the caller may see it.
+	MAC(ctx context.Context, who Principal, node, nic string) (string, error)
+}
+
+// Authorizer decides who may do what (HIL, through the daemon's adapter):
+// Authenticate fails with ErrUnauthenticated, the others with ErrForbidden.
+type Authorizer interface {
+	Authenticate(ctx context.Context, who Principal) error
+	IsAdmin(ctx context.Context, who Principal) (bool, error)
+	ProjectAccess(ctx context.Context, who Principal, project string) error
+}

@@ -1,0 +1,229 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/service/store"
+)
+
+const uid = "t1"
+
+var (
+	admin = core.Principal{User: "admin", Password: "adminpw"}
+	alice = core.Principal{User: "alice", Password: "alicepw"} // member of tenant-a
+	bob   = core.Principal{User: "bob", Password: "bobpw"}     // member of tenant-b
+	anon  = core.Principal{User: "mallory", Password: "guess"}
+	infra = core.Principal{User: "ops", Password: "opspw"} // member of the admin project
+)
+
+// env is one BMI with a real SQLite store in dir and fake collaborators.
+type env struct {
+	t      testing.TB
+	dir    string
+	db     *store.SQLite
+	images *fakeImages
+	exp    *fakeExporter
+	files  fakeFiles
+	hil    *fakeHIL
+	svc    *core.Service
+}
+
+func newHIL() *fakeHIL {
+	return &fakeHIL{
+		users: map[string]fakeUser{
+			"admin": {password: "adminpw", admin: true},
+			"alice": {password: "alicepw", projects: []string{"tenant-a"}},
+			"bob":   {password: "bobpw", projects: []string{"tenant-b"}},
+			"ops":   {password: "opspw", projects: []string{"bmi_infra"}},
+		},
+		macs:  map[string]string{"node1/eth0": "52:54:00:00:00:01", "node2/eth0": "52-54-00-00-00-02", "node3/eth0": "52:54:00:00:00:03"},
+		owner: map[string]string{"node1": "tenant-a", "node2": "tenant-a", "node3": "tenant-b"},
+	}
+}
+
+// openEnv opens (or reopens, after a crash) the BMI whose state is in dir.
+func openEnv(t testing.TB, dir string) *env {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(dir, "state.db"), logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	files := filepath.Join(dir, "bootfiles")
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, db: db, images: newFakeImages(filepath.Join(dir, "ceph.json")),
+		exp: newFakeExporter(), files: fakeFiles{dir: files}, hil: newHIL()}
+	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra"},
+		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Auth: e.hil, Log: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// seeded returns an env with projects tenant-a, tenant-b, bmi_infra, a
+// golden Ceph image and its import "debian" in tenant-a.
+func seeded(t testing.TB) *env {
+	t.Helper()
+	e := openEnv(t, t.TempDir())
+	e.seed()
+	return e
+}
+
+func (e *env) seed() {
+	ctx := context.Background()
+	for _, p := range []string{"tenant-a", "tenant-b", "bmi_infra"} {
+		e.must(e.svc.CreateProject(ctx, admin, p))
+	}
+	e.images.create("golden", "debian-12")
+	e.must(e.svc.ImportImage(ctx, admin, "tenant-a", "golden", core.ImportOptions{Name: "debian"}))
+}
+
+func (e *env) must(_ any, err error) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) ok(err error) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// state is a digest of everything BMI owns: rows, Ceph images with their
+// snapshots and parents (by row name, not id), targets, boot configs and
+// files. Two runs that did the same thing have the same state.
+func (e *env) state() string {
+	e.t.Helper()
+	ctx := context.Background()
+	rows, err := e.db.Images(ctx, core.ImageFilter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	label := map[string]string{}
+	var lines []string
+	for _, r := range rows {
+		label[r.CephName] = r.Project + "/" + r.Name
+	}
+	name := func(n string) string {
+		if l, ok := label[n]; ok {
+			return l
+		}
+		return n
+	}
+	for _, r := range rows {
+		lines = append(lines, fmt.Sprintf("row %s/%s %s %s parent=%s", r.Project, r.Name, r.Kind, r.State, r.Parent))
+	}
+	for n, im := range e.images.Images {
+		var snaps []string
+		for _, s := range im.SnapOrder {
+			snaps = append(snaps, fmt.Sprintf("%s(protected=%v,kids=%d)", s, im.Snaps[s].Protected, len(im.Snaps[s].Children)))
+		}
+		p, s, _ := strings.Cut(im.Parent, "@")
+		lines = append(lines, fmt.Sprintf("rbd %s data=%s parent=%s@%s snaps=%v", name(n), im.Data, name(p), s, snaps))
+	}
+	ts, _ := e.db.Targets(ctx)
+	for _, t := range ts {
+		d, _ := e.db.ImageByID(ctx, t.DiskID)
+		lines = append(lines, "target of "+d.Project+"/"+d.Name)
+	}
+	boots, _ := e.db.Boots(ctx, "", 0)
+	for _, b := range boots {
+		lines = append(lines, fmt.Sprintf("boot %s → %s/%s via %s owns=%v", b.Node, b.Project, b.Disk, b.MAC, b.OwnsDisk))
+	}
+	nodes, _ := e.files.Nodes(ctx)
+	for _, n := range nodes {
+		lines = append(lines, "bootfile "+n)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// checkConsistent asserts the invariants that must hold whenever no
+// operation runs: nothing unfinished, no orphan or temporary Ceph object,
+// and database, Ceph, targets and boot files agree.
+func (e *env) checkConsistent() {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, st := range []core.OpState{core.OpRunning, core.OpFailed} {
+		ops, err := e.db.Ops(ctx, st, 0)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, op := range ops {
+			e.t.Errorf("operation %s (%s) is %s: %s", op.ID, op.Kind, op.State, op.Error)
+		}
+	}
+	rows, _ := e.db.Images(ctx, core.ImageFilter{})
+	owned := map[string]bool{}
+	for _, r := range rows {
+		owned[r.CephName] = true
+		if r.State != core.StateReady {
+			e.t.Errorf("row %s/%s is %s", r.Project, r.Name, r.State)
+		}
+		im, ok := e.images.Images[r.CephName]
+		if !ok {
+			e.t.Errorf("row %s/%s has no Ceph image %s", r.Project, r.Name, r.CephName)
+			continue
+		}
+		if r.Kind != core.KindDisk && (im.Snaps["bmi-snap"] == nil || !im.Snaps["bmi-snap"].Protected) {
+			e.t.Errorf("%s %s/%s has no protected bmi-snap", r.Kind, r.Project, r.Name)
+		}
+		if r.Kind == core.KindDisk {
+			if _, err := e.db.Target(ctx, r.ID); err != nil {
+				e.t.Errorf("disk %s/%s has no target: %v", r.Project, r.Name, err)
+			}
+		}
+	}
+	for n, im := range e.images.Images {
+		if (strings.HasPrefix(n, uid+"img") || strings.HasPrefix(n, uid+"tmp")) && !owned[n] {
+			e.t.Errorf("orphan Ceph image %s", n)
+		}
+		for s := range im.Snaps {
+			if strings.HasPrefix(s, "bmi-import-") || strings.HasPrefix(s, "bmi-snap-") {
+				e.t.Errorf("temporary snapshot %s@%s left behind", n, s)
+			}
+		}
+	}
+	ts, _ := e.db.Targets(ctx)
+	var want []string
+	for _, t := range ts {
+		want = append(want, t.IQN)
+	}
+	sort.Strings(want)
+	got, _ := e.exp.Exported(ctx)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		e.t.Errorf("exported targets %v, database has %v", got, want)
+	}
+	boots, _ := e.db.Boots(ctx, "", 0)
+	var bn []string
+	for _, b := range boots {
+		bn = append(bn, b.Node)
+	}
+	files, _ := e.files.Nodes(ctx)
+	if strings.Join(files, ",") != strings.Join(bn, ",") {
+		e.t.Errorf("boot files for %v, boot configs for %v", files, bn)
+	}
+}
+
+func wantKind(t testing.TB, err error, k fault.Kind) {
+	t.Helper()
+	if fault.Of(err) != k {
+		t.Fatalf("error %v is of kind %q, want %q", err, fault.Of(err), k)
+	}
+}

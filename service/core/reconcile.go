@@ -1,0 +1,163 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Report is what Reconcile found (and, with fix, removed).
+type Report struct {
+	// Recovered counts unfinished operations finished or rolled back.
+	Recovered int `json:"recovered"`
+	// OrphanImages are RBD images with this BMI's prefix that no row owns.
+	OrphanImages []string `json:"orphan_images"`
+	// MissingImages are rows whose RBD image is gone.
+	MissingImages []string `json:"missing_images"`
+	// StrayTargets are exported IQNs without a disk.
+	StrayTargets []string `json:"stray_targets"`
+	// Reexported are disks whose target was not exported and now is.
+	Reexported []string `json:"reexported"`
+	// StrayBootFiles are nodes with legacy boot files but no boot config.
+	StrayBootFiles []string `json:"stray_boot_files"`
+	// Fixed says whether strays and orphans were removed.
+	Fixed bool `json:"fixed"`
+	// Errors lists what could not be checked or fixed.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Reconcile (admin) finishes unfinished operations, then compares Ceph, the
+// iSCSI target and the boot files with the database; with fix it removes
+// orphans and strays. Targets the database has are always re-exported.
+func (s *Service) Reconcile(ctx context.Context, who Principal, fix bool) (Report, error) {
+	if err := s.admin(ctx, who); err != nil {
+		return Report{}, err
+	}
+	return s.reconcile(ctx, fix)
+}
+
+// Start recovers unfinished operations and re-exports every target of the
+// database; bmid calls it once at start-up, before serving.
+func (s *Service) Start(ctx context.Context) (Report, error) {
+	return s.reconcile(ctx, false)
+}
+
+func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
+	rep := Report{Fixed: fix}
+	note := func(err error) {
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	unfinished := 0
+	for _, st := range []OpState{OpRunning, OpFailed} {
+		ops, err := s.store.Ops(ctx, st, 0)
+		if err != nil {
+			return rep, err
+		}
+		unfinished += len(ops)
+	}
+	note(s.RecoverAll(ctx))
+	rep.Recovered = unfinished
+
+	rows, err := s.store.Images(ctx, ImageFilter{})
+	if err != nil {
+		return rep, err
+	}
+	owned := map[string]bool{}
+	for _, im := range rows {
+		owned[im.CephName] = true
+		if _, err := s.images.Size(ctx, im.CephName); err != nil {
+			rep.MissingImages = append(rep.MissingImages, fmt.Sprintf("%s/%s (%s)", im.Project, im.Name, im.CephName))
+		}
+	}
+	for _, prefix := range []string{CephPrefix(s.cfg.UID), s.tmpPrefix()} {
+		names, err := s.images.List(ctx, prefix)
+		if err != nil {
+			note(err)
+			continue
+		}
+		for _, n := range names {
+			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] {
+				rep.OrphanImages = append(rep.OrphanImages, n)
+				if fix {
+					note(s.ensureGone(ctx, n))
+				}
+			}
+		}
+	}
+	s.reconcileTargets(ctx, fix, &rep, note)
+	s.reconcileFiles(ctx, fix, &rep, note)
+	sort.Strings(rep.OrphanImages)
+	if len(rep.Errors) > 0 {
+		s.log.Warn("reconcile found problems", "errors", len(rep.Errors))
+	}
+	return rep, nil
+}
+
+func (s *Service) reconcileTargets(ctx context.Context, fix bool, rep *Report, note func(error)) {
+	ts, err := s.store.Targets(ctx)
+	if err != nil {
+		note(err)
+		return
+	}
+	live, err := s.exporter.Exported(ctx)
+	if err != nil {
+		note(err)
+		return
+	}
+	exported := map[string]bool{}
+	for _, iqn := range live {
+		exported[iqn] = true
+	}
+	known := map[string]bool{}
+	for _, t := range ts {
+		known[t.IQN] = true
+		if exported[t.IQN] {
+			continue
+		}
+		d, err := s.store.ImageByID(ctx, t.DiskID)
+		if err != nil {
+			note(err)
+			continue
+		}
+		if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName)); err != nil {
+			note(fmt.Errorf("re-export disk %s/%s: %w", d.Project, d.Name, err))
+			continue
+		}
+		rep.Reexported = append(rep.Reexported, d.Project+"/"+d.Name)
+	}
+	for _, iqn := range live {
+		if !known[iqn] {
+			rep.StrayTargets = append(rep.StrayTargets, iqn)
+			if fix {
+				note(s.exporter.Unexport(ctx, iqn))
+			}
+		}
+	}
+}
+
+func (s *Service) reconcileFiles(ctx context.Context, fix bool, rep *Report, note func(error)) {
+	if s.files == nil {
+		return
+	}
+	nodes, err := s.files.Nodes(ctx)
+	if err != nil {
+		note(err)
+		return
+	}
+	for _, n := range nodes {
+		if _, err := s.store.Boot(ctx, n); err == nil {
+			continue
+		} else if !errors.Is(err, errNotFound) {
+			note(err)
+			continue
+		}
+		rep.StrayBootFiles = append(rep.StrayBootFiles, n)
+		if fix {
+			note(s.files.Remove(ctx, n, ""))
+		}
+	}
+}

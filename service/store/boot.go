@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/bmi-go/bmi/service/core"
+)
+
+// PutTarget records (or replaces) a disk's iSCSI export.
+func (s *SQLite) PutTarget(ctx context.Context, t core.Target) error {
+	inits, err := json.Marshal(nonNil(t.Initiators))
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO targets (disk_id, iqn, chap_user, chap_secret, initiators, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (disk_id) DO UPDATE SET iqn = excluded.iqn, chap_user = excluded.chap_user,
+			chap_secret = excluded.chap_secret, initiators = excluded.initiators`,
+		t.DiskID, t.IQN, t.CHAPUser, t.CHAPSecret, string(inits), s.stamp())
+	return dbErr(err, fmt.Sprintf("target %q", t.IQN))
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+const targetCols = `disk_id, iqn, chap_user, chap_secret, initiators, created_at`
+
+func scanTarget(sc interface{ Scan(...any) error }) (core.Target, error) {
+	var t core.Target
+	var inits string
+	var created int64
+	if err := sc.Scan(&t.DiskID, &t.IQN, &t.CHAPUser, &t.CHAPSecret, &inits, &created); err != nil {
+		return core.Target{}, err
+	}
+	t.Created = fromStamp(created)
+	if err := json.Unmarshal([]byte(inits), &t.Initiators); err != nil {
+		return core.Target{}, fmt.Errorf("target %q: initiators: %w", t.IQN, err)
+	}
+	return t, nil
+}
+
+// Target returns a disk's export.
+func (s *SQLite) Target(ctx context.Context, diskID int64) (core.Target, error) {
+	t, err := scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE disk_id = ?`, diskID))
+	if err != nil {
+		return core.Target{}, dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
+	}
+	return t, nil
+}
+
+// Targets lists every export.
+func (s *SQLite) Targets(ctx context.Context) ([]core.Target, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets ORDER BY iqn`)
+	if err != nil {
+		return nil, dbErr(err, "targets")
+	}
+	defer rows.Close()
+	var out []core.Target
+	for rows.Next() {
+		t, err := scanTarget(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeleteTarget forgets a disk's export; a missing one is not an error.
+func (s *SQLite) DeleteTarget(ctx context.Context, diskID int64) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM targets WHERE disk_id = ?`, diskID)
+	return dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
+}
+
+const bootCols = `b.node, p.name, b.disk_id, i.name, b.nic, b.mac, b.owns_disk, b.updated_at`
+const bootFrom = ` FROM boot_configs b JOIN projects p ON p.id = b.project_id JOIN images i ON i.id = b.disk_id`
+
+func scanBoot(sc interface{ Scan(...any) error }) (core.BootConfig, error) {
+	var b core.BootConfig
+	var updated int64
+	err := sc.Scan(&b.Node, &b.Project, &b.DiskID, &b.Disk, &b.NIC, &b.MAC, &b.OwnsDisk, &updated)
+	b.Updated = fromStamp(updated)
+	return b, err
+}
+
+// PutBoot records (or replaces) which disk a node boots.
+func (s *SQLite) PutBoot(ctx context.Context, b core.BootConfig) error {
+	what := fmt.Sprintf("boot config of node %q", b.Node)
+	var pid int64
+	if err := s.db.QueryRowContext(ctx, `SELECT id FROM projects WHERE name = ?`, b.Project).Scan(&pid); err != nil {
+		return dbErr(err, fmt.Sprintf("project %q", b.Project))
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO boot_configs (node, project_id, disk_id, nic, mac, owns_disk, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (node) DO UPDATE SET project_id = excluded.project_id, disk_id = excluded.disk_id,
+			nic = excluded.nic, mac = excluded.mac, owns_disk = excluded.owns_disk, updated_at = excluded.updated_at`,
+		b.Node, pid, b.DiskID, b.NIC, b.MAC, b.OwnsDisk, s.stamp())
+	return dbErr(err, what)
+}
+
+// Boot returns a node's boot config.
+func (s *SQLite) Boot(ctx context.Context, node string) (core.BootConfig, error) {
+	b, err := scanBoot(s.db.QueryRowContext(ctx, `SELECT `+bootCols+bootFrom+` WHERE b.node = ?`, node))
+	if err != nil {
+		return core.BootConfig{}, dbErr(err, fmt.Sprintf("boot config of node %q", node))
+	}
+	return b, nil
+}
+
+// BootByMAC returns the boot config of the node with that MAC (lower-case,
+// colon-separated), for the DHCP server and the iPXE script handler.
+func (s *SQLite) BootByMAC(ctx context.Context, mac string) (core.BootConfig, error) {
+	b, err := scanBoot(s.db.QueryRowContext(ctx, `SELECT `+bootCols+bootFrom+` WHERE b.mac = ?`, mac))
+	if err != nil {
+		return core.BootConfig{}, dbErr(err, fmt.Sprintf("boot config of MAC %s", mac))
+	}
+	return b, nil
+}
+
+// Boots lists boot configs: of one project, of one disk (diskID != 0), or all.
+func (s *SQLite) Boots(ctx context.Context, project string, diskID int64) ([]core.BootConfig, error) {
+	q, args := `SELECT `+bootCols+bootFrom+` WHERE 1 = 1`, []any{}
+	if project != "" {
+		q, args = q+` AND p.name = ?`, append(args, project)
+	}
+	if diskID != 0 {
+		q, args = q+` AND b.disk_id = ?`, append(args, diskID)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY b.node`, args...)
+	if err != nil {
+		return nil, dbErr(err, "boot configs")
+	}
+	defer rows.Close()
+	var out []core.BootConfig
+	for rows.Next() {
+		b, err := scanBoot(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// DeleteBoot forgets a node's boot config; a missing one is not an error.
+func (s *SQLite) DeleteBoot(ctx context.Context, node string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM boot_configs WHERE node = ?`, node)
+	return dbErr(err, fmt.Sprintf("boot config of node %q", node))
+}

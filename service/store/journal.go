@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/bmi-go/bmi/service/core"
+)
+
+// CreateOp writes a new operation (its plan) to the journal.
+func (s *SQLite) CreateOp(ctx context.Context, op core.Operation) error {
+	data, err := json.Marshal(op.Data)
+	if err != nil {
+		return err
+	}
+	now := s.stamp()
+	_, err = s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, state, data, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, op.ID, op.Kind, op.Project, op.Target, op.Principal, string(op.State), string(data), now, now)
+	return dbErr(err, fmt.Sprintf("operation %s", op.ID))
+}
+
+// SetOpData replaces an operation's data (what its steps recorded).
+func (s *SQLite) SetOpData(ctx context.Context, id string, data map[string]string) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET data = ?, updated_at = ? WHERE id = ?`, string(b), s.stamp(), id)
+	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
+}
+
+// SetOpState records an operation's state and error message.
+func (s *SQLite) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, updated_at = ? WHERE id = ?`, string(st), msg, s.stamp(), id)
+	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
+}
+
+// SetOpProgress records an operation's progress (0 to 1).
+func (s *SQLite) SetOpProgress(ctx context.Context, id string, p float64) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET progress = ?, updated_at = ? WHERE id = ?`, p, s.stamp(), id)
+	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
+}
+
+// MarkStep records a step's journal state; it is written before the step
+// acts ("doing") and after ("done"), and likewise when it is undone.
+func (s *SQLite) MarkStep(ctx context.Context, opID string, seq int, name string, st core.StepState) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO op_steps (op_id, seq, name, state, at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (op_id, seq) DO UPDATE SET state = excluded.state, at = excluded.at`, opID, seq, name, string(st), s.stamp())
+	return dbErr(err, fmt.Sprintf("operation %s step %d (%s)", opID, seq, name))
+}
+
+const opCols = `id, kind, project, target, principal, state, data, error, progress, created_at, updated_at`
+
+func (s *SQLite) scanOp(sc interface{ Scan(...any) error }) (core.Operation, error) {
+	var op core.Operation
+	var st, data string
+	var created, updated int64
+	if err := sc.Scan(&op.ID, &op.Kind, &op.Project, &op.Target, &op.Principal, &st, &data, &op.Error, &op.Progress, &created, &updated); err != nil {
+		return core.Operation{}, err
+	}
+	op.State = core.OpState(st)
+	op.Created, op.Updated = fromStamp(created), fromStamp(updated)
+	if err := json.Unmarshal([]byte(data), &op.Data); err != nil {
+		return core.Operation{}, fmt.Errorf("operation %s: data: %w", op.ID, err)
+	}
+	if op.Data == nil {
+		op.Data = map[string]string{}
+	}
+	return op, nil
+}
+
+// Op returns an operation with its steps.
+func (s *SQLite) Op(ctx context.Context, id string) (core.Operation, error) {
+	op, err := s.scanOp(s.db.QueryRowContext(ctx, `SELECT `+opCols+` FROM operations WHERE id = ?`, id))
+	if err != nil {
+		return core.Operation{}, dbErr(err, fmt.Sprintf("operation %s", id))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, name, state, at FROM op_steps WHERE op_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return core.Operation{}, dbErr(err, fmt.Sprintf("operation %s steps", id))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r core.StepRecord
+		var st string
+		var at int64
+		if err := rows.Scan(&r.Seq, &r.Name, &st, &at); err != nil {
+			return core.Operation{}, err
+		}
+		r.State, r.At = core.StepState(st), fromStamp(at)
+		op.Steps = append(op.Steps, r)
+	}
+	return op, rows.Err()
+}
+
+// Ops lists operations, newest first; state "" means all. Steps are not
+// loaded (Op does that).
+func (s *SQLite) Ops(ctx context.Context, st core.OpState, limit int) ([]core.Operation, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	q, args := `SELECT `+opCols+` FROM operations`, []any{}
+	if st != "" {
+		q, args = q+` WHERE state = ?`, append(args, string(st))
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created_at DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, dbErr(err, "operations")
+	}
+	defer rows.Close()
+	var out []core.Operation
+	for rows.Next() {
+		op, err := s.scanOp(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, op)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bmi-go/bmi/service/core"
+)
+
+// PutLease records (or renews) a DHCP lease.
+func (s *SQLite) PutLease(ctx context.Context, l core.Lease) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO leases (mac, ip, hostname, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname, expires_at = excluded.expires_at`,
+		l.MAC, l.IP, l.Hostname, l.Expires.UnixNano())
+	return dbErr(err, fmt.Sprintf("lease of %s for %s", l.IP, l.MAC))
+}
+
+// LeaseByMAC returns the lease of a MAC.
+func (s *SQLite) LeaseByMAC(ctx context.Context, mac string) (core.Lease, error) {
+	var l core.Lease
+	var exp int64
+	err := s.db.QueryRowContext(ctx, `SELECT mac, ip, hostname, expires_at FROM leases WHERE mac = ?`, mac).Scan(&l.MAC, &l.IP, &l.Hostname, &exp)
+	if err != nil {
+		return core.Lease{}, dbErr(err, fmt.Sprintf("%s has not been assigned an IP yet", mac))
+	}
+	l.Expires = fromStamp(exp)
+	return l, nil
+}
+
+// Leases lists every lease by IP.
+func (s *SQLite) Leases(ctx context.Context) ([]core.Lease, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT mac, ip, hostname, expires_at FROM leases ORDER BY ip`)
+	if err != nil {
+		return nil, dbErr(err, "leases")
+	}
+	defer rows.Close()
+	var out []core.Lease
+	for rows.Next() {
+		var l core.Lease
+		var exp int64
+		if err := rows.Scan(&l.MAC, &l.IP, &l.Hostname, &exp); err != nil {
+			return nil, err
+		}
+		l.Expires = fromStamp(exp)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// DeleteLease releases a MAC's lease; a missing one is not an error.
+func (s *SQLite) DeleteLease(ctx context.Context, mac string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE mac = ?`, mac)
+	return dbErr(err, fmt.Sprintf("lease of %s", mac))
+}
