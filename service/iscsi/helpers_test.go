@@ -153,3 +153,5 @@ func mustExport(t testing.TB, tg *Target, e Export) {
 }
 
 func testIQN(n int) string { return fmt.Sprintf("iqn.2026-11.org.bmi:test.disk%d", n) }
+
+func t0() context.Context { return context.Background() }

@@ -170,3 +170,6 @@ func (p *pdu) marshal(d digests) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// crc32Castagnoli is CRC32C of b.
+func crc32Castagnoli(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

@@ -165,7 +165,7 @@ type Target struct {
 	closedCh chan struct{}
 }
 
-// New returns a Target; Serve starts it.
+// New returns a Target; Serve starts it. A nil log discards messages.
 func New(cfg Config, log *slog.Logger) (*Target, error) {
 	if len(cfg.Listen) == 0 {
 		return nil, fault.Errorf(fault.Invalid, "iscsi: no listen address")
@@ -176,6 +176,9 @@ func New(cfg Config, log *slog.Logger) (*Target, error) {
 		}
 	}
 	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	setupLogging(log)
 	registerStore()
 	return &Target{cfg: cfg, log: log, exports: map[string]*export{}, conns: map[net.Conn]struct{}{}}, nil
