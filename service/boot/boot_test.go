@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bmi-go/bmi/service/config"
 )
 
 func TestTimeline(t *testing.T) {
@@ -72,5 +74,15 @@ func TestFaults(t *testing.T) {
 	Faults{DropRate: 0.1}.Announce(log, "dhcp")
 	if !strings.Contains(buf.String(), "FAULT INJECTION IS ON") || !strings.Contains(buf.String(), "service=dhcp") {
 		t.Errorf("Announce = %q", buf.String())
+	}
+}
+
+func TestFaultsFromConfig(t *testing.T) {
+	got := FaultsFromConfig(config.Fault{DropPercent: 25, Delay: time.Second})
+	if got != (Faults{DropRate: 0.25, Delay: time.Second}) {
+		t.Errorf("FaultsFromConfig = %+v", got)
+	}
+	if FaultsFromConfig(config.Default().Boot.Faults.DHCP).Enabled() {
+		t.Error("faults are on by default")
 	}
 }

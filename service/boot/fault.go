@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/bmi-go/bmi/service/config"
 )
 
 // Faults makes one service lossy or slow, for tests and the lab. The zero
@@ -61,4 +63,10 @@ func (f Faults) Wait(ctx context.Context) bool {
 	case <-ctx.Done():
 		return true
 	}
+}
+
+// FaultsFromConfig turns one service's entry of boot.faults in bmid's
+// configuration into Faults.
+func FaultsFromConfig(c config.Fault) Faults {
+	return Faults{DropRate: float64(c.DropPercent) / 100, Delay: c.Delay}
 }

@@ -130,6 +130,46 @@ type Boot struct {
 	TFTP TFTP `yaml:"tftp"`
 	// Files configures legacy file mode for sites that keep their own dnsmasq.
 	Files Files `yaml:"files"`
+	// IPXE tunes the generated iPXE scripts.
+	IPXE IPXE `yaml:"ipxe"`
+	// Faults injects drops and delays into the boot services (tests and
+	// the lab only; off by default, logged loudly when on).
+	Faults BootFaults `yaml:"faults"`
+}
+
+// IPXE tunes the iPXE scripts served at /boot/<mac>.ipxe.
+type IPXE struct {
+	// TemplateDir overrides the embedded templates with files of the same
+	// name (sanboot.ipxe.tmpl, noconfig.ipxe.tmpl); empty uses the embedded.
+	TemplateDir string `yaml:"template_dir"`
+	// Attempts is how many times a script tries sanboot before it gives up.
+	Attempts int `yaml:"attempts"`
+	// RetryDelay is the wait after the first failed attempt; it doubles
+	// after each further one (whole seconds).
+	RetryDelay time.Duration `yaml:"retry_delay"`
+	// RebootDelay is the pause before the reboot after the last attempt.
+	RebootDelay time.Duration `yaml:"reboot_delay"`
+	// NoConfigPause is how long a node without a boot config shows why
+	// before its firmware moves to the next boot device.
+	NoConfigPause time.Duration `yaml:"no_config_pause"`
+}
+
+// BootFaults injects faults per boot service.
+type BootFaults struct {
+	// DHCP drops or delays DHCP answers.
+	DHCP Fault `yaml:"dhcp"`
+	// TFTP drops incoming TFTP packets or delays transfers.
+	TFTP Fault `yaml:"tftp"`
+	// HTTP drops or delays iPXE script requests.
+	HTTP Fault `yaml:"http"`
+}
+
+// Fault is the fault injection of one service.
+type Fault struct {
+	// DropPercent is the share of packets or requests dropped (0-100).
+	DropPercent int `yaml:"drop_percent"`
+	// Delay is added before each answer.
+	Delay time.Duration `yaml:"delay"`
 }
 
 // DHCP configures the DHCP server.
@@ -149,6 +189,10 @@ type DHCP struct {
 	DNS []string `yaml:"dns"`
 	// LeaseTime is the lease duration.
 	LeaseTime time.Duration `yaml:"lease_time"`
+	// ServerIP is this host's address on the boot network (DHCP server
+	// identifier and TFTP next-server); empty takes each interface's first
+	// IPv4 address.
+	ServerIP string `yaml:"server_ip"`
 }
 
 // TFTP configures the TFTP server.
@@ -156,8 +200,11 @@ type TFTP struct {
 	// Listen is the UDP host:port; empty disables TFTP.
 	Listen string `yaml:"listen"`
 	// Root is the directory of iPXE binaries (Debian's package ipxe puts
-	// them in /usr/lib/ipxe).
+	// them in /usr/lib/ipxe). Requests never leave it.
 	Root string `yaml:"root"`
+	// Preload names files under Root read into memory at start, following
+	// symlinks wherever they lead (Debian's ipxe.efi links to /boot).
+	Preload []string `yaml:"preload"`
 }
 
 // Files configures legacy file mode: pxelinux and iPXE files written for a
@@ -169,6 +216,9 @@ type Files struct {
 	PXELinuxDir string `yaml:"pxelinux_dir"`
 	// IPXEDir receives <node>.ipxe files.
 	IPXEDir string `yaml:"ipxe_dir"`
+	// IPXEInterface is the interface the <node>.ipxe files configure
+	// ("net2" in the original); empty lets iPXE take the first that answers.
+	IPXEInterface string `yaml:"ipxe_interface"`
 }
 
 // Default returns the configuration every key starts from before the file,
@@ -202,7 +252,8 @@ func Default() Config {
 		},
 		Boot: Boot{
 			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour},
-			TFTP: TFTP{Root: "/usr/lib/ipxe"},
+			TFTP: TFTP{Root: "/usr/lib/ipxe", Preload: []string{"ipxe.efi"}},
+			IPXE: IPXE{Attempts: 4, RetryDelay: 2 * time.Second, RebootDelay: 10 * time.Second, NoConfigPause: 5 * time.Second},
 		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -66,6 +67,18 @@ func (c Config) checks() []check {
 		{"boot.dhcp.router", ipv4(c.Boot.DHCP.Router, false)},
 		{"boot.dhcp.dns", ipv4List(c.Boot.DHCP.DNS)},
 		{"boot.tftp.listen", hostPort(c.Boot.TFTP.Listen, false)},
+		{"boot.dhcp.server_ip", ipv4(c.Boot.DHCP.ServerIP, false)},
+		{"boot.files.ipxe_interface", optionalMatch(c.Boot.Files.IPXEInterface, ifaceRe, "an interface name such as net0")},
+		{"boot.ipxe.attempts", between(int64(c.Boot.IPXE.Attempts), 1, 100)},
+		{"boot.ipxe.retry_delay", seconds(c.Boot.IPXE.RetryDelay)},
+		{"boot.ipxe.reboot_delay", seconds(c.Boot.IPXE.RebootDelay)},
+		{"boot.ipxe.no_config_pause", seconds(c.Boot.IPXE.NoConfigPause)},
+		{"boot.faults.dhcp.drop_percent", between(int64(c.Boot.Faults.DHCP.DropPercent), 0, 100)},
+		{"boot.faults.dhcp.delay", nonNegative(int64(c.Boot.Faults.DHCP.Delay))},
+		{"boot.faults.tftp.drop_percent", between(int64(c.Boot.Faults.TFTP.DropPercent), 0, 100)},
+		{"boot.faults.tftp.delay", nonNegative(int64(c.Boot.Faults.TFTP.Delay))},
+		{"boot.faults.http.drop_percent", between(int64(c.Boot.Faults.HTTP.DropPercent), 0, 100)},
+		{"boot.faults.http.delay", nonNegative(int64(c.Boot.Faults.HTTP.Delay))},
 	}
 	if len(c.Boot.Interfaces) > 0 && c.Boot.DHCP.Mode == "server" {
 		out = append(out,
@@ -250,6 +263,28 @@ func interfaces(list []string) string {
 		if !ifaceRe.MatchString(s) {
 			return fmt.Sprintf("invalid interface name %q", s)
 		}
+	}
+	return ""
+}
+
+func optionalMatch(s string, re *regexp.Regexp, want string) string {
+	if s == "" {
+		return ""
+	}
+	return match(s, re, want)
+}
+
+func between(n, lo, hi int64) string {
+	if n < lo || n > hi {
+		return fmt.Sprintf("must be between %d and %d", lo, hi)
+	}
+	return ""
+}
+
+// seconds checks a duration that iPXE takes in whole seconds (0 to 1 h).
+func seconds(d time.Duration) string {
+	if d < 0 || d > time.Hour || d%time.Second != 0 {
+		return "must be whole seconds between 0s and 1h"
 	}
 	return ""
 }

@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
+	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -60,22 +62,40 @@ type CHAP struct {
 	MutualSecret logging.Secret
 }
 
-// Options tune the rendered scripts. Zero values take the defaults.
+// Options tune the rendered scripts; DefaultOptions gives the defaults.
 type Options struct {
 	// TemplateDir overrides the embedded templates with files of the same
 	// name found there; empty uses the embedded ones.
 	TemplateDir string
-	// Attempts is how many times sanboot is tried (default 4).
+	// Attempts is how many times sanboot is tried (1-100).
 	Attempts int
 	// FirstDelay is the wait in seconds after the first failed attempt; it
-	// doubles after each further failure (default 2).
+	// doubles after each further failure.
 	FirstDelay int
 	// RebootDelay is the pause in seconds before rebooting after the last
-	// failed attempt (default 10).
+	// failed attempt.
 	RebootDelay int
 	// NoConfigPause is the pause in seconds after the "no boot config"
-	// message before iPXE exits (default 5).
+	// message before iPXE exits.
 	NoConfigPause int
+}
+
+// DefaultOptions are 4 attempts, 2 s first back-off, 10 s before the
+// reboot and a 5 s pause on "no boot config".
+func DefaultOptions() Options {
+	return Options{Attempts: 4, FirstDelay: 2, RebootDelay: 10, NoConfigPause: 5}
+}
+
+// OptionsFromConfig turns the boot.ipxe section of bmid's configuration
+// into Options.
+func OptionsFromConfig(c config.IPXE) Options {
+	return Options{
+		TemplateDir:   c.TemplateDir,
+		Attempts:      c.Attempts,
+		FirstDelay:    int(c.RetryDelay / time.Second),
+		RebootDelay:   int(c.RebootDelay / time.Second),
+		NoConfigPause: int(c.NoConfigPause / time.Second),
+	}
 }
 
 // Renderer renders iPXE scripts. It is safe for concurrent use.
@@ -98,20 +118,8 @@ var (
 const maxDisplay = 64
 
 // NewRenderer loads the templates (embedded, or the operator's from
-// opts.TemplateDir) and checks that they render.
+// opts.TemplateDir) and checks the options and that the templates render.
 func NewRenderer(opts Options) (*Renderer, error) {
-	if opts.Attempts == 0 {
-		opts.Attempts = 4
-	}
-	if opts.FirstDelay == 0 {
-		opts.FirstDelay = 2
-	}
-	if opts.RebootDelay == 0 {
-		opts.RebootDelay = 10
-	}
-	if opts.NoConfigPause == 0 {
-		opts.NoConfigPause = 5
-	}
 	if opts.Attempts < 1 || opts.Attempts > 100 || opts.FirstDelay < 0 || opts.FirstDelay > 3600 ||
 		opts.RebootDelay < 0 || opts.RebootDelay > 3600 || opts.NoConfigPause < 0 || opts.NoConfigPause > 3600 {
 		return nil, fault.Errorf(fault.Invalid, "ipxe script options out of range: attempts 1-100, delays 0-3600 s")

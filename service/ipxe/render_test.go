@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -27,7 +28,7 @@ func baseSpec() Spec {
 
 func renderer(t testing.TB) *Renderer {
 	t.Helper()
-	r, err := NewRenderer(Options{})
+	r, err := NewRenderer(DefaultOptions())
 	if err != nil {
 		t.Fatalf("NewRenderer: %v", err)
 	}
@@ -118,7 +119,7 @@ func TestOperatorTemplateDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, SanbootTemplate), []byte("#!ipxe\nsanboot {{.URI}}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRenderer(Options{TemplateDir: dir})
+	r, err := NewRenderer(Options{TemplateDir: dir, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestOperatorTemplateDir(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(d, SanbootTemplate), []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := NewRenderer(Options{TemplateDir: d}); !errors.Is(err, fault.ErrInvalid) {
+			if _, err := NewRenderer(Options{TemplateDir: d, Attempts: 1}); !errors.Is(err, fault.ErrInvalid) {
 				t.Fatalf("NewRenderer with a broken template = %v, want an invalid-argument error", err)
 			}
 		})
@@ -228,4 +229,29 @@ func FuzzScript(f *testing.F) {
 			t.Fatalf("names %q/%q added an expansion:\n%s", node, disk, got)
 		}
 	})
+}
+
+func TestOptions(t *testing.T) {
+	c := config.Default().Boot.IPXE
+	if got := OptionsFromConfig(c); got != DefaultOptions() {
+		t.Errorf("options from the default config %+v, want %+v", got, DefaultOptions())
+	}
+	for name, o := range map[string]Options{
+		"zero attempts":  {},
+		"many attempts":  {Attempts: 101},
+		"negative delay": {Attempts: 1, FirstDelay: -1},
+		"huge pause":     {Attempts: 1, NoConfigPause: 3601},
+	} {
+		if _, err := NewRenderer(o); !errors.Is(err, fault.ErrInvalid) {
+			t.Errorf("NewRenderer(%s) = %v, want invalid", name, err)
+		}
+	}
+	r, err := NewRenderer(Options{Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.NoConfig(net.HardwareAddr{1, 2, 3, 4, 5, 6}, "x")
+	if !bytes.Contains(got, []byte("sleep 0\n")) {
+		t.Errorf("a zero pause is not zero:\n%s", got)
+	}
 }
