@@ -21,6 +21,7 @@ type task struct {
 	started   bool
 	aborted   bool
 	immediate bool
+	dataErr   bool // a Data-Out arrived out of sequence
 	done      chan struct{}
 }
 
@@ -148,7 +149,10 @@ func (s *session) dataOut(p *pdu) error {
 		return fmt.Errorf("data-out for task 0x%x at offset %d (expected %d, %d bytes)", t.itt, off, t.received, len(p.data))
 	}
 	if p.u32(36) != t.dataSN {
-		return fmt.Errorf("data-out for task 0x%x with DataSN %d (expected %d)", t.itt, p.u32(36), t.dataSN)
+		// A DataSN out of sequence: the data cannot be trusted. Take the
+		// rest of the transfer, write nothing, and fail the command.
+		t.dataErr = true
+		t.dataSN = p.u32(36)
 	}
 	copy(t.buf[off:], p.data)
 	t.received += len(p.data)
@@ -186,6 +190,11 @@ func (s *session) worker() {
 	for t := range s.work {
 		if s.closing.Load() || s.isAborted(t) {
 			s.finish(t, nil)
+			continue
+		}
+		if t.dataErr {
+			res := checkCondition(senseAbortedCommand, 0x4b00) // DATA PHASE ERROR
+			s.finish(t, &res)
 			continue
 		}
 		res := s.exp.unit.execute(&t.req)
