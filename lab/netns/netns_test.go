@@ -11,6 +11,7 @@ import (
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab/internal/proc"
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/hilmock"
 	"github.com/bmi-go/bmi/service/logging"
 )
 
@@ -267,4 +268,43 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 5 s")
+}
+
+func TestSwitchDriver(t *testing.T) {
+	n := newNet(t, "tnsswitch")
+	ctx := context.Background()
+	if err := n.AddTap(ctx, "tap-x"); err != nil {
+		t.Fatal(err)
+	}
+	sw := NewSwitchDriver(n)
+	nic := hilmock.NIC{Node: "node1", Label: "eth0", MAC: "52:54:00:00:00:01", Port: "tap-x"}
+	vlan := func() int {
+		t.Helper()
+		v, err := n.VLAN(ctx, "tap-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := sw.Connect(ctx, nic, 100, "vlan/native"); err != nil || vlan() != 100 {
+		t.Fatalf("connect: %v, VLAN %d", err, vlan())
+	}
+	if err := sw.Connect(ctx, nic, 100, "vlan/native"); err != nil {
+		t.Fatalf("connect again: %v", err)
+	}
+	if err := sw.Connect(ctx, nic, 200, "vlan/native"); !errors.Is(err, fault.ErrConflict) || vlan() != 100 {
+		t.Fatalf("connect to a second VLAN: %v, VLAN %d; want ErrConflict, 100", err, vlan())
+	}
+	if err := sw.Connect(ctx, nic, 200, "vlan/200"); !errors.Is(err, fault.ErrInvalid) {
+		t.Fatalf("tagged channel: %v, want ErrInvalid", err)
+	}
+	if err := sw.Detach(ctx, nic, 200); err != nil || vlan() != 100 {
+		t.Fatalf("detach from a VLAN it is not on: %v, VLAN %d", err, vlan())
+	}
+	if err := sw.Detach(ctx, nic, 100); err != nil || vlan() != 0 {
+		t.Fatalf("detach: %v, VLAN %d", err, vlan())
+	}
+	if err := sw.Connect(ctx, hilmock.NIC{Node: "n", Label: "eth0"}, 100, "vlan/native"); !errors.Is(err, fault.ErrInvalid) {
+		t.Fatalf("NIC without port: %v, want ErrInvalid", err)
+	}
 }

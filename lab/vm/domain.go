@@ -1,0 +1,378 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"text/template"
+
+	"github.com/digitalocean/go-libvirt"
+
+	"github.com/bmi-go/bmi/lab/internal/proc"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// Spec describes one lab machine.
+type Spec struct {
+	// Name is the libvirt domain name (the PowerAddress hil-mock passes).
+	Name string
+	// Host is the machine's host name, given to the guest as its SMBIOS
+	// system serial (the golden image's fallback host name).
+	Host string
+	// MAC of the machine's one NIC.
+	MAC string
+	// Tap is the lab tap the NIC is plugged into.
+	Tap string
+	// MemoryMiB of the guest (default 192).
+	MemoryMiB int
+	// Disk is an optional local disk (qcow2), e.g. an overlay of the golden
+	// image for a local-boot baseline; empty for a diskless node.
+	Disk string
+	// Serial is the file the serial console is appended to.
+	Serial string
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
+	macRE  = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+	pathRE = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
+)
+
+func (s Spec) validate() error {
+	switch {
+	case !nameRE.MatchString(s.Name):
+		return fmt.Errorf("machine name %q: want letters, digits, '.', '_' or '-': %w", s.Name, fault.ErrInvalid)
+	case s.Host != "" && !nameRE.MatchString(s.Host):
+		return fmt.Errorf("machine %s: host name %q: %w", s.Name, s.Host, fault.ErrInvalid)
+	case !macRE.MatchString(s.MAC):
+		return fmt.Errorf("machine %s: MAC %q: want lower-case aa:bb:cc:dd:ee:ff: %w", s.Name, s.MAC, fault.ErrInvalid)
+	case !nameRE.MatchString(s.Tap):
+		return fmt.Errorf("machine %s: tap %q: %w", s.Name, s.Tap, fault.ErrInvalid)
+	case s.Disk != "" && !pathRE.MatchString(s.Disk):
+		return fmt.Errorf("machine %s: disk path %q: want an absolute path of [A-Za-z0-9._/+-]: %w", s.Name, s.Disk, fault.ErrInvalid)
+	case !pathRE.MatchString(s.Serial):
+		return fmt.Errorf("machine %s: serial path %q: want an absolute path of [A-Za-z0-9._/+-]: %w", s.Name, s.Serial, fault.ErrInvalid)
+	case s.MemoryMiB < 0 || s.MemoryMiB > 65536:
+		return fmt.Errorf("machine %s: memory %d MiB: %w", s.Name, s.MemoryMiB, fault.ErrInvalid)
+	}
+	return nil
+}
+
+// Boot devices (hil-mock's values).
+const (
+	BootPXE  = "pxe"
+	BootDisk = "disk"
+	BootNone = "none"
+)
+
+// bootXML maps a boot device to the domain's <os><boot> elements. "none"
+// (no override) is the lab machines' firmware default: PXE first, then disk.
+var bootXML = map[string]string{
+	BootPXE:  "<boot dev='network'/>",
+	BootDisk: "<boot dev='hd'/>",
+	BootNone: "<boot dev='network'/><boot dev='hd'/>",
+}
+
+// domainTmpl is a TCG machine (no KVM here): SeaBIOS and iPXE print to the
+// serial port (useserial), which is appended to a file; the NIC's option ROM
+// is iPXE from the ipxe-qemu package, found by QEMU on its own.
+var domainTmpl = template.Must(template.New("domain").Parse(`<domain type='qemu'>
+  <name>{{.Name}}</name>
+  <memory unit='MiB'>{{.MemoryMiB}}</memory>
+  <vcpu>1</vcpu>
+  <sysinfo type='smbios'><system><entry name='serial'>{{.Host}}</entry></system></sysinfo>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    {{.Boot}}
+    <bios useserial='yes'/>
+    <smbios mode='sysinfo'/>
+  </os>
+  <features><acpi/></features>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+{{- if .Disk}}
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{{.Disk}}'/><target dev='vda' bus='virtio'/></disk>
+{{- end}}
+    <interface type='ethernet'><mac address='{{.MAC}}'/><target dev='{{.Tap}}' managed='no'/><model type='virtio'/></interface>
+    <serial type='file'><source path='{{.Serial}}' append='on'/><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`))
+
+// DomainXML returns the libvirt domain XML of s with boot device boot.
+func DomainXML(s Spec, boot string) (string, error) {
+	if err := s.validate(); err != nil {
+		return "", err
+	}
+	bx, ok := bootXML[boot]
+	if !ok {
+		return "", fmt.Errorf("machine %s: boot device %q: want pxe, disk or none: %w", s.Name, boot, fault.ErrInvalid)
+	}
+	if s.MemoryMiB == 0 {
+		s.MemoryMiB = 192
+	}
+	if s.Host == "" {
+		s.Host = s.Name
+	}
+	var b bytes.Buffer
+	err := domainTmpl.Execute(&b, struct {
+		Spec
+		Boot string
+	}{s, bx})
+	return b.String(), err
+}
+
+// Machines is a connection to a lab's libvirtd. It is safe for concurrent
+// use; it reconnects when libvirtd was restarted.
+type Machines struct {
+	socket string
+	log    *slog.Logger
+	mu     sync.Mutex
+	l      *libvirt.Libvirt
+}
+
+// NewMachines returns a client of the libvirtd listening on socket
+// (Daemon.Socket). It connects on first use.
+func NewMachines(socket string, log *slog.Logger) *Machines {
+	return &Machines{socket: socket, log: log}
+}
+
+// conn returns a live connection.
+func (m *Machines) conn() (*libvirt.Libvirt, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.l != nil && m.l.IsConnected() {
+		return m.l, nil
+	}
+	l, err := dial(m.socket)
+	if err != nil {
+		return nil, fmt.Errorf("libvirtd at %s: %v: %w", m.socket, err, fault.ErrUnavailable)
+	}
+	m.l = l
+	return l, nil
+}
+
+// Close disconnects.
+func (m *Machines) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.l == nil {
+		return nil
+	}
+	err := m.l.Disconnect()
+	m.l = nil
+	return err
+}
+
+// Define defines (or redefines) the machine s with boot device boot. A
+// running machine keeps running; the definition applies at its next start.
+func (m *Machines) Define(_ context.Context, s Spec, boot string) error {
+	x, err := DomainXML(s, boot)
+	if err != nil {
+		return err
+	}
+	l, err := m.conn()
+	if err != nil {
+		return err
+	}
+	if _, err := l.DomainDefineXML(x); err != nil {
+		return fmt.Errorf("define machine %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Undefine powers the machine off and removes its definition; a machine
+// that does not exist is not an error.
+func (m *Machines) Undefine(ctx context.Context, name string) error {
+	if err := m.Off(ctx, name); err != nil {
+		if errors.Is(err, fault.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	l, dom, err := m.lookup(name)
+	if err != nil {
+		if errors.Is(err, fault.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if err := l.DomainUndefineFlags(dom, 0); err != nil && !libvirt.IsNotFound(err) {
+		return fmt.Errorf("undefine machine %s: %w", name, err)
+	}
+	return nil
+}
+
+func (m *Machines) lookup(name string) (*libvirt.Libvirt, libvirt.Domain, error) {
+	l, err := m.conn()
+	if err != nil {
+		return nil, libvirt.Domain{}, err
+	}
+	dom, err := l.DomainLookupByName(name)
+	if err != nil {
+		if libvirt.IsNotFound(err) {
+			return nil, libvirt.Domain{}, fmt.Errorf("machine %s: %w", name, fault.ErrNotFound)
+		}
+		return nil, libvirt.Domain{}, fmt.Errorf("machine %s: %w", name, err)
+	}
+	return l, dom, nil
+}
+
+// Running reports whether the machine is powered on.
+func (m *Machines) Running(_ context.Context, name string) (bool, error) {
+	l, dom, err := m.lookup(name)
+	if err != nil {
+		return false, err
+	}
+	st, _, err := l.DomainGetState(dom, 0)
+	if err != nil {
+		if libvirt.IsNotFound(err) {
+			return false, fmt.Errorf("machine %s: %w", name, fault.ErrNotFound)
+		}
+		return false, fmt.Errorf("machine %s: state: %w", name, err)
+	}
+	// A domain that is shutting down still has its QEMU: it counts as on
+	// until it is shut off, or a power on would fail ("already running").
+	switch libvirt.DomainState(st) {
+	case libvirt.DomainShutoff, libvirt.DomainCrashed, libvirt.DomainNostate:
+		return false, nil
+	}
+	return true, nil
+}
+
+// On powers the machine on; a running machine is left alone.
+func (m *Machines) On(ctx context.Context, name string) error {
+	on, err := m.Running(ctx, name)
+	if err != nil || on {
+		return err
+	}
+	l, dom, err := m.lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := l.DomainCreate(dom); err != nil {
+		return fmt.Errorf("power on machine %s: %w", name, err)
+	}
+	m.log.Debug("machine powered on", "machine", name)
+	return nil
+}
+
+// Off powers the machine off hard (pulls the plug); an off machine is left
+// alone.
+func (m *Machines) Off(ctx context.Context, name string) error {
+	on, err := m.Running(ctx, name)
+	if err != nil || !on {
+		return err
+	}
+	l, dom, err := m.lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := l.DomainDestroy(dom); err != nil {
+		// It may have powered itself off in between.
+		if on, err2 := m.Running(ctx, name); err2 == nil && !on {
+			return nil
+		}
+		return fmt.Errorf("power off machine %s: %w", name, err)
+	}
+	m.log.Debug("machine powered off", "machine", name)
+	return nil
+}
+
+// Cycle powers the machine off (if on) and on again, so that a boot device
+// set since the last start applies. The lab's guests do not handle ACPI
+// reboot requests, so there is no soft variant.
+func (m *Machines) Cycle(ctx context.Context, name string) error {
+	if err := m.Off(ctx, name); err != nil {
+		return err
+	}
+	return m.On(ctx, name)
+}
+
+var bootRE = regexp.MustCompile(`\s*<boot dev='[a-z]+'/>`)
+
+// SetBootDevice changes the boot device of the machine's definition: it
+// applies at the next power on or cycle.
+func (m *Machines) SetBootDevice(_ context.Context, name, dev string) error {
+	bx, ok := bootXML[dev]
+	if !ok {
+		return fmt.Errorf("machine %s: boot device %q: want pxe, disk or none: %w", name, dev, fault.ErrInvalid)
+	}
+	l, dom, err := m.lookup(name)
+	if err != nil {
+		return err
+	}
+	x, err := l.DomainGetXMLDesc(dom, libvirt.DomainXMLInactive)
+	if err != nil {
+		return fmt.Errorf("machine %s: read definition: %w", name, err)
+	}
+	x = bootRE.ReplaceAllString(x, "")
+	i := strings.Index(x, "</type>")
+	if i < 0 {
+		return fmt.Errorf("machine %s: definition has no <os><type>: %w", name, fault.ErrInternal)
+	}
+	i += len("</type>")
+	x = x[:i] + bx + x[i:]
+	if _, err := l.DomainDefineXML(x); err != nil {
+		return fmt.Errorf("machine %s: set boot device %s: %w", name, dev, err)
+	}
+	return nil
+}
+
+// BootDevice returns the machine's boot device as SetBootDevice names it.
+func (m *Machines) BootDevice(_ context.Context, name string) (string, error) {
+	l, dom, err := m.lookup(name)
+	if err != nil {
+		return "", err
+	}
+	x, err := l.DomainGetXMLDesc(dom, libvirt.DomainXMLInactive)
+	if err != nil {
+		return "", fmt.Errorf("machine %s: read definition: %w", name, err)
+	}
+	var got string
+	for _, b := range bootRE.FindAllString(x, -1) {
+		got += strings.TrimSpace(b)
+	}
+	for dev, bx := range bootXML {
+		if got == bx {
+			return dev, nil
+		}
+	}
+	return "", fmt.Errorf("machine %s: unknown boot order %q: %w", name, got, fault.ErrInternal)
+}
+
+// Names returns the names of all defined machines.
+func (m *Machines) Names(_ context.Context) ([]string, error) {
+	l, err := m.conn()
+	if err != nil {
+		return nil, err
+	}
+	doms, _, err := l.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	var names []string
+	for _, d := range doms {
+		names = append(names, d.Name)
+	}
+	return names, nil
+}
+
+// NewOverlay creates a qcow2 disk at path backed by the raw image backing
+// (copy on write: the golden image is never written).
+func NewOverlay(ctx context.Context, backing, path string) error {
+	if _, err := proc.Run(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", backing, path); err != nil {
+		return fmt.Errorf("overlay of %s: %w", backing, err)
+	}
+	return nil
+}
