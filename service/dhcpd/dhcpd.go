@@ -271,6 +271,13 @@ func (s *Server) readLoop(ctx context.Context, ifc *iface, conn net.PacketConn, 
 		s.sem <- struct{}{}
 		go func() {
 			defer func() { <-s.sem }()
+			defer func() {
+				// A packet must never take the daemon down, whatever a
+				// decoder below does with it.
+				if r := recover(); r != nil {
+					log.Error("dhcp packet handling panicked; packet ignored", "from", peer.String(), "panic", fmt.Sprint(r))
+				}
+			}()
 			if s.Faults.Drop() {
 				log.Warn("fault injection: dropping dhcp packet", "from", peer.String())
 				return

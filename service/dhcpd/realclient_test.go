@@ -66,6 +66,12 @@ type bootLab struct {
 // namespace of a fresh pair.
 func startLab(t *testing.T) *bootLab {
 	t.Helper()
+	return startLabWith(t, func(*dhcpd.Server) {})
+}
+
+// startLabWith is startLab with a change to the DHCP server's settings.
+func startLabWith(t *testing.T, tweak func(*dhcpd.Server)) *bootLab {
+	t.Helper()
 	testenv.RequireCommand(t, "udhcpc", "udhcpc")
 	p := netnstest.New(t)
 	l := &bootLab{p: p, tl: boot.NewTimeline(), dir: t.TempDir(), leases: dhcpd.NewMemoryLeases(),
@@ -87,9 +93,10 @@ func startLab(t *testing.T) *bootLab {
 			Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
 		BaseURL: l.baseURL, Nodes: bootConfigs{}, Leases: l.leases, Log: log.With("svc", "dhcp"), Recorder: l.tl,
 	}
+	tweak(d)
 	tf := &tftpd.Server{Addr: "10.199.0.1:69", Root: "/usr/lib/ipxe", Log: log.With("svc", "tftp"),
 		Recorder: l.tl, Clients: d}
-	r, err := ipxe.NewRenderer(ipxe.Options{})
+	r, err := ipxe.NewRenderer(ipxe.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
