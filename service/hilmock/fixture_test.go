@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,4 +202,8 @@ func (f *fixture) waitAction(id string) map[string]any {
 		}
 		time.Sleep(delay)
 	}
+}
+
+func httptestRequest(method, path, body string) *http.Request {
+	return httptest.NewRequest(method, path, strings.NewReader(body))
 }

@@ -1,0 +1,155 @@
+package hilmock
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRestartKeepsState changes state through the API, stops the server
+// (closing the database), opens a new one on the same file and finds it.
+func TestRestartKeepsState(t *testing.T) {
+	f := startFixture(t, "", true)
+	steps := []struct{ method, path, body string }{
+		{"PUT", "/v0/project/tenant-c", ""},
+		{"PUT", "/v0/auth/basic/user/carol", `{"password":"carol-secret"}`},
+		{"POST", "/v0/auth/basic/user/carol/add_project", `{"project":"tenant-c"}`},
+		{"PUT", "/v0/node/node-09", obmBody},
+		{"PUT", "/v0/node/node-09/nic/eth0", `{"macaddr":"52:54:00:00:01:09"}`},
+		{"POST", "/v0/project/tenant-c/connect_node", `{"node":"node-09"}`},
+		{"PUT", "/v0/network/tenant-c-net", `{"owner":"tenant-c","access":"tenant-c","net_id":""}`},
+	}
+	for _, s := range steps {
+		if st, b := f.call("admin", s.method, s.path, s.body); st != 200 {
+			t.Fatalf("%s %s: %d %s", s.method, s.path, st, b)
+		}
+	}
+	st, b := f.call("carol", "POST", "/v0/node/node-09/nic/eth0/connect_network", `{"network":"tenant-c-net"}`)
+	if st != 202 {
+		t.Fatalf("connect: %d %s", st, b)
+	}
+	var out map[string]string
+	json.Unmarshal(b, &out)
+	if a := f.waitAction(out["status_id"]); a["status"] != StatusDone {
+		t.Fatalf("action: %v", a)
+	}
+	before := snapshot(t, f)
+	f.stop()
+
+	g := startFixture(t, f.dbPath, false)
+	if g.srv.Fresh() {
+		t.Fatal("reopened database reported fresh")
+	}
+	if after := snapshot(t, g); after != before {
+		t.Fatalf("state changed across restart:\nbefore %s\n after %s", before, after)
+	}
+	if st, _ := g.call("carol", "GET", "/v0/networking_action/"+out["status_id"], ""); st != 200 {
+		t.Fatalf("action after restart: %d", st)
+	}
+	// Seeding again adds nothing and keeps what the API changed.
+	inv, err := ReadInventory(exampleInventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := g.srv.Seed(context.Background(), inv); err != nil || n != 0 {
+		t.Fatalf("re-seed: %d objects, %v; want 0, nil", n, err)
+	}
+	if after := snapshot(t, g); after != before {
+		t.Fatalf("re-seed changed state:\nbefore %s\n after %s", before, after)
+	}
+}
+
+// snapshot is what an admin sees of the whole site.
+func snapshot(t *testing.T, f *fixture) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, p := range []string{"/v0/projects", "/v0/auth/basic/users", "/v0/networks", "/v0/nodes/all",
+		"/v0/node/node-09", "/v0/node/node-01", "/v0/network/tenant-c-net", "/v0/project/tenant-c/nodes"} {
+		st, b := f.call("admin", "GET", p, "")
+		if st != 200 {
+			t.Fatalf("GET %s: %d %s", p, st, b)
+		}
+		sb.WriteString(p + " " + string(b) + "\n")
+	}
+	return sb.String()
+}
+
+// TestShutdownLeavesActionPending stops the server while the switch holds
+// an action: Serve returns after ShutdownTimeout, the action is still
+// PENDING in the database, and the next Serve applies it.
+func TestShutdownLeavesActionPending(t *testing.T) {
+	f := startFixture(t, "", true)
+	f.srv.shutdown = 200 * time.Millisecond
+	f.sw.hold()
+	st, b := f.call("alice", "POST", "/v0/node/node-01/nic/eth0/connect_network", `{"network":"tenant-a-net"}`)
+	if st != 202 {
+		t.Fatalf("connect: %d %s", st, b)
+	}
+	var out map[string]string
+	json.Unmarshal(b, &out)
+	f.cancel()
+	if err := <-f.done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if err := f.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.cancel = nil
+	if calls := f.sw.Calls(); len(calls) != 0 {
+		t.Fatalf("switch applied %v before shutdown", calls)
+	}
+
+	g := startFixture(t, f.dbPath, false)
+	if a := g.waitAction(out["status_id"]); a["status"] != StatusDone {
+		t.Fatalf("resumed action: %v", a)
+	}
+	if got := g.sw.VLANs("node-01", "eth0"); len(got) != 1 || got[0] != 201 {
+		t.Fatalf("VLANs after resume = %v, want [201]", got)
+	}
+}
+
+// TestShutdownWaitsForActions: an action running at shutdown finishes
+// within the timeout and is recorded DONE.
+func TestShutdownWaitsForActions(t *testing.T) {
+	f := startFixture(t, "", true)
+	f.sw.delay = 100 * time.Millisecond
+	st, b := f.call("alice", "POST", "/v0/node/node-01/nic/eth0/connect_network", `{"network":"tenant-a-net"}`)
+	if st != 202 {
+		t.Fatalf("connect: %d %s", st, b)
+	}
+	var out map[string]string
+	json.Unmarshal(b, &out)
+	f.stop()
+	g := startFixture(t, f.dbPath, false)
+	g.sw.hold() // a resumed action would hang here: there must be none
+	if st, b := g.call("alice", "GET", "/v0/networking_action/"+out["status_id"], ""); st != 200 || !strings.Contains(string(b), `"DONE"`) {
+		t.Fatalf("action after graceful shutdown: %d %s", st, b)
+	}
+}
+
+func TestMigrationsVersioned(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	db, fresh, err := openDB(ctx, path)
+	if err != nil || !fresh {
+		t.Fatalf("first open: fresh=%t err=%v", fresh, err)
+	}
+	var v int
+	db.QueryRow("PRAGMA user_version").Scan(&v)
+	if v != len(migrations) {
+		t.Fatalf("user_version %d, want %d", v, len(migrations))
+	}
+	if _, err := db.Exec("PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, _, err := openDB(ctx, path); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("open of a newer schema: %v, want an error saying it is newer", err)
+	}
+	if _, _, err := openDB(ctx, ""); err == nil {
+		t.Fatal("empty path accepted")
+	}
+}
