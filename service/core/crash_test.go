@@ -1,0 +1,175 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// crashScenario is an operation to kill mid-way: setup runs before it (in
+// the parent), inject in the child just before it (to force a rollback),
+// and run is the operation itself.
+type crashScenario struct {
+	setup  func(e *env)
+	inject func(e *env)
+	run    func(e *env) error
+}
+
+func crashScenarios() map[string]crashScenario {
+	ctx := context.Background()
+	provision := func(e *env) { e.must(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0")) }
+	disk := func(e *env) { e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "disk-a")) }
+	failFlatten := func(e *env) { e.images.fail["Flatten"] = fault.Errorf(fault.Unavailable, "injected") }
+	return map[string]crashScenario{
+		"import": {run: func(e *env) error {
+			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b"}))
+		}},
+		"import rollback": {inject: failFlatten, run: func(e *env) error {
+			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b"}))
+		}},
+		"copy": {run: func(e *env) error {
+			return second(e.svc.CopyImage(ctx, alice, "tenant-a", "debian", "tenant-a", "deb-copy"))
+		}},
+		"snapshot": {setup: provision, run: func(e *env) error {
+			return second(e.svc.CreateSnapshot(ctx, alice, "tenant-a", "node1", "snap1"))
+		}},
+		"snapshot rollback": {setup: provision, inject: failFlatten, run: func(e *env) error {
+			return second(e.svc.CreateSnapshot(ctx, alice, "tenant-a", "node1", "snap1"))
+		}},
+		"export": {run: func(e *env) error { return e.svc.ExportImage(ctx, admin, "tenant-a", "debian", "exported") }},
+		"remove": {run: func(e *env) error { return e.svc.RemoveImage(ctx, alice, "tenant-a", "debian") }},
+		"create disk": {run: func(e *env) error {
+			return second(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "disk-a"))
+		}},
+		"delete disk": {setup: disk, run: func(e *env) error { return e.svc.DeleteDisk(ctx, alice, "tenant-a", "disk-a") }},
+		"provision": {run: func(e *env) error {
+			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+		}},
+		"provision rollback": {inject: func(e *env) { e.exp.fail = fault.Errorf(fault.Unavailable, "injected") }, run: func(e *env) error {
+			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+		}},
+		"deprovision": {setup: provision, run: func(e *env) error { return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0") }},
+		"set boot": {setup: disk, run: func(e *env) error {
+			return second(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
+		}},
+		"clear boot": {setup: func(e *env) {
+			disk(e)
+			e.must(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
+		}, run: func(e *env) error { return e.svc.ClearBoot(ctx, alice, "tenant-a", "node1") }},
+		"upload": {run: func(e *env) error {
+			return second(e.svc.UploadImage(ctx, alice, "tenant-a", "up", strings.NewReader("bytes"), 5))
+		}},
+	}
+}
+
+type killPoint struct {
+	kind  string
+	seq   int
+	phase string
+}
+
+func (k killPoint) String() string { return fmt.Sprintf("%s:%d:%s", k.kind, k.seq, k.phase) }
+
+// TestCrashChild is the child process of TestCrash: it runs one scenario
+// on the state in BMI_CRASH_DIR and SIGKILLs itself at BMI_CRASH_AT.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv("BMI_CRASH_DIR")
+	if dir == "" {
+		t.Skip("run by TestCrash")
+	}
+	sc := crashScenarios()[os.Getenv("BMI_CRASH_SCENARIO")]
+	at := os.Getenv("BMI_CRASH_AT")
+	e := openEnv(t, dir)
+	e.ok(second(e.svc.Start(context.Background())))
+	e.svc.SetCrashHook(func(kind string, seq int, phase string) {
+		if (killPoint{kind, seq, phase}).String() == at {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	})
+	if sc.inject != nil {
+		sc.inject(e)
+	}
+	err := sc.run(e)
+	fmt.Printf("CHILD-COMPLETED err=%v\n", err)
+}
+
+// TestCrash kills each multi-step operation at every journal point in turn
+// (SIGKILL, in a child process), restarts, recovers, and checks that the
+// operation either completed or left no trace, and that the database, Ceph,
+// the targets and the boot files agree.
+func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	total := 0
+	names := make([]string, 0)
+	for n := range crashScenarios() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		sc := crashScenarios()[name]
+		t.Run(name, func(t *testing.T) {
+			ref := seeded(t)
+			if sc.setup != nil {
+				sc.setup(ref)
+			}
+			before := ref.state()
+			var points []killPoint
+			ref.svc.SetCrashHook(func(kind string, seq int, phase string) { points = append(points, killPoint{kind, seq, phase}) })
+			if sc.inject != nil {
+				sc.inject(ref)
+			}
+			refErr := sc.run(ref)
+			ref.svc.SetCrashHook(nil)
+			ref.images.fail, ref.exp.fail = map[string]error{}, nil
+			after := ref.state()
+			if sc.inject == nil && refErr != nil {
+				t.Fatalf("reference run failed: %v", refErr)
+			}
+			if len(points) == 0 {
+				t.Fatal("the operation hit no journal point")
+			}
+			total += len(points)
+			for _, p := range points {
+				t.Run(p.String(), func(t *testing.T) { crashAt(t, name, sc, p, before, after) })
+			}
+		})
+	}
+	t.Logf("kill points tested: %d", total)
+}
+
+func crashAt(t *testing.T, name string, sc crashScenario, p killPoint, before, after string) {
+	dir := t.TempDir()
+	e := openEnv(t, dir)
+	e.seed()
+	if sc.setup != nil {
+		sc.setup(e)
+	}
+	e.db.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "BMI_CRASH_DIR="+dir, "BMI_CRASH_SCENARIO="+name, "BMI_CRASH_AT="+p.String())
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "CHILD-COMPLETED") {
+		t.Fatalf("child did not reach kill point %s:\n%s", p, out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed at %s: %v\n%s", p, err, out)
+	}
+	r := openEnv(t, dir)
+	if _, err := r.svc.Start(context.Background()); err != nil {
+		t.Fatalf("recovery after a crash at %s: %v", p, err)
+	}
+	r.checkConsistent()
+	if got := r.state(); got != before && got != after {
+		t.Fatalf("after a crash at %s the state is neither the one before nor the one after the operation:\n%s\n--- before:\n%s\n--- after:\n%s", p, got, before, after)
+	}
+}

@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+func open(t *testing.T) *SQLite {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "bmi.db"), logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestMigrateAndReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bmi.db")
+	s, err := Open(ctx, path, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 1 {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	if _, err := s.CreateProject(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path, logging.Discard()) // migrating again is a no-op
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Project(ctx, "p"); err != nil {
+		t.Fatalf("data lost across reopen: %v", err)
+	}
+	var fk int
+	if err := s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign_keys = %d, %v", fk, err)
+	}
+	var mode string
+	if err := s.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v", mode, err)
+	}
+}
+
+func TestImagesTargetsBoots(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	if _, err := s.CreateProject(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateProject(ctx, "p"); fault.Of(err) != fault.Exists {
+		t.Fatalf("duplicate project: %v", err)
+	}
+	img, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "deb", Kind: core.KindImage, State: core.StateReady}, "u1")
+	if err != nil || img.CephName != "u1img1" || img.ID != 1 {
+		t.Fatalf("InsertImage = %+v, %v", img, err)
+	}
+	if _, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "deb", Kind: core.KindImage, State: core.StateReady}, "u1"); fault.Of(err) != fault.Exists {
+		t.Fatalf("duplicate image: %v", err)
+	}
+	if _, err := s.InsertImage(ctx, core.Image{Project: "nope", Name: "x", Kind: core.KindImage, State: core.StateReady}, "u1"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("image in unknown project: %v", err)
+	}
+	disk, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "d", Kind: core.KindDisk, ParentID: img.ID, State: core.StatePending, OpID: "op1"}, "u1")
+	if err != nil || disk.Parent != "deb" || disk.OpID != "op1" || disk.CephName == "u1img1" {
+		t.Fatalf("disk = %+v, %v", disk, err)
+	}
+	if err := s.DeleteImage(ctx, img.ID); fault.Of(err) != fault.Conflict {
+		t.Fatalf("deleting a parent: %v", err)
+	}
+	if err := s.PutTarget(ctx, core.Target{DiskID: disk.ID, IQN: "iqn.x:1", CHAPUser: "u", CHAPSecret: "s", Initiators: []string{"iqn.i"}}); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := s.Target(ctx, disk.ID)
+	if err != nil || tg.Initiators[0] != "iqn.i" || tg.CHAPSecret != "s" {
+		t.Fatalf("Target = %+v, %v", tg, err)
+	}
+	if err := s.PutBoot(ctx, core.BootConfig{Node: "n1", Project: "p", DiskID: disk.ID, NIC: "eth0", MAC: "52:54:00:00:00:01", OwnsDisk: true}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.BootByMAC(ctx, "52:54:00:00:00:01")
+	if err != nil || b.Node != "n1" || b.Disk != "d" || !b.OwnsDisk {
+		t.Fatalf("BootByMAC = %+v, %v", b, err)
+	}
+	if err := s.PutBoot(ctx, core.BootConfig{Node: "n2", Project: "p", DiskID: disk.ID, NIC: "eth0", MAC: "52:54:00:00:00:01"}); fault.Of(err) != fault.Exists {
+		t.Fatalf("two nodes with one MAC: %v", err)
+	}
+	if err := s.MoveImage(ctx, disk.ID, "p", "d2", true); err != nil {
+		t.Fatal(err)
+	}
+	if moved, _ := s.ImageByID(ctx, disk.ID); moved.Name != "d2" || moved.ParentID != 0 || moved.Kind != core.KindImage {
+		t.Fatalf("moved = %+v", moved)
+	}
+	if err := s.DeleteProject(ctx, "p"); fault.Of(err) != fault.Conflict {
+		t.Fatalf("deleting a project that owns rows: %v", err)
+	}
+	l := core.Lease{MAC: "52:54:00:00:00:01", IP: "10.0.0.5", Expires: time.Now().Add(time.Hour)}
+	if err := s.PutLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LeaseByMAC(ctx, l.MAC); err != nil || got.IP != "10.0.0.5" {
+		t.Fatalf("LeaseByMAC = %+v, %v", got, err)
+	}
+	if _, err := s.LeaseByMAC(ctx, "52:54:00:00:00:09"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("missing lease: %v", err)
+	}
+}
+
+func TestJournal(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	op := core.Operation{ID: "op1", Kind: "import", Project: "p", State: core.OpRunning, Data: map[string]string{"a": "1"}}
+	if err := s.CreateOp(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []core.StepState{core.StepDoing, core.StepDone} {
+		if err := s.MarkStep(ctx, "op1", 0, "insert row", st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MarkStep(ctx, "op1", 1, "clone", core.StepDoing); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetOpData(ctx, "op1", map[string]string{"a": "1", "b": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Op(ctx, "op1")
+	if err != nil || len(got.Steps) != 2 || got.Steps[0].State != core.StepDone || got.Steps[1].State != core.StepDoing || got.Data["b"] != "2" {
+		t.Fatalf("Op = %+v, %v", got, err)
+	}
+	if err := s.SetOpState(ctx, "op1", core.OpDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	if running, _ := s.Ops(ctx, core.OpRunning, 0); len(running) != 0 {
+		t.Fatalf("running = %+v", running)
+	}
+	if err := s.SetOpState(ctx, "nope", core.OpDone, ""); fault.Of(err) != fault.NotFound {
+		t.Fatalf("unknown op: %v", err)
+	}
+}
+
+// FuzzJournalDecode: whatever is in an operation's data column, reading
+// the journal returns an error or an operation, never a panic.
+func FuzzJournalDecode(f *testing.F) {
+	f.Add(`{"a":"1"}`)
+	f.Add(`null`)
+	f.Add(`{"a":1}`)
+	f.Add(`[`)
+	s, err := Open(context.Background(), ":memory:", logging.Discard())
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateOp(context.Background(), core.Operation{ID: "f", Kind: "k", State: core.OpRunning}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		if _, err := s.db.Exec(`UPDATE operations SET data = ? WHERE id = 'f'`, data); err != nil {
+			t.Fatal(err)
+		}
+		op, err := s.Op(context.Background(), "f")
+		if err == nil && op.Data == nil {
+			t.Fatal("nil data without an error")
+		}
+	})
+}
