@@ -124,3 +124,12 @@ var (
 	// FailedRE matches the init's failure marker.
 	FailedRE = regexp.MustCompile(`BMI-LAB-FAILED ([^\r\n]*)`)
 )
+
+// Tail returns the last max bytes of the log.
+func (c Console) Tail(max int64) ([]byte, error) {
+	from := c.Offset() - max
+	if from < 0 {
+		from = 0
+	}
+	return c.readFrom(from)
+}

@@ -185,6 +185,12 @@ func (m *Machines) Define(_ context.Context, s Spec, boot string) error {
 	if err != nil {
 		return err
 	}
+	// Redefining an existing domain must name its UUID.
+	if old, err := l.DomainLookupByName(s.Name); err == nil {
+		u := old.UUID
+		id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+		x = strings.Replace(x, "</name>", "</name>\n  <uuid>"+id+"</uuid>", 1)
+	}
 	if _, err := l.DomainDefineXML(x); err != nil {
 		return fmt.Errorf("define machine %s: %w", s.Name, err)
 	}
