@@ -153,20 +153,19 @@ func (c *Client) SetBootDevice(ctx context.Context, cred Credentials, node, dev 
 	return c.do(ctx, cred, op, http.MethodPut, "/node/"+p(node)+"/boot_device", map[string]string{"bootdev": dev}, nil)
 }
 
-// Authenticate checks that HIL accepts the credentials, with a call any
-// authenticated user may make (GET /v0/nodes/free; HIL requires
-// authentication for every call). Refused credentials give
-// fault.ErrUnauthenticated.
+// Authenticate checks that HIL accepts the credentials (see probe): nil,
+// or fault.ErrUnauthenticated if they are refused, or fault.ErrUnavailable
+// if HIL cannot be reached.
 func (c *Client) Authenticate(ctx context.Context, cred Credentials) error {
-	err := c.send(ctx, cred, "authenticate user "+quote(cred.User), http.MethodGet, "/nodes/free", nil, nil)
-	return err
+	return c.probe(ctx, cred)
 }
 
 // IsAdmin reports whether the credentials are a HIL admin's, by an
-// admin-only call (GET /v0/auth/basic/users): 200 yes, 401 no (if the
-// credentials authenticate at all; otherwise fault.ErrUnauthenticated).
+// admin-only call that every HIL version and auth backend has (GET
+// /v0/projects): 200 yes; 401 no, if the credentials authenticate at all
+// (otherwise fault.ErrUnauthenticated).
 func (c *Client) IsAdmin(ctx context.Context, cred Credentials) (bool, error) {
-	err := c.do(ctx, cred, "check admin rights of user "+quote(cred.User), http.MethodGet, "/auth/basic/users", nil, nil)
+	err := c.do(ctx, cred, "check admin rights of user "+quote(cred.User), http.MethodGet, "/projects", nil, nil)
 	if err == nil {
 		return true, nil
 	}

@@ -160,22 +160,43 @@ func (c *Client) send(ctx context.Context, cred Credentials, op, method, path st
 	return nil
 }
 
-// classify401 tells the two meanings of HIL's 401 apart: if the same
-// credentials are refused by a call any authenticated user may make, they
-// are wrong (Unauthenticated); otherwise the user lacks access (Forbidden).
-// It costs one more request, on refusals only.
-func (c *Client) classify401(ctx context.Context, cred Credentials) fault.Kind {
-	err := c.send(ctx, cred, "authenticate", http.MethodGet, "/nodes/free", nil, nil)
+// probeNode is the node the authentication probe asks for. No site names a
+// node so; HIL authenticates a caller before looking the node up, so valid
+// credentials get 404 "Node bmi-auth-probe.invalid does not exist." and
+// refused ones 401.
+const probeNode = "bmi-auth-probe.invalid"
+
+// probe checks the credentials with GET /v0/node/<probeNode>, a call any
+// user may make in every HIL version (GET /v0/nodes/free became admin-only
+// after v0.3). HIL's database auth backend answers an unknown user with
+// 404 "User x does not exist." rather than 401; a 404 that does not name
+// the probe node is therefore a refusal too.
+func (c *Client) probe(ctx context.Context, cred Credentials) error {
+	op := "authenticate user " + quote(cred.User)
+	err := c.send(ctx, cred, op, http.MethodGet, "/node/"+p(probeNode), nil, nil)
 	var he *Error
-	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
-		return fault.Unauthenticated
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &he) && he.Status == http.StatusNotFound && strings.Contains(he.Msg, probeNode):
+		return nil
+	case errors.As(err, &he) && (he.Status == http.StatusNotFound || he.Status == http.StatusUnauthorized):
+		he.Kind = fault.Unauthenticated
+		return err
 	}
-	if err != nil {
-		// The probe itself failed: the refusal stays a refusal of the
-		// credentials, the safer reading.
-		return fault.Unauthenticated
+	return err
+}
+
+// classify401 tells the two meanings of HIL's 401 apart: if the same
+// credentials are refused by the probe, they are wrong (Unauthenticated);
+// otherwise the user lacks access (Forbidden). It costs one more request,
+// on refusals only. If the probe itself fails, the refusal is read as a
+// refusal of the credentials, the safer reading.
+func (c *Client) classify401(ctx context.Context, cred Credentials) fault.Kind {
+	if c.probe(ctx, cred) == nil {
+		return fault.Forbidden
 	}
-	return fault.Forbidden
+	return fault.Unauthenticated
 }
 
 // p escapes one path segment.

@@ -16,12 +16,12 @@ import (
 
 // TestErrorMapping: every HIL answer class maps to one fault kind and
 // keeps HIL's type and message. A fake HIL answers what the row says; for
-// 401 it also answers the authentication probe (GET /v0/nodes/free).
+// 401 it also answers the authentication probe (GET /v0/node/<probe>).
 func TestErrorMapping(t *testing.T) {
 	tests := map[string]struct {
 		status    int
 		body      string
-		probe     int // status of the /nodes/free probe after a 401
+		probe     int // status of the authentication probe after a 401
 		kind      fault.Kind
 		typ, want string
 	}{
@@ -48,8 +48,11 @@ func TestErrorMapping(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/v0/nodes/free" {
+				if strings.HasPrefix(r.URL.Path, "/v0/node/bmi-auth-probe") {
 					w.WriteHeader(tc.probe)
+					if tc.probe == 404 {
+						w.Write([]byte(`{"type":"NotFoundError","msg":"Node bmi-auth-probe.invalid does not exist."}`))
+					}
 					return
 				}
 				if r.URL.Path != "/v0/node/x" || r.Method != http.MethodGet {
@@ -117,5 +120,37 @@ func TestNotJSONAnswer(t *testing.T) {
 	_, err := hil.New(srv.URL, nil).ShowNode(context.Background(), alice, "node-01")
 	if fault.Of(err) != fault.Internal || !strings.Contains(err.Error(), "not the JSON expected") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestAuthenticateProbe: how the probe's answers are read, including real
+// HIL's database backend answering an unknown user with 404.
+func TestAuthenticateProbe(t *testing.T) {
+	tests := map[string]struct {
+		status int
+		body   string
+		want   error
+	}{
+		"probe node not found": {404, `{"type":"NotFoundError","msg":"Node bmi-auth-probe.invalid does not exist."}`, nil},
+		"probe node exists":    {200, `{}`, nil},
+		"refused":              {401, `{"type":"AuthorizationError","msg":"Authentication failed."}`, fault.ErrUnauthenticated},
+		"unknown user (HIL)":   {404, `{"type":"NotFoundError","msg":"User ghost does not exist."}`, fault.ErrUnauthenticated},
+		"HIL down":             {503, ``, fault.ErrUnavailable},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v0/node/bmi-auth-probe.invalid" || r.Method != http.MethodGet {
+					t.Errorf("probe called %s %s", r.Method, r.URL.Path)
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			err := hil.New(srv.URL, nil).Authenticate(context.Background(), alice)
+			if !errIs(err, tc.want) {
+				t.Fatalf("Authenticate: %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
