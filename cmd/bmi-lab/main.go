@@ -25,5 +25,11 @@ func newRoot() *cobra.Command {
 		Short: "BMI hardware-emulation lab: Ceph, VLAN network, HIL emulator, bmid and PXE-booting VMs on one machine",
 	}
 	root.AddCommand(cephCmd())
+	root.AddCommand(downCmd())
+	root.AddCommand(statusCmd())
+	root.AddCommand(nodesCmd())
+	root.AddCommand(consoleCmd())
+	root.AddCommand(envCmd())
+	root.AddCommand(imageCmd())
 	return clikit.Prepare(root)
 }
