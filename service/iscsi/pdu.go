@@ -173,3 +173,41 @@ func (p *pdu) marshal(d digests) ([]byte, error) {
 
 // crc32Castagnoli is CRC32C of b.
 func crc32Castagnoli(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// writeTo encodes p like marshal, but writes the data segment from p.data
+// without copying it into a new buffer.
+func (p *pdu) writeTo(w io.Writer, d digests) error {
+	n := len(p.data)
+	data := p.data
+	p.data = nil
+	hdr, err := p.marshal(d)
+	p.data = data
+	if err != nil {
+		return err
+	}
+	p.bhs[5], p.bhs[6], p.bhs[7] = byte(n>>16), byte(n>>8), byte(n)
+	if n == 0 {
+		_, err = w.Write(hdr)
+		return err
+	}
+	// The header (and its digest) must cover the real data length.
+	hdr[5], hdr[6], hdr[7] = p.bhs[5], p.bhs[6], p.bhs[7]
+	if d.header {
+		end := bhsLen + len(p.ahs)
+		binary.LittleEndian.PutUint32(hdr[end:], crc32.Checksum(hdr[:end], castagnoli))
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	var tail [8]byte
+	t := tail[:pad4(n)]
+	if d.data {
+		c := crc32.Update(crc32.Checksum(data, castagnoli), castagnoli, t)
+		t = binary.LittleEndian.AppendUint32(t, c)
+	}
+	_, err = w.Write(t)
+	return err
+}

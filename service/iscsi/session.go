@@ -124,11 +124,7 @@ func (s *session) writer() {
 			if it.p == nil || broken {
 				continue
 			}
-			b, err := it.p.marshal(s.dig)
-			if err == nil {
-				_, err = bw.Write(b)
-			}
-			if err != nil {
+			if err := it.p.writeTo(bw, s.dig); err != nil {
 				broken = true
 				s.close()
 			}
