@@ -32,7 +32,8 @@ build: ## Build every binary into bin/ (bmi, hil-mock, bmi-uat without cgo)
 test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the README's test command)
 	@mkdir -p $(RESULTS)
 	$(GO) vet -tags $(TAGS) ./...
-	$(GO) test -tags $(TAGS) -race -count=1 ./... 2>&1 | tee $(RESULTS)/test.log
+	@# one Ceph cluster for every package's real-Ceph tests, always purged after (scripts/with-test-ceph.sh)
+	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 ./... 2>&1 | tee $(RESULTS)/test.log'
 
 uat: deps build ## Build the lab and run the acceptance suite on it; prints where the report is
 	@echo "make uat: the lab and the acceptance suite are not built yet (issues [lab] and [uat]); nothing was run" >&2

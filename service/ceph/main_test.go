@@ -117,3 +117,9 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// clusterOf returns the test cluster's conf and pool.
+func clusterOf(tb testing.TB) (conf, pool string) {
+	tb.Helper()
+	return cephtest.Cluster(tb)
+}

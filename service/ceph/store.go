@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ceph/go-ceph/rados"
@@ -99,12 +100,15 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	t0 := time.Now()
 	if err := conn.Connect(); err != nil {
 		conn.Shutdown()
+		if errnoOf(err) == syscall.ENOENT {
+			return nil, fault.Errorf(fault.Invalid, "ceph: %s: no keyring found for client.%s (keyring %q, or what %s names): %v", what, cfg.ID, cfg.Keyring, cfg.Conf, err)
+		}
 		return nil, mapError(err, what)
 	}
 	ioctx, err := conn.OpenIOContext(cfg.Pool)
 	if err != nil {
 		conn.Shutdown()
-		return nil, mapError(err, fmt.Sprintf("open pool %q", cfg.Pool), hint{2, "pool not found"})
+		return nil, mapError(err, fmt.Sprintf("open pool %q", cfg.Pool), hint{syscall.ENOENT, "pool not found"})
 	}
 	log.Info("connected to ceph", "conf", cfg.Conf, "client", cfg.ID, "pool", cfg.Pool,
 		"op_timeout", cfg.OpTimeout, "elapsed", time.Since(t0).Round(time.Millisecond))
