@@ -189,6 +189,10 @@ type DHCP struct {
 	DNS []string `yaml:"dns"`
 	// LeaseTime is the lease duration.
 	LeaseTime time.Duration `yaml:"lease_time"`
+	// IPv6RA answers IPv6 router solicitations on the interfaces with an
+	// advertisement that configures nothing; it spares each iPXE boot a
+	// 13 s wait for IPv6 router discovery.
+	IPv6RA bool `yaml:"ipv6_ra"`
 	// ServerIP is this host's address on the boot network (DHCP server
 	// identifier and TFTP next-server); empty takes each interface's first
 	// IPv4 address.
@@ -251,7 +255,7 @@ func Default() Config {
 			CHAP:      true,
 		},
 		Boot: Boot{
-			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour},
+			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour, IPv6RA: true},
 			TFTP: TFTP{Root: "/usr/lib/ipxe", Preload: []string{"ipxe.efi"}},
 			IPXE: IPXE{Attempts: 4, RetryDelay: 2 * time.Second, RebootDelay: 10 * time.Second, NoConfigPause: 5 * time.Second},
 		},

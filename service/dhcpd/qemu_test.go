@@ -69,7 +69,7 @@ func TestQEMUIPXE(t *testing.T) {
 		Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 1, 100), End: net.IPv4(10, 199, 1, 110),
 			Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
 		BaseURL: "http://10.199.1.1:8080", Nodes: bootConfigs{}, Leases: dhcpd.NewMemoryLeases(),
-		Log: log, Recorder: tl,
+		Log: log, Recorder: tl, RouterAdvertisements: true,
 	}
 	r, err := ipxe.NewRenderer(ipxe.Options{Attempts: 2, FirstDelay: 1, RebootDelay: 0, NoConfigPause: 0})
 	if err != nil {
