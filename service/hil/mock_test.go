@@ -18,7 +18,7 @@ import (
 
 // cheapHash is a hil-mock password hash with few iterations, so tests
 // seed fast; the format is hil-mock's.
-func cheapHash(t *testing.T, password string) string {
+func cheapHash(t testing.TB, password string) string {
 	t.Helper()
 	salt := make([]byte, 16)
 	rand.Read(salt)
@@ -37,7 +37,7 @@ type mock struct {
 	sw    hilmock.SwitchDriver
 }
 
-func startMock(t *testing.T, sw hilmock.SwitchDriver) *mock {
+func startMock(t testing.TB, sw hilmock.SwitchDriver) *mock {
 	t.Helper()
 	inv, err := hilmock.ReadInventory("../../configs/hil-mock.example.yaml")
 	if err != nil {
