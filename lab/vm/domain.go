@@ -35,6 +35,11 @@ type Spec struct {
 	Disk string
 	// Serial is the file the serial console is appended to.
 	Serial string
+	// Kernel and Initrd, when set, are booted directly instead of the
+	// firmware's boot order: e.g. iPXE's ipxe.lkrn with an iPXE script as
+	// its initrd, to sanboot without a DHCP server.
+	Kernel string
+	Initrd string
 }
 
 var (
@@ -55,6 +60,8 @@ func (s Spec) validate() error {
 		return fmt.Errorf("machine %s: tap %q: %w", s.Name, s.Tap, fault.ErrInvalid)
 	case s.Disk != "" && !pathRE.MatchString(s.Disk):
 		return fmt.Errorf("machine %s: disk path %q: want an absolute path of [A-Za-z0-9._/+-]: %w", s.Name, s.Disk, fault.ErrInvalid)
+	case s.Kernel != "" && !pathRE.MatchString(s.Kernel), s.Initrd != "" && !pathRE.MatchString(s.Initrd):
+		return fmt.Errorf("machine %s: kernel %q / initrd %q: want absolute paths of [A-Za-z0-9._/+-]: %w", s.Name, s.Kernel, s.Initrd, fault.ErrInvalid)
 	case !pathRE.MatchString(s.Serial):
 		return fmt.Errorf("machine %s: serial path %q: want an absolute path of [A-Za-z0-9._/+-]: %w", s.Name, s.Serial, fault.ErrInvalid)
 	case s.MemoryMiB < 0 || s.MemoryMiB > 65536:
@@ -89,6 +96,12 @@ var domainTmpl = template.Must(template.New("domain").Parse(`<domain type='qemu'
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     {{.Boot}}
+{{- if .Kernel}}
+    <kernel>{{.Kernel}}</kernel>
+{{- if .Initrd}}
+    <initrd>{{.Initrd}}</initrd>
+{{- end}}
+{{- end}}
     <bios useserial='yes'/>
     <smbios mode='sysinfo'/>
   </os>
