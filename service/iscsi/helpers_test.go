@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -155,3 +156,8 @@ func mustExport(t testing.TB, tg *Target, e Export) {
 func testIQN(n int) string { return fmt.Sprintf("iqn.2026-11.org.bmi:test.disk%d", n) }
 
 func t0() context.Context { return context.Background() }
+
+func hasCommand(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
+}
