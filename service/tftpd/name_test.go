@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/fault"
 )
 
@@ -70,4 +71,17 @@ func FuzzCleanName(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestNewFromConfig(t *testing.T) {
+	c := config.Default().Boot
+	if NewFromConfig(c, nil, nil, nil) != nil {
+		t.Fatal("a server without boot.tftp.listen")
+	}
+	c.TFTP.Listen = "10.0.0.1:69"
+	c.Faults.TFTP.DropPercent = 50
+	s := NewFromConfig(c, nil, nil, nil)
+	if s.Addr != "10.0.0.1:69" || s.Root != "/usr/lib/ipxe" || len(s.Preload) != 1 || s.Faults.DropRate != 0.5 {
+		t.Fatalf("server from config: %+v", s)
+	}
 }
