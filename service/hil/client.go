@@ -135,21 +135,7 @@ func (c *Client) send(ctx context.Context, cred Credentials, op, method, path st
 	}
 	c.log.Debug("hil call", "op", op, "user", cred.User, "status", resp.StatusCode, "took", time.Since(start))
 	if resp.StatusCode >= 300 {
-		e := &Error{Op: op, Status: resp.StatusCode}
-		var eb struct{ Type, Msg string }
-		if json.Unmarshal(raw, &eb) == nil && eb.Type != "" {
-			e.Type, e.Msg = eb.Type, eb.Msg
-		} else {
-			e.Msg = strings.TrimSpace(string(raw))
-			if len(e.Msg) > 200 {
-				e.Msg = e.Msg[:200] + "..."
-			}
-			if e.Msg == "" {
-				e.Msg = "no message"
-			}
-		}
-		e.Kind = kindOf(e.Status, e.Type)
-		return e
+		return answerError(op, resp.StatusCode, raw)
 	}
 	if out == nil {
 		return nil
@@ -158,6 +144,26 @@ func (c *Client) send(ctx context.Context, cred Credentials, op, method, path st
 		return fault.Errorf(fault.Internal, "hil: %s: answer is not the JSON expected: %v", op, err)
 	}
 	return nil
+}
+
+// answerError builds the Error of a non-2xx answer: HIL's {"type", "msg"}
+// when the body is that, else the start of the body as the message.
+func answerError(op string, status int, raw []byte) *Error {
+	e := &Error{Op: op, Status: status}
+	var eb struct{ Type, Msg string }
+	if json.Unmarshal(raw, &eb) == nil && eb.Type != "" {
+		e.Type, e.Msg = eb.Type, eb.Msg
+	} else {
+		e.Msg = strings.ToValidUTF8(strings.TrimSpace(string(raw)), "?")
+		if len(e.Msg) > 200 {
+			e.Msg = strings.ToValidUTF8(e.Msg[:200], "") + "..."
+		}
+		if e.Msg == "" {
+			e.Msg = "no message"
+		}
+	}
+	e.Kind = kindOf(e.Status, e.Type)
+	return e
 }
 
 // probeNode is the node the authentication probe asks for. No site names a

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"sort"
 )
 
 func (s *Server) routes() {
@@ -33,6 +32,8 @@ func (s *Server) nodeRoutes() {
 	s.handle("POST /v0/node/{node}/power_on", schema{}, s.powerOn)
 	s.handle("GET /v0/node/{node}/power_status", schema{}, s.powerStatus)
 	s.handle("PUT /v0/node/{node}/boot_device", schema{"bootdev": argString}, s.setBootDevice)
+	s.handle("PUT /v0/node/{node}/metadata/{label}", schema{"value": argAny}, s.setMetadata)
+	s.handle("DELETE /v0/node/{node}/metadata/{label}", schema{}, s.deleteMetadata)
 }
 
 // listNodes is GET /v0/nodes/<all|free>: any authenticated user (HIL v0.3).
@@ -232,12 +233,48 @@ func (s *Server) deleteNIC(ctx context.Context, c *call) (reply, error) {
 	return ok200, err
 }
 
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// setMetadata is PUT /v0/node/<n>/metadata/<label> {"value": any} (admin):
+// sets or replaces the label. Labels cpus, memory_mib and local_disk_gib
+// are the node's hardware facts.
+func (s *Server) setMetadata(ctx context.Context, c *call) (reply, error) {
+	if err := c.who.requireAdmin(); err != nil {
+		return reply{}, err
 	}
-	sort.Strings(out)
-	return out
+	b, err := json.Marshal(c.args["value"])
+	if err != nil {
+		return reply{}, errorf(TypeBadArgument, "metadata value: %v", err)
+	}
+	node, label := c.path("node"), c.path("label")
+	return ok200, inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if ok, err := exists(ctx, tx, "SELECT 1 FROM nodes WHERE name = ?", node); err != nil || !ok {
+			if err == nil {
+				err = notFound("Node %s does not exist.", node)
+			}
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO node_metadata (node, label, value) VALUES (?, ?, ?)
+			ON CONFLICT (node, label) DO UPDATE SET value = excluded.value`, node, label, string(b))
+		return err
+	})
+}
+
+// deleteMetadata is DELETE /v0/node/<n>/metadata/<label> (admin).
+func (s *Server) deleteMetadata(ctx context.Context, c *call) (reply, error) {
+	if err := c.who.requireAdmin(); err != nil {
+		return reply{}, err
+	}
+	node, label := c.path("node"), c.path("label")
+	return ok200, inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := loadNode(ctx, tx, node); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM node_metadata WHERE node = ? AND label = ?", node, label)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("Metadata %s on Node %s does not exist.", label, node)
+		}
+		return nil
+	})
 }

@@ -234,6 +234,26 @@ var contract = []contractRow{
 	{name: "boot device disk", who: "alice", method: "PUT", path: "/v0/node/node-01/boot_device", body: `{"bootdev":"disk"}`, status: 200, after: calls("SetBootDevice(node-01, disk)")},
 	{name: "boot device illegal", who: "alice", method: "PUT", path: "/v0/node/node-01/boot_device", body: `{"bootdev":"floppy"}`, status: 400, typ: TypeBadArgument},
 	{name: "boot device missing", who: "alice", method: "PUT", path: "/v0/node/node-01/boot_device", body: `{}`, status: 400, typ: TypeValidation},
+	// Node metadata (hardware facts).
+	{name: "set metadata", who: "admin", method: "PUT", path: "/v0/node/node-02/metadata/cpus", body: `{"value":8}`, status: 200},
+	{name: "set metadata (non-admin)", who: "alice", method: "PUT", path: "/v0/node/node-02/metadata/cpus", body: `{"value":8}`, status: 401, typ: TypeAuthorization},
+	{name: "set metadata without value", who: "admin", method: "PUT", path: "/v0/node/node-02/metadata/cpus", body: `{}`, status: 400, typ: TypeValidation},
+	{name: "set metadata of unknown node", who: "admin", method: "PUT", path: "/v0/node/nope/metadata/cpus", body: `{"value":8}`, status: 404, typ: TypeNotFound},
+	{name: "metadata shown", who: "alice", method: "GET", path: "/v0/node/node-02", status: 200,
+		check: func(t *testing.T, _ *fixture, b []byte) {
+			if !strings.Contains(string(b), `"cpus":"8"`) {
+				t.Errorf("node-02: %s, want cpus 8", b)
+			}
+		}},
+	{name: "delete metadata", who: "admin", method: "DELETE", path: "/v0/node/node-01/metadata/rack", status: 200},
+	{name: "delete absent metadata", who: "admin", method: "DELETE", path: "/v0/node/node-01/metadata/rack", status: 404, typ: TypeNotFound},
+	// Networks a project can use.
+	{name: "project networks (member)", who: "alice", method: "GET", path: "/v0/project/tenant-a/networks", status: 200, check: jsonEq(`["bmi-provision","tenant-a-net"]`)},
+	{name: "project networks (non-member)", who: "bob", method: "GET", path: "/v0/project/tenant-a/networks", status: 401, typ: TypeAuthorization},
+	{name: "list networks (admin)", who: "admin", method: "GET", path: "/v0/networks", status: 200,
+		check: jsonEq(`{"bmi-provision":{"network_id":"100","projects":["bmi_infra","tenant-a","tenant-b"]},"public":{"network_id":"300","projects":null},
+			"tenant-a-net":{"network_id":"201","projects":["tenant-a"]},"tenant-b-net":{"network_id":"202","projects":["tenant-b"]}}`)},
+	{name: "list networks (non-admin)", who: "alice", method: "GET", path: "/v0/networks", status: 401, typ: TypeAuthorization},
 	// Admin set-up and tear-down, as the acceptance suite does it.
 	{name: "create project (non-admin)", who: "alice", method: "PUT", path: "/v0/project/tenant-c", status: 401, typ: TypeAuthorization},
 	{name: "create project", who: "admin", method: "PUT", path: "/v0/project/tenant-c", status: 200},

@@ -206,7 +206,9 @@ func (r *Recorder) Detach(_ context.Context, nic NIC, vlan int) error {
 	defer r.mu.Unlock()
 	r.record(Call{Op: "Detach", Node: nic.Node, NIC: nic.Label, VLAN: vlan})
 	k := nic.Node + "/" + nic.Label
-	r.vlans[k] = slices.DeleteFunc(r.vlans[k], func(v int) bool { return v == vlan })
+	if vs, ok := r.vlans[k]; ok {
+		r.vlans[k] = slices.DeleteFunc(vs, func(v int) bool { return v == vlan })
+	}
 	return nil
 }
 

@@ -10,6 +10,9 @@ import (
 func TestRecorder(t *testing.T) {
 	ctx := context.Background()
 	var r Recorder
+	if err := r.Detach(ctx, NIC{Node: "x", Label: "y"}, 5); err != nil {
+		t.Fatal(err) // detaching from a fresh Recorder is not an error
+	}
 	n := Node{Name: "node-01"}
 	nic := NIC{Node: "node-01", Label: "eth0", MAC: "52:54:00:00:00:01"}
 	if s, _ := r.PowerStatus(ctx, n); s != PowerOffState {
@@ -42,7 +45,7 @@ func TestRecorder(t *testing.T) {
 	for _, c := range r.Calls() {
 		ops = append(ops, c.String())
 	}
-	want := []string{"PowerStatus(node-01)", "SetBootDevice(node-01, pxe)", "PowerCycle(node-01, force=true)",
+	want := []string{"Detach(x/y, vlan 5)", "PowerStatus(node-01)", "SetBootDevice(node-01, pxe)", "PowerCycle(node-01, force=true)",
 		"PowerStatus(node-01)", "PowerOff(node-01)", "PowerStatus(node-01)", "PowerOn(node-01)",
 		"Connect(node-01/eth0, vlan 102, vlan/native)", "Connect(node-01/eth0, vlan 101, vlan/101)",
 		"Connect(node-01/eth0, vlan 101, vlan/101)", "Detach(node-01/eth0, vlan 102)"}

@@ -186,6 +186,7 @@ const (
 	argOptBool
 	argObject
 	argOptObject
+	argAny // any JSON value, required
 )
 
 // schema lists the arguments a call takes from its body (or, for GET, its
@@ -301,7 +302,7 @@ func decodeArgs(r *http.Request, params []string, sch schema) (map[string]any, e
 		}
 	}
 	for k, kd := range sch {
-		if _, present := args[k]; !present && (kd == argString || kd == argBool || kd == argObject) {
+		if _, present := args[k]; !present && (kd == argString || kd == argBool || kd == argObject || kd == argAny) {
 			return nil, invalid
 		}
 	}

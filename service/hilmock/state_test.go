@@ -3,6 +3,8 @@ package hilmock
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,5 +153,50 @@ func TestMigrationsVersioned(t *testing.T) {
 	}
 	if _, _, err := openDB(ctx, ""); err == nil {
 		t.Fatal("empty path accepted")
+	}
+}
+
+// failingPower is a PowerDriver whose every call fails.
+type failingPower struct{}
+
+func (failingPower) PowerCycle(context.Context, Node, bool) error {
+	return errors.New("bmc unreachable")
+}
+func (failingPower) PowerOff(context.Context, Node) error { return errors.New("bmc unreachable") }
+func (failingPower) PowerOn(context.Context, Node) error  { return errors.New("bmc unreachable") }
+func (failingPower) PowerStatus(context.Context, Node) (string, error) {
+	return "", errors.New("bmc unreachable")
+}
+func (failingPower) SetBootDevice(context.Context, Node, string) error {
+	return errors.New("bmc unreachable")
+}
+
+// TestPowerDriverError: a failing power driver is HIL's 500 OBMError with
+// the driver's message.
+func TestPowerDriverError(t *testing.T) {
+	ctx := context.Background()
+	srv, err := New(ctx, filepath.Join(t.TempDir(), "hil.db"), Options{Power: failingPower{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	inv, _ := ReadInventory(exampleInventory)
+	if _, err := srv.Seed(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v0/node/node-01/power_cycle", ""},
+		{"POST", "/v0/node/node-01/power_off", ""},
+		{"POST", "/v0/node/node-01/power_on", ""},
+		{"GET", "/v0/node/node-01/power_status", ""},
+		{"PUT", "/v0/node/node-01/boot_device", `{"bootdev":"pxe"}`},
+	} {
+		r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		r.SetBasicAuth("alice", "alice-secret")
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, r)
+		if w.Code != 500 || !strings.Contains(w.Body.String(), `"type":"OBMError"`) || !strings.Contains(w.Body.String(), "bmc unreachable") {
+			t.Errorf("%s %s: %d %s, want 500 OBMError", c.method, c.path, w.Code, w.Body)
+		}
 	}
 }
