@@ -3,6 +3,7 @@ package ipxe
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -31,6 +32,12 @@ type Recorder interface {
 	Record(ctx context.Context, ev boot.Event)
 }
 
+// Clients maps a client's address to its MAC (through the DHCP leases),
+// so binaries fetched over HTTP reach the node's boot timeline.
+type Clients interface {
+	MACByIP(ctx context.Context, ip net.IP) (net.HardwareAddr, error)
+}
+
 // Binaries are the iPXE binaries UEFI HTTP-boot clients may fetch over
 // HTTP at /boot/<name>.
 var Binaries = []string{"ipxe.efi", "snponly.efi", "undionly.kpxe"}
@@ -53,6 +60,8 @@ type Handler struct {
 	Log *slog.Logger
 	// Recorder, when set, records StepScript and StepBinary per node.
 	Recorder Recorder
+	// Clients, when set, names the node that fetched a binary.
+	Clients Clients
 	// Faults drops or delays requests (tests and the lab only).
 	Faults boot.Faults
 }
@@ -169,12 +178,18 @@ func (h *Handler) serveBinary(w http.ResponseWriter, r *http.Request, log *slog.
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if rs, ok := f.(interface {
-		Read([]byte) (int, error)
-		Seek(int64, int) (int64, error)
-	}); ok {
-		http.ServeContent(w, r, name, st.ModTime(), rs)
-	} else {
+	rs, ok := f.(io.ReadSeeker)
+	if !ok {
 		http.Error(w, "binary not seekable", http.StatusInternalServerError)
+		return
+	}
+	http.ServeContent(w, r, name, st.ModTime(), rs)
+	if h.Recorder == nil || h.Clients == nil || r.Method != http.MethodGet {
+		return
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if mac, err := h.Clients.MACByIP(r.Context(), net.ParseIP(host)); err == nil {
+			h.Recorder.Record(r.Context(), boot.Event{MAC: mac, Step: boot.StepBinary, Detail: r.URL.Path})
+		}
 	}
 }

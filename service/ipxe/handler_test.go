@@ -141,3 +141,31 @@ func TestServerStops(t *testing.T) {
 		t.Fatalf("Serve after cancel = %v, want nil", err)
 	}
 }
+
+type clientsFunc func(net.IP) net.HardwareAddr
+
+func (f clientsFunc) MACByIP(_ context.Context, ip net.IP) (net.HardwareAddr, error) {
+	if m := f(ip); m != nil {
+		return m, nil
+	}
+	return nil, fault.Errorf(fault.NotFound, "no lease for %s", ip)
+}
+
+func TestHandlerRecordsBinary(t *testing.T) {
+	h, tl := testHandler(t)
+	h.Clients = clientsFunc(func(ip net.IP) net.HardwareAddr {
+		if ip.String() == "192.0.2.1" { // httptest's remote address
+			return mac1
+		}
+		return nil
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/boot/undionly.kpxe", nil))
+	if rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	evs := tl.Events(mac1)
+	if len(evs) != 1 || evs[0].Step != boot.StepBinary || evs[0].Detail != "/boot/undionly.kpxe" {
+		t.Fatalf("timeline %+v, want one %s event", evs, boot.StepBinary)
+	}
+}
