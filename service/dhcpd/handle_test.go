@@ -327,3 +327,21 @@ func FuzzHandlePacket(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDiscoverRequest is one DISCOVER/OFFER and REQUEST/ACK exchange
+// through the packet handler and the memory lease table.
+func BenchmarkDiscoverRequest(b *testing.B) {
+	s, _ := testServer(ModeServer)
+	s.Recorder = nil
+	disc := discover(b, known, ipxeClass).ToBytes()
+	req := request(b, known, net.IPv4(10, 199, 0, 100), srvIP, ipxeClass).ToBytes()
+	ctx := context.Background()
+	for b.Loop() {
+		if r, _ := s.handlePacket(ctx, testIfc, disc, peer, false); r == nil {
+			b.Fatal("no offer")
+		}
+		if r, _ := s.handlePacket(ctx, testIfc, req, peer, false); r == nil {
+			b.Fatal("no ack")
+		}
+	}
+}

@@ -255,3 +255,13 @@ func TestOptions(t *testing.T) {
 		t.Errorf("a zero pause is not zero:\n%s", got)
 	}
 }
+
+func BenchmarkScript(b *testing.B) {
+	r := renderer(b)
+	s := baseSpec()
+	for b.Loop() {
+		if _, err := r.Script(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
