@@ -14,6 +14,8 @@ func (s *Server) networkRoutes() {
 	s.handle("PUT /v0/network/{network}", schema{"owner": argString, "access": argString, "net_id": argString}, s.createNetwork)
 	s.handle("DELETE /v0/network/{network}", schema{}, s.deleteNetwork)
 	s.handle("GET /v0/project/{project}/networks", schema{}, s.listProjectNetworks)
+	s.handle("PUT /v0/network/{network}/access/{project}", schema{}, s.grantAccess)
+	s.handle("DELETE /v0/network/{network}/access/{project}", schema{}, s.revokeAccess)
 }
 
 type networkListEntry struct {
@@ -232,4 +234,62 @@ func (s *Server) listProjectNetworks(ctx context.Context, c *call) (reply, error
 	}
 	names, err := column(ctx, s.db, "SELECT network FROM network_access WHERE project = ? ORDER BY network", p)
 	return reply{http.StatusOK, names}, err
+}
+
+// grantAccess is PUT /v0/network/<net>/access/<project>: the network's
+// owner project or admins; 409 DuplicateError if the project has access.
+func (s *Server) grantAccess(ctx context.Context, c *call) (reply, error) {
+	p := c.path("project")
+	return ok200, inTx(ctx, s.db, func(tx *sql.Tx) error {
+		nw, err := loadNetwork(ctx, tx, c.path("network"))
+		if err != nil {
+			return err
+		}
+		if err := mustFindProject(ctx, tx, p); err != nil {
+			return err
+		}
+		if err := c.who.requireProjectAccess(nw.owner); err != nil {
+			return err
+		}
+		if slices.Contains(nw.access, p) {
+			return errorf(TypeDuplicate, "Network %s is already in project %s", nw.name, p)
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO network_access (network, project) VALUES (?, ?)", nw.name, p)
+		return err
+	})
+}
+
+// revokeAccess is DELETE /v0/network/<net>/access/<project>: admins, the
+// owner project, or the project itself; 404 if it has no access, 409 if it
+// owns the network or still has NICs on it.
+func (s *Server) revokeAccess(ctx context.Context, c *call) (reply, error) {
+	p := c.path("project")
+	return ok200, inTx(ctx, s.db, func(tx *sql.Tx) error {
+		nw, err := loadNetwork(ctx, tx, c.path("network"))
+		if err != nil {
+			return err
+		}
+		if err := mustFindProject(ctx, tx, p); err != nil {
+			return err
+		}
+		if len(nw.access) > 0 && !c.who.hasProjectAccess(nw.owner) &&
+			!(slices.Contains(nw.access, p) && c.who.hasProjectAccess(p)) {
+			return unauthorized("You are not authorized to remove the specified project from this network.")
+		}
+		if !slices.Contains(nw.access, p) {
+			return notFound("Network %s is not in project %s", nw.name, p)
+		}
+		if nw.owner == p {
+			return errorf(TypeBlocked, "Project %s is owner of network %s and its access cannot be removed", p, nw.name)
+		}
+		if ok, err := exists(ctx, tx, `SELECT 1 FROM attachments a JOIN nodes n ON n.name = a.node
+			WHERE a.network = ? AND n.project = ?`, nw.name, p); err != nil || ok {
+			if ok {
+				return errorf(TypeBlocked, "Project still has node(s) attached to the network")
+			}
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM network_access WHERE network = ? AND project = ?", nw.name, p)
+		return err
+	})
 }

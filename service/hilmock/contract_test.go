@@ -254,6 +254,16 @@ var contract = []contractRow{
 		check: jsonEq(`{"bmi-provision":{"network_id":"100","projects":["bmi_infra","tenant-a","tenant-b"]},"public":{"network_id":"300","projects":null},
 			"tenant-a-net":{"network_id":"201","projects":["tenant-a"]},"tenant-b-net":{"network_id":"202","projects":["tenant-b"]}}`)},
 	{name: "list networks (non-admin)", who: "alice", method: "GET", path: "/v0/networks", status: 401, typ: TypeAuthorization},
+	// Network access.
+	{name: "grant access (non-owner)", who: "bob", method: "PUT", path: "/v0/network/tenant-a-net/access/tenant-b", status: 401, typ: TypeAuthorization},
+	{name: "grant access (owner)", who: "alice", method: "PUT", path: "/v0/network/tenant-a-net/access/tenant-b", status: 200},
+	{name: "grant access again", who: "alice", method: "PUT", path: "/v0/network/tenant-a-net/access/tenant-b", status: 409, typ: TypeDuplicate},
+	{name: "grant access: unknown project", who: "admin", method: "PUT", path: "/v0/network/tenant-a-net/access/nope", status: 404, typ: TypeNotFound},
+	{name: "granted project sees network", who: "bob", method: "GET", path: "/v0/project/tenant-b/networks", status: 200, check: jsonEq(`["bmi-provision","tenant-a-net","tenant-b-net"]`)},
+	{name: "revoke owner's access", who: "admin", method: "DELETE", path: "/v0/network/tenant-a-net/access/tenant-a", status: 409, typ: TypeBlocked},
+	{name: "revoke access (the project itself)", who: "bob", method: "DELETE", path: "/v0/network/tenant-a-net/access/tenant-b", status: 200},
+	{name: "revoke absent access", who: "alice", method: "DELETE", path: "/v0/network/tenant-a-net/access/tenant-b", status: 404, typ: TypeNotFound},
+	{name: "revoke access with NICs attached", who: "admin", method: "DELETE", path: "/v0/network/bmi-provision/access/tenant-a", status: 409, typ: TypeBlocked},
 	// Admin set-up and tear-down, as the acceptance suite does it.
 	{name: "create project (non-admin)", who: "alice", method: "PUT", path: "/v0/project/tenant-c", status: 401, typ: TypeAuthorization},
 	{name: "create project", who: "admin", method: "PUT", path: "/v0/project/tenant-c", status: 200},

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -199,4 +201,40 @@ func TestPowerDriverError(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want 500 OBMError", c.method, c.path, w.Code, w.Body)
 		}
 	}
+}
+
+// TestOnePendingActionPerNIC: concurrent connects of one NIC: exactly one
+// is queued, the others get 409 BlockedError.
+func TestOnePendingActionPerNIC(t *testing.T) {
+	f := startFixture(t, "", true)
+	f.sw.hold()
+	nets := []string{"tenant-a-net", "bmi-provision", "public", "tenant-a-net", "bmi-provision", "public"}
+	codes := make(chan int, len(nets))
+	var wg sync.WaitGroup
+	for _, nw := range nets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", f.srv.URL()+"/v0/node/node-01/nic/eth0/connect_network",
+				strings.NewReader(`{"network":"`+nw+`","channel":"vlan/native"}`))
+			req.SetBasicAuth("alice", "alice-secret")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[202] != 1 || count[409] != len(nets)-1 {
+		t.Fatalf("status counts %v, want one 202 and %d 409", count, len(nets)-1)
+	}
+	f.sw.release()
 }
