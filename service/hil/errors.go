@@ -26,6 +26,7 @@ type Error struct {
 	Kind fault.Kind
 }
 
+// Error says which call failed, HIL's message, status and error type.
 func (e *Error) Error() string {
 	t := e.Type
 	if t == "" {
