@@ -2,9 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // PutLease records (or renews) a DHCP lease.
@@ -51,4 +55,35 @@ func (s *SQLite) Leases(ctx context.Context) ([]core.Lease, error) {
 func (s *SQLite) DeleteLease(ctx context.Context, mac string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE mac = ?`, mac)
 	return dbErr(err, fmt.Sprintf("lease of %s", mac))
+}
+
+// ClaimLease stores l (replacing the lease of l.MAC) unless another MAC
+// holds l.IP with a lease still active at now: that is a conflict and
+// nothing changes. Another MAC's expired lease on l.IP is dropped.
+func (s *SQLite) ClaimLease(ctx context.Context, l core.Lease, now time.Time) error {
+	what := fmt.Sprintf("lease of %s for %s", l.IP, l.MAC)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return dbErr(err, what)
+	}
+	defer tx.Rollback()
+	var other string
+	var exp int64
+	err = tx.QueryRowContext(ctx, `SELECT mac, expires_at FROM leases WHERE ip = ? AND mac <> ?`, l.IP, l.MAC).Scan(&other, &exp)
+	switch {
+	case err == nil && exp > now.UnixNano():
+		return fault.Errorf(fault.Conflict, "%s: %s is leased to %s", what, l.IP, other)
+	case err == nil:
+		if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE mac = ?`, other); err != nil {
+			return dbErr(err, what)
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return dbErr(err, what)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO leases (mac, ip, hostname, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname, expires_at = excluded.expires_at`,
+		l.MAC, l.IP, l.Hostname, l.Expires.UnixNano()); err != nil {
+		return dbErr(err, what)
+	}
+	return dbErr(tx.Commit(), what)
 }

@@ -1,0 +1,250 @@
+//go:build ceph_preview
+
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/service/config"
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/hilmock"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+func TestMain(m *testing.M) { os.Exit(cephtest.Main(m)) }
+
+var (
+	alice = core.Principal{User: "alice", Password: "alice-secret"}
+	admin = core.Principal{User: "hiladmin", Password: "admin-secret"}
+)
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// site is a real bmid (real Ceph, real iSCSI target on loopback) with
+// hil-mock seeded from configs/hil-mock.example.yaml.
+type site struct {
+	t      testing.TB
+	cfg    config.Config
+	conf   string
+	pool   string
+	d      *Daemon
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newUID(t testing.TB) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "it" + hex.EncodeToString(b[:])
+}
+
+func startHIL(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	hm, err := hilmock.New(ctx, filepath.Join(t.TempDir(), "hil.db"), hilmock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := hilmock.ReadInventory("../../configs/hil-mock.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hm.Seed(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- hm.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; hm.Close() })
+	return hm.URL()
+}
+
+func siteConfig(t testing.TB, uid, hilURL, stateDir string) config.Config {
+	conf, pool := cephtest.Cluster(t)
+	cfg := config.Default()
+	cfg.UID = uid
+	cfg.State.Path = filepath.Join(stateDir, "bmid.db")
+	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, 20*time.Second
+	cfg.HIL.URL = hilURL
+	cfg.API.Listen = freeAddr(t)
+	portal := freeAddr(t)
+	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
+	cfg.Boot.TFTP.Root = "/usr/lib/ipxe"
+	if err := cfg.Validate("test"); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func (s *site) start() {
+	s.t.Helper()
+	d, err := New(context.Background(), s.cfg, logging.Discard())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.d, s.cancel, s.done = d, cancel, make(chan error, 1)
+	go func() { s.done <- d.Run(ctx) }()
+	s.waitReady()
+}
+
+func (s *site) stop() {
+	s.t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		s.t.Fatal("bmid did not stop within 60 s")
+	}
+}
+
+func (s *site) waitReady() {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.cfg.API.Listen + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatal("bmid not ready within 60 s")
+}
+
+func (s *site) get(path string) (int, string) {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.cfg.API.Listen + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func rbd(t testing.TB, conf, pool string, args ...string) string {
+	t.Helper()
+	out, err := cephtest.RBD(conf, pool, args...)
+	if err != nil {
+		t.Fatalf("rbd %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// iscsiURL is a libiscsi URL for the disk's target with its CHAP secret.
+func iscsiURL(portal string, t core.Target) string {
+	return fmt.Sprintf("iscsi://%s%%%s@%s/%s/0", t.CHAPUser, t.CHAPSecret, portal, t.IQN)
+}
+
+func TestEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	readcap := testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
+	s := &site{t: t, cfg: siteConfig(t, newUID(t), startHIL(t), t.TempDir())}
+	s.conf, s.pool = s.cfg.Ceph.Conf, s.cfg.Ceph.Pool
+	golden := s.cfg.UID + "-golden"
+	rbd(t, s.conf, s.pool, "create", "--size", "64M", golden)
+	t.Cleanup(func() { cephtest.RBD(s.conf, s.pool, "rm", golden) })
+	s.start()
+	defer s.stop()
+	svc := s.d.Service()
+
+	for _, p := range []string{"tenant-a", "tenant-b"} {
+		if _, err := svc.CreateProject(ctx, admin, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.ImportImage(ctx, admin, "tenant-a", golden, core.ImportOptions{Name: "debian"}); err != nil {
+		t.Fatal(err)
+	}
+	d1, err := svc.Provision(ctx, alice, "tenant-a", "node-01", "debian", "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node's script names its target; a real initiator logs in with CHAP.
+	code, script := s.get("/boot/52:54:00:00:01:01.ipxe")
+	if code != 200 || !strings.Contains(script, d1.Target.IQN) || !strings.Contains(script, "sanboot") {
+		t.Fatalf("GET script = %d\n%s", code, script)
+	}
+	out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "67108864") {
+		t.Fatalf("iscsi-readcapacity16: %v\n%s", err, out)
+	}
+	bad := *d1.Target
+	bad.CHAPSecret = "wrong-secret-123"
+	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, bad)).CombinedOutput(); err == nil {
+		t.Fatalf("login with a wrong CHAP secret succeeded:\n%s", out)
+	}
+	// Node 1 writes a record; its snapshot carries it to node 2's disk.
+	if _, err := svc.CreateSnapshot(ctx, alice, "tenant-a", "node-01", "node1-snap"); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc.Provision(ctx, alice, "tenant-a", "node-02", "node1-snap", "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := rbd(t, s.conf, s.pool, "info", d2.CephName); !strings.Contains(info, "parent:") {
+		t.Fatalf("node-02's disk is not a clone:\n%s", info)
+	}
+	// Restart: targets come back from the database.
+	s.stop()
+	s.start()
+	svc = s.d.Service()
+	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d2.Target)).CombinedOutput(); err != nil {
+		t.Fatalf("after restart: %v\n%s", err, out)
+	}
+	for _, n := range []string{"node-02", "node-01"} {
+		if err := svc.Deprovision(ctx, alice, "tenant-a", n, "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _ := s.get("/boot/52:54:00:00:01:01.ipxe"); code != 200 {
+		t.Fatalf("script of a deprovisioned node: %d", code)
+	}
+	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput(); err == nil {
+		t.Fatalf("the deprovisioned node's target still answers:\n%s", out)
+	}
+	for _, im := range []string{"node1-snap", "debian"} {
+		if err := svc.RemoveImage(ctx, alice, "tenant-a", im); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := svc.Reconcile(ctx, admin, false)
+	if err != nil || len(rep.OrphanImages)+len(rep.MissingImages)+len(rep.StrayTargets)+len(rep.Errors) != 0 {
+		t.Fatalf("Reconcile = %+v, %v", rep, err)
+	}
+	if left := rbd(t, s.conf, s.pool, "ls"); strings.Contains(left, s.cfg.UID+"img") || strings.Contains(left, s.cfg.UID+"tmp") {
+		t.Fatalf("BMI images left in the pool:\n%s", left)
+	}
+	if snaps := rbd(t, s.conf, s.pool, "snap", "ls", golden); strings.TrimSpace(snaps) != "" {
+		t.Fatalf("snapshots left on the golden image:\n%s", snaps)
+	}
+}

@@ -1,0 +1,78 @@
+//go:build ceph_preview
+
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bmi-go/bmi/service/ceph"
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/iscsi"
+)
+
+// exporter presents the iSCSI target as core.Exporter: it opens the disk's
+// RBD image and hands it to the target, which closes it at unexport.
+type exporter struct {
+	target *iscsi.Target
+	images *ceph.Store
+}
+
+var _ core.Exporter = exporter{}
+
+func (e exporter) Export(ctx context.Context, spec core.ExportSpec) error {
+	if e.exported(ctx, spec.IQN) {
+		return nil
+	}
+	vol, err := e.images.Open(ctx, spec.CephName)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", spec.IQN, err)
+	}
+	exp := iscsi.Export{IQN: spec.IQN, Volume: vol, Initiators: spec.Initiators}
+	if spec.CHAPSecret.Reveal() != "" {
+		exp.CHAP = &iscsi.CHAP{User: spec.CHAPUser, Secret: spec.CHAPSecret.Reveal()}
+	}
+	if err := e.target.Export(ctx, exp); err != nil {
+		vol.Close()
+		if errors.Is(err, fault.ErrExists) && e.exported(ctx, spec.IQN) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+func (e exporter) exported(ctx context.Context, iqn string) bool {
+	list, err := e.target.List(ctx)
+	if err != nil {
+		return false
+	}
+	for _, t := range list {
+		if t.IQN == iqn {
+			return true
+		}
+	}
+	return false
+}
+
+func (e exporter) Unexport(ctx context.Context, iqn string) error {
+	err := e.target.Unexport(ctx, iqn)
+	if errors.Is(err, fault.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (e exporter) Exported(ctx context.Context) ([]string, error) {
+	list, err := e.target.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(list))
+	for _, t := range list {
+		out = append(out, t.IQN)
+	}
+	return out, nil
+}

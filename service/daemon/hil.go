@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/hil"
+)
+
+// hilAuth presents the HIL client as core.Nodes and core.Authorizer, with
+// a short cache of positive answers so that every API call does not cost
+// HIL round trips. Refusals are never cached: a user added to a project
+// gets in at once, and a wrong password is always asked again.
+type hilAuth struct {
+	c   *hil.Client
+	ttl time.Duration
+	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]time.Time // key → expiry of a positive answer
+}
+
+var (
+	_ core.Nodes      = (*hilAuth)(nil)
+	_ core.Authorizer = (*hilAuth)(nil)
+)
+
+func newHILAuth(c *hil.Client, ttl time.Duration) *hilAuth {
+	return &hilAuth{c: c, ttl: ttl, now: time.Now, cache: map[string]time.Time{}}
+}
+
+func creds(who core.Principal) hil.Credentials {
+	return hil.Credentials{User: who.User, Password: who.Password}
+}
+
+// key identifies a question by user, a hash of the password and what was
+// asked, so a changed password never matches an old answer.
+func key(who core.Principal, what string) string {
+	h := sha256.Sum256([]byte(who.User + "\x00" + who.Password.Reveal()))
+	return fmt.Sprintf("%x/%s", h[:12], what)
+}
+
+// cached answers a yes/no question from the cache, or asks and caches a yes.
+func (a *hilAuth) cached(k string, ask func() (bool, error)) (bool, error) {
+	a.mu.Lock()
+	exp, ok := a.cache[k]
+	a.mu.Unlock()
+	if ok && a.now().Before(exp) {
+		return true, nil
+	}
+	yes, err := ask()
+	if err == nil && yes && a.ttl > 0 {
+		a.mu.Lock()
+		if len(a.cache) > 10000 {
+			a.cache = map[string]time.Time{}
+		}
+		a.cache[k] = a.now().Add(a.ttl)
+		a.mu.Unlock()
+	}
+	return yes, err
+}
+
+func (a *hilAuth) Authenticate(ctx context.Context, who core.Principal) error {
+	_, err := a.cached(key(who, "auth"), func() (bool, error) {
+		return true, a.c.Authenticate(ctx, creds(who))
+	})
+	return err
+}
+
+func (a *hilAuth) IsAdmin(ctx context.Context, who core.Principal) (bool, error) {
+	return a.cached(key(who, "admin"), func() (bool, error) { return a.c.IsAdmin(ctx, creds(who)) })
+}
+
+func (a *hilAuth) ProjectAccess(ctx context.Context, who core.Principal, project string) error {
+	_, err := a.cached(key(who, "project/"+project), func() (bool, error) {
+		return true, a.c.CheckProjectAccess(ctx, creds(who), project)
+	})
+	return err
+}
+
+func (a *hilAuth) MAC(ctx context.Context, who core.Principal, node, nic string) (string, error) {
+	n, err := a.c.ShowNode(ctx, creds(who), node)
+	if err != nil {
+		return "", err
+	}
+	c, err := n.NIC(nic)
+	if err != nil {
+		return "", err
+	}
+	return c.MAC, nil
+}
