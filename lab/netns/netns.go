@@ -336,11 +336,20 @@ func (n *Net) Down(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("lab %q: delete namespace: %w", n.cfg.Name, err))
 		}
 	}
-	// Deleting the namespace deletes the lab end and so the pair; a host
-	// end left by a half-built run is removed here.
+	// Deleting the namespace deletes the lab end and so the pair, but
+	// asynchronously: wait for the host end to go, and delete it when it
+	// stays (a half-built run can leave it without a namespace).
+	for range 20 {
+		if _, err := proc.Run(ctx, "ip", "link", "show", n.HostIf()); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if _, err := proc.Run(ctx, "ip", "link", "show", n.HostIf()); err == nil {
 		if _, err := proc.Run(ctx, "ip", "link", "del", n.HostIf()); err != nil {
-			errs = append(errs, fmt.Errorf("lab %q: delete host link: %w", n.cfg.Name, err))
+			if _, err2 := proc.Run(ctx, "ip", "link", "show", n.HostIf()); err2 == nil {
+				errs = append(errs, fmt.Errorf("lab %q: delete host link: %w", n.cfg.Name, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

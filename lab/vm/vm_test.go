@@ -166,7 +166,11 @@ func TestLocalBootAndPower(t *testing.T) {
 		if err := op(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		mk, err := con.WaitFor(ctx, from, BootedRE, 120*time.Second)
+		tl, err := con.Timeline(ctx, from, start, BootMilestones, 120*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		mk, err := con.WaitFor(ctx, from, BootedRE, time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -177,7 +181,7 @@ func TestLocalBootAndPower(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		t.Logf("%s: power on -> marker %.2f s, state %q", what, time.Since(start).Seconds(), st.Groups[1])
+		t.Logf("%s: state %q; timeline from power on: %v", what, st.Groups[1], tl)
 		waitOff()
 		return st.Groups[1]
 	}
