@@ -89,6 +89,9 @@ func openDB(ctx context.Context, path string) (*sql.DB, bool, error) {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "journal_mode(WAL)")
+	// WAL with NORMAL sync: durable across process crashes, may lose the
+	// last commits on power loss; right for an emulator.
+	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
