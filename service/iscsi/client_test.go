@@ -26,6 +26,7 @@ type client struct {
 	tasks     map[uint32]*ctask
 	pings     int // NOP-In pings answered
 	noAnswer  bool
+	lun       byte // LUN of the commands (tgtd exports its disks from LUN 1)
 }
 
 // ctask is one command of the client.
@@ -276,6 +277,7 @@ func (c *client) submit(cdb []byte, edtl uint32, read bool, out []byte) *ctask {
 			}
 		}
 	}
+	p.bhs[9] = c.lun
 	p.put32(16, t.itt)
 	p.put32(20, edtl)
 	p.put32(24, c.cmdSN)
@@ -299,6 +301,7 @@ func (c *client) sendData(t *ctask, off, n int, ttt uint32) {
 		if off+l == end {
 			d.bhs[1] = 0x80
 		}
+		d.bhs[9] = c.lun
 		d.put32(16, t.itt)
 		d.put32(20, ttt)
 		d.put32(28, c.expStatSN)

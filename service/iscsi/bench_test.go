@@ -1,0 +1,329 @@
+//go:build ceph_preview
+
+package iscsi
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/service/ceph"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// benchDuration is the length of each measurement.
+const benchDuration = 5 * time.Second
+
+// benchResult is one measurement.
+type benchResult struct {
+	path, workload string
+	qd             int
+	mibs, iops     float64
+}
+
+// BenchmarkISCSI compares, on one fully written 1 GiB RBD image in one
+// run: our target, tgtd with its rbd backing store, and direct librbd
+// reads. Sequential 1 MiB read and write at QD 8 and 4 KiB random read at
+// QD 1, 4 and 16; reads are driven by libiscsi's iscsi-perf, writes by our
+// Go initiator. Figures go to test-results/bench/iscsi-<time>/.
+func BenchmarkISCSI(b *testing.B) {
+	for _, c := range [][2]string{{"iscsi-perf", "libiscsi-bin"}, {"tgtd", "tgt"}, {"tgtadm", "tgt"}} {
+		testenv.RequireCommand(b, c[0], c[1])
+	}
+	conf, pool, prefix := cephtest.Pool(b)
+	ctx := context.Background()
+	s, err := ceph.Dial(ctx, ceph.Config{Conf: conf, Pool: pool, OpTimeout: 30 * time.Second}, logging.Discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	name := prefix + "bench"
+	const size = 1 << 30
+	if err := s.Create(ctx, name, size); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Remove(context.Background(), name)
+	im, err := s.Open(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer im.Close()
+	fill(b, im, size)
+	var results []benchResult
+	add := func(r benchResult) {
+		b.Logf("%-8s %-9s qd=%-2d %8.1f MiB/s %8.0f IOPS", r.path, r.workload, r.qd, r.mibs, r.iops)
+		results = append(results, r)
+	}
+
+	// (a) our target
+	tg, addr := startTarget(b, Config{})
+	iqn := testIQN(77)
+	if err := tg.Export(ctx, Export{IQN: iqn, Volume: im}); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range iscsiRuns(b, "bmi", "iscsi://"+addr+"/"+iqn+"/0", addr, iqn, 0) {
+		add(r)
+	}
+	if err := tg.Unexport(ctx, iqn); err != nil { // closes im
+		b.Fatal(err)
+	}
+
+	// (b) tgtd --bstype rbd on another loopback port
+	taddr, stop := startTGTD(b, conf, pool, name)
+	tiqn := "iqn.2026-11.org.bmi:bench.tgtd"
+	for _, r := range iscsiRuns(b, "tgtd", "iscsi://"+taddr+"/"+tiqn+"/1", taddr, tiqn, 1) {
+		add(r)
+	}
+	stop()
+
+	// (c) librbd from Go
+	im2, err := s.Open(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	add(librbdRun(im2, "seqread", 1<<20, 8, size))
+	for _, qd := range []int{1, 4, 16} {
+		add(librbdRun(im2, "randread", 4096, qd, size))
+	}
+	im2.Close()
+	report(b, results)
+}
+
+// fill writes the whole image with non-zero data, 4 MiB at a time, 8 in flight.
+func fill(b *testing.B, im *ceph.Image, size int64) {
+	buf := make([]byte, 4<<20)
+	for i := range buf {
+		buf[i] = byte(i*7 + 1)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var ferr atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				off := next.Add(int64(len(buf))) - int64(len(buf))
+				if off >= size {
+					return
+				}
+				if _, err := im.WriteAt(buf, off); err != nil {
+					ferr.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := ferr.Load().(error); err != nil {
+		b.Fatalf("fill: %v", err)
+	}
+}
+
+var perfIOPS = regexp.MustCompile(`iops average ([0-9]+)`)
+
+// iscsiRuns measures one target: reads with iscsi-perf, writes with our client.
+func iscsiRuns(b *testing.B, path, url, addr, iqn string, lun byte) []benchResult {
+	var out []benchResult
+	perf := func(workload string, blocks, qd int, random bool) benchResult {
+		args := []string{"-i", "iqn.2026-11.org.test:bench", "-b", strconv.Itoa(blocks), "-m", strconv.Itoa(qd),
+			"-t", strconv.Itoa(int(benchDuration.Seconds()))}
+		if random {
+			args = append(args, "-r")
+		}
+		o, err := exec.Command("iscsi-perf", append(args, url)...).CombinedOutput()
+		m := perfIOPS.FindAllStringSubmatch(string(o), -1)
+		if err != nil || len(m) == 0 {
+			b.Fatalf("iscsi-perf %v against %s: %v\n%s", args, path, err, o)
+		}
+		iops, _ := strconv.ParseFloat(m[len(m)-1][1], 64)
+		return benchResult{path: path, workload: workload, qd: qd, iops: iops, mibs: iops * float64(blocks*512) / (1 << 20)}
+	}
+	out = append(out, perf("seqread", 2048, 8, false))
+	out = append(out, seqWrite(b, path, addr, iqn, lun))
+	for _, qd := range []int{1, 4, 16} {
+		out = append(out, perf("randread", 8, qd, true))
+	}
+	return out
+}
+
+// seqWrite writes 1 MiB commands, 8 in flight, for benchDuration.
+func seqWrite(b *testing.B, path, addr, iqn string, lun byte) benchResult {
+	c := dial(b, addr)
+	c.lun = lun
+	if st, _ := c.login(loginOpts{target: iqn, keys: []keyValue{{"MaxRecvDataSegmentLength", "262144"},
+		{"MaxBurstLength", "1048576"}, {"FirstBurstLength", "262144"}, {"InitialR2T", "No"}, {"ImmediateData", "Yes"}}}); st != 0 {
+		b.Fatalf("login to %s: 0x%04x", path, st)
+	}
+	// Clear the unit attention a fresh target reports (tgtd: power on reset).
+	for range 3 {
+		tur := c.submit([]byte{0, 0, 0, 0, 0, 0}, 0, false, nil)
+		c.wait(tur)
+		if tur.status == statusGood {
+			break
+		}
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i*13 + 5)
+	}
+	start := time.Now()
+	var q []*ctask
+	n, lba := 0, uint32(0)
+	for time.Since(start) < benchDuration {
+		for len(q) < 8 {
+			q = append(q, c.submit(rw10(0x2a, lba, 2048), 1<<20, false, buf))
+			lba = (lba + 2048) % (1 << 21)
+		}
+		c.wait(q[0])
+		if q[0].status != statusGood {
+			b.Fatalf("write to %s: status 0x%x sense %x", path, q[0].status, q[0].sense)
+		}
+		q = q[1:]
+		n++
+	}
+	c.wait(q...)
+	d := time.Since(start).Seconds()
+	return benchResult{path: path, workload: "seqwrite", qd: 8, mibs: float64(n) / d, iops: float64(n) / d}
+}
+
+// startTGTD runs tgtd with the image as LUN 1 and returns its portal and
+// a function that kills it (tgtd ignores SIGTERM).
+func startTGTD(b *testing.B, conf, pool, image string) (string, func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	ctl := strconv.Itoa(20000 + rand.IntN(10000))
+	cmd := exec.Command("tgtd", "-f", "-C", ctl, "--iscsi", "portal="+addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+		})
+	}
+	b.Cleanup(stop)
+	adm := func(args ...string) {
+		var err error
+		var o []byte
+		for range 50 { // tgtd needs a moment to open its control socket
+			o, err = exec.Command("tgtadm", append([]string{"-C", ctl, "--lld", "iscsi"}, args...)...).CombinedOutput()
+			if err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		stop()
+		b.Fatalf("tgtadm %v: %v\n%s", args, err, o)
+	}
+	adm("--op", "new", "--mode", "target", "--tid", "1", "-T", "iqn.2026-11.org.bmi:bench.tgtd")
+	adm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "--bstype", "rbd",
+		"--backing-store", pool+"/"+image, "--bsopts", "conf="+conf+";id=admin")
+	adm("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+	_ = port
+	return addr, stop
+}
+
+// librbdRun reads from the image directly with qd goroutines.
+func librbdRun(im *ceph.Image, workload string, bs, qd int, size int64) benchResult {
+	var ops atomic.Int64
+	var next atomic.Int64
+	deadline := time.Now().Add(benchDuration)
+	var wg sync.WaitGroup
+	for g := range qd {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, bs)
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for time.Now().Before(deadline) {
+				var off int64
+				if workload == "seqread" {
+					off = (next.Add(int64(bs)) - int64(bs)) % size
+				} else {
+					off = rng.Int64N(size/int64(bs)) * int64(bs)
+				}
+				if _, err := im.ReadAt(buf, off); err != nil {
+					return
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	wg.Wait()
+	d := time.Since(start).Seconds()
+	iops := float64(ops.Load()) / d
+	return benchResult{path: "librbd", workload: workload, qd: qd, iops: iops, mibs: iops * float64(bs) / (1 << 20)}
+}
+
+// report writes the figures and the ratios.
+func report(b *testing.B, rs []benchResult) {
+	get := func(path, w string, qd int) float64 {
+		for _, r := range rs {
+			if r.path == path && r.workload == w && r.qd == qd {
+				if w == "randread" {
+					return r.iops
+				}
+				return r.mibs
+			}
+		}
+		return 0
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# service/iscsi vs tgtd (bs_rbd) vs librbd, one fully written 1 GiB RBD image, %s each, %s\n",
+		benchDuration, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&sb, "# reads: iscsi-perf (libiscsi); writes: the Go test initiator; librbd: service/ceph Image.ReadAt from goroutines\n\n")
+	fmt.Fprintf(&sb, "| workload | bmi | tgtd | librbd | bmi/tgtd | bmi/librbd |\n|---|---|---|---|---|---|\n")
+	row := func(label, w string, qd int, unit string) {
+		a, t, l := get("bmi", w, qd), get("tgtd", w, qd), get("librbd", w, qd)
+		ratio := func(x, y float64) string {
+			if y == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.2f", x/y)
+		}
+		fmt.Fprintf(&sb, "| %s | %.0f %s | %.0f %s | %.0f %s | %s | %s |\n", label, a, unit, t, unit, l, unit, ratio(a, t), ratio(a, l))
+	}
+	row("seq read 1 MiB QD8", "seqread", 8, "MiB/s")
+	row("seq write 1 MiB QD8", "seqwrite", 8, "MiB/s")
+	for _, qd := range []int{1, 4, 16} {
+		row(fmt.Sprintf("rand read 4 KiB QD%d", qd), "randread", qd, "IOPS")
+	}
+	dir := filepath.Join("..", "..", "test-results", "bench", "iscsi-"+time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("figures in %s:\n%s", dir, sb.String())
+	if t := get("tgtd", "seqread", 8); t > 0 {
+		b.ReportMetric(get("bmi", "seqread", 8)/t, "seqread-x-tgtd")
+	}
+	if t := get("tgtd", "randread", 16); t > 0 {
+		b.ReportMetric(get("bmi", "randread", 16)/t, "randread16-x-tgtd")
+	}
+}
