@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -237,4 +238,69 @@ func TestOnePendingActionPerNIC(t *testing.T) {
 		t.Fatalf("status counts %v, want one 202 and %d 409", count, len(nets)-1)
 	}
 	f.sw.release()
+}
+
+// capture is a PowerDriver and SwitchDriver keeping what it was handed.
+type capture struct {
+	Recorder
+	mu    sync.Mutex
+	nodes []Node
+	nics  []NIC
+}
+
+func (c *capture) PowerCycle(ctx context.Context, n Node, force bool) error {
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	return c.Recorder.PowerCycle(ctx, n, force)
+}
+
+func (c *capture) Connect(ctx context.Context, nic NIC, vlan int, ch string) error {
+	c.mu.Lock()
+	c.nics = append(c.nics, nic)
+	c.mu.Unlock()
+	return c.Recorder.Connect(ctx, nic, vlan, ch)
+}
+
+// TestDriversSeeInventory: the drivers get the node's power address,
+// hardware and NICs, and the NIC's MAC and port, as the inventory says.
+func TestDriversSeeInventory(t *testing.T) {
+	ctx := context.Background()
+	c := &capture{}
+	srv, err := New(ctx, filepath.Join(t.TempDir(), "hil.db"), Options{Power: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	inv, _ := ReadInventory(exampleInventory)
+	if _, err := srv.Seed(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) int {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.SetBasicAuth("bob", "bob-secret")
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, r)
+		return w.Code
+	}
+	if st := do("POST", "/v0/node/node-03/power_cycle", ""); st != 200 {
+		t.Fatalf("power cycle: %d", st)
+	}
+	if st := do("POST", "/v0/node/node-03/nic/eth1/connect_network", `{"network":"tenant-b-net","channel":"vlan/202"}`); st != 202 {
+		t.Fatalf("connect: %d", st)
+	}
+	srv.Close() // waits for the action
+	wantNode := Node{Name: "node-03", PowerAddress: "bmilab-node-03", Hardware: Hardware{CPUs: 4, MemoryMiB: 2048, LocalDiskGiB: 16},
+		NICs: []NIC{{Node: "node-03", Label: "eth0", MAC: "52:54:00:00:01:03", Port: "tap-node-03"},
+			{Node: "node-03", Label: "eth1", MAC: "52:54:00:00:02:03", Port: "tap-node-03b"}}}
+	if len(c.nodes) != 1 || !reflect.DeepEqual(c.nodes[0], wantNode) {
+		t.Fatalf("power driver got %+v\nwant %+v", c.nodes, wantNode)
+	}
+	wantNIC := NIC{Node: "node-03", Label: "eth1", MAC: "52:54:00:00:02:03", Port: "tap-node-03b"}
+	if len(c.nics) != 1 || c.nics[0] != wantNIC {
+		t.Fatalf("switch driver got %+v, want %+v", c.nics, wantNIC)
+	}
+	if got := c.Calls(); len(got) != 3 || got[2].String() != "Connect(node-03/eth1, vlan 202, vlan/202)" {
+		t.Fatalf("calls %v", got)
+	}
 }
