@@ -276,20 +276,30 @@ func TestDriversSeeInventory(t *testing.T) {
 	if _, err := srv.Seed(ctx, inv); err != nil {
 		t.Fatal(err)
 	}
-	do := func(method, path, body string) int {
+	do := func(method, path, body string) (int, string) {
 		r := httptest.NewRequest(method, path, strings.NewReader(body))
 		r.SetBasicAuth("bob", "bob-secret")
 		w := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(w, r)
-		return w.Code
+		return w.Code, w.Body.String()
 	}
-	if st := do("POST", "/v0/node/node-03/power_cycle", ""); st != 200 {
+	if st, _ := do("POST", "/v0/node/node-03/power_cycle", ""); st != 200 {
 		t.Fatalf("power cycle: %d", st)
 	}
-	if st := do("POST", "/v0/node/node-03/nic/eth1/connect_network", `{"network":"tenant-b-net","channel":"vlan/202"}`); st != 202 {
+	st, b := do("POST", "/v0/node/node-03/nic/eth1/connect_network", `{"network":"tenant-b-net","channel":"vlan/202"}`)
+	if st != 202 {
 		t.Fatalf("connect: %d", st)
 	}
-	srv.Close() // waits for the action
+	var out map[string]string
+	json.Unmarshal([]byte(b), &out)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if _, a := do("GET", "/v0/networking_action/"+out["status_id"], ""); !strings.Contains(a, StatusPending) {
+			break
+		}
+		time.Sleep(delay)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	wantNode := Node{Name: "node-03", PowerAddress: "bmilab-node-03", Hardware: Hardware{CPUs: 4, MemoryMiB: 2048, LocalDiskGiB: 16},
 		NICs: []NIC{{Node: "node-03", Label: "eth0", MAC: "52:54:00:00:01:03", Port: "tap-node-03"},
 			{Node: "node-03", Label: "eth1", MAC: "52:54:00:00:02:03", Port: "tap-node-03b"}}}
