@@ -75,11 +75,28 @@ func TestStartStopRestartKeepsData(t *testing.T) {
 	testenv.RequireCommand(t, "rbd", "ceph-common")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	testenv.RequireCommand(t, "ip", "iproute2")
+	// the one cluster this package starts runs in its own network namespace,
+	// which proves NetNS; host clusters on free ports are what every other
+	// real-Ceph test (internal/cephtest, make test) runs on
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	ns := fmt.Sprintf("bmilab-cephtest-%x", rb)
+	for _, args := range [][]string{{"netns", "add", ns}, {"netns", "exec", ns, "ip", "link", "set", "lo", "up"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+		}
+	})
 	dir, err := os.MkdirTemp("", "cephlab-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Options{Dir: dir, OSDSize: 4 << 30})
+	c, err := New(Options{Dir: dir, OSDSize: 4 << 30, NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +114,12 @@ func TestStartStopRestartKeepsData(t *testing.T) {
 	}
 	t.Logf("bootstrap to HEALTH_OK: %v", time.Since(t0).Round(100*time.Millisecond))
 	assertRunning(t, c, true)
-	if host, err := c.MonHost(); err != nil || !strings.HasPrefix(host, "[v2:127.0.0.1:") || strings.Contains(host, ":3300,") {
-		t.Errorf("MonHost = %q, %v; want a free port on 127.0.0.1", host, err)
+	if host, err := c.MonHost(); err != nil || host != "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]" {
+		t.Errorf("MonHost = %q, %v; want the default ports on the namespace's loopback", host, err)
+	}
+	// from the host's network the namespaced mon is out of reach
+	if out, err := exec.Command("ceph", "--conf", c.ConfPath(), "--connect-timeout", "3", "health").CombinedOutput(); err == nil {
+		t.Errorf("ceph health from outside the namespace succeeded: %s", out)
 	}
 
 	data := make([]byte, 3<<20)
@@ -148,7 +169,8 @@ func TestStartStopRestartKeepsData(t *testing.T) {
 
 func rbd(t *testing.T, c *Cluster, args ...string) {
 	t.Helper()
-	cmd := exec.Command("rbd", append([]string{"--conf", c.ConfPath(), "--pool", c.Pool()}, args...)...)
+	argv := append([]string{"ip", "netns", "exec", c.NetNS(), "rbd", "--conf", c.ConfPath(), "--pool", c.Pool()}, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("rbd %v: %v: %s", args, err, out)
 	}

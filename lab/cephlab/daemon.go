@@ -3,6 +3,7 @@ package cephlab
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,7 +182,14 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 		if err == nil {
 			last = strings.TrimSpace(out)
 			if strings.HasPrefix(last, "HEALTH_OK") {
-				return nil
+				// right after a restart the mon may still believe the OSD
+				// of before the stop is up: HEALTH_OK counts only once the
+				// running OSD process is the one the osdmap has up
+				ok, why := c.osdUp(ctx)
+				if ok {
+					return nil
+				}
+				last = why
 			}
 		} else {
 			last = err.Error()
@@ -196,6 +204,44 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// osdUp reports whether the osdmap has osd.0 up with the address nonce
+// of the running ceph-osd (Ceph uses the pid as nonce).
+func (c *Cluster) osdUp(ctx context.Context) (bool, string) {
+	pid, ok := c.pid("osd", "0")
+	if !ok {
+		return false, "osd.0 not running"
+	}
+	out, err := c.ceph(ctx, "osd", "dump", "--format", "json")
+	if err != nil {
+		return false, err.Error()
+	}
+	var dump struct {
+		OSDs []struct {
+			OSD         int `json:"osd"`
+			Up          int `json:"up"`
+			PublicAddrs struct {
+				AddrVec []struct {
+					Nonce int `json:"nonce"`
+				} `json:"addrvec"`
+			} `json:"public_addrs"`
+		} `json:"osds"`
+	}
+	if err := json.Unmarshal([]byte(out), &dump); err != nil {
+		return false, "osd dump: " + err.Error()
+	}
+	for _, o := range dump.OSDs {
+		if o.OSD == 0 && o.Up == 1 {
+			for _, a := range o.PublicAddrs.AddrVec {
+				if a.Nonce == pid {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("osdmap has an earlier osd.0 up, not pid %d", pid)
+		}
+	}
+	return false, "osd.0 is not up in the osdmap"
 }
 
 // Stop stops the cluster's daemons (those named by its pid files), OSD
