@@ -1,0 +1,218 @@
+package dhcpd_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/netnstest"
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/service/boot"
+	"github.com/bmi-go/bmi/service/dhcpd"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/ipxe"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// bootSector prints BMI-DISK-BOOTED through the BIOS and halts.
+func bootSector() []byte {
+	code := []byte{
+		0xFC,       // cld
+		0x31, 0xC0, // xor ax, ax
+		0x8E, 0xD8, // mov ds, ax
+		0x31, 0xDB, // xor bx, bx
+		0xBE, 0x18, 0x7C, // mov si, 0x7C18 (the message)
+		0xB4, 0x0E, // mov ah, 0x0E (teletype)
+		0xAC,       // lodsb
+		0x08, 0xC0, // or al, al
+		0x74, 0x04, // jz halt
+		0xCD, 0x10, // int 0x10
+		0xEB, 0xF5, // jmp back to mov ah
+		0xF4,       // halt: hlt
+		0xEB, 0xFD, // jmp halt
+	}
+	s := make([]byte, 512)
+	copy(s, code)
+	copy(s[len(code):], "BMI-DISK-BOOTED\r\n\x00")
+	s[510], s[511] = 0x55, 0xAA
+	return s
+}
+
+// chapSpecs boots nodeMAC from the tgtd target with the given CHAP.
+type chapSpecs struct {
+	qemuNodes
+	chap *ipxe.CHAP
+}
+
+func (c chapSpecs) BootSpec(_ context.Context, mac net.HardwareAddr) (ipxe.Spec, error) {
+	if mac.String() != nodeMAC.String() {
+		return ipxe.Spec{}, fault.Errorf(fault.NotFound, "no boot config for %s", mac)
+	}
+	return ipxe.Spec{Node: "node1", Disk: "disk1", Portal: "10.199.1.1", LUN: 1,
+		TargetIQN: "iqn.2026-11.org.bmi:test.1", InitiatorIQN: "iqn.2026-11.org.bmi:node1", CHAP: c.chap}, nil
+}
+
+// TestQEMUSanbootCHAP boots QEMU's iPXE ROM all the way to its disk: DHCP,
+// the script over HTTP, an iSCSI login with CHAP (user and secret in the
+// script's :hex form, plus mutual CHAP) to a tgtd target in the test's
+// namespace, and the disk's boot sector, which prints a marker. With a
+// wrong secret the login is refused and the script ends in its failure
+// message.
+func TestQEMUSanbootCHAP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	testenv.RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
+	testenv.RequireCommand(t, "tgtd", "tgt")
+	testenv.RequireCommand(t, "tgtadm", "tgt")
+	if _, err := os.Stat("/usr/lib/ipxe/qemu/pxe-virtio.rom"); err != nil {
+		testenv.Missing(t, "iPXE ROMs for QEMU", "install the Debian package ipxe-qemu (make deps)")
+	}
+	p := netnstest.New(t)
+	tap := "bmitap0"
+	for _, s := range [][]string{
+		{"-n", p.Server.Name, "tuntap", "add", "dev", tap, "mode", "tap"},
+		{"-n", p.Server.Name, "addr", "add", "10.199.1.1/24", "dev", tap},
+		{"-n", p.Server.Name, "link", "set", tap, "up"},
+	} {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	startTGT(t, p)
+
+	user, secret := "node one", "p$a{s}s w0rd"
+	for name, tc := range map[string]struct {
+		chap   *ipxe.CHAP
+		booted bool
+	}{
+		"chap":         {&ipxe.CHAP{User: user, Secret: logging.Secret(secret), MutualUser: "target1", MutualSecret: "back-secret-1"}, true},
+		"wrong secret": {&ipxe.CHAP{User: user, Secret: "wrong-secret-9"}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tl := boot.NewTimeline()
+			log := logging.Discard()
+			ctx, cancel := context.WithCancel(context.Background())
+			d := &dhcpd.Server{
+				Interfaces: []string{tap}, ServerIP: net.IPv4(10, 199, 1, 1),
+				Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 1, 100), End: net.IPv4(10, 199, 1, 110),
+					Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
+				BaseURL: "http://10.199.1.1:8080", Nodes: qemuNodes{}, Leases: dhcpd.NewMemoryLeases(),
+				Log: log, Recorder: tl, RouterAdvertisements: true,
+			}
+			r, err := ipxe.NewRenderer(ipxe.Options{Attempts: 2, FirstDelay: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := &ipxe.Server{Addr: "10.199.1.1:8080", Log: log,
+				Handler: &ipxe.Handler{Specs: chapSpecs{chap: tc.chap}, Renderer: r, Log: log, Recorder: tl}}
+			errs := []<-chan error{
+				p.Server.Go(func() error { return d.Serve(ctx) }),
+				p.Server.Go(func() error { return h.Serve(ctx) }),
+			}
+			defer func() {
+				cancel()
+				for _, e := range errs {
+					if err := <-e; err != nil {
+						t.Errorf("server: %v", err)
+					}
+				}
+			}()
+			start := time.Now()
+			until := ""
+			if tc.booted {
+				until = "BMI-DISK-BOOTED"
+			}
+			flat, _ := runQEMU(t, p, tap, nodeMAC, until)
+			t.Logf("QEMU ran %.1f s", time.Since(start).Seconds())
+			if tc.booted {
+				for _, want := range []string{"Registered SAN device", "BMI-DISK-BOOTED"} {
+					if !strings.Contains(flat, want) {
+						t.Errorf("console lacks %q", want)
+					}
+				}
+				if strings.Contains(flat, "BMI-BOOT-FAILED") {
+					t.Error("the script reported a failure")
+				}
+			} else {
+				if strings.Contains(flat, "BMI-DISK-BOOTED") || strings.Contains(flat, "Registered SAN device") {
+					t.Error("booted with a wrong CHAP secret")
+				}
+				if !strings.Contains(flat, "BMI-BOOT-FAILED node node1") {
+					t.Error("console lacks the failure message")
+				}
+			}
+			if t.Failed() {
+				t.Logf("console (unwrapped):\n%s", flat)
+			}
+			for _, ev := range tl.Events(nodeMAC) {
+				t.Logf("timeline +%6.3fs %-20s %s", ev.At.Sub(start).Seconds(), ev.Step, ev.Detail)
+			}
+		})
+	}
+}
+
+// startTGT runs tgtd in the server namespace with one target: LUN 1 is
+// a 32 MiB disk with bootSector, CHAP "node one" required, mutual CHAP
+// "target1". It is stopped (by PID) when the test ends.
+func startTGT(t *testing.T, p *netnstest.Pair) {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	// Sparse, and big enough that iPXE's guessed geometry (255 heads, 63
+	// sectors) has whole cylinders: smaller disks fail with EIO.
+	if err := os.WriteFile(disk, bootSector(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	// tgtd's management socket is machine-wide: a port of our own.
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	ctlPort := fmt.Sprint(1000 + int(binary.BigEndian.Uint16(b[:]))%8000)
+	tgtd := p.Server.Command(context.Background(), "tgtd", "-f", "-C", ctlPort, "--iscsi", "portal=10.199.1.1:3260")
+	if err := tgtd.Start(); err != nil {
+		t.Fatalf("start tgtd: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = tgtd.Process.Kill() // tgtd ignores SIGTERM while it has targets
+		_ = tgtd.Wait()
+	})
+	adm := func(args ...string) error {
+		out, err := exec.Command("tgtadm", append([]string{"-C", ctlPort, "--lld", "iscsi"}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("tgtadm %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	var err error
+	for range 50 {
+		if err = adm("--op", "new", "--mode", "target", "--tid", "1", "-T", "iqn.2026-11.org.bmi:test.1"); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", disk},
+		{"--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"},
+		{"--op", "new", "--mode", "account", "--user", "node one", "--password", "p$a{s}s w0rd"},
+		{"--op", "bind", "--mode", "account", "--tid", "1", "--user", "node one"},
+		{"--op", "new", "--mode", "account", "--user", "target1", "--password", "back-secret-1"},
+		{"--op", "bind", "--mode", "account", "--tid", "1", "--user", "target1", "--outgoing"},
+	} {
+		if err := adm(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
