@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,7 @@ var state struct {
 	cluster  *cephlab.Cluster
 	conf     string
 	pool     string
+	tmp      string
 	startErr error
 }
 
@@ -79,6 +81,7 @@ func Main(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "cephtest: purge the test cluster: %v\n", err)
 		code = max(code, 1)
 	}
+	_ = os.RemoveAll(state.tmp)
 	return code
 }
 
@@ -116,21 +119,57 @@ func Cluster(tb testing.TB) (conf, pool string) {
 }
 
 func startPrivate() error {
-	dir, err := os.MkdirTemp("", "bmi-cephtest-")
+	reapOrphans()
+	tmp, err := os.MkdirTemp("", "bmi-cephtest-")
 	if err != nil {
+		return err
+	}
+	// the owner file lets a later test binary purge this cluster if this
+	// one dies without running Main's purge (test timeout, kill)
+	if err := os.WriteFile(filepath.Join(tmp, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c, err := cephlab.Start(ctx, cephlab.Options{Dir: dir})
+	c, err := cephlab.Start(ctx, cephlab.Options{Dir: filepath.Join(tmp, "cluster")})
 	if err != nil {
-		if c2, err2 := cephlab.New(cephlab.Options{Dir: dir}); err2 == nil {
+		if c2, err2 := cephlab.New(cephlab.Options{Dir: filepath.Join(tmp, "cluster")}); err2 == nil {
 			_ = c2.Purge(context.Background())
 		}
+		_ = os.RemoveAll(tmp)
 		return err
 	}
-	state.cluster, state.conf, state.pool = c, c.ConfPath(), c.Pool()
+	state.cluster, state.conf, state.pool, state.tmp = c, c.ConfPath(), c.Pool(), tmp
 	return nil
+}
+
+// reapOrphans purges the private clusters of test binaries that died
+// without purging them: directories /tmp/bmi-cephtest-* whose owner.pid
+// names a process that no longer exists.
+func reapOrphans() {
+	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), "bmi-cephtest-*", "owner.pid"))
+	for _, f := range owners {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // owner alive
+		}
+		dir := filepath.Dir(f)
+		if c, err := cephlab.New(cephlab.Options{Dir: filepath.Join(dir, "cluster")}); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := c.Purge(ctx); err == nil {
+				_ = os.RemoveAll(dir)
+				fmt.Fprintf(os.Stderr, "cephtest: purged the cluster of dead test process %d (%s)\n", pid, dir)
+			}
+			cancel()
+		}
+	}
 }
 
 // Pool returns the test cluster's conf and pool and a prefix unique to
