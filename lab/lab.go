@@ -282,7 +282,8 @@ func (l *Lab) save() error {
 // Down removes everything Build made: machines and libvirtd/virtlogd (by
 // their recorded pids), any process left in the namespace, the namespace
 // with its bridges and taps, the host veth, and what the lab wrote to its
-// directory (libvirt state, consoles, lab.json) unless keepData. It works on a half-built lab and on one already removed.
+// directory (libvirt state, consoles, lab.json, credentials, hil-mock's
+// database) unless keepData. It works on a half-built lab and on one already removed.
 func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	var errs []error
 	if err := l.daemon.Stop(ctx); err != nil {
@@ -296,7 +297,7 @@ func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	}
 	if !keepData && len(errs) == 0 {
 		// Only what the lab wrote, never a whole directory a user named.
-		for _, p := range []string{"libvirt", "consoles", "lab.json"} {
+		for _, p := range []string{"libvirt", "consoles", "lab.json", "credentials.json", "hil-mock.db", "hil-mock.db-wal", "hil-mock.db-shm"} {
 			if err := os.RemoveAll(filepath.Join(l.Dir, p)); err != nil {
 				errs = append(errs, err)
 			}

@@ -1,0 +1,120 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/bmi-go/bmi/lab/netns"
+	"github.com/bmi-go/bmi/lab/vm"
+	"github.com/bmi-go/bmi/service/hilmock"
+)
+
+// HIL names in the lab's inventory.
+const (
+	// HILAdmin is hil-mock's administrator.
+	HILAdmin = "hiladmin"
+	// HILBMIUser is the user bmid authenticates to HIL as.
+	HILBMIUser = "bmi"
+	// HILUser is the operator identity of the lab: member of Project.
+	HILUser = "lab"
+	// Project owns every lab node.
+	Project = "lab"
+	// AdminProject is BMI's administrators' project (bmid's admin_project).
+	AdminProject = "bmi_infra"
+	// ProvisioningNetwork is the HIL network of the provisioning VLAN.
+	ProvisioningNetwork = "bmi-provision"
+)
+
+// Credentials are the lab's generated passwords (credentials.json, 0600).
+type Credentials struct {
+	HILAdmin string `json:"hil_admin_password"`
+	HILBMI   string `json:"hil_bmi_password"`
+	HILUser  string `json:"hil_user_password"`
+}
+
+// Credentials returns the lab's passwords, generating them on first use.
+func (l *Lab) Credentials() (Credentials, error) {
+	p := filepath.Join(l.Dir, "credentials.json")
+	var c Credentials
+	if b, err := os.ReadFile(p); err == nil {
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("lab %q: %s: %w", l.Name, p, err)
+		}
+		return c, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return c, err
+	}
+	gen := func() string {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	c = Credentials{HILAdmin: gen(), HILBMI: gen(), HILUser: gen()}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return c, err
+	}
+	return c, os.WriteFile(p, append(b, '\n'), 0o600)
+}
+
+// Inventory is hil-mock's inventory of the lab: its nodes (power address:
+// the libvirt domain; NIC eth0 cabled to the node's tap), owned by Project;
+// the provisioning network on the provisioning VLAN, open to every project;
+// the administrator, BMI's user and the lab's operator user.
+func (l *Lab) Inventory() (*hilmock.Inventory, error) {
+	c, err := l.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	inv := &hilmock.Inventory{
+		VLANPool: hilmock.VLANRange{First: 1000, Last: 1099},
+		Projects: []string{AdminProject, Project},
+		Users: []hilmock.InventoryUser{
+			{Name: HILAdmin, Password: c.HILAdmin, Admin: true},
+			{Name: HILBMIUser, Password: c.HILBMI, Projects: []string{AdminProject, Project}},
+			{Name: HILUser, Password: c.HILUser, Projects: []string{Project}},
+		},
+		Networks: []hilmock.InventoryNet{{Name: ProvisioningNetwork, VLAN: l.ProvisioningVLAN, Owner: "admin"}},
+	}
+	for _, n := range l.Nodes {
+		inv.Nodes = append(inv.Nodes, hilmock.InventoryNode{
+			Name: n.Name, Project: Project, PowerAddress: n.Domain,
+			NICs: []hilmock.InventoryNIC{{Label: "eth0", MAC: n.MAC, Port: n.Tap, Switch: l.Namespace}},
+		})
+	}
+	return inv, nil
+}
+
+// NewHIL opens the lab's hil-mock (database hil-mock.db in the lab
+// directory, seeded from Inventory when new) with the lab's drivers: power
+// through the lab's libvirtd, switch ports on the lab's bridges. The
+// caller runs Serve and Close.
+func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hilmock.Server, error) {
+	if len(l.Nodes) == 0 {
+		return nil, fmt.Errorf("lab %q has no nodes: is it built?", l.Name)
+	}
+	inv, err := l.Inventory()
+	if err != nil {
+		return nil, err
+	}
+	power := vm.NewPowerDriver(vm.NewMachines(l.daemon.Socket(), log))
+	sw := netns.NewSwitchDriver(l.net)
+	s, err := hilmock.New(ctx, filepath.Join(l.Dir, "hil-mock.db"), hilmock.Options{Listen: listen, Power: power, Switch: sw, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if s.Fresh() {
+		if _, err := s.Seed(ctx, inv); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("lab %q: seed hil-mock: %w", l.Name, err)
+		}
+	}
+	return s, nil
+}
