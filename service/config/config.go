@@ -152,6 +152,9 @@ type IPXE struct {
 	// NoConfigPause is how long a node without a boot config shows why
 	// before its firmware moves to the next boot device.
 	NoConfigPause time.Duration `yaml:"no_config_pause"`
+	// RequireLease serves a node's script (with its CHAP secret) only to
+	// the address BMI's DHCP leased to the node (server mode only).
+	RequireLease bool `yaml:"require_lease"`
 }
 
 // BootFaults injects faults per boot service.

@@ -101,7 +101,8 @@ func startLabWith(t *testing.T, tweak func(*dhcpd.Server)) *bootLab {
 		t.Fatal(err)
 	}
 	h := &ipxe.Server{Addr: "10.199.0.1:8080", Log: log.With("svc", "http"),
-		Handler: &ipxe.Handler{Specs: bootConfigs{}, Renderer: r, Log: log.With("svc", "http"), Recorder: l.tl}}
+		Handler: &ipxe.Handler{Specs: bootConfigs{}, Renderer: r, Log: log.With("svc", "http"), Recorder: l.tl,
+			Clients: d, RequireLease: true}}
 	l.errs = append(l.errs,
 		p.Server.Go(func() error { return d.Serve(ctx) }),
 		p.Server.Go(func() error { return tf.Serve(ctx) }),
@@ -272,6 +273,15 @@ func TestRealBootChain(t *testing.T) {
 		if !bytes.Contains(script, []byte(line+"\n")) {
 			t.Errorf("script lacks %q:\n%s", line, script)
 		}
+	}
+	// The script (with its CHAP secret) goes only to the lease holder.
+	if out, err := l.p.Client.Command(ctx, "ip", "addr", "add", "10.199.0.250/24", "dev", l.p.Client.Iface).CombinedOutput(); err != nil {
+		t.Fatalf("second client address: %v: %s", err, out)
+	}
+	code, err := l.p.Client.Command(ctx, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20",
+		"--interface", "10.199.0.250", ipxeEnv["bootfile"]).Output()
+	if err != nil || string(code) != "403" {
+		t.Errorf("script fetched from an address without the lease: %v, status %s, want 403", err, code)
 	}
 	// A MAC without a boot config gets the script that says so.
 	noConf, err := l.p.Client.Command(ctx, "curl", "-sS", "--fail", "--max-time", "20", "http://10.199.0.1:8080/boot/52-54-00-77-00-99.ipxe").Output()

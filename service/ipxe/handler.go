@@ -62,6 +62,11 @@ type Handler struct {
 	Recorder Recorder
 	// Clients, when set, names the node that fetched a binary.
 	Clients Clients
+	// RequireLease serves a node's script (which holds its CHAP secret)
+	// only to the address DHCP leased to that node's MAC; it needs
+	// Clients. Others get 403. For server mode, where BMI's DHCP hands out
+	// every address on the boot network.
+	RequireLease bool
 	// Faults drops or delays requests (tests and the lab only).
 	Faults boot.Faults
 }
@@ -136,6 +141,10 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *slog.
 		log.Error("boot config lookup failed", "err", err)
 		http.Error(w, "boot config lookup failed", http.StatusServiceUnavailable)
 		return
+	case !h.leaseHolder(r, mac):
+		log.Warn("refused ipxe script: the client does not hold the DHCP lease of this MAC")
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
 	default:
 		body, err = h.Renderer.Script(spec)
 		if err != nil {
@@ -192,4 +201,21 @@ func (h *Handler) serveBinary(w http.ResponseWriter, r *http.Request, log *slog.
 			h.Recorder.Record(r.Context(), boot.Event{MAC: mac, Step: boot.StepBinary, Detail: r.URL.Path})
 		}
 	}
+}
+
+// leaseHolder reports whether the request may have mac's script: always,
+// unless RequireLease is set and the client is not mac's lease holder.
+func (h *Handler) leaseHolder(r *http.Request, mac net.HardwareAddr) bool {
+	if !h.RequireLease {
+		return true
+	}
+	if h.Clients == nil || mac == nil {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	holder, err := h.Clients.MACByIP(r.Context(), net.ParseIP(host))
+	return err == nil && holder.String() == mac.String()
 }

@@ -169,3 +169,32 @@ func TestHandlerRecordsBinary(t *testing.T) {
 		t.Fatalf("timeline %+v, want one %s event", evs, boot.StepBinary)
 	}
 }
+
+func TestHandlerRequireLease(t *testing.T) {
+	tests := map[string]struct {
+		holder net.HardwareAddr
+		path   string
+		status int
+	}{
+		"lease holder":       {mac1, "/boot/52-54-00-77-00-01.ipxe", 200},
+		"other client":       {net.HardwareAddr{2, 0, 0, 0, 0, 1}, "/boot/52-54-00-77-00-01.ipxe", 403},
+		"no lease":           {nil, "/boot/52-54-00-77-00-01.ipxe", 403},
+		"by node, other":     {net.HardwareAddr{2, 0, 0, 0, 0, 1}, "/boot/node/node1.ipxe", 403},
+		"no config still ok": {nil, "/boot/52-54-00-77-00-09.ipxe", 200},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h, _ := testHandler(t)
+			h.RequireLease = true
+			h.Clients = clientsFunc(func(net.IP) net.HardwareAddr { return tc.holder })
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d", rec.Code, tc.status)
+			}
+			if tc.status == 403 && strings.Contains(rec.Body.String(), "Zx9-secret") {
+				t.Fatal("a refused client got the CHAP secret")
+			}
+		})
+	}
+}

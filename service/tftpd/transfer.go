@@ -52,6 +52,7 @@ func (s *Server) write(name string, _ io.WriterTo) error {
 
 type readOnlyError struct{}
 
+// Error implements error; the text goes to the client in the TFTP error.
 func (readOnlyError) Error() string { return "write requests are not allowed: read-only server" }
 
 var errReadOnly error = readOnlyError{}
