@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,6 +225,25 @@ func TestRealUdhcpc(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an interface not configured is not served", func(t *testing.T) {
+		srv, cli := "bts2"+l.p.Client.Iface[3:7], "btc2"+l.p.Client.Iface[3:7]
+		for _, s := range [][]string{
+			{"-n", l.p.Server.Name, "link", "add", srv, "type", "veth", "peer", "name", cli, "netns", l.p.Client.Name},
+			{"-n", l.p.Server.Name, "addr", "add", "10.199.2.1/24", "dev", srv},
+			{"-n", l.p.Server.Name, "link", "set", srv, "up"},
+			{"-n", l.p.Client.Name, "link", "set", cli, "address", nodeMAC.String(), "up"},
+		} {
+			if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
+			}
+		}
+		args := []string{"-f", "-q", "-n", "-t", "2", "-T", "1", "-i", cli, "-s", filepath.Join(l.dir, "script"), "-x", optBIOS}
+		cmd := l.p.Client.Command(context.Background(), "udhcpc", args...)
+		cmd.Env = append(cmd.Env, "OUT="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err == nil {
+			t.Fatalf("udhcpc got a lease on an interface the server is not configured for: %s", out)
+		}
+	})
 	t.Run("unknown mac is ignored", func(t *testing.T) {
 		l.setMAC(t, net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 0x99})
 		defer l.setMAC(t, nodeMAC)
