@@ -174,17 +174,33 @@ func startTGT(t *testing.T, p *netnstest.Pair) {
 	if err := os.Truncate(disk, 32<<20); err != nil {
 		t.Fatal(err)
 	}
-	// tgtd's management socket is machine-wide: a port of our own.
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	ctlPort := fmt.Sprint(1000 + int(binary.BigEndian.Uint16(b[:]))%8000)
+	// tgtd's management socket is machine-wide: a port nobody else has
+	// used (no socket file), and our tgtd must still be running once
+	// tgtadm works (another tgtd's lock would have made it exit).
+	var ctlPort string
+	for range 100 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		port := fmt.Sprint(1000 + int(binary.BigEndian.Uint16(b[:]))%30000)
+		if _, err := os.Stat("/run/tgtd/socket." + port + ".lock"); os.IsNotExist(err) {
+			ctlPort = port
+			break
+		}
+	}
+	if ctlPort == "" {
+		t.Fatal("no free tgtd control port")
+	}
 	tgtd := p.Server.Command(context.Background(), "tgtd", "-f", "-C", ctlPort, "--iscsi", "portal=10.199.1.1:3260")
 	if err := tgtd.Start(); err != nil {
 		t.Fatalf("start tgtd: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = tgtd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = tgtd.Process.Kill() // tgtd ignores SIGTERM while it has targets
-		_ = tgtd.Wait()
+		<-exited
+		os.Remove("/run/tgtd/socket." + ctlPort)
+		os.Remove("/run/tgtd/socket." + ctlPort + ".lock")
 	})
 	adm := func(args ...string) error {
 		out, err := exec.Command("tgtadm", append([]string{"-C", ctlPort, "--lld", "iscsi"}, args...)...).CombinedOutput()
@@ -202,6 +218,11 @@ func startTGT(t *testing.T, p *netnstest.Pair) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("tgtd on control port %s exited: another tgtd holds the port", ctlPort)
+	default:
 	}
 	for _, args := range [][]string{
 		{"--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", disk},
