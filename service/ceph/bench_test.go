@@ -187,6 +187,7 @@ func median(d []time.Duration) time.Duration {
 type benchResults struct {
 	mu      sync.Mutex
 	When    string             `json:"when"`
+	LoadAvg string             `json:"loadavg"` // /proc/loadavg at the end: the machine is shared
 	Figures map[string]float64 `json:"figures"`
 	Ratios  map[string]float64 `json:"ratios"`
 }
@@ -217,6 +218,9 @@ func (r *benchResults) write(b *testing.B) {
 	}
 	now := time.Now().UTC()
 	r.When = now.Format(time.RFC3339)
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.LoadAvg = strings.TrimSpace(string(la))
+	}
 	dir := os.Getenv("BMI_BENCH_DIR")
 	if dir == "" {
 		dir = filepath.Join(moduleRoot(), "test-results", "bench", "ceph-"+now.Format("20060102T150405Z"))
@@ -226,7 +230,7 @@ func (r *benchResults) write(b *testing.B) {
 	mustOK(b, err)
 	mustOK(b, os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644))
 	var md strings.Builder
-	fmt.Fprintf(&md, "# RBD benchmark (%s)\n\nOne run on the test cluster (single OSD on a sparse file); baselines are the rbd CLI on the same data in the same run.\n\n", r.When)
+	fmt.Fprintf(&md, "# RBD benchmark (%s)\n\nOne run on the test cluster (single OSD on a sparse file); baselines are the rbd CLI on the same data in the same run. Load average at the end: %s.\n\n", r.When, r.LoadAvg)
 	fmt.Fprintf(&md, "| measure | Go (service/ceph) | rbd CLI | ratio |\n|---|---|---|---|\n")
 	fmt.Fprintf(&md, "| clone latency, 1 GiB parent | %.1f ms | | |\n", f["clone_1gib_ms"])
 	fmt.Fprintf(&md, "| clone latency, 100 GiB parent | %.1f ms | | %.2f × the 1 GiB clone |\n", f["clone_100gib_ms"], r.Ratios["clone_100gib_vs_1gib"])
