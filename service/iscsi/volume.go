@@ -74,20 +74,33 @@ func (s *store) Exit(*api.SCSILu) error { return nil }
 // Size is the volume's capacity.
 func (s *store) Size(*api.SCSILu) uint64 { return s.vol.Size() }
 
+// Large transfers are split into chunks issued in parallel: one RBD
+// request per chunk lets the cluster work on several objects at once.
+const (
+	splitChunk = 256 * 1024
+	splitMax   = 8 // chunks in flight per command
+)
+
 // Read reads tl bytes at offset.
 func (s *store) Read(offset, tl int64) ([]byte, error) {
 	if offset < 0 || tl < 0 {
 		return nil, errors.New("negative offset or length")
 	}
 	buf := make([]byte, tl)
-	n, err := s.vol.ReadAt(buf, offset)
-	if err == io.EOF && n == len(buf) {
-		err = nil
-	}
+	err := split(buf, offset, func(p []byte, off int64) error {
+		n, err := s.vol.ReadAt(p, off)
+		if err == io.EOF && n == len(p) {
+			err = nil
+		}
+		if err == nil && n < len(p) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return buf[:n], nil
+	return buf, nil
 }
 
 // Write writes buf at offset.
@@ -95,8 +108,35 @@ func (s *store) Write(buf []byte, offset int64) error {
 	if offset < 0 {
 		return errors.New("negative offset")
 	}
-	_, err := s.vol.WriteAt(buf, offset)
-	return err
+	return split(buf, offset, func(p []byte, off int64) error {
+		_, err := s.vol.WriteAt(p, off)
+		return err
+	})
+}
+
+// split runs do over buf in chunks of splitChunk, up to splitMax at once,
+// and returns the first error.
+func split(buf []byte, offset int64, do func(p []byte, off int64) error) error {
+	if len(buf) <= splitChunk {
+		return do(buf, offset)
+	}
+	sem := make(chan struct{}, splitMax)
+	errc := make(chan error, (len(buf)+splitChunk-1)/splitChunk)
+	var wg sync.WaitGroup
+	for o := 0; o < len(buf); o += splitChunk {
+		p := buf[o:min(o+splitChunk, len(buf))]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(off int64) {
+			defer func() { <-sem; wg.Done() }()
+			if err := do(p, off); err != nil {
+				errc <- err
+			}
+		}(offset + int64(o))
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
 }
 
 // DataSync flushes the volume (SYNCHRONIZE CACHE, FUA writes).
