@@ -286,6 +286,9 @@ func (l *Lab) save() error {
 // database) unless keepData. It works on a half-built lab and on one already removed.
 func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	var errs []error
+	if err := l.stopServices(ctx, keepData); err != nil {
+		errs = append(errs, err)
+	}
 	if err := l.daemon.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -297,7 +300,8 @@ func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	}
 	if !keepData && len(errs) == 0 {
 		// Only what the lab wrote, never a whole directory a user named.
-		for _, p := range []string{"libvirt", "consoles", "lab.json", "credentials.json", "hil-mock.db", "hil-mock.db-wal", "hil-mock.db-shm"} {
+		for _, p := range []string{"libvirt", "consoles", "lab.json", "credentials.json", "hil-mock.db", "hil-mock.db-wal",
+			"hil-mock.db-shm", "hil-mock.log", "bmid", "bmid.yaml", "bmid.log", "services.json", "daemon.out"} {
 			if err := os.RemoveAll(filepath.Join(l.Dir, p)); err != nil {
 				errs = append(errs, err)
 			}

@@ -242,7 +242,15 @@ func envCmd() *cobra.Command {
 			if len(l.Nodes) == 0 {
 				return fmt.Errorf("lab %q has no lab.json in %s: is it built?", l.Name, l.Dir)
 			}
-			_, err = fmt.Fprintln(c.OutOrStdout(), strings.Join(l.ExportLines(), "\n"))
+			lines := l.ExportLines()
+			if l.Up() {
+				site, err := siteEnv(l)
+				if err != nil {
+					return err
+				}
+				lines = append(site, lines...)
+			}
+			_, err = fmt.Fprintln(c.OutOrStdout(), strings.Join(lines, "\n"))
 			return err
 		},
 	}

@@ -31,5 +31,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(consoleCmd())
 	root.AddCommand(envCmd())
 	root.AddCommand(imageCmd())
+	root.AddCommand(upCmd())
+	root.AddCommand(hilServeCmd())
 	return clikit.Prepare(root)
 }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bmi-go/bmi/lab"
+	"github.com/bmi-go/bmi/service/clikit"
+)
+
+// upCmd is `bmi-lab up`.
+func upCmd() *cobra.Command {
+	var f labFlags
+	var nodes, mem int
+	var bmid, cache string
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Build the lab site: network, libvirtd and PXE-first machines, Ceph, hil-mock and bmid in the lab namespace, the golden image imported through BMI (idempotent; resumes a half-built lab)",
+		Args:  clikit.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if nodes < 1 || nodes > 64 {
+				return clikit.Usagef("--nodes %d: want 1..64", nodes)
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if bmid == "" {
+				bmid = filepath.Join(filepath.Dir(self), "bmid")
+				if _, err := os.Stat(bmid); err != nil {
+					if p, err := exec.LookPath("bmid"); err == nil {
+						bmid = p
+					}
+				}
+			}
+			start := time.Now()
+			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), nil))
+			l, err := lab.Up(c.Context(), lab.UpOptions{
+				Options: lab.Options{Name: f.name, Dir: f.dir, Nodes: nodes, MemoryMiB: mem},
+				Bmid:    bmid, BmiLab: self, ImageCache: cache,
+			}, log)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "lab %s up in %.1f s: %d nodes, API %s (eval \"$(bmi-lab env --name %s)\")\n",
+				l.Name, time.Since(start).Seconds(), len(l.Nodes), l.APIURL(), l.Name)
+			return err
+		},
+	}
+	f.add(c)
+	c.Flags().IntVar(&nodes, "nodes", 2, "number of machines")
+	c.Flags().IntVar(&mem, "memory", 192, "memory per machine in MiB")
+	c.Flags().StringVar(&bmid, "bmid", "", "bmid binary (default: next to bmi-lab, else on PATH)")
+	c.Flags().StringVar(&cache, "cache", "/var/cache/bmi-lab/images", "golden image cache directory")
+	return c
+}
+
+// hilServeCmd is `bmi-lab hil-serve`, which `up` runs inside the lab
+// namespace: the lab's hil-mock with its libvirt power and bridge switch
+// drivers, until SIGTERM.
+func hilServeCmd() *cobra.Command {
+	var f labFlags
+	var listen string
+	c := &cobra.Command{
+		Use:    "hil-serve",
+		Short:  "Serve the lab's hil-mock with the lab's power and switch drivers (run by up)",
+		Hidden: true,
+		Args:   clikit.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			l, err := f.open(c)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(c.ErrOrStderr(), nil))
+			s, err := l.NewHIL(c.Context(), listen, log)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			log.Info("hil-mock serving", "url", s.URL(), "lab", l.Name)
+			return s.Serve(c.Context())
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&listen, "listen", "", "address to serve on (lab address:5000)")
+	return c
+}
+
+// envLines adds the site's variables when the site is up.
+func siteEnv(l *lab.Lab) ([]string, error) {
+	cred, err := l.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	return []string{
+		"export BMI_URL=" + l.APIURL(),
+		"export BMI_USER=" + lab.HILUser,
+		"export BMI_PASSWORD=" + q(cred.HILUser),
+		"export BMI_PROJECT=" + lab.Project,
+		"export BMI_LAB_HIL_URL=" + l.HILURL(),
+		"export BMI_LAB_HIL_ADMIN=" + lab.HILAdmin,
+		"export BMI_LAB_HIL_ADMIN_PASSWORD=" + q(cred.HILAdmin),
+	}, nil
+}

@@ -1,0 +1,318 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/bmi-go/bmi/lab/cephlab"
+	"github.com/bmi-go/bmi/lab/image"
+	"github.com/bmi-go/bmi/lab/internal/proc"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// Ports of the lab's services on the lab end of the host link (and, for
+// the API, on the provisioning bridge, where nodes fetch their scripts).
+const (
+	HILPort = 5000
+	APIPort = 8080
+)
+
+// GoldenImage is the name of the golden image `up` uploads into Project.
+const GoldenImage = "golden"
+
+// UpOptions are Options plus the programs `up` starts.
+type UpOptions struct {
+	Options
+	// Bmid is the bmid binary.
+	Bmid string
+	// BmiLab is the bmi-lab binary (it serves the lab's hil-mock).
+	BmiLab string
+	// ImageCache is the golden image cache (default image's).
+	ImageCache string
+}
+
+// services are the processes `up` started, recorded in services.json.
+type services struct {
+	HIL  proc.ID `json:"hil_mock"`
+	Bmid proc.ID `json:"bmid"`
+}
+
+func (l *Lab) servicesPath() string { return filepath.Join(l.Dir, "services.json") }
+
+func (l *Lab) loadServices() services {
+	var s services
+	if b, err := os.ReadFile(l.servicesPath()); err == nil {
+		_ = json.Unmarshal(b, &s)
+	}
+	return s
+}
+
+func (l *Lab) saveServices(s services) error {
+	b, _ := json.Marshal(s)
+	return os.WriteFile(l.servicesPath(), b, 0o644)
+}
+
+// Up reports whether `up` started the site's services (bmid, hil-mock)
+// and they still run.
+func (l *Lab) Up() bool {
+	s := l.loadServices()
+	return s.Bmid.Alive() && s.HIL.Alive()
+}
+
+// Ceph is the lab's Ceph cluster (in the lab namespace, on its loopback).
+func (l *Lab) Ceph() (*cephlab.Cluster, error) {
+	return cephlab.New(cephlab.Options{Dir: filepath.Join(l.Dir, "ceph"), NetNS: l.Namespace, Log: l.log})
+}
+
+// HILURL and APIURL are where the host reaches hil-mock and bmid.
+func (l *Lab) HILURL() string { return fmt.Sprintf("http://%s:%d", l.LabAddr, HILPort) }
+
+// APIURL is bmid's API as the host reaches it.
+func (l *Lab) APIURL() string { return fmt.Sprintf("http://%s:%d", l.LabAddr, APIPort) }
+
+var bmidConfig = template.Must(template.New("bmid").Parse(`# written by bmi-lab up
+uid: lab
+admin_project: {{.AdminProject}}
+log:
+  format: json
+  level: info
+api:
+  listen: 0.0.0.0:{{.APIPort}}
+state:
+  path: {{.Dir}}/bmid/bmid.db
+ceph:
+  conf: {{.CephConf}}
+  id: admin
+  keyring: {{.Keyring}}
+  pool: {{.Pool}}
+hil:
+  url: {{.HILURL}}
+  provisioning_network: {{.ProvNet}}
+iscsi:
+  listen: ["{{.BridgeAddr}}:3260"]
+  portal: {{.BridgeAddr}}:3260
+boot:
+  interfaces: [{{.Bridge}}]
+  base_url: http://{{.BridgeAddr}}:{{.APIPort}}
+  dhcp:
+    mode: server
+    range_start: {{.RangeStart}}
+    range_end: {{.RangeEnd}}
+    netmask: "{{.Netmask}}"
+  tftp:
+    listen: {{.BridgeAddr}}:69
+    root: /usr/lib/ipxe
+`))
+
+// Up builds the whole site: Build, then Ceph, hil-mock and bmid in the lab
+// namespace, then the golden image uploaded through bmid's API into
+// Project. It is idempotent: running parts are kept.
+func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
+	log := logger.Info
+	for _, p := range []string{o.Bmid, o.BmiLab} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("program %q: %w (build it with make build)", p, fault.ErrNotFound)
+		}
+	}
+	l, err := Build(ctx, o.Options, logger)
+	if err != nil {
+		return nil, err
+	}
+	log("network, libvirtd and machines ready", "nodes", len(l.Nodes))
+	ceph, err := l.Ceph()
+	if err != nil {
+		return nil, err
+	}
+	if err := ceph.Start(ctx); err != nil {
+		return nil, fmt.Errorf("lab %q: ceph: %w", l.Name, err)
+	}
+	log("ceph healthy", "conf", ceph.ConfPath())
+	svc := l.loadServices()
+	if !svc.HIL.Alive() {
+		argv := []string{"ip", "netns", "exec", l.Namespace, o.BmiLab, "hil-serve", "--name", l.Name, "--dir", l.Dir,
+			"--listen", fmt.Sprintf("%s:%d", l.LabAddr, HILPort)}
+		if svc.HIL, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
+			return nil, err
+		}
+		if err := l.saveServices(svc); err != nil {
+			return nil, err
+		}
+	}
+	if err := waitHTTP(ctx, l.HILURL()+"/v0/projects", svc.HIL, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
+		return nil, fmt.Errorf("lab %q: hil-mock: %w", l.Name, err)
+	}
+	log("hil-mock serving", "url", l.HILURL())
+	if !svc.Bmid.Alive() {
+		conf := filepath.Join(l.Dir, "bmid.yaml")
+		if err := l.writeBmidConfig(conf, ceph); err != nil {
+			return nil, err
+		}
+		argv := []string{"ip", "netns", "exec", l.Namespace, o.Bmid, "serve", "--config", conf}
+		if svc.Bmid, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "bmid.log")); err != nil {
+			return nil, err
+		}
+		if err := l.saveServices(svc); err != nil {
+			return nil, err
+		}
+	}
+	if err := waitHTTP(ctx, l.APIURL()+"/readyz", svc.Bmid, filepath.Join(l.Dir, "bmid.log")); err != nil {
+		return nil, fmt.Errorf("lab %q: bmid: %w", l.Name, err)
+	}
+	log("bmid ready", "url", l.APIURL())
+	if err := l.importGolden(ctx, o.ImageCache); err != nil {
+		return nil, err
+	}
+	log("golden image in BMI", "project", Project, "image", GoldenImage)
+	return l, nil
+}
+
+func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
+	if err := os.MkdirAll(filepath.Join(l.Dir, "bmid"), 0o755); err != nil {
+		return err
+	}
+	br := strings.Split(l.Bridge4, "/")[0]
+	prefix := strings.TrimSuffix(br, ".1")
+	var b bytes.Buffer
+	err := bmidConfig.Execute(&b, map[string]any{
+		"AdminProject": AdminProject, "APIPort": APIPort, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
+		"Keyring": ceph.KeyringPath(), "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
+		"BridgeAddr": br, "Bridge": l.Bridge, "RangeStart": prefix + ".100", "RangeEnd": prefix + ".199",
+		"Netmask": "255.255.255.0",
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// waitHTTP waits until url answers 2xx/4xx (the server is up), failing
+// early if the process died.
+func waitHTTP(ctx context.Context, url string, id proc.ID, logPath string) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if !id.Alive() {
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("exited: %s (see %s): %w", lastLines(string(b), 3), logPath, fault.ErrUnavailable)
+		}
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("%s did not answer within 90 s (see %s): %w", url, logPath, fault.ErrUnavailable)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// api calls bmid's API as user with password.
+func (l *Lab) api(ctx context.Context, method, path, user, password string, body io.Reader, size int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, l.APIURL()+path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.SetBasicAuth(user, password)
+	if size >= 0 {
+		req.ContentLength = size
+	}
+	if method != http.MethodPut {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// importGolden builds the golden image and uploads it through bmid's API
+// into Project, as an operator would; an image already there is kept.
+func (l *Lab) importGolden(ctx context.Context, cache string) error {
+	cred, err := l.Credentials()
+	if err != nil {
+		return err
+	}
+	code, b, err := l.api(ctx, "POST", "/api/v1/projects", HILAdmin, cred.HILAdmin, strings.NewReader(`{"name":"`+Project+`"}`), -1)
+	if err != nil {
+		return fmt.Errorf("lab %q: create project: %w", l.Name, err)
+	}
+	if code != http.StatusCreated && code != http.StatusConflict {
+		return fmt.Errorf("lab %q: create project %s: HTTP %d: %s", l.Name, Project, code, b)
+	}
+	code, _, err = l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+GoldenImage, HILUser, cred.HILUser, nil, -1)
+	if err == nil && code == http.StatusOK {
+		return nil
+	}
+	img, err := image.Build(ctx, image.Options{CacheDir: cache, Log: l.log})
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(img.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	code, b, err = l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+GoldenImage+"/data", HILUser, cred.HILUser, f, st.Size())
+	if err != nil {
+		return fmt.Errorf("lab %q: upload golden image: %w", l.Name, err)
+	}
+	if code/100 != 2 {
+		return fmt.Errorf("lab %q: upload golden image: HTTP %d: %s", l.Name, code, b)
+	}
+	return nil
+}
+
+// stopServices stops bmid, hil-mock and Ceph (purging its data unless
+// keepData).
+func (l *Lab) stopServices(ctx context.Context, keepData bool) error {
+	var errs []error
+	svc := l.loadServices()
+	for _, id := range []proc.ID{svc.Bmid, svc.HIL} {
+		if err := id.Stop(ctx, 30*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(l.Dir, "ceph")); err == nil {
+		ceph, err := l.Ceph()
+		if err == nil {
+			if keepData {
+				err = ceph.Stop(ctx)
+			} else {
+				err = ceph.Purge(ctx)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lab %q: ceph: %w", l.Name, err))
+		}
+	}
+	if len(errs) == 0 {
+		_ = os.Remove(l.servicesPath())
+	}
+	return errors.Join(errs...)
+}
