@@ -34,7 +34,16 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			t.mu.Lock()
 			if e, ok := t.exports[l.exp.IQN]; ok && e == l.exp {
 				s.exp = e
-				s.initiator, s.since = l.initiator, time.Now()
+				s.initiator, s.since, s.isid = l.initiator, time.Now(), l.isid
+				// Session reinstatement (RFC 7143 §6.3.5): the same
+				// initiator and ISID replace their old session, e.g. a node
+				// that rebooted without logging out.
+				for old := range e.sessions {
+					if old.initiator == s.initiator && old.isid == s.isid {
+						t.log.Info("iscsi session reinstated", "target", e.IQN, "initiator", s.initiator, "old_remote", old.addr)
+						old.close()
+					}
+				}
 				e.sessions[s] = struct{}{}
 			} else {
 				lerr = refuse(loginTargetRemoved, "target %s was removed during the login", l.exp.IQN)

@@ -43,6 +43,7 @@ type session struct {
 	initiator, addr string
 	since           time.Time
 	tsih            uint16
+	isid            [6]byte
 
 	mu       sync.Mutex
 	statSN   uint32

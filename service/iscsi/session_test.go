@@ -340,3 +340,27 @@ func TestIQN(t *testing.T) {
 }
 
 var _ = strconv.Itoa
+
+// TestSessionReinstatement: a node that logs in again with the same ISID
+// (it rebooted without logging out) replaces its old session.
+func TestSessionReinstatement(t *testing.T) {
+	tg, addr := startTarget(t, Config{})
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20)})
+	old := dial(t, addr)
+	if st, _ := old.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("second login: 0x%04x", st)
+	}
+	if _, err := old.recv(); err == nil {
+		t.Fatal("old session still open")
+	}
+	waitFor(t, func() bool { return sessionsOf(t, tg) == 1 })
+	tk := c.submit(rw10(0x28, 0, 1), 512, true, nil)
+	c.wait(tk)
+	if tk.status != statusGood {
+		t.Fatalf("read on the new session: 0x%x", tk.status)
+	}
+}
