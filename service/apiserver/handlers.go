@@ -64,7 +64,7 @@ func boolQuery(c *gin.Context, name string) (bool, error) {
 }
 
 func (s *Server) listProjects(c *gin.Context) {
-	ps, err := s.cfg.Ops.ListProjects(c, principal(c))
+	ps, err := s.cfg.Ops.ListProjects(c.Request.Context(), principal(c))
 	reply(s, c, mapList(ps, toProject), err)
 }
 
@@ -73,7 +73,7 @@ func (s *Server) createProject(c *gin.Context) {
 	if !body(s, c, &req) || !required(s, c, "name", req.Name) {
 		return
 	}
-	p, err := s.cfg.Ops.CreateProject(c, principal(c), req.Name)
+	p, err := s.cfg.Ops.CreateProject(c.Request.Context(), principal(c), req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -87,21 +87,21 @@ func (s *Server) removeProject(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.noContent(c, s.cfg.Ops.RemoveProject(c, principal(c), c.Param("project"), force))
+	s.noContent(c, s.cfg.Ops.RemoveProject(c.Request.Context(), principal(c), c.Param("project"), force))
 }
 
 func (s *Server) listImages(c *gin.Context) {
-	ims, err := s.cfg.Ops.ListImages(c, principal(c), c.Param("project"))
+	ims, err := s.cfg.Ops.ListImages(c.Request.Context(), principal(c), c.Param("project"))
 	reply(s, c, mapList(ims, toImage), err)
 }
 
 func (s *Server) showImage(c *gin.Context) {
-	im, err := s.cfg.Ops.ShowImage(c, principal(c), c.Param("project"), c.Param("image"))
+	im, err := s.cfg.Ops.ShowImage(c.Request.Context(), principal(c), c.Param("project"), c.Param("image"))
 	reply(s, c, toImage(im), err)
 }
 
 func (s *Server) removeImage(c *gin.Context) {
-	s.noContent(c, s.cfg.Ops.RemoveImage(c, principal(c), c.Param("project"), c.Param("image")))
+	s.noContent(c, s.cfg.Ops.RemoveImage(c.Request.Context(), principal(c), c.Param("project"), c.Param("image")))
 }
 
 func (s *Server) importImage(c *gin.Context) {
@@ -133,7 +133,7 @@ func (s *Server) moveImage(c *gin.Context) {
 	if !body(s, c, &req) || !required(s, c, "dest_project", req.DestProject) {
 		return
 	}
-	im, err := s.cfg.Ops.MoveImage(c, principal(c), c.Param("project"), c.Param("image"), req.DestProject, req.Name)
+	im, err := s.cfg.Ops.MoveImage(c.Request.Context(), principal(c), c.Param("project"), c.Param("image"), req.DestProject, req.Name)
 	reply(s, c, toImage(im), err)
 }
 
@@ -149,7 +149,7 @@ func (s *Server) exportImage(c *gin.Context) {
 }
 
 func (s *Server) listSnapshots(c *gin.Context) {
-	ims, err := s.cfg.Ops.ListSnapshots(c, principal(c), c.Param("project"))
+	ims, err := s.cfg.Ops.ListSnapshots(c.Request.Context(), principal(c), c.Param("project"))
 	reply(s, c, mapList(ims, toImage), err)
 }
 
@@ -167,24 +167,24 @@ func (s *Server) createSnapshot(c *gin.Context) {
 
 func (s *Server) removeSnapshot(c *gin.Context) {
 	project, name := c.Param("project"), c.Param("snapshot")
-	im, err := s.cfg.Ops.ShowImage(c, principal(c), project, name)
+	im, err := s.cfg.Ops.ShowImage(c.Request.Context(), principal(c), project, name)
 	if err == nil && im.Kind != core.KindSnapshot {
 		err = fault.Errorf(fault.Invalid, "%q in project %q is a %s, not a snapshot", name, project, im.Kind)
 	}
 	if err == nil {
-		err = s.cfg.Ops.RemoveImage(c, principal(c), project, name)
+		err = s.cfg.Ops.RemoveImage(c.Request.Context(), principal(c), project, name)
 	}
 	s.noContent(c, err)
 }
 
 func (s *Server) listDisks(c *gin.Context) {
-	ds, err := s.cfg.Ops.ListDisks(c, principal(c), c.Param("project"))
+	ds, err := s.cfg.Ops.ListDisks(c.Request.Context(), principal(c), c.Param("project"))
 	reply(s, c, mapList(ds, toDisk), err)
 }
 
 func (s *Server) showDisk(c *gin.Context) {
 	project, name := c.Param("project"), c.Param("disk")
-	ds, err := s.cfg.Ops.ListDisks(c, principal(c), project)
+	ds, err := s.cfg.Ops.ListDisks(c.Request.Context(), principal(c), project)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -211,35 +211,35 @@ func (s *Server) createDisk(c *gin.Context) {
 }
 
 func (s *Server) deleteDisk(c *gin.Context) {
-	s.noContent(c, s.cfg.Ops.DeleteDisk(c, principal(c), c.Param("project"), c.Param("disk")))
+	s.noContent(c, s.cfg.Ops.DeleteDisk(c.Request.Context(), principal(c), c.Param("project"), c.Param("disk")))
 }
 
 func (s *Server) listAllTargets(c *gin.Context) {
-	ts, err := s.cfg.Ops.ListTargets(c, principal(c), "")
+	ts, err := s.cfg.Ops.ListTargets(c.Request.Context(), principal(c), "")
 	reply(s, c, mapList(ts, toTargetInfo), err)
 }
 
 func (s *Server) listTargets(c *gin.Context) {
-	ts, err := s.cfg.Ops.ListTargets(c, principal(c), c.Param("project"))
+	ts, err := s.cfg.Ops.ListTargets(c.Request.Context(), principal(c), c.Param("project"))
 	reply(s, c, mapList(ts, toTargetInfo), err)
 }
 
 func (s *Server) exportDisk(c *gin.Context) {
-	t, err := s.cfg.Ops.ExportDisk(c, principal(c), c.Param("project"), c.Param("disk"))
+	t, err := s.cfg.Ops.ExportDisk(c.Request.Context(), principal(c), c.Param("project"), c.Param("disk"))
 	reply(s, c, toTarget(t), err)
 }
 
 func (s *Server) unexportDisk(c *gin.Context) {
-	s.noContent(c, s.cfg.Ops.UnexportDisk(c, principal(c), c.Param("project"), c.Param("disk")))
+	s.noContent(c, s.cfg.Ops.UnexportDisk(c.Request.Context(), principal(c), c.Param("project"), c.Param("disk")))
 }
 
 func (s *Server) listBoots(c *gin.Context) {
-	bs, err := s.cfg.Ops.ListBoots(c, principal(c), c.Param("project"))
+	bs, err := s.cfg.Ops.ListBoots(c.Request.Context(), principal(c), c.Param("project"))
 	reply(s, c, mapList(bs, toBoot), err)
 }
 
 func (s *Server) showBoot(c *gin.Context) {
-	b, err := s.cfg.Ops.ShowBoot(c, principal(c), c.Param("project"), c.Param("node"))
+	b, err := s.cfg.Ops.ShowBoot(c.Request.Context(), principal(c), c.Param("project"), c.Param("node"))
 	reply(s, c, toBoot(b), err)
 }
 
@@ -248,12 +248,12 @@ func (s *Server) setBoot(c *gin.Context) {
 	if !body(s, c, &req) || !required(s, c, "disk", req.Disk, "nic", req.NIC) {
 		return
 	}
-	b, err := s.cfg.Ops.SetBoot(c, principal(c), c.Param("project"), c.Param("node"), req.NIC, req.Disk)
+	b, err := s.cfg.Ops.SetBoot(c.Request.Context(), principal(c), c.Param("project"), c.Param("node"), req.NIC, req.Disk)
 	reply(s, c, toBoot(b), err)
 }
 
 func (s *Server) clearBoot(c *gin.Context) {
-	s.noContent(c, s.cfg.Ops.ClearBoot(c, principal(c), c.Param("project"), c.Param("node")))
+	s.noContent(c, s.cfg.Ops.ClearBoot(c.Request.Context(), principal(c), c.Param("project"), c.Param("node")))
 }
 
 func (s *Server) provision(c *gin.Context) {
@@ -276,7 +276,7 @@ func (s *Server) deprovision(c *gin.Context) {
 			return
 		}
 	}
-	s.noContent(c, s.cfg.Ops.Deprovision(c, principal(c), c.Param("project"), c.Param("node"), nic))
+	s.noContent(c, s.cfg.Ops.Deprovision(c.Request.Context(), principal(c), c.Param("project"), c.Param("node"), nic))
 }
 
 func (s *Server) nodeIP(c *gin.Context) {
@@ -285,7 +285,7 @@ func (s *Server) nodeIP(c *gin.Context) {
 		s.fail(c, fault.Errorf(fault.Invalid, "query parameter \"nic\" is required"))
 		return
 	}
-	ip, err := s.cfg.Ops.NodeIP(c, principal(c), c.Param("project"), c.Param("node"), nic)
+	ip, err := s.cfg.Ops.NodeIP(c.Request.Context(), principal(c), c.Param("project"), c.Param("node"), nic)
 	reply(s, c, api.NodeIP{Node: c.Param("node"), NIC: nic, IP: ip}, err)
 }
 
@@ -306,12 +306,12 @@ func (s *Server) listOps(c *gin.Context) {
 		}
 		limit = n
 	}
-	ops, err := s.cfg.Ops.Ops(c, principal(c), st, limit)
+	ops, err := s.cfg.Ops.Ops(c.Request.Context(), principal(c), st, limit)
 	reply(s, c, mapList(ops, toOp), err)
 }
 
 func (s *Server) showOp(c *gin.Context) {
-	op, err := s.cfg.Ops.Op(c, principal(c), c.Param("id"))
+	op, err := s.cfg.Ops.Op(c.Request.Context(), principal(c), c.Param("id"))
 	reply(s, c, toOp(op), err)
 }
 
@@ -331,7 +331,7 @@ func (s *Server) dbList(c *gin.Context) {
 		}
 		f.Public = &p
 	}
-	ims, err := s.cfg.Ops.DBList(c, principal(c), f)
+	ims, err := s.cfg.Ops.DBList(c.Request.Context(), principal(c), f)
 	reply(s, c, mapList(ims, toImage), err)
 }
 
@@ -340,6 +340,6 @@ func (s *Server) reconcile(c *gin.Context) {
 	if c.Request.ContentLength != 0 && !body(s, c, &req) {
 		return
 	}
-	r, err := s.cfg.Ops.Reconcile(c, principal(c), req.Fix)
+	r, err := s.cfg.Ops.Reconcile(c.Request.Context(), principal(c), req.Fix)
 	reply(s, c, toReport(r), err)
 }

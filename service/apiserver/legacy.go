@@ -122,7 +122,7 @@ func (s *Server) legacyListImages(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ims, err := s.cfg.Ops.ListImages(c, principal(c), f[0])
+	ims, err := s.cfg.Ops.ListImages(c.Request.Context(), principal(c), f[0])
 	if err != nil {
 		s.failText(c, err)
 		return
@@ -139,7 +139,7 @@ func (s *Server) legacyListSnapshots(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ims, err := s.cfg.Ops.ListSnapshots(c, principal(c), f[0])
+	ims, err := s.cfg.Ops.ListSnapshots(c.Request.Context(), principal(c), f[0])
 	if err != nil {
 		s.failText(c, err)
 		return
@@ -159,7 +159,7 @@ func (s *Server) legacyProvision(c *gin.Context) {
 		if !ok {
 			return
 		}
-		_, err := s.cfg.Ops.SetBoot(c, principal(c), f[0], f[1], f[3], f[2])
+		_, err := s.cfg.Ops.SetBoot(c.Request.Context(), principal(c), f[0], f[1], f[3], f[2])
 		s.legacyDone(c, err)
 		return
 	}
@@ -167,7 +167,7 @@ func (s *Server) legacyProvision(c *gin.Context) {
 	if !ok {
 		return
 	}
-	_, err := s.cfg.Ops.Provision(c, principal(c), f[0], f[1], f[2], f[3])
+	_, err := s.cfg.Ops.Provision(c.Request.Context(), principal(c), f[0], f[1], f[2], f[3])
 	s.legacyDone(c, err)
 }
 
@@ -176,7 +176,7 @@ func (s *Server) legacyDeprovision(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.legacyDone(c, s.cfg.Ops.Deprovision(c, principal(c), f[0], f[1], f[2]))
+	s.legacyDone(c, s.cfg.Ops.Deprovision(c.Request.Context(), principal(c), f[0], f[1], f[2]))
 }
 
 // legacyCreateSnapshot takes V-B's node or V-C's disk_name.
@@ -189,7 +189,7 @@ func (s *Server) legacyCreateSnapshot(c *gin.Context) {
 	if !ok {
 		return
 	}
-	_, err := s.cfg.Ops.CreateSnapshot(c, principal(c), f[0], f[1], f[2])
+	_, err := s.cfg.Ops.CreateSnapshot(c.Request.Context(), principal(c), f[0], f[1], f[2])
 	s.legacyDone(c, err)
 }
 
@@ -198,7 +198,7 @@ func (s *Server) legacyRemoveImage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.legacyDone(c, s.cfg.Ops.RemoveImage(c, principal(c), f[0], f[1]))
+	s.legacyDone(c, s.cfg.Ops.RemoveImage(c.Request.Context(), principal(c), f[0], f[1]))
 }
 
 // legacyCreateDisk answers the new disk's Ceph name as a JSON string, and
@@ -209,9 +209,9 @@ func (s *Server) legacyCreateDisk(c *gin.Context) {
 		return
 	}
 	who := principal(c)
-	d, err := s.cfg.Ops.CreateDisk(c, who, f[0], f[2], f[1])
+	d, err := s.cfg.Ops.CreateDisk(c.Request.Context(), who, f[0], f[2], f[1])
 	if errors.Is(err, fault.ErrExists) {
-		if im, serr := s.cfg.Ops.ShowImage(c, who, f[0], f[1]); serr == nil {
+		if im, serr := s.cfg.Ops.ShowImage(c.Request.Context(), who, f[0], f[1]); serr == nil {
 			s.failText(c, fault.Errorf(fault.Exists, "Disk exists. Endpoint:%s", im.CephName))
 			return
 		}
@@ -228,5 +228,5 @@ func (s *Server) legacyDeleteDisk(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.legacyDone(c, s.cfg.Ops.DeleteDisk(c, principal(c), f[0], f[1]))
+	s.legacyDone(c, s.cfg.Ops.DeleteDisk(c.Request.Context(), principal(c), f[0], f[1]))
 }

@@ -80,14 +80,14 @@ func (e *exactReader) Read(p []byte) (int, error) {
 // connection, so a client never mistakes a short body for the image.
 func (s *Server) download(c *gin.Context) {
 	who, project, name := principal(c), c.Param("project"), c.Param("image")
-	im, err := s.cfg.Ops.ShowImage(c, who, project, name)
+	im, err := s.cfg.Ops.ShowImage(c.Request.Context(), who, project, name)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	w := &startWriter{c: c, size: im.Size, name: name}
 	start := time.Now()
-	_, err = s.cfg.Ops.DownloadImage(c, who, project, name, w, nil)
+	_, err = s.cfg.Ops.DownloadImage(c.Request.Context(), who, project, name, w, nil)
 	outcome := "ok"
 	if err != nil {
 		outcome = string(fault.Of(err))
