@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/lab"
+	"github.com/bmi-go/bmi/lab/image"
+	"github.com/bmi-go/bmi/lab/vm"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// TestUpProvisionBootDown is the lab's acceptance test: `bmi-lab up` with 2
+// nodes builds a site; node-01 is provisioned from the golden image through
+// bmid's API, connected to the provisioning network and power cycled
+// through hil-mock; it boots PXE -> iPXE -> sanboot -> kernel -> iSCSI login
+// from the iBFT to its marker with its state record; a second boot finds
+// the first boot's record; after deprovisioning and detaching it gets no
+// DHCP answer; `bmi-lab down` leaves nothing.
+func TestUpProvisionBootDown(t *testing.T) {
+	testenv.RequireRoot(t)
+	for cmd, pkg := range lab.Commands {
+		testenv.RequireCommand(t, cmd, pkg)
+	}
+	for name, pkg := range image.Tools {
+		testenv.RequireCommand(t, name, pkg)
+	}
+	for cmd, pkg := range map[string]string{"ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", "ceph-mgr": "ceph-mgr", "go": "golang (Go 1.26)"} {
+		testenv.RequireCommand(t, cmd, pkg)
+	}
+	ctx := context.Background()
+	bin := t.TempDir()
+	start := time.Now()
+	build := exec.Command("go", "build", "-tags", "pacific,ceph_preview", "-o", bin+"/", "../bmid", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build bmid bmi-lab: %v\n%s", err, out)
+	}
+	t.Logf("built bmid and bmi-lab in %.1f s", time.Since(start).Seconds())
+	bmiLab := filepath.Join(bin, "bmi-lab")
+	dir := filepath.Join(t.TempDir(), "lab")
+	flags := []string{"--name", "tup", "--dir", dir}
+	cli := func(args ...string) (string, error) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		c := exec.Command(bmiLab, append(args, flags...)...)
+		c.Stdout, c.Stderr = &out, &errb
+		err := c.Run()
+		if err != nil {
+			return out.String(), &exitError{err, errb.String()}
+		}
+		return out.String(), nil
+	}
+	_, _ = cli("down") // a stale lab from a killed run
+	t.Cleanup(func() { _, _ = cli("down") })
+
+	start = time.Now()
+	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	t.Logf("bmi-lab up --nodes 2: %.1f s", time.Since(start).Seconds())
+	out, err := cli("env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		env[k] = strings.Trim(v, "'")
+	}
+	for _, k := range []string{"BMI_URL", "BMI_USER", "BMI_PASSWORD", "BMI_PROJECT", "BMI_LAB_HIL_URL"} {
+		if env[k] == "" {
+			t.Fatalf("env lacks %s:\n%s", k, out)
+		}
+	}
+	call := func(method, url, body string, want int) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+		req.SetBasicAuth(env["BMI_USER"], env["BMI_PASSWORD"])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: HTTP %d, want %d: %s", method, url, resp.StatusCode, want, b)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return m
+	}
+	api, hil, project := env["BMI_URL"]+"/api/v1/projects/"+env["BMI_PROJECT"], env["BMI_LAB_HIL_URL"]+"/v0", env["BMI_PROJECT"]
+	hilAction := func(op string) {
+		t.Helper()
+		m := call("POST", hil+"/node/node-01/nic/eth0/"+op, `{"network": "`+lab.ProvisioningNetwork+`"}`, 202)
+		for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			st := call("GET", hil+"/networking_action/"+m["status_id"].(string), "", 200)
+			if st["status"] == "DONE" {
+				return
+			}
+			if st["status"] == "ERROR" {
+				t.Fatalf("%s: %v", op, st)
+			}
+		}
+		t.Fatalf("%s not done within 60 s", op)
+	}
+
+	l, err := lab.New("tup", dir, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, err := l.Node("node-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := vm.Console{Path: n1.Serial}
+	d := call("POST", api+"/nodes/node-01/provision", `{"image": "`+lab.GoldenImage+`", "nic": "eth0"}`, 201)
+	if d["project"] != project {
+		t.Fatalf("provision: %v", d)
+	}
+	hilAction("connect_network")
+	boot := func(what, wantState string) {
+		t.Helper()
+		from := con.Offset()
+		begin := time.Now()
+		call("POST", hil+"/node/node-01/power_cycle", "", 200)
+		tl, err := con.Timeline(ctx, from, begin, vm.BootMilestones, 240*time.Second)
+		if err != nil {
+			b, _ := con.Tail(4000)
+			t.Fatalf("%s: %v\nconsole tail:\n%s", what, err, b)
+		}
+		st, err := con.WaitFor(ctx, from, vm.StateRE, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk, _ := con.WaitFor(ctx, from, vm.BootedRE, time.Second)
+		if mk.Groups[1] != "node-01" || mk.Groups[2] != "ibft" || st.Groups[1] != wantState {
+			t.Fatalf("%s: marker %q, state %q; want node-01 ibft, state %q", what, mk.Groups[0], st.Groups[1], wantState)
+		}
+		t.Logf("%s: state %q; timeline from power cycle: %v", what, st.Groups[1], tl)
+	}
+	boot("first boot", "none")
+	boot("second boot", "node-01 1")
+
+	// Deprovisioned and off the provisioning network: no DHCP answer.
+	call("DELETE", api+"/nodes/node-01/provision", "", 204)
+	hilAction("detach_network")
+	from := con.Offset()
+	call("POST", hil+"/node/node-01/power_cycle", "", 200)
+	if _, err := con.WaitFor(ctx, from, regexp.MustCompile(`No configuration methods\s+succeeded`), 180*time.Second); err != nil {
+		t.Fatalf("detached node: %v", err)
+	}
+	if b, _ := con.Tail(con.Offset() - from); regexp.MustCompile(`net0: \d+\.\d+\.\d+\.\d+/`).Match(b) {
+		t.Fatalf("detached node got a DHCP lease:\n%s", b)
+	}
+	call("POST", hil+"/node/node-01/power_off", "", 200)
+
+	out, err = cli("nodes")
+	if err != nil || !strings.Contains(out, "node-01 ibft") {
+		t.Fatalf("nodes: %v\n%s", err, out)
+	}
+	t.Logf("nodes:\n%s", out)
+	if _, err := cli("down"); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	st, err := l.Status(ctx)
+	if err != nil || !st.Empty() {
+		t.Fatalf("after down: %+v, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ceph")); !os.IsNotExist(err) {
+		t.Fatalf("ceph data left after down: %v", err)
+	}
+}
+
+type exitError struct {
+	err    error
+	stderr string
+}
+
+func (e *exitError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
