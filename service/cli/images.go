@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bmi-go/bmi/service/api"
+	"github.com/bmi-go/bmi/service/client"
+	"github.com/bmi-go/bmi/service/clikit"
+)
+
+func imageTable(ims []api.Image, parent bool) table {
+	t := table{head: []string{"NAME", "KIND", "SIZE", "STATE", "CEPH"}}
+	if parent {
+		t.head = []string{"SNAPSHOT", "PARENT", "SIZE", "STATE", "CEPH"}
+	}
+	for _, im := range ims {
+		if parent {
+			t.add(im.Name, dash(im.Parent), FormatSize(im.Size), im.State, im.CephName)
+		} else {
+			t.add(im.Name, im.Kind, FormatSize(im.Size), im.State, im.CephName)
+		}
+	}
+	return t
+}
+
+func (a *app) showImage(im api.Image) error {
+	return a.show(im, imageTable([]api.Image{im}, false))
+}
+
+func (a *app) lsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls PROJECT",
+		Short: "List a project's images",
+		Args:  clikit.ExactArgs("PROJECT"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			ims, err := c.Images(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.show(ims, imageTable(ims, false))
+		}),
+	}
+}
+
+func (a *app) rmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm PROJECT IMAGE",
+		Short: "Remove an image, snapshot or disk with its Ceph image",
+		Args:  clikit.ExactArgs("PROJECT", "IMAGE"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			if err := c.RemoveImage(ctx, args[0], args[1]); err != nil {
+				return err
+			}
+			return a.done(nil, "removed %q from project %q", args[1], args[0])
+		}),
+	}
+}
+
+func (a *app) importCmd() *cobra.Command {
+	var req api.ImportRequest
+	cmd := &cobra.Command{
+		Use:   "import PROJECT CEPH_IMAGE",
+		Short: "Import a Ceph image of the pool as a BMI image (admin)",
+		Long: `Import makes a flattened copy of CEPH_IMAGE (an image of the pool outside BMI)
+with its own protected snapshot, as an image of PROJECT. The source is not
+changed (beyond a temporary snapshot, or protecting --snap with --protect).`,
+		Args: clikit.ExactArgs("PROJECT", "CEPH_IMAGE"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			req.Source = args[1]
+			name := first(req.Name, req.Source)
+			if err := a.longOp(ctx, c, "import "+name, func(async bool) (string, error) {
+				_, op, err := c.Import(ctx, args[0], req, async)
+				return op, err
+			}); err != nil {
+				return err
+			}
+			im, err := c.Image(ctx, args[0], name)
+			if err != nil {
+				return err
+			}
+			return a.showImage(im)
+		}),
+	}
+	cmd.Flags().StringVar(&req.Name, "name", "", "the image's name in BMI (default: CEPH_IMAGE)")
+	cmd.Flags().StringVar(&req.Snap, "snap", "", "import from this existing snapshot of CEPH_IMAGE")
+	cmd.Flags().BoolVar(&req.Protect, "protect", false, "protect --snap first")
+	return cmd
+}
+
+func (a *app) exportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "export PROJECT IMAGE CEPH_NAME",
+		Short: "Copy an image to a new Ceph image outside BMI (admin)",
+		Args:  clikit.ExactArgs("PROJECT", "IMAGE", "CEPH_NAME"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			if err := a.longOp(ctx, c, "export "+args[1], func(async bool) (string, error) {
+				return c.Export(ctx, args[0], args[1], args[2], async)
+			}); err != nil {
+				return err
+			}
+			return a.done(map[string]string{"project": args[0], "image": args[1], "ceph_name": args[2]},
+				"exported %q of project %q to Ceph image %q", args[1], args[0], args[2])
+		}),
+	}
+}
+
+func (a *app) cpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cp SRC_PROJECT IMAGE DEST_PROJECT [NEW_NAME]",
+		Short: "Copy an image (flattened, independent) to a project",
+		Args:  rangeArgs([]string{"SRC_PROJECT", "IMAGE", "DEST_PROJECT"}, "NEW_NAME"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			req := api.CopyRequest{DestProject: args[2]}
+			if len(args) == 4 {
+				req.Name = args[3]
+			}
+			if err := a.longOp(ctx, c, "copy "+args[1], func(async bool) (string, error) {
+				_, op, err := c.Copy(ctx, args[0], args[1], req, async)
+				return op, err
+			}); err != nil {
+				return err
+			}
+			im, err := c.Image(ctx, req.DestProject, first(req.Name, args[1]))
+			if err != nil {
+				return err
+			}
+			return a.showImage(im)
+		}),
+	}
+}
+
+func (a *app) mvCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mv SRC_PROJECT IMAGE DEST_PROJECT [NEW_NAME]",
+		Short: "Move and/or rename an image (Ceph is not touched)",
+		Args:  rangeArgs([]string{"SRC_PROJECT", "IMAGE", "DEST_PROJECT"}, "NEW_NAME"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			req := api.CopyRequest{DestProject: args[2]}
+			if len(args) == 4 {
+				req.Name = args[3]
+			}
+			im, err := c.Move(ctx, args[0], args[1], req)
+			if err != nil {
+				return err
+			}
+			return a.showImage(im)
+		}),
+	}
+}
+
+func (a *app) proCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pro PROJECT NODE IMAGE NIC",
+		Short: "Provision a node: clone IMAGE into a disk, export it and boot the node from it",
+		Args:  clikit.ExactArgs("PROJECT", "NODE", "IMAGE", "NIC"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			d, _, err := c.Provision(ctx, args[0], args[1], api.ProvisionRequest{Image: args[2], NIC: args[3]}, false)
+			if err != nil {
+				return err
+			}
+			return a.show(d, diskTable([]api.Disk{d}))
+		}),
+	}
+}
+
+func (a *app) dproCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "dpro PROJECT NODE NIC",
+		Short: "Deprovision a node: stop its netboot and delete the disk pro made",
+		Args:  clikit.ExactArgs("PROJECT", "NODE", "NIC"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			if err := c.Deprovision(ctx, args[0], args[1], args[2]); err != nil {
+				return err
+			}
+			return a.done(nil, "deprovisioned node %q of project %q", args[1], args[0])
+		}),
+	}
+}
+
+func bootTable(bs []api.BootConfig) table {
+	t := table{head: []string{"NODE", "DISK", "NIC", "MAC", "OWNS DISK"}}
+	for _, b := range bs {
+		t.add(b.Node, b.Disk, b.NIC, b.MAC, yesNo(b.OwnsDisk))
+	}
+	return t
+}
+
+func (a *app) showproCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "showpro PROJECT",
+		Short: "List a project's provisioned nodes and the disks they boot",
+		Args:  clikit.ExactArgs("PROJECT"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			bs, err := c.Boots(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.show(bs, bootTable(bs))
+		}),
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
