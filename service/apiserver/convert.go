@@ -46,8 +46,16 @@ func toOp(o core.Operation) api.Operation {
 }
 
 func toReport(r core.Report) api.Report {
-	return api.Report{Recovered: r.Recovered, OrphanImages: r.OrphanImages, MissingImages: r.MissingImages,
-		StrayTargets: r.StrayTargets, Reexported: r.Reexported, StrayBootFiles: r.StrayBootFiles, Fixed: r.Fixed, Errors: r.Errors}
+	return api.Report{Recovered: r.Recovered, OrphanImages: list(r.OrphanImages), MissingImages: list(r.MissingImages),
+		StrayTargets: list(r.StrayTargets), Reexported: list(r.Reexported), StrayBootFiles: list(r.StrayBootFiles), Fixed: r.Fixed, Errors: r.Errors}
+}
+
+// list makes a nil list empty ([] rather than null in JSON).
+func list(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // mapList converts a slice, never returning nil (a list is [] in JSON).

@@ -169,7 +169,7 @@ func (s *Server) removeSnapshot(c *gin.Context) {
 	project, name := c.Param("project"), c.Param("snapshot")
 	im, err := s.cfg.Ops.ShowImage(c.Request.Context(), principal(c), project, name)
 	if err == nil && im.Kind != core.KindSnapshot {
-		err = fault.Errorf(fault.Invalid, "%q in project %q is a %s, not a snapshot", name, project, im.Kind)
+		err = fault.Errorf(fault.Invalid, "%q in project %q is not a snapshot (kind %s)", name, project, im.Kind)
 	}
 	if err == nil {
 		err = s.cfg.Ops.RemoveImage(c.Request.Context(), principal(c), project, name)

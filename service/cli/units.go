@@ -40,6 +40,9 @@ func ParseSize(s string) (uint64, error) {
 		if v >= 1<<63 {
 			return 0, fault.Errorf(fault.Invalid, "size %q is too large", s)
 		}
+		if u.mult > 1 {
+			v = math.Round(v) // "9.3 GiB" is a whole number of bytes, rounded
+		}
 		if v != math.Trunc(v) {
 			return 0, fault.Errorf(fault.Invalid, "size %q is not a whole number of bytes", s)
 		}

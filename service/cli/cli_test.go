@@ -1,0 +1,278 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bmi-go/bmi/service/apiserver/apitest"
+	"github.com/bmi-go/bmi/service/cli"
+	"github.com/bmi-go/bmi/service/clikit"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// bmi runs the CLI in-process with the given environment.
+func bmi(env map[string]string, stdin string, args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	root := cli.NewRoot(cli.Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin),
+		Getenv: func(k string) string { return env[k] }})
+	code := clikit.Run(context.Background(), root, args, &errb)
+	return out.String(), errb.String(), code
+}
+
+var (
+	timeRe = regexp.MustCompile(`\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)`)
+	opRe   = regexp.MustCompile(`\b[0-9a-f]{16}\b`)
+	urlRe  = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+)
+
+func normalize(s string) string {
+	s = timeRe.ReplaceAllString(s, "TIME")
+	s = opRe.ReplaceAllString(s, "OPID")
+	return urlRe.ReplaceAllString(s, "127.0.0.1:PORT")
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("output differs from %s (go test -update rewrites it):\n%s", path, diff(string(want), got))
+	}
+}
+
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\nwant %q\ngot  %q", i+1, a, b)
+		}
+	}
+	return ""
+}
+
+// TestScenario runs every command against a real core and state store
+// (fake Ceph and HIL) and compares the whole transcript with a golden file.
+func TestScenario(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.CephImage("centos", "centos-9", 2<<30)
+	admin := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AdminUser, "HIL_PASSWORD": apitest.AdminPassword}
+	alice := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AliceUser, "HIL_PASSWORD": apitest.AlicePassword}
+	bob := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.BobUser, "HIL_PASSWORD": apitest.BobPassword}
+	none := map[string]string{"BMI_URL": e.Server.URL}
+	steps := []struct {
+		env  map[string]string
+		args string
+		code int
+	}{
+		{none, "ls tenant-a", 1},
+		{alice, "ls", 2},
+		{alice, "ls tenant-a", 0},
+		{alice, "-o json ls tenant-a", 0},
+		{alice, "-o yaml ls tenant-a", 0},
+		{bob, "ls tenant-a", 1},
+		{admin, "project ls", 0},
+		{admin, "project create tenant-c", 0},
+		{admin, "project create tenant-c", 1},
+		{alice, "project ls", 1},
+		{admin, "import tenant-c centos", 0},
+		{admin, "import tenant-c centos --name centos9", 0},
+		{admin, "import tenant-c nope", 1},
+		{alice, "import tenant-a centos", 1},
+		{admin, "cp tenant-c centos tenant-a", 0},
+		{admin, "cp tenant-c centos tenant-a c2", 0},
+		{alice, "mv tenant-a c2 tenant-a c3", 0},
+		{admin, "export tenant-a c3 outside", 0},
+		{alice, "rm tenant-a c3", 0},
+		{alice, "rm tenant-a c3", 1},
+		{alice, "pro tenant-a node1 debian eth0", 0},
+		{alice, "pro tenant-a node1 debian eth0", 1},
+		{alice, "pro tenant-a node3 debian eth0", 1},
+		{alice, "showpro tenant-a", 0},
+		{alice, "-o json showpro tenant-a", 0},
+		{alice, "snap create tenant-a node1 snap1", 0},
+		{alice, "snap ls tenant-a", 0},
+		{alice, "-o json snap ls tenant-a", 0},
+		{alice, "dpro tenant-a node1 eth0", 0},
+		{alice, "dpro tenant-a node1 eth0", 1},
+		{alice, "disk create tenant-a snap1 d1", 0},
+		{alice, "disk ls tenant-a", 0},
+		{alice, "showdisks tenant-a", 0},
+		{alice, "disk show tenant-a d1", 0},
+		{alice, "iscsi ls tenant-a", 0},
+		{alice, "iscsi rm tenant-a d1", 0},
+		{alice, "iscsi ls tenant-a", 0},
+		{alice, "iscsi create tenant-a d1", 0},
+		{admin, "iscsi ls", 0},
+		{alice, "iscsi ls", 1},
+		{alice, "boot set tenant-a node2 d1 eth0", 0},
+		{alice, "boot show tenant-a node2", 0},
+		{alice, "boot ls tenant-a", 0},
+		{alice, "node ip tenant-a node2", 1},
+		{alice, "node ip tenant-a node2 eth0", 1},
+		{alice, "disk rm tenant-a d1", 1},
+		{alice, "boot clear tenant-a node2", 0},
+		{alice, "boot show tenant-a node2", 1},
+		{alice, "disk rm tenant-a d1", 0},
+		{alice, "snap rm tenant-a snap1", 0},
+		{alice, "snap rm tenant-a debian", 1},
+		{admin, "db ls", 0},
+		{admin, "db ls -s", 0},
+		{admin, "db ls -s -c", 2},
+		{admin, "db ls --project tenant-c", 0},
+		{admin, "-o json db ls --name centos9", 0},
+		{admin, "db rm tenant-c centos9", 0},
+		{admin, "op ls --state rolled_back", 0},
+		{admin, "op ls --state bogus", 1},
+		{admin, "op show 0123456789abcdef", 1},
+		{admin, "reconcile", 0},
+		{admin, "-o json reconcile", 0},
+		{alice, "reconcile", 1},
+		{admin, "project rm tenant-c", 1},
+		{admin, "project rm tenant-c --force", 0},
+		{admin, "project ls", 0},
+		{alice, "nosuch", 2},
+		{alice, "snap nosuch", 2},
+		{alice, "-o xml ls tenant-a", 2},
+	}
+	var transcript strings.Builder
+	for i, s := range steps {
+		out, errs, code := bmi(s.env, "", strings.Fields(s.args)...)
+		fmt.Fprintf(&transcript, "$ bmi %s  [as %s]\n%s", s.args, first(s.env["HIL_USERNAME"], "nobody"), out)
+		if errs != "" {
+			fmt.Fprintf(&transcript, "stderr: %s", errs)
+		}
+		fmt.Fprintf(&transcript, "exit %d\n\n", code)
+		if code != s.code {
+			t.Errorf("step %d: bmi %s: exit %d, want %d\nstdout: %s\nstderr: %s", i, s.args, code, s.code, out, errs)
+		}
+		if code != 0 && errs == "" {
+			t.Errorf("step %d: bmi %s failed without a message on stderr", i, s.args)
+		}
+	}
+	golden(t, "scenario.golden", normalize(transcript.String()))
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// TestOpShowWait reads an operation an import made.
+func TestOpShowWait(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	admin := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AdminUser, "HIL_PASSWORD": apitest.AdminPassword}
+	out, _, code := bmi(admin, "", "-o", "json", "op", "ls", "--state", "done", "--limit", "1")
+	m := regexp.MustCompile(`"id": "([0-9a-f]{16})"`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("op ls: %d %s", code, out)
+	}
+	for _, cmd := range []string{"show", "wait"} {
+		out, errs, code := bmi(admin, "", "op", cmd, m[1])
+		if code != 0 || !strings.Contains(out, "import") || !strings.Contains(out, "mark ready") {
+			t.Fatalf("op %s: %d %s %s", cmd, code, out, errs)
+		}
+	}
+	golden(t, "op-show.golden", normalize(func() string { o, _, _ := bmi(admin, "", "op", "show", m[1]); return o }()))
+}
+
+// TestUploadDownload round-trips a sparse file through upload and
+// download, and stdin/stdout.
+func TestUploadDownload(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	alice := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AliceUser, "HIL_PASSWORD": apitest.AlicePassword}
+	dir := t.TempDir()
+	data := make([]byte, 1<<20)
+	copy(data[300000:], "boot sector")
+	copy(data[len(data)-5:], "tail!")
+	src := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := bmi(alice, "", "upload", "tenant-a", "up", src); code != 0 || !strings.Contains(out, "1 MiB") {
+		t.Fatalf("upload: %d %s %s", code, out, errs)
+	}
+	dst := filepath.Join(dir, "back.img")
+	if _, errs, code := bmi(alice, "", "download", "tenant-a", "up", dst); code != 0 {
+		t.Fatalf("download: %d %s", code, errs)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("downloaded %d bytes, differ from the upload (%v)", len(got), err)
+	}
+	if out, errs, code := bmi(alice, "hello", "upload", "tenant-a", "up2", "-", "--size", "5 B"); code != 0 {
+		t.Fatalf("upload stdin: %d %s %s", code, out, errs)
+	}
+	if out, _, code := bmi(alice, "", "download", "tenant-a", "up2", "-"); code != 0 || out != "hello" {
+		t.Fatalf("download stdout: %d %q", code, out)
+	}
+	for name, args := range map[string][]string{
+		"stdin without size": {"upload", "tenant-a", "x", "-"},
+		"missing file":       {"upload", "tenant-a", "x", filepath.Join(dir, "nope")},
+		"size mismatch":      {"upload", "tenant-a", "x", src, "--size", "1 GiB"},
+		"bad size":           {"upload", "tenant-a", "x", "-", "--size", "lots"},
+		"exists":             {"upload", "tenant-a", "up", src},
+		"download missing":   {"download", "tenant-a", "nope", filepath.Join(dir, "n.img")},
+	} {
+		if _, errs, code := bmi(alice, "", args...); code == 0 || errs == "" {
+			t.Errorf("%s: exit %d", name, code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "n.img")); err == nil {
+		t.Error("a failed download left a file")
+	}
+}
+
+// TestHelpWithoutEnvironment: --help and completion need no server and no
+// credentials (the original needed HIL_USERNAME even for --help).
+func TestHelpWithoutEnvironment(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"snap", "--help"}, {"pro", "--help"}, {"completion", "bash"}, {"version"}} {
+		out, errs, code := bmi(nil, "", args...)
+		if code != 0 || out == "" {
+			t.Errorf("bmi %v: exit %d, stderr %s", args, code, errs)
+		}
+	}
+	out, _, _ := bmi(nil, "", "--help")
+	golden(t, "help.golden", out)
+}
