@@ -86,3 +86,21 @@ func TestFaultsFromConfig(t *testing.T) {
 		t.Error("faults are on by default")
 	}
 }
+
+func TestLogLimiter(t *testing.T) {
+	l := &LogLimiter{Window: time.Hour, Burst: 3}
+	allowed := 0
+	for range 10 {
+		if ok, _ := l.Allow(); ok {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("%d lines allowed in one window, want 3", allowed)
+	}
+	l.start = time.Time{} // the window is over
+	ok, suppressed := l.Allow()
+	if !ok || suppressed != 7 {
+		t.Fatalf("Allow after the window = %v, %d suppressed; want true, 7", ok, suppressed)
+	}
+}

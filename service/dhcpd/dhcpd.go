@@ -109,7 +109,8 @@ type Server struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	sem chan struct{}
+	sem      chan struct{}
+	logLimit boot.LogLimiter
 }
 
 // iface is one interface the server answers on.

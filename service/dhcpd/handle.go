@@ -23,15 +23,15 @@ func (s *Server) handlePacket(ctx context.Context, ifc *iface, raw []byte, peer 
 	log := s.log().With("interface", ifc.name, "from", peer.String())
 	req, err := dhcpv4.FromBytes(raw)
 	if err != nil {
-		log.Info("ignoring malformed dhcp packet", "bytes", len(raw), "err", err)
+		s.ignored(log, "ignoring malformed dhcp packet", "bytes", len(raw), "err", err)
 		return nil, nil
 	}
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
-		log.Info("ignoring dhcp packet that is not a request", "op", req.OpCode.String())
+		s.ignored(log, "ignoring dhcp packet that is not a request", "op", req.OpCode.String())
 		return nil, nil
 	}
 	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
-		log.Info("ignoring dhcp request without an ethernet MAC", "hwtype", req.HWType.String(), "hwlen", len(req.ClientHWAddr))
+		s.ignored(log, "ignoring dhcp request without an ethernet MAC", "hwtype", req.HWType.String(), "hwlen", len(req.ClientHWAddr))
 		return nil, nil
 	}
 	mac := req.ClientHWAddr
@@ -63,12 +63,12 @@ func (s *Server) handle(ctx context.Context, log *slog.Logger, ifc *iface, req *
 	switch mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
 	default:
-		log.Info("ignoring dhcp message type")
+		s.ignored(log, "ignoring dhcp message type")
 		return nil
 	}
 	node, err := s.Nodes.BootNode(ctx, mac)
 	if errors.Is(err, fault.ErrNotFound) {
-		log.Info("ignoring dhcp from a MAC without a boot config")
+		s.ignored(log, "ignoring dhcp from a MAC without a boot config")
 		return nil
 	}
 	if err != nil {
@@ -87,7 +87,7 @@ func (s *Server) handle(ctx context.Context, log *slog.Logger, ifc *iface, req *
 			// its address. No boot file.
 			log.Debug("dhcp client is not a PXE client: address only")
 		case why != "":
-			log.Info("ignoring dhcp: " + why)
+			s.ignored(log, "ignoring dhcp: "+why)
 			return nil
 		}
 		switch {
@@ -100,7 +100,7 @@ func (s *Server) handle(ctx context.Context, log *slog.Logger, ifc *iface, req *
 		}
 	}
 	if s.mode() == ModeProxy {
-		log.Info("ignoring dhcp message in proxy mode")
+		s.ignored(log, "ignoring dhcp message in proxy mode")
 		return nil
 	}
 	switch mt {
@@ -188,7 +188,7 @@ func (s *Server) offer(ctx context.Context, log *slog.Logger, ifc *iface, req *d
 
 func (s *Server) ack(ctx context.Context, log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, node string, bootMods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 	if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(ifc.ip) {
-		log.Info("ignoring dhcp request for another server", "server", sid.String())
+		s.ignored(log, "ignoring dhcp request for another server", "server", sid.String())
 		return nil
 	}
 	want := req.RequestedIPAddress()
@@ -266,7 +266,7 @@ func (s *Server) reply(log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, mt dhcp
 // carries an address.
 func (s *Server) handleProxy(ctx context.Context, log *slog.Logger, ifc *iface, req *dhcpv4.DHCPv4, bootMods []dhcpv4.Modifier, onProxyPort bool) *dhcpv4.DHCPv4 {
 	if !strings.HasPrefix(req.ClassIdentifier(), "PXEClient") && !isIPXE(req) {
-		log.Info("ignoring dhcp from a client that is not a PXE client (proxy mode)")
+		s.ignored(log, "ignoring dhcp from a client that is not a PXE client (proxy mode)")
 		return nil
 	}
 	var mt dhcpv4.MessageType
@@ -276,7 +276,7 @@ func (s *Server) handleProxy(ctx context.Context, log *slog.Logger, ifc *iface, 
 	case onProxyPort && req.MessageType() == dhcpv4.MessageTypeRequest:
 		mt = dhcpv4.MessageTypeAck
 	default:
-		log.Info("ignoring dhcp message in proxy mode", "proxy_port", onProxyPort)
+		s.ignored(log, "ignoring dhcp message in proxy mode", "proxy_port", onProxyPort)
 		return nil
 	}
 	mods := []dhcpv4.Modifier{
@@ -338,4 +338,17 @@ func u32ToIP(v uint32) net.IP {
 	ip := make(net.IP, 4)
 	binary.BigEndian.PutUint32(ip, v)
 	return ip
+}
+
+// ignored logs why a packet gets no answer, at most a few lines a second
+// however many bad packets arrive.
+func (s *Server) ignored(log *slog.Logger, msg string, args ...any) {
+	ok, suppressed := s.logLimit.Allow()
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed_before", suppressed)
+	}
+	log.Info(msg, args...)
 }

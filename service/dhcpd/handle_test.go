@@ -345,3 +345,37 @@ func BenchmarkDiscoverRequest(b *testing.B) {
 		}
 	}
 }
+
+func TestDestination(t *testing.T) {
+	s, _ := testServer(ModeServer)
+	relay := net.IPv4(10, 1, 0, 1).To4()
+	client := net.IPv4(10, 199, 0, 100).To4()
+	from := &net.UDPAddr{IP: client, Port: 4011}
+	tests := map[string]struct {
+		giaddr, ciaddr net.IP
+		mt             dhcpv4.MessageType
+		proxy          bool
+		want           string
+	}{
+		"broadcast":     {nil, nil, dhcpv4.MessageTypeOffer, false, "255.255.255.255:68"},
+		"relay":         {relay, nil, dhcpv4.MessageTypeOffer, false, "10.1.0.1:67"},
+		"renewing":      {nil, client, dhcpv4.MessageTypeAck, false, "10.199.0.100:68"},
+		"nak broadcast": {nil, client, dhcpv4.MessageTypeNak, false, "255.255.255.255:68"},
+		"proxy 4011":    {nil, client, dhcpv4.MessageTypeAck, true, "10.199.0.100:4011"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req := discover(t, known)
+			if tc.giaddr != nil {
+				req.GatewayIPAddr = tc.giaddr
+			}
+			if tc.ciaddr != nil {
+				req.ClientIPAddr = tc.ciaddr
+			}
+			reply, _ := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(tc.mt))
+			if got := s.destination(req, reply, from, tc.proxy).String(); got != tc.want {
+				t.Errorf("destination = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

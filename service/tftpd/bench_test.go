@@ -53,7 +53,6 @@ func BenchmarkTransfer(b *testing.B) {
 			_, err = rf.ReadFrom(f)
 			return err
 		}, nil)
-		srv.EnableSinglePort()
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			b.Fatal(err)

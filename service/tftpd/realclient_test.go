@@ -44,8 +44,8 @@ func TestRealClients(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("listen on port 69 in %s: %v", p.Server.Name, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.ServeConn(ctx, conn) }()
+	// ServeConn opens a socket per transfer: run it inside the namespace.
+	done := p.Server.Go(func() error { return s.ServeConn(ctx, conn) })
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

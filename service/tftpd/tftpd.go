@@ -60,16 +60,17 @@ type Server struct {
 	Recorder Recorder
 	// Clients, when set, names the MAC of a transfer's client for Recorder.
 	Clients Clients
-	// Faults drops incoming packets and delays transfers (tests, lab).
+	// Faults drops incoming requests and delays transfers (tests, lab).
 	Faults boot.Faults
 	// Timeout is the retransmission timeout (default 2 s); Retries the
 	// number of retransmissions (default 5).
 	Timeout time.Duration
 	Retries int
 
-	mu    sync.RWMutex
-	files map[string][]byte
-	root  *os.Root
+	mu       sync.RWMutex
+	files    map[string][]byte
+	root     *os.Root
+	logLimit boot.LogLimiter
 }
 
 // AddFile publishes a generated file under name, replacing any earlier one.
@@ -185,9 +186,10 @@ func (s *Server) ServeConn(ctx context.Context, conn net.PacketConn) error {
 	defer s.closeRoot()
 	s.Faults.Announce(log, "tftp")
 	srv := tftp.NewServer(s.read, s.write)
-	// One socket for every transfer: fewer firewall holes, and the server
-	// keeps working when its socket was opened in another network namespace.
-	srv.EnableSinglePort()
+	// Not pin/tftp's single-port mode: it can close a transfer's channel
+	// while its read loop sends a late duplicate packet into it (a data
+	// race, and a "send on closed channel" panic). Each transfer gets its
+	// own socket, opened by the goroutine that called ServeConn.
 	timeout, retries := s.Timeout, s.Retries
 	if timeout <= 0 {
 		timeout = 2 * time.Second
@@ -201,17 +203,26 @@ func (s *Server) ServeConn(ctx context.Context, conn net.PacketConn) error {
 	if s.Faults.DropRate > 0 {
 		pc = &lossyConn{PacketConn: conn, faults: s.Faults, log: log}
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(pc) }()
+	// Serve runs on this goroutine, so the per-transfer sockets it opens
+	// are created in the same network namespace as conn (tests run
+	// ServeConn on a thread inside a namespace of their own).
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+			srv.Shutdown() // closes conn, waits for transfers in flight
+		case <-quit:
+		}
+	}()
 	log.Info("tftp server listening", "addr", conn.LocalAddr().String(), "root", s.Root)
-	select {
-	case err := <-done:
-		return fmt.Errorf("tftp server on %s: %w", conn.LocalAddr(), err)
-	case <-ctx.Done():
-	}
-	srv.Shutdown()
-	<-done
+	err := srv.Serve(pc)
+	close(quit)
+	<-stopped
 	conn.Close()
+	if ctx.Err() == nil {
+		return fmt.Errorf("tftp server on %s stopped: %w", conn.LocalAddr(), err)
+	}
 	log.Info("tftp server stopped", "addr", conn.LocalAddr().String())
 	return nil
 }

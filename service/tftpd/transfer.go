@@ -21,7 +21,9 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	}
 	r, size, done, err := s.open(name)
 	if err != nil {
-		log.Warn("tftp read refused", "err", err)
+		if ok, suppressed := s.logLimit.Allow(); ok {
+			log.Warn("tftp read refused", "err", err, "suppressed_before", suppressed)
+		}
 		return err
 	}
 	defer done()
@@ -46,7 +48,9 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 
 // write refuses every write request.
 func (s *Server) write(name string, _ io.WriterTo) error {
-	s.log().Warn("tftp write request refused: the server is read-only", "file", name)
+	if ok, suppressed := s.logLimit.Allow(); ok {
+		s.log().Warn("tftp write request refused: the server is read-only", "file", name, "suppressed_before", suppressed)
+	}
 	return errReadOnly
 }
 
@@ -57,7 +61,8 @@ func (readOnlyError) Error() string { return "write requests are not allowed: re
 
 var errReadOnly error = readOnlyError{}
 
-// lossyConn drops incoming packets at the configured rate.
+// lossyConn drops incoming requests at the configured rate (transfers
+// run on sockets of their own).
 type lossyConn struct {
 	net.PacketConn
 	faults boot.Faults
