@@ -222,3 +222,20 @@ func TestUploadDownload(t *testing.T) {
 		t.Fatal("short upload left an image")
 	}
 }
+
+// TestOperationMetrics: long operations are counted by kind and outcome.
+func TestOperationMetrics(t *testing.T) {
+	e := newEnv(t, true)
+	call(t, e, "POST", "/api/v1/projects/tenant-a/images/debian/copy", "alice", `{"dest_project":"tenant-a","name":"m1"}`)
+	call(t, e, "POST", "/api/v1/projects/tenant-a/images/debian/copy", "alice", `{"dest_project":"tenant-a","name":"m1"}`)
+	r := call(t, e, "GET", "/metrics", "", "")
+	for _, want := range []string{
+		`bmi_api_operations_total{kind="copy",outcome="ok"} 1`,
+		`bmi_api_operations_total{kind="copy",outcome="exists"} 1`,
+		`bmi_api_requests_total{code="201",method="POST",route="/api/v1/projects/:project/images/:image/copy"} 1`,
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

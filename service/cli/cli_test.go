@@ -276,3 +276,45 @@ func TestHelpWithoutEnvironment(t *testing.T) {
 	out, _, _ := bmi(nil, "", "--help")
 	golden(t, "help.golden", out)
 }
+
+// TestProgressOnTerminal: on a terminal, import and copy run
+// asynchronously with a progress bar, uploads and downloads count bytes;
+// the results are the same as without.
+func TestProgressOnTerminal(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.CephImage("centos", "centos-9", 2<<30)
+	env := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AdminUser, "HIL_PASSWORD": apitest.AdminPassword}
+	run := func(stdin string, args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		root := cli.NewRoot(cli.Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin), Terminal: true,
+			Getenv: func(k string) string { return env[k] }})
+		code := clikit.Run(context.Background(), root, args, &errb)
+		return out.String(), errb.String(), code
+	}
+	for _, args := range [][]string{
+		{"import", "tenant-a", "centos"},
+		{"cp", "tenant-a", "centos", "tenant-b", "c2"},
+		{"snap", "create", "tenant-a", "debian", "nope"}, // fails: not a disk
+		{"upload", "tenant-a", "up", "-", "--size", "4 KiB"},
+		{"download", "tenant-a", "up", "-"},
+	} {
+		stdin := ""
+		if args[0] == "upload" {
+			stdin = strings.Repeat("z", 4096)
+		}
+		out, errs, code := run(stdin, args...)
+		if wantFail := args[0] == "snap"; (code != 0) != wantFail {
+			t.Fatalf("bmi %v: exit %d\n%s\n%s", args, code, out, errs)
+		}
+		if args[0] == "import" && (!strings.Contains(out, "centos") || !strings.Contains(errs, "import centos")) {
+			t.Fatalf("import: stdout %q stderr %q", out, errs)
+		}
+		if args[0] == "download" && out != strings.Repeat("z", 4096) {
+			t.Fatalf("download: %d bytes", len(out))
+		}
+	}
+}

@@ -18,7 +18,7 @@ func (a *app) byteBar(ctx context.Context, name string, total int64) (*mpb.Progr
 	if !a.env.Terminal {
 		return nil, nil
 	}
-	p := mpb.NewWithContext(ctx, mpb.WithOutput(a.env.Stderr), mpb.WithWidth(40))
+	p := mpb.NewWithContext(ctx, mpb.WithOutput(a.env.Stderr), mpb.WithWidth(40), mpb.WithAutoRefresh())
 	b := p.AddBar(total,
 		mpb.PrependDecorators(decor.Name(name+" "), decor.CountersKibiByte("% .1f / % .1f")),
 		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.AverageSpeed(decor.SizeB1024(0), " % .1f")))
@@ -49,7 +49,7 @@ func (a *app) longOp(ctx context.Context, c *client.Client, what string, start f
 	if err != nil || id == "" {
 		return err
 	}
-	p := mpb.NewWithContext(ctx, mpb.WithOutput(a.env.Stderr), mpb.WithWidth(40))
+	p := mpb.NewWithContext(ctx, mpb.WithOutput(a.env.Stderr), mpb.WithWidth(40), mpb.WithAutoRefresh())
 	b := p.AddBar(1000, mpb.PrependDecorators(decor.Name(what+" ")), mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Elapsed(decor.ET_STYLE_GO, decor.WCSyncSpace)))
 	_, err = c.WaitOp(ctx, id, 300*time.Millisecond, func(op api.Operation) {
 		b.SetCurrent(int64(op.Progress * 1000))
