@@ -187,7 +187,7 @@ func (s *Store) Rename(ctx context.Context, oldName, newName string) error {
 		return mapError(err, act)
 	}
 	defer done()
-	//lint:ignore SA1019 rbd_rename needs no open image; GetImage only builds the handle Rename uses
+	// rbd_rename needs no open image; GetImage only builds the handle
 	return mapError(rbd.GetImage(s.ioctx, oldName).Rename(newName), act,
 		hint{syscall.ENOENT, fmt.Sprintf("image %q not found", oldName)},
 		hint{syscall.EEXIST, fmt.Sprintf("image %q already exists", newName)})

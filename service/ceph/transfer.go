@@ -205,7 +205,7 @@ func (s *Store) Export(ctx context.Context, name string, w io.Writer, progress f
 }
 
 type readResult struct {
-	buf []byte
+	buf *[]byte
 	err error
 }
 
@@ -213,7 +213,7 @@ func exportData(ctx context.Context, img *rbd.Image, w io.Writer, size uint64, p
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pending := make(chan chan readResult, inFlight)
-	pool := sync.Pool{New: func() any { return make([]byte, chunkSize) }}
+	pool := sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 	go func() {
 		defer close(pending)
 		for off := uint64(0); off < size && ctx.Err() == nil; off += chunkSize {
@@ -224,8 +224,8 @@ func exportData(ctx context.Context, img *rbd.Image, w io.Writer, size uint64, p
 				return
 			}
 			go func(off uint64) {
-				buf := pool.Get().([]byte)[:min(chunkSize, size-off)]
-				_, err := img.ReadAt(buf, int64(off))
+				buf := pool.Get().(*[]byte)
+				_, err := img.ReadAt((*buf)[:min(chunkSize, size-off)], int64(off))
 				res <- readResult{buf: buf, err: err}
 			}(off)
 		}
@@ -243,15 +243,16 @@ func exportData(ctx context.Context, img *rbd.Image, w io.Writer, size uint64, p
 		case r.err != nil:
 			lastErr = r.err
 		default:
-			if _, err := w.Write(r.buf); err != nil {
+			n := min(chunkSize, size-sent)
+			if _, err := w.Write((*r.buf)[:n]); err != nil {
 				lastErr = fmt.Errorf("write destination at byte %d: %w", sent, err)
 			}
-			sent += uint64(len(r.buf))
+			sent += n
 			if progress != nil && lastErr == nil {
 				progress(sent, size)
 			}
 		}
-		pool.Put(r.buf[:cap(r.buf)])
+		pool.Put(r.buf)
 		if lastErr != nil {
 			cancel()
 		}
