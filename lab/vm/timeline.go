@@ -20,6 +20,7 @@ type Milestone struct {
 // a boot shows a subset (a local boot has no DHCP or iSCSI login).
 var BootMilestones = []Milestone{
 	{"firmware", regexp.MustCompile(`SeaBIOS|iPXE \d`)},
+	{"configuring", regexp.MustCompile(`Configuring \(net0`)},
 	{"dhcp", regexp.MustCompile(`net0: \d+\.\d+\.\d+\.\d+/`)},
 	{"san-login", regexp.MustCompile(`Registered SAN device`)},
 	{"local-disk", regexp.MustCompile(`Booting from Hard Disk`)},
