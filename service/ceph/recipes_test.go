@@ -197,6 +197,60 @@ func TestImportCancel(t *testing.T) {
 	})
 }
 
+// failWriter accepts n bytes, then calls onFull once and fails with err
+// (or goes on accepting when err is nil).
+type failWriter struct {
+	n      int
+	onFull func()
+	err    error
+}
+
+func (w *failWriter) Write(b []byte) (int, error) {
+	if w.n <= 0 {
+		if w.onFull != nil {
+			w.onFull()
+			w.onFull = nil
+		}
+		if w.err == nil {
+			return len(b), nil
+		}
+		return 0, w.err
+	}
+	w.n -= len(b)
+	return len(b), nil
+}
+
+// TestExportStops stops exports halfway, by cancellation and by a failing
+// destination: the error says so and the image is unchanged and not held
+// open.
+func TestExportStops(t *testing.T) {
+	s, p := newStore(t)
+	ctx := context.Background()
+	mustOK(t, s.Create(ctx, p+"exp", 64<<20))
+	fill(t, s, p+"exp", 64<<20, 4)
+	before := poolState(t, s, p)
+	t.Run("cancelled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		w := &failWriter{n: 32 << 20, onFull: cancel, err: nil}
+		err := s.Export(cctx, p+"exp", w, nil)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled export returned %v, want context.Canceled", err)
+		}
+	})
+	t.Run("destination fails", func(t *testing.T) {
+		boom := errors.New("disk full")
+		err := s.Export(ctx, p+"exp", &failWriter{n: 8 << 20, err: boom}, nil)
+		if !errors.Is(err, boom) {
+			t.Fatalf("export to a failing writer returned %v, want %v", err, boom)
+		}
+	})
+	if after := poolState(t, s, p); after != before {
+		t.Fatalf("export changed the pool:\n%s\n%s", before, after)
+	}
+	cleanup(t, s, p+"exp")
+}
+
 func assertNothing(t *testing.T, s *Store, prefix string) {
 	t.Helper()
 	if st := poolState(t, s, prefix); st != "" {

@@ -236,7 +236,11 @@ func exportData(ctx context.Context, img *rbd.Image, w io.Writer, size uint64, p
 	)
 	for res := range pending {
 		r := <-res // drained even after an error, so no read outlives img
+		if lastErr == nil && ctx.Err() != nil {
+			lastErr = ctx.Err()
+		}
 		if lastErr != nil {
+			pool.Put(r.buf)
 			continue
 		}
 		switch {
@@ -257,11 +261,5 @@ func exportData(ctx context.Context, img *rbd.Image, w io.Writer, size uint64, p
 			cancel()
 		}
 	}
-	if lastErr != nil {
-		return lastErr
-	}
-	if sent < size {
-		return ctx.Err()
-	}
-	return nil
+	return lastErr
 }
