@@ -90,14 +90,15 @@ func TestQEMUSanbootCHAP(t *testing.T) {
 	startTGT(t, p)
 
 	user, secret := "node one", "p$a{s}s w0rd"
-	for name, tc := range map[string]struct {
+	for _, tc := range []struct {
+		name   string
 		chap   *ipxe.CHAP
 		booted bool
 	}{
-		"chap":         {&ipxe.CHAP{User: user, Secret: logging.Secret(secret), MutualUser: "target1", MutualSecret: "back-secret-1"}, true},
-		"wrong secret": {&ipxe.CHAP{User: user, Secret: "wrong-secret-9"}, false},
+		{"chap", &ipxe.CHAP{User: user, Secret: logging.Secret(secret), MutualUser: "target1", MutualSecret: "back-secret-1"}, true},
+		{"wrong secret", &ipxe.CHAP{User: user, Secret: "wrong-secret-9"}, false},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			tl := boot.NewTimeline()
 			log := logging.Discard()
 			ctx, cancel := context.WithCancel(context.Background())
