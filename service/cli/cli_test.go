@@ -318,3 +318,49 @@ func TestProgressOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFile: the config file supplies url and credentials; the
+// environment and flags win; a readable password file is refused.
+func TestConfigFile(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", "url: "+e.Server.URL+"\nuser: alice\npassword: alicepw\n", 0o600)
+	open := write("open.yaml", "url: "+e.Server.URL+"\nuser: alice\npassword: alicepw\n", 0o644)
+	nopw := write("nopw.yaml", "url: "+e.Server.URL+"\nuser: alice\n", 0o644)
+	bad := write("bad.yaml", "url: x\nusr: alice\n", 0o600)
+	cases := map[string]struct {
+		env  map[string]string
+		args []string
+		code int
+	}{
+		"flag":             {nil, []string{"--config", good, "ls", "tenant-a"}, 0},
+		"variable":         {map[string]string{"BMI_CLI_CONFIG": good}, []string{"ls", "tenant-a"}, 0},
+		"xdg default":      {map[string]string{"XDG_CONFIG_HOME": dir}, []string{"ls", "tenant-a"}, 1},
+		"env wins":         {map[string]string{"BMI_CLI_CONFIG": good, "HIL_USERNAME": "bob", "HIL_PASSWORD": "bobpw"}, []string{"ls", "tenant-a"}, 1},
+		"password in env":  {map[string]string{"BMI_CLI_CONFIG": nopw, "HIL_PASSWORD": "alicepw"}, []string{"ls", "tenant-a"}, 0},
+		"world readable":   {nil, []string{"--config", open, "ls", "tenant-a"}, 1},
+		"unknown key":      {nil, []string{"--config", bad, "ls", "tenant-a"}, 1},
+		"missing named":    {nil, []string{"--config", filepath.Join(dir, "nope.yaml"), "ls", "tenant-a"}, 1},
+		"help needs none":  {nil, []string{"--config", bad, "--help"}, 0},
+		"missing defaults": {map[string]string{"HOME": dir}, []string{"ls", "tenant-a"}, 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, errs, code := bmi(tc.env, "", tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, out, errs)
+			}
+		})
+	}
+}

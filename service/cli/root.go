@@ -49,7 +49,9 @@ type app struct {
 	password string
 	output   string
 	timeout  time.Duration
-	cl       *client.Client
+	// configFlag is --config: the CLI config file.
+	configFlag string
+	cl         *client.Client
 }
 
 // NewRoot returns the prepared bmi command tree (run it with clikit.Run).
@@ -63,9 +65,11 @@ func NewRoot(env Env) *cobra.Command {
 		Short: "BMI operator CLI: images, snapshots, disks, boot configs and projects on bmid",
 		Long: `bmi manages BMI (Bare Metal Imaging) through bmid's API.
 
-The server is --url, else $BMI_URL, else ` + DefaultURL + `.
-Credentials are your HIL user name and password: --user/--password, else
-$HIL_USERNAME/$HIL_PASSWORD. Every command prints an aligned table; use
+The server is --url, else $BMI_URL, else the config file's url, else
+` + DefaultURL + `. Credentials are your HIL user name and password:
+--user/--password, else $HIL_USERNAME/$HIL_PASSWORD, else the config file
+(--config, $BMI_CLI_CONFIG or ~/.config/bmi/cli.yaml; mode 0600 when it
+holds a password). Every command prints an aligned table; use
 --output json or --output yaml for scripts. Exit status is non-zero on any
 failure, with the reason on stderr.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -85,6 +89,7 @@ failure, with the reason on stderr.`,
 	f.StringVar(&a.password, "password", "", "HIL password (default $HIL_PASSWORD; prefer the variable)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	f.DurationVar(&a.timeout, "timeout", 0, "give up after this long (0: no limit)")
+	f.StringVar(&a.configFlag, "config", "", "CLI config file with url, user, password (default $BMI_CLI_CONFIG or ~/.config/bmi/cli.yaml)")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddGroup(&cobra.Group{ID: "orig", Title: "Commands of the original BMI:"}, &cobra.Group{ID: "m2", Title: "Disks, boot configs and operations:"})
@@ -108,9 +113,13 @@ func (a *app) client() (*client.Client, error) {
 	if a.cl != nil {
 		return a.cl, nil
 	}
-	url := first(a.url, a.env.Getenv("BMI_URL"), DefaultURL)
-	user := first(a.user, a.env.Getenv("HIL_USERNAME"))
-	pw := first(a.password, a.env.Getenv("HIL_PASSWORD"))
+	fc, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	url := first(a.url, a.env.Getenv("BMI_URL"), fc.URL, DefaultURL)
+	user := first(a.user, a.env.Getenv("HIL_USERNAME"), fc.User)
+	pw := first(a.password, a.env.Getenv("HIL_PASSWORD"), fc.Password)
 	if user == "" {
 		return nil, fault.Errorf(fault.Unauthenticated, "no credentials: set HIL_USERNAME and HIL_PASSWORD (or --user and --password)")
 	}
