@@ -124,9 +124,16 @@ func (c *Cluster) Pool() string { return PoolName }
 // NetNS is the network namespace the cluster runs in ("" for the host's).
 func (c *Cluster) NetNS() string { return c.opts.NetNS }
 
+// bootstrapped reports whether Dir holds a cluster whose bootstrap got as
+// far as a mon store and a finished OSD mkfs; anything less is an
+// unfinished bootstrap that Start redoes from scratch.
 func (c *Cluster) bootstrapped() bool {
-	_, err := os.Stat(filepath.Join(c.opts.Dir, "mon", "ceph-a", "store.db", "CURRENT"))
-	return err == nil
+	for _, f := range []string{"mon/ceph-a/store.db/CURRENT", "osd/ceph-0/ready"} {
+		if _, err := os.Stat(filepath.Join(c.opts.Dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Start bootstraps the cluster when Dir holds none, starts the daemons that
@@ -150,6 +157,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 		}
 	}
 	if err := c.waitHealthy(ctx); err != nil {
+		return err
+	}
+	if err := c.ensurePool(ctx); err != nil {
 		return err
 	}
 	c.log.Info("ceph lab cluster is HEALTH_OK", "elapsed", time.Since(t0).Round(100*time.Millisecond), "conf", c.ConfPath())
@@ -242,6 +252,22 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 	if err := c.startDaemon(ctx, "osd", "0"); err != nil {
 		return err
 	}
+	return nil
+}
+
+// ensurePool creates and initialises the RBD pool when it is missing (a
+// fresh cluster, or a bootstrap interrupted after the OSD was made).
+func (c *Cluster) ensurePool(ctx context.Context) error {
+	out, err := c.ceph(ctx, "osd", "pool", "ls")
+	if err != nil {
+		return c.withLog(err, "mon", "a")
+	}
+	for _, p := range strings.Fields(out) {
+		if p == PoolName {
+			return nil
+		}
+	}
+	c.log.Info("creating the rbd pool", "pool", PoolName)
 	for _, args := range [][]string{
 		{"osd", "pool", "create", PoolName, "32", "32", "replicated"},
 		{"osd", "pool", "set", PoolName, "size", "1", "--yes-i-really-mean-it"},
@@ -254,7 +280,8 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 	if _, err := c.run(ctx, "", "rbd", "--conf", c.ConfPath(), "pool", "init", PoolName); err != nil {
 		return c.withLog(err, "osd", "0")
 	}
-	return nil
+	// new PGs peer: wait until the pool is usable
+	return c.waitHealthy(ctx)
 }
 
 // checkEmpty refuses to bootstrap into a directory that holds anything but

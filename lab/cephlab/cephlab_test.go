@@ -199,3 +199,47 @@ func assertRunning(t *testing.T, c *Cluster, want bool) {
 		t.Errorf("status says not bootstrapped")
 	}
 }
+
+// TestUnfinishedBootstrapIsRedone: a directory of ours whose bootstrap
+// stopped before the OSD was made counts as not bootstrapped, and is wiped
+// before the next bootstrap; a finished one is kept.
+func TestUnfinishedBootstrapIsRedone(t *testing.T) {
+	dir := t.TempDir()
+	c, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel, body string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeConf(c.ConfPath(), confData{Dir: dir, FSID: "f", IP: "127.0.0.1", MonHost: monHost("127.0.0.1", 1, 2), OSDSize: DefaultOSDSize}); err != nil {
+		t.Fatal(err)
+	}
+	write("mon/ceph-a/store.db/CURRENT", "x")
+	if c.bootstrapped() {
+		t.Fatal("a cluster without a finished OSD counts as bootstrapped")
+	}
+	write("osd/ceph-0/ready", "ready")
+	if !c.bootstrapped() {
+		t.Fatal("a finished cluster does not count as bootstrapped")
+	}
+	if err := os.Remove(filepath.Join(dir, "osd/ceph-0/ready")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.checkEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("unfinished bootstrap not wiped: %v", ents)
+	}
+	if host, err := c.MonHost(); err == nil {
+		t.Fatalf("MonHost after the wipe = %q", host)
+	}
+}
