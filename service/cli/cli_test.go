@@ -364,3 +364,33 @@ func TestConfigFile(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletion: arguments complete from bmid (cobra's hidden __complete
+// command is what the shell scripts call).
+func TestCompletion(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	admin := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AdminUser, "HIL_PASSWORD": apitest.AdminPassword}
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"project":   {[]string{"__complete", "ls", ""}, "tenant-a\n"},
+		"image":     {[]string{"__complete", "rm", "tenant-a", ""}, "debian\n"},
+		"dest":      {[]string{"__complete", "cp", "tenant-a", "debian", ""}, "tenant-b\n"},
+		"too many":  {[]string{"__complete", "ls", "tenant-a", ""}, ":4\n"},
+		"file":      {[]string{"__complete", "upload", "tenant-a", "x", ""}, ":0\n"},
+		"no server": {[]string{"__complete", "--url", "http://127.0.0.1:1", "ls", ""}, ":4\n"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, errs, code := bmi(admin, "", tc.args...)
+			if code != 0 || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d: %q (stderr %q), want %q", code, out, errs, tc.want)
+			}
+		})
+	}
+}

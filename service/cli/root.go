@@ -104,6 +104,7 @@ failure, with the reason on stderr.`,
 		c.GroupID = "m2"
 		root.AddCommand(c)
 	}
+	a.addCompletion(root)
 	return clikit.Prepare(root)
 }
 
