@@ -10,7 +10,7 @@ import (
 	"github.com/bmi-go/bmi/service/apiserver/apitest"
 )
 
-func newEnv(t *testing.T, seed bool) *apitest.Env {
+func newEnv(t testing.TB, seed bool) *apitest.Env {
 	t.Helper()
 	e, err := apitest.New(t.TempDir(), seed)
 	if err != nil {
@@ -35,7 +35,7 @@ type resp struct {
 
 // call sends one request; user "" sends no credentials. A body starting
 // with "form:" is sent form-encoded (and legacy auth is used).
-func call(t *testing.T, e *apitest.Env, method, path, user, body string) resp {
+func call(t testing.TB, e *apitest.Env, method, path, user, body string) resp {
 	t.Helper()
 	var r io.Reader
 	ct := ""

@@ -1,0 +1,168 @@
+package apiserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// loadResult is one phase of the load run.
+type loadResult struct {
+	Phase     string  `json:"phase"`
+	Clients   int     `json:"clients"`
+	Seconds   float64 `json:"seconds"`
+	Requests  int     `json:"requests"`
+	Errors    int     `json:"errors"`
+	PerSecond float64 `json:"per_second"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+}
+
+// load runs clients goroutines for d, each sending the next request of
+// paths (round robin) as alice, and measures latencies.
+func load(base string, clients int, d time.Duration, phase string, paths []string) loadResult {
+	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			for n := i; ctx.Err() == nil; n++ {
+				req, _ := http.NewRequestWithContext(ctx, "GET", base+paths[n%len(paths)], nil)
+				req.SetBasicAuth("alice", "alicepw")
+				t0 := time.Now()
+				res, err := hc.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+				if ctx.Err() != nil {
+					break // the run ended mid-request: not a server error
+				}
+				mine = append(mine, time.Since(t0))
+				if err != nil || res.StatusCode != 200 {
+					bad++
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	return loadResult{Phase: phase, Clients: clients, Seconds: el, Requests: len(lat), Errors: errs,
+		PerSecond: float64(len(lat)) / el, P50ms: pct(0.50), P99ms: pct(0.99), MaxMs: pct(1)}
+}
+
+// rssKiB reads a field (VmRSS, VmHWM) of /proc/self/status.
+func rssKiB(field string) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+// BenchmarkAPILoad is the API load run (make bench): 200 concurrent
+// clients for 30 s on loopback against list and show routes of a real
+// core on SQLite (Ceph is not involved in these routes), after a 10 s
+// baseline on /healthz in the same run. It writes its figures to
+// test-results/bench/api-<timestamp>/. BMI_BENCH_SECONDS shortens it.
+func BenchmarkAPILoad(b *testing.B) {
+	secs := 30
+	if v, err := strconv.Atoi(os.Getenv("BMI_BENCH_SECONDS")); err == nil && v > 0 && v < secs {
+		secs = v
+	}
+	if b.N > 1 {
+		b.Skip("one bounded run is the measurement")
+	}
+	e := newEnv(b, true)
+	// Something to list: a few images, disks and boot configs.
+	for i := 0; i < 5; i++ {
+		call(b, e, "POST", "/api/v1/projects/tenant-a/images/debian/copy", "alice", fmt.Sprintf(`{"dest_project":"tenant-a","name":"img%d"}`, i))
+		call(b, e, "POST", "/api/v1/projects/tenant-a/disks", "alice", fmt.Sprintf(`{"image":"debian","name":"disk%d"}`, i))
+	}
+	paths := []string{"/api/v1/projects/tenant-a/images", "/api/v1/projects/tenant-a/images/debian",
+		"/api/v1/projects/tenant-a/snapshots", "/api/v1/projects/tenant-a/disks", "/api/v1/projects/tenant-a/nodes",
+		"/api/v1/projects/tenant-a/disks/disk3"}
+	rssBefore := rssKiB("VmRSS")
+	b.StartTimer()
+	base := load(e.Server.URL, 200, time.Duration(secs)*time.Second/3, "baseline GET /healthz", []string{"/healthz"})
+	run := load(e.Server.URL, 200, time.Duration(secs)*time.Second, "list/show (core + SQLite)", paths)
+	b.StopTimer()
+	report := map[string]any{
+		"when": time.Now().UTC().Format(time.RFC3339), "go": runtime.Version(), "cpus": runtime.NumCPU(),
+		"phases": []loadResult{base, run}, "rss_before_kib": rssBefore, "rss_after_kib": rssKiB("VmRSS"), "rss_peak_kib": rssKiB("VmHWM"),
+		"note": "client and server share one process on loopback; RSS is the process's",
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		report["loadavg"] = strings.TrimSpace(string(la))
+	}
+	dir := filepath.Join(repoRoot(), "test-results", "bench", "api-"+time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	js, _ := json.MarshalIndent(report, "", "  ")
+	var txt strings.Builder
+	fmt.Fprintf(&txt, "API load, %d clients, loopback, %s, %d CPUs, load %v\n", run.Clients, runtime.Version(), runtime.NumCPU(), report["loadavg"])
+	for _, r := range []loadResult{base, run} {
+		fmt.Fprintf(&txt, "%-28s %6.1f s %8d req %6d err %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms\n",
+			r.Phase, r.Seconds, r.Requests, r.Errors, r.PerSecond, r.P50ms, r.P99ms, r.MaxMs)
+	}
+	fmt.Fprintf(&txt, "list/show vs baseline: %.2fx the throughput, p99 %.1fx\n", run.PerSecond/base.PerSecond, run.P99ms/base.P99ms)
+	fmt.Fprintf(&txt, "RSS %d KiB before, %d KiB after, peak %d KiB\n", rssBefore, report["rss_after_kib"], report["rss_peak_kib"])
+	_ = os.WriteFile(filepath.Join(dir, "report.json"), js, 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "report.txt"), []byte(txt.String()), 0o644)
+	b.Log("\n" + txt.String() + "written to " + dir)
+	b.ReportMetric(run.PerSecond, "req/s")
+	b.ReportMetric(run.P50ms, "p50-ms")
+	b.ReportMetric(run.P99ms, "p99-ms")
+	b.ReportMetric(float64(run.Errors), "errors")
+}
