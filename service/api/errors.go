@@ -28,6 +28,7 @@ type Error struct {
 	Message string
 }
 
+// Error returns the server's message (or the kind and status without one).
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return fmt.Sprintf("%s (HTTP %d)", fault.Sentinel(e.Kind), e.Status)

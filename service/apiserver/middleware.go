@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -72,7 +73,11 @@ func (s *Server) accessLog(c *gin.Context) {
 	status := c.Writer.Status()
 	d := time.Since(start)
 	s.metrics.request(route, c.Request.Method, status, d)
-	s.log.Info("request", "request_id", rid, "method", c.Request.Method, "route", route, "path", c.Request.URL.Path,
+	level := slog.LevelInfo
+	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		level = slog.LevelDebug // probes and scrapes would drown the log
+	}
+	s.log.Log(c.Request.Context(), level, "request", "request_id", rid, "method", c.Request.Method, "route", route, "path", c.Request.URL.Path,
 		"status", status, "bytes", c.Writer.Size(), "duration", d, "remote", c.ClientIP(), "user", principal(c).User)
 }
 
