@@ -21,6 +21,8 @@ type Status struct {
 	HostLink  bool   `json:"host_link"`
 	Libvirtd  int    `json:"libvirtd_pid"` // 0: not running
 	Virtlogd  int    `json:"virtlogd_pid"`
+	Bmid      int    `json:"bmid_pid"`
+	HILMock   int    `json:"hil_mock_pid"`
 	// Processes are the pids running in the namespace (libvirtd, virtlogd,
 	// QEMU and any other lab process).
 	Processes []int `json:"processes"`
@@ -31,7 +33,8 @@ type Status struct {
 
 // Empty reports whether nothing of the lab is left on the machine.
 func (s Status) Empty() bool {
-	return !s.Namespace && !s.HostLink && s.Libvirtd == 0 && s.Virtlogd == 0 && len(s.Processes) == 0 && len(s.Ports) == 0
+	return !s.Namespace && !s.HostLink && s.Libvirtd == 0 && s.Virtlogd == 0 && s.Bmid == 0 && s.HILMock == 0 &&
+		len(s.Processes) == 0 && len(s.Ports) == 0
 }
 
 // Status checks what of the lab exists.
@@ -48,6 +51,13 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 		if l.daemon.Virtlogd.Alive() {
 			s.Virtlogd = l.daemon.Virtlogd.Pid
 		}
+	}
+	svc := l.loadServices()
+	if svc.Bmid.Alive() {
+		s.Bmid = svc.Bmid.Pid
+	}
+	if svc.HIL.Alive() {
+		s.HILMock = svc.HIL.Pid
 	}
 	var errs []error
 	if s.Namespace {

@@ -125,6 +125,8 @@ func printStatus(w io.Writer, l *lab.Lab, st lab.Status) error {
 	fmt.Fprintf(tw, "host link\t%s %s -> %s %s\n", l.HostIf, l.HostAddr, l.LabAddr, present[st.HostLink])
 	fmt.Fprintf(tw, "libvirtd\t%s\n", pid(st.Libvirtd))
 	fmt.Fprintf(tw, "virtlogd\t%s\n", pid(st.Virtlogd))
+	fmt.Fprintf(tw, "hil-mock\t%s (%s)\n", pid(st.HILMock), l.HILURL())
+	fmt.Fprintf(tw, "bmid\t%s (%s)\n", pid(st.Bmid), l.APIURL())
 	fmt.Fprintf(tw, "processes\t%d in the namespace %v\n", len(st.Processes), st.Processes)
 	fmt.Fprintf(tw, "ports\t%s\n", strings.Join(ports, ", "))
 	fmt.Fprintf(tw, "machines\t%s\n", strings.Join(st.Machines, ", "))
