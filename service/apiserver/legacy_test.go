@@ -87,6 +87,9 @@ func TestLegacyRoutes(t *testing.T) {
 		if r.status != s.status || !ok {
 			t.Fatalf("step %d: %s %s %q: %d %q, want %d %q", i, s.method, s.path, s.form, r.status, r.body, s.status, s.body)
 		}
+		if s.path != "/no_such_thing/" && r.status != 405 {
+			conform(t, s.method, s.path, "application/x-www-form-urlencoded", s.form, r.status, r.header, r.body)
+		}
 		if r.status != 200 && strings.HasPrefix(r.body, "{") {
 			t.Fatalf("step %d: legacy error body is JSON: %s", i, r.body)
 		}

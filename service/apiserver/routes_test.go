@@ -32,6 +32,11 @@ func runSteps(t *testing.T, steps []step) {
 		if r.header.Get(api.RequestIDHeader) == "" {
 			t.Fatalf("step %d: no request id header", i)
 		}
+		ct := ""
+		if s.body != "" {
+			ct = "application/json"
+		}
+		conform(t, s.method, s.path, ct, s.body, r.status, r.header, r.body)
 	}
 }
 
@@ -144,6 +149,7 @@ func TestAsync(t *testing.T) {
 			if r.status != http.StatusAccepted && r.status != http.StatusCreated {
 				t.Fatalf("%d %s", r.status, r.body)
 			}
+			conform(t, "POST", tc.path, "application/json", tc.body, r.status, r.header, r.body)
 			id := r.header.Get(api.OperationHeader)
 			deadline := time.Now().Add(10 * time.Second)
 			for {
