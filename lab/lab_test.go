@@ -49,6 +49,11 @@ func TestBuildStatusDown(t *testing.T) {
 	if !st.Namespace || !st.HostLink || st.Libvirtd == 0 || st.Virtlogd == 0 || len(st.Machines) != 2 || len(st.Ports) != 2 {
 		t.Fatalf("status of a built lab: %+v", st)
 	}
+	// The same name from another directory is busy while this lab exists.
+	if _, err := Build(ctx, Options{Name: "tlab", Dir: filepath.Join(t.TempDir(), "other"), Nodes: 1}, log); !errors.Is(err, fault.ErrConflict) ||
+		!strings.Contains(err.Error(), "bmi-lab down") {
+		t.Fatalf("busy name: %v, want ErrConflict saying what to do", err)
+	}
 	// The recorded state reopens.
 	again, err := New("tlab", dir, log)
 	if err != nil || len(again.Nodes) != 2 || again.Nodes[1].Name != "node-02" {
