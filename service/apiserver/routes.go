@@ -127,6 +127,12 @@ func (s *Server) long(c *gin.Context, kind string, okStatus int, fn func(ctx con
 		s.fail(c, fault.Errorf(fault.Invalid, "wait must be true or false, not %q", c.Query("wait")))
 		return
 	}
+	s.runLong(c, kind, okStatus, wait, fn)
+}
+
+// runLong is long with the wait decision made (uploads always wait: the
+// request body is their data).
+func (s *Server) runLong(c *gin.Context, kind string, okStatus int, wait bool, fn func(ctx context.Context) (any, error)) {
 	ids := make(chan string, 1)
 	ctx := core.WithOpNotify(c.Request.Context(), func(id string) {
 		select {

@@ -187,7 +187,8 @@ func TestUploadDownload(t *testing.T) {
 	if r.status != 400 || errKind(r.body) != "invalid" {
 		t.Fatalf("upload without a body: %d %s", r.status, r.body)
 	}
-	req, _ := http.NewRequest("PUT", e.Server.URL+"/api/v1/projects/tenant-a/images/up1/data", strings.NewReader(data))
+	// wait=false is ignored: the body is the image.
+	req, _ := http.NewRequest("PUT", e.Server.URL+"/api/v1/projects/tenant-a/images/up1/data?wait=false", strings.NewReader(data))
 	req.SetBasicAuth("alice", "alicepw")
 	req.Header.Set("Content-Type", "application/octet-stream")
 	res, err := http.DefaultClient.Do(req)

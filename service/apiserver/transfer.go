@@ -38,7 +38,7 @@ func (s *Server) upload(c *gin.Context) {
 	}
 	who, project, name := principal(c), c.Param("project"), c.Param("image")
 	body := &exactReader{r: c.Request.Body, left: size}
-	s.long(c, "upload", http.StatusCreated, func(ctx context.Context) (any, error) {
+	s.runLong(c, "upload", http.StatusCreated, true, func(ctx context.Context) (any, error) {
 		im, err := s.cfg.Ops.UploadImage(ctx, who, project, name, body, uint64(size))
 		if err != nil && body.err != nil {
 			err = fmt.Errorf("upload of %q: %w", name, body.err)
