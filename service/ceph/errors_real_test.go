@@ -20,6 +20,7 @@ import (
 // shows, by listing the test's images before and after, that a refused
 // operation changes nothing.
 func TestRefusedOperations(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	must := func(err error) {
@@ -120,6 +121,7 @@ func TestRefusedOperations(t *testing.T) {
 }
 
 func TestClosedAndNil(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	if err := s.Create(ctx, p+"img", 1<<20); err != nil {
@@ -169,6 +171,7 @@ func TestClosedAndNil(t *testing.T) {
 }
 
 func TestDialErrors(t *testing.T) {
+	t.Parallel()
 	conf, pool := clusterOf(t)
 	ctx := context.Background()
 	wrongKey := filepath.Join(t.TempDir(), "keyring")

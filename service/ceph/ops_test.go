@@ -19,6 +19,7 @@ import (
 // cluster; each case cleans up after itself (the leftover check runs at the
 // end of the test).
 func TestOperations(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	conf, pool := clusterOf(t)

@@ -20,6 +20,7 @@ import (
 // unchanged. It needs a cluster of its own (the shared one cannot be
 // stopped).
 func TestClusterGoesAway(t *testing.T) {
+	t.Parallel()
 	cephtest.Cluster(t) // skip (or fail under CI) the same way when Ceph is missing
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "bmi-ceph-outage-")

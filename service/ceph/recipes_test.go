@@ -17,6 +17,7 @@ import (
 // into a BMI image, provisioning a node's clone, a node snapshot, and the
 // removals that must be refused while clones exist.
 func TestRecipes(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	golden, image, node, nodeSnap := p+"golden", p+"uidimg1", p+"uidimg2", p+"uidimg3"
@@ -107,6 +108,7 @@ func TestRecipes(t *testing.T) {
 // TestFlattenCancel cancels a flatten halfway: the clone keeps its parent
 // and its data, and a second flatten finishes the job.
 func TestFlattenCancel(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	size := uint64(256 << 20) // 64 objects
@@ -169,6 +171,7 @@ func (r *cancelReader) Read(b []byte) (int, error) {
 // TestImportCancel stops imports halfway, by cancellation and by a failing
 // source, and shows that nothing is left in the pool.
 func TestImportCancel(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	const size = 64 << 20
@@ -224,6 +227,7 @@ func (w *failWriter) Write(b []byte) (int, error) {
 // destination: the error says so and the image is unchanged and not held
 // open.
 func TestExportStops(t *testing.T) {
+	t.Parallel()
 	s, p := newStore(t)
 	ctx := context.Background()
 	mustOK(t, s.Create(ctx, p+"exp", 64<<20))
