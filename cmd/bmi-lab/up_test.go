@@ -69,6 +69,11 @@ func TestUpProvisionBootDown(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	t.Logf("bmi-lab up --nodes 2: %.1f s", time.Since(start).Seconds())
+	start = time.Now()
+	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+		t.Fatalf("second up (idempotent): %v\n%s", err, out)
+	}
+	t.Logf("second bmi-lab up (all running): %.1f s", time.Since(start).Seconds())
 	out, err := cli("env")
 	if err != nil {
 		t.Fatal(err)
