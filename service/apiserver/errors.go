@@ -39,6 +39,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	status, kind, msg := statusOf(err)
 	rid := requestID(c)
 	s.logFailure(c, status, err)
+	closeIfBody(c)
 	if status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Basic realm="bmi"`)
 	}
@@ -53,6 +54,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 func (s *Server) failText(c *gin.Context, err error) {
 	status, kind, msg := statusOf(err)
 	s.logFailure(c, status, err)
+	closeIfBody(c)
 	if kind == fault.Internal {
 		msg += " (request " + requestID(c) + ")"
 	}
@@ -66,5 +68,14 @@ func (s *Server) logFailure(c *gin.Context, status int, err error) {
 		s.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
 	} else {
 		s.log.Debug("request refused", "request_id", requestID(c), "status", status, "err", err)
+	}
+}
+
+// closeIfBody closes the connection after an error answer to a request
+// with a body: the server would otherwise wait for (and drain) a body the
+// handler may not have read, from a client that may never send it.
+func closeIfBody(c *gin.Context) {
+	if c.Request.ContentLength != 0 {
+		c.Header("Connection", "close")
 	}
 }

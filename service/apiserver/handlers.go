@@ -15,7 +15,7 @@ import (
 // body decodes the request's JSON body into dst; it answers the error
 // itself and returns false when the body is bad.
 func body[T any](s *Server, c *gin.Context, dst *T) bool {
-	if err := decodeJSON(c.GetHeader("Content-Type"), c.Request.Body, dst); err != nil {
+	if err := s.readBody(c, func() error { return decodeJSON(c.GetHeader("Content-Type"), c.Request.Body, dst) }); err != nil {
 		s.fail(c, err)
 		return false
 	}

@@ -83,3 +83,33 @@ func TestServe(t *testing.T) {
 		t.Fatal("still serving after shutdown")
 	}
 }
+
+// TestSlowBody: a client that stalls while sending a JSON body is cut off
+// after BodyTimeout with a 400, and the connection's later requests are
+// not bound by it.
+func TestSlowBody(t *testing.T) {
+	s, err := New(Config{Ops: noOps{}, Log: logging.Discard(), BodyTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeListener(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"na"))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	n, _ := conn.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 400") || !strings.Contains(string(buf[:n]), "timeout") {
+		t.Fatalf("stalled body: %q", buf[:n])
+	}
+}

@@ -47,7 +47,7 @@ func (s *Server) legacyAuth(c *gin.Context) {
 		return
 	}
 	c.Set(keyPrincipal, who)
-	if err := parseForm(c.Request); err != nil {
+	if err := s.readBody(c, func() error { return parseForm(c.Request) }); err != nil {
 		s.failText(c, err)
 		return
 	}

@@ -151,12 +151,31 @@ func (s *Server) validateParams(c *gin.Context) {
 	c.Next()
 }
 
-// limitBody bounds request bodies (not uploads).
+// limitBody bounds request bodies (not uploads) in size; readBody bounds
+// the time to send them.
 func (s *Server) limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 	}
 	c.Next()
+}
+
+// readBody runs read (which consumes the request body) under BodyTimeout,
+// then lifts the deadline again: once the body is in, an operation may
+// take as long as it needs without its connection timing out. Not every
+// writer supports deadlines (httptest's recorder); the size bound holds
+// regardless.
+func (s *Server) readBody(c *gin.Context, read func() error) error {
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	if err := read(); err != nil {
+		// The rest of the body is not worth waiting for: close the
+		// connection after the answer instead of draining it.
+		c.Header("Connection", "close")
+		return err
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	return nil
 }
 
 // authCache remembers accepted credentials for a while.

@@ -97,6 +97,9 @@ type Config struct {
 	// MaxBodyBytes bounds JSON and form bodies (uploads are streamed and
 	// not bound by it); 0 means 1 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds how long a client may take to send a JSON or
+	// form body (uploads are not bound by it); 0 means 30 s.
+	BodyTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown; 0 means 30 s.
 	ShutdownTimeout time.Duration
 }
@@ -122,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
