@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,5 +242,37 @@ func TestUnfinishedBootstrapIsRedone(t *testing.T) {
 	}
 	if host, err := c.MonHost(); err == nil {
 		t.Fatalf("MonHost after the wipe = %q", host)
+	}
+}
+
+// TestStartFailureQuotesTheLog: a mon that cannot bind its port makes
+// Start fail fast with the last lines of the mon's log in the error.
+func TestStartFailureQuotesTheLog(t *testing.T) {
+	for _, c := range []string{"ceph-mon", "ceph-authtool", "monmaptool"} {
+		testenv.RequireCommand(t, c, "ceph-mon")
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	c, err := New(Options{Dir: dir, MonPort: busy, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Stop(context.Background()) }()
+	t0 := time.Now()
+	err = c.Start(context.Background())
+	if err == nil {
+		t.Fatal("Start succeeded with the mon port taken")
+	}
+	t.Logf("after %v: %v", time.Since(t0).Round(time.Millisecond), err)
+	if !strings.Contains(err.Error(), "last lines of "+filepath.Join(dir, "log", "mon.a")) {
+		t.Fatalf("error does not quote the mon's log: %v", err)
+	}
+	if st := c.Status(context.Background()); st.Daemons[0].Running {
+		t.Fatalf("a mon is running: %+v", st)
 	}
 }
