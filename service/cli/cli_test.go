@@ -3,8 +3,10 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"flag"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -392,5 +394,36 @@ func TestCompletion(t *testing.T) {
 				t.Fatalf("exit %d: %q (stderr %q), want %q", code, out, errs, tc.want)
 			}
 		})
+	}
+}
+
+// TestTLS: bmi talks https to a bmid whose certificate --ca-cert (or
+// BMI_CA_CERT) trusts, and refuses one it does not.
+func TestTLS(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv := httptest.NewTLSServer(e.API.Handler())
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"BMI_URL": srv.URL, "HIL_USERNAME": apitest.AliceUser, "HIL_PASSWORD": apitest.AlicePassword}
+	if out, errs, code := bmi(env, "", "--ca-cert", ca, "ls", "tenant-a"); code != 0 || !strings.Contains(out, "debian") {
+		t.Fatalf("with --ca-cert: %d %s %s", code, out, errs)
+	}
+	env["BMI_CA_CERT"] = ca
+	if _, errs, code := bmi(env, "", "ls", "tenant-a"); code != 0 {
+		t.Fatalf("with BMI_CA_CERT: %d %s", code, errs)
+	}
+	delete(env, "BMI_CA_CERT")
+	if _, errs, code := bmi(env, "", "ls", "tenant-a"); code != 1 || !strings.Contains(errs, "certificate") {
+		t.Fatalf("untrusted certificate: %d %s", code, errs)
+	}
+	if _, _, code := bmi(env, "", "--ca-cert", filepath.Join(t.TempDir(), "nope.pem"), "ls", "tenant-a"); code != 1 {
+		t.Fatalf("missing CA file: %d", code)
 	}
 }

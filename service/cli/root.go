@@ -8,6 +8,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -51,7 +53,9 @@ type app struct {
 	timeout  time.Duration
 	// configFlag is --config: the CLI config file.
 	configFlag string
-	cl         *client.Client
+	// caCert is --ca-cert: a PEM file of CAs to trust for https.
+	caCert string
+	cl     *client.Client
 }
 
 // NewRoot returns the prepared bmi command tree (run it with clikit.Run).
@@ -89,6 +93,7 @@ failure, with the reason on stderr.`,
 	f.StringVar(&a.password, "password", "", "HIL password (default $HIL_PASSWORD; prefer the variable)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	f.DurationVar(&a.timeout, "timeout", 0, "give up after this long (0: no limit)")
+	f.StringVar(&a.caCert, "ca-cert", "", "PEM file of the CA(s) that signed bmid's certificate (default $BMI_CA_CERT; else the system's)")
 	f.StringVar(&a.configFlag, "config", "", "CLI config file with url, user, password (default $BMI_CLI_CONFIG or ~/.config/bmi/cli.yaml)")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 
@@ -131,6 +136,17 @@ func (a *app) client() (*client.Client, error) {
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.ResponseHeaderTimeout = 0 // long operations answer when done
+		if ca := first(a.caCert, a.env.Getenv("BMI_CA_CERT")); ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return nil, fault.Errorf(fault.Invalid, "CA certificate: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fault.Errorf(fault.Invalid, "CA certificate %s: no PEM certificate in it", ca)
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
 		hc = &http.Client{Transport: tr}
 	}
 	c, err := client.New(url, user, logging.Secret(pw), client.WithHTTPClient(hc))
