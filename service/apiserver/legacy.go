@@ -24,6 +24,16 @@ func (s *Server) legacyRoutes() {
 	g.DELETE("/remove_image/", s.legacyRemoveImage)
 	g.PUT("/create_disk", s.legacyCreateDisk)
 	g.DELETE("/delete_disk", s.legacyDeleteDisk)
+	// Flask answered the paths without their trailing slash with a
+	// permanent redirect that keeps method and body; so do we.
+	for _, r := range []struct{ method, path string }{{"POST", "/list_images"}, {"PUT", "/provision"},
+		{"DELETE", "/deprovision"}, {"PUT", "/create_snapshot"}, {"POST", "/list_snapshots"}, {"DELETE", "/remove_image"}} {
+		s.engine.Handle(r.method, r.path, func(c *gin.Context) {
+			u := *c.Request.URL
+			u.Path += "/"
+			c.Redirect(http.StatusPermanentRedirect, u.RequestURI())
+		})
+	}
 }
 
 // errNoAuth is the original's answer to a request without Authorization.

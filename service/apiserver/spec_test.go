@@ -12,7 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	legacyrouter "github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
 var (
@@ -33,7 +33,7 @@ func conform(t testing.TB, method, path, contentType, reqBody string, status int
 			return
 		}
 		doc.Servers = openapi3.Servers{{URL: "http://bmid"}}
-		specRouter, specErr = legacyrouter.NewRouter(doc)
+		specRouter, specErr = gorillamux.NewRouter(doc)
 	})
 	if specErr != nil {
 		t.Fatal(specErr)
