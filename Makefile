@@ -33,7 +33,7 @@ test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the READ
 	@mkdir -p $(RESULTS)
 	$(GO) vet -tags $(TAGS) ./...
 	@# one Ceph cluster for every package's real-Ceph tests, always purged after (scripts/with-test-ceph.sh)
-	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 ./... 2>&1 | tee $(RESULTS)/test.log'
+	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 -timeout 40m ./... 2>&1 | tee $(RESULTS)/test.log'
 
 uat: deps build ## Build the lab and run the acceptance suite on it; prints where the report is
 	@echo "make uat: the lab and the acceptance suite are not built yet (issues [lab] and [uat]); nothing was run" >&2

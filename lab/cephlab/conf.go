@@ -70,6 +70,10 @@ mgr_initial_modules = iostat
 osd_data = {{.Dir}}/osd/ceph-$id
 keyring = {{.Dir}}/osd/ceph-$id/keyring
 osd_objectstore = bluestore
+# a crashed client's watch on an image (bmid's iSCSI target holds one per
+# exported disk) expires after this many seconds; until then the image
+# cannot be removed. Ceph's default is 30.
+osd_client_watch_timeout = 10
 bluestore_block_create = true
 bluestore_block_size = {{.OSDSize}}
 bluestore_fsck_on_mount = false

@@ -81,6 +81,11 @@ type Ceph struct {
 	// rados_mon_op_timeout, client_mount_timeout); 0 is refused, because
 	// Ceph's default of "forever" turns an outage into a silent hang.
 	OpTimeout time.Duration `yaml:"op_timeout"`
+	// BusyWait bounds how long removing an image waits while Ceph says it
+	// is in use: after a crash the dead bmid's watch on a disk it exported
+	// lingers until the OSD times it out (osd_client_watch_timeout, 30 s by
+	// default).
+	BusyWait time.Duration `yaml:"busy_wait"`
 }
 
 // HIL configures the client of HIL, the service that owns nodes, NICs,
@@ -246,6 +251,7 @@ func Default() Config {
 			Pool:      "rbd",
 			Snapshot:  "bmi-snap",
 			OpTimeout: 30 * time.Second,
+			BusyWait:  45 * time.Second,
 		},
 		HIL: HIL{
 			Timeout:        10 * time.Second,

@@ -53,6 +53,7 @@ func (c Config) checks() []check {
 		{"ceph.pool", match(c.Ceph.Pool, cephNameRe, "a pool name of letters, digits, '.', '-' or '_'")},
 		{"ceph.snapshot", match(c.Ceph.Snapshot, cephNameRe, "a snapshot name of letters, digits, '.', '-' or '_'")},
 		{"ceph.op_timeout", positive(int64(c.Ceph.OpTimeout))},
+		{"ceph.busy_wait", nonNegative(int64(c.Ceph.BusyWait))},
 		{"hil.url", httpURL(c.HIL.URL, true)},
 		{"hil.timeout", positive(int64(c.HIL.Timeout))},
 		{"hil.network_timeout", positive(int64(c.HIL.NetworkTimeout))},

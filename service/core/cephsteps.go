@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bmi-go/bmi/service/fault"
 )
@@ -79,11 +80,33 @@ func (s *Service) ensureGone(ctx context.Context, image string) error {
 			return err
 		}
 	}
-	err = s.images.Remove(ctx, image)
-	if errors.Is(err, fault.ErrNotFound) {
-		return nil
+	return s.removeWhenFree(ctx, image)
+}
+
+// removeWhenFree removes an image without snapshots, waiting (up to
+// BusyWait) while Ceph says it is busy: after a crash, the dead process's
+// watch on an image it had open (bmid's iSCSI target opens every exported
+// disk) lingers until the OSD times it out (osd_client_watch_timeout, 30 s
+// by default).
+func (s *Service) removeWhenFree(ctx context.Context, image string) error {
+	deadline := time.Now().Add(s.cfg.BusyWait)
+	delay := 250 * time.Millisecond
+	for {
+		err := s.images.Remove(ctx, image)
+		switch {
+		case err == nil, errors.Is(err, fault.ErrNotFound):
+			return nil
+		case !errors.Is(err, fault.ErrConflict) || time.Now().Add(delay).After(deadline):
+			return err
+		}
+		s.log.Warn("image busy, waiting for a stale client's watch to expire", "image", image, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
 	}
-	return err
 }
 
 // ensureClone clones parent@snap to child; a child that already is that

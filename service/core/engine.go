@@ -106,6 +106,8 @@ func (s *Service) runWithBody(ctx context.Context, who Principal, p plan, body i
 	if err := s.store.CreateOp(ctx, op); err != nil {
 		return "", fmt.Errorf("%s: journal: %w", p.kind, err)
 	}
+	s.setLive(id, true)
+	defer s.setLive(id, false)
 	if fn, ok := ctx.Value(notifyKey{}).(func(string)); ok {
 		fn(id)
 	}
@@ -196,6 +198,22 @@ func (s *Service) backward(ctx context.Context, r *opRun, steps []step, from int
 	return nil
 }
 
+func (s *Service) setLive(id string, on bool) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if on {
+		s.live[id] = true
+	} else {
+		delete(s.live, id)
+	}
+}
+
+func (s *Service) isLive(id string) bool {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	return s.live[id]
+}
+
 // recoverOp finishes an unfinished operation from its journal: forward if
 // its commit step is done and nothing was undone, else backward.
 func (s *Service) recoverOp(ctx context.Context, op Operation) error {
@@ -252,6 +270,8 @@ func (s *Service) recoverOp(ctx context.Context, op Operation) error {
 // Reconcile). Errors are collected; one failing operation does not stop
 // the others.
 func (s *Service) RecoverAll(ctx context.Context) error {
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
 	var errs []error
 	for _, st := range []OpState{OpRunning, OpFailed} {
 		ops, err := s.store.Ops(ctx, st, 0)
@@ -259,6 +279,9 @@ func (s *Service) RecoverAll(ctx context.Context) error {
 			return err
 		}
 		for _, o := range ops {
+			if s.isLive(o.ID) {
+				continue
+			}
 			full, err := s.store.Op(ctx, o.ID)
 			if err == nil {
 				err = s.recoverOp(ctx, full)
@@ -266,6 +289,30 @@ func (s *Service) RecoverAll(ctx context.Context) error {
 			if err != nil {
 				errs = append(errs, fmt.Errorf("operation %s (%s): %w", o.ID, o.Kind, err))
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RetryFailed retries the operations that failed after their commit step
+// or whose rollback did not finish (a dependency was down, or an image was
+// still busy). bmid calls it periodically. It never touches an operation
+// that is running in this process.
+func (s *Service) RetryFailed(ctx context.Context) error {
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
+	ops, err := s.store.Ops(ctx, OpFailed, 0)
+	if err != nil || len(ops) == 0 {
+		return err
+	}
+	var errs []error
+	for _, o := range ops {
+		full, err := s.store.Op(ctx, o.ID)
+		if err == nil {
+			err = s.recoverOp(ctx, full)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("operation %s (%s): %w", o.ID, o.Kind, err))
 		}
 	}
 	return errors.Join(errs...)

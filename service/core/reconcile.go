@@ -57,10 +57,22 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 		if err != nil {
 			return rep, err
 		}
-		unfinished += len(ops)
+		for _, o := range ops {
+			if !s.isLive(o.ID) {
+				unfinished++
+			}
+		}
 	}
 	note(s.RecoverAll(ctx))
 	rep.Recovered = unfinished
+	// Images that operations still running in this process work on (an
+	// export's temporary copy) are not orphans.
+	busy := map[string]bool{}
+	if running, err := s.store.Ops(ctx, OpRunning, 0); err == nil {
+		for _, o := range running {
+			busy[o.Data["ceph"]] = true
+		}
+	}
 
 	rows, err := s.store.Images(ctx, ImageFilter{})
 	if err != nil {
@@ -80,7 +92,7 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 			continue
 		}
 		for _, n := range names {
-			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] {
+			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] && !busy[n] {
 				rep.OrphanImages = append(rep.OrphanImages, n)
 				if fix {
 					note(s.ensureGone(ctx, n))

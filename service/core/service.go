@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/bmi-go/bmi/service/fault"
 )
@@ -19,6 +21,10 @@ type Config struct {
 	IQNPrefix string
 	// AdminProject's members are administrators (besides HIL admins).
 	AdminProject string
+	// BusyWait bounds how long removing an image waits while Ceph says it
+	// is busy (a crashed process's watch lingers until the OSD times it
+	// out); 0 does not wait.
+	BusyWait time.Duration
 }
 
 // Deps are the collaborators. Files may be nil (no legacy file mode).
@@ -45,6 +51,13 @@ type Service struct {
 	locks     *locker
 	kinds     map[string]opKind
 	crashHook func(kind string, seq int, phase string)
+
+	// recoverMu serialises recoveries (start-up, Reconcile, RetryFailed).
+	recoverMu sync.Mutex
+	// liveMu guards live: the operations running in this process, which
+	// recovery must never touch.
+	liveMu sync.Mutex
+	live   map[string]bool
 }
 
 // opKind is a registered multi-step operation.
@@ -63,7 +76,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, fault.Errorf(fault.Invalid, "core: store, images, exporter, nodes, auth and log are required")
 	}
 	s := &Service{cfg: cfg, store: d.Store, images: d.Images, exporter: d.Exporter, files: d.Files,
-		nodes: d.Nodes, auth: d.Auth, log: d.Log, locks: newLocker()}
+		nodes: d.Nodes, auth: d.Auth, log: d.Log, locks: newLocker(), live: map[string]bool{}}
 	s.kinds = s.registry()
 	return s, nil
 }
