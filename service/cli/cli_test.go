@@ -300,6 +300,8 @@ func TestProgressOnTerminal(t *testing.T) {
 	for _, args := range [][]string{
 		{"import", "tenant-a", "centos"},
 		{"cp", "tenant-a", "centos", "tenant-b", "c2"},
+		{"pro", "tenant-a", "node1", "debian", "eth0"},
+		{"disk", "create", "tenant-a", "debian", "d9"},
 		{"snap", "create", "tenant-a", "debian", "nope"}, // fails: not a disk
 		{"upload", "tenant-a", "up", "-", "--size", "4 KiB"},
 		{"download", "tenant-a", "up", "-"},

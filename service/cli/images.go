@@ -157,7 +157,14 @@ func (a *app) proCmd() *cobra.Command {
 		Short: "Provision a node: clone IMAGE into a disk, export it and boot the node from it",
 		Args:  clikit.ExactArgs("PROJECT", "NODE", "IMAGE", "NIC"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
-			d, _, err := c.Provision(ctx, args[0], args[1], api.ProvisionRequest{Image: args[2], NIC: args[3]}, false)
+			req := api.ProvisionRequest{Image: args[2], NIC: args[3]}
+			if err := a.longOp(ctx, c, "provision "+args[1], func(async bool) (string, error) {
+				_, op, err := c.Provision(ctx, args[0], args[1], req, async)
+				return op, err
+			}); err != nil {
+				return err
+			}
+			d, err := c.Disk(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}

@@ -42,7 +42,14 @@ func (a *app) diskCmd() *cobra.Command {
 		Short: "Clone IMAGE into a new disk and export it over iSCSI",
 		Args:  clikit.ExactArgs("PROJECT", "IMAGE", "DISK"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
-			d, _, err := c.CreateDisk(ctx, args[0], api.CreateDiskRequest{Image: args[1], Name: args[2]}, false)
+			req := api.CreateDiskRequest{Image: args[1], Name: args[2]}
+			if err := a.longOp(ctx, c, "disk "+args[2], func(async bool) (string, error) {
+				_, op, err := c.CreateDisk(ctx, args[0], req, async)
+				return op, err
+			}); err != nil {
+				return err
+			}
+			d, err := c.Disk(ctx, args[0], args[2])
 			if err != nil {
 				return err
 			}
