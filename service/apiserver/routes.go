@@ -174,8 +174,15 @@ func (s *Server) runLong(c *gin.Context, kind string, okStatus int, wait bool, f
 		answer(run(ctx))
 		return
 	}
-	done := make(chan result, 1)
+	s.mu.Lock()
+	if s.stopping { // shutting down: no new background work
+		s.mu.Unlock()
+		answer(run(ctx))
+		return
+	}
 	s.bg.Add(1)
+	s.mu.Unlock()
+	done := make(chan result, 1)
 	bgctx := context.WithoutCancel(ctx)
 	rid := requestID(c)
 	go func() {

@@ -113,8 +113,11 @@ type Server struct {
 	auth    *authCache
 	spec    []byte
 	bg      sync.WaitGroup
-	mu      sync.Mutex
+	mu      sync.Mutex // guards mounts and stopping
 	mounts  []string
+	// stopping is set once Serve has shut the listener down; background
+	// operations are no longer started (bg.Add must not race bg.Wait).
+	stopping bool
 }
 
 // New builds the server and its routes. It fails only on a missing
@@ -221,6 +224,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.bg.Wait(); close(done) }()
 	select {
