@@ -21,6 +21,9 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		return err
 	}
 	s := &session{t: t, c: c, br: br, login: l, addr: c.RemoteAddr().String(), done: make(chan struct{})}
+	// Unexport waits for done: close it on every way out, also when the
+	// session is closed between its registration and serve.
+	defer close(s.done)
 	var last *pdu
 	for !l.done {
 		req, err := readPDU(br, digests{}, loginMaxData)

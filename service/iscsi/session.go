@@ -185,7 +185,6 @@ func (s *session) serve(ctx context.Context) error {
 	s.sendMu.Unlock()
 	writerDone.Wait()
 	s.close()
-	close(s.done)
 	return err
 }
 
