@@ -110,7 +110,7 @@ func TestWindowAndNop(t *testing.T) {
 // TestTargetPingsSilentInitiator: a silent initiator is pinged; one that
 // never answers (a powered-off node) loses its session.
 func TestTargetPingsSilentInitiator(t *testing.T) {
-	tg, addr := startTarget(t, Config{NopInterval: 100 * time.Millisecond, NopTimeout: 300 * time.Millisecond})
+	tg, addr := startTarget(t, Config{NopInterval: 200 * time.Millisecond, NopTimeout: time.Second})
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20)})
 	c := dial(t, addr)
 	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
