@@ -93,7 +93,7 @@ func (l *Lab) Inventory() (*hilmock.Inventory, error) {
 }
 
 // NewHIL opens the lab's hil-mock (database hil-mock.db in the lab
-// directory, seeded from Inventory when new) with the lab's drivers: power
+// directory, seeded from Inventory with what it lacks) with the lab's drivers: power
 // through the lab's libvirtd, switch ports on the lab's bridges. The
 // caller runs Serve and Close.
 func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hilmock.Server, error) {
@@ -110,11 +110,10 @@ func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hil
 	if err != nil {
 		return nil, err
 	}
-	if s.Fresh() {
-		if _, err := s.Seed(ctx, inv); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("lab %q: seed hil-mock: %w", l.Name, err)
-		}
+	// Seeding adds only what is missing: nodes a later up added.
+	if _, err := s.Seed(ctx, inv); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("lab %q: seed hil-mock: %w", l.Name, err)
 	}
 	return s, nil
 }

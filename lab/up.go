@@ -46,6 +46,8 @@ type UpOptions struct {
 type services struct {
 	HIL  proc.ID `json:"hil_mock"`
 	Bmid proc.ID `json:"bmid"`
+	// HILNodes is how many nodes the running hil-mock was seeded with.
+	HILNodes int `json:"hil_nodes"`
 }
 
 func (l *Lab) servicesPath() string { return filepath.Join(l.Dir, "services.json") }
@@ -139,12 +141,19 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	}
 	log("ceph healthy", "conf", ceph.ConfPath())
 	svc := l.loadServices()
+	if svc.HIL.Alive() && svc.HILNodes != len(l.Nodes) {
+		// The node set changed: restart hil-mock so that it seeds the new ones.
+		if err := svc.HIL.Stop(ctx, 30*time.Second); err != nil {
+			return nil, fmt.Errorf("lab %q: restart hil-mock: %w", l.Name, err)
+		}
+	}
 	if !svc.HIL.Alive() {
 		argv := []string{"ip", "netns", "exec", l.Namespace, o.BmiLab, "hil-serve", "--name", l.Name, "--dir", l.Dir,
 			"--listen", fmt.Sprintf("%s:%d", l.LabAddr, HILPort)}
 		if svc.HIL, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
 			return nil, err
 		}
+		svc.HILNodes = len(l.Nodes)
 		if err := l.saveServices(svc); err != nil {
 			return nil, err
 		}

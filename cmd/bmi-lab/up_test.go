@@ -74,6 +74,9 @@ func TestUpProvisionBootDown(t *testing.T) {
 		t.Fatalf("second up (idempotent): %v\n%s", err, out)
 	}
 	t.Logf("second bmi-lab up (all running): %.1f s", time.Since(start).Seconds())
+	if out, err := cli("up", "--nodes", "3", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+		t.Fatalf("up with one node more: %v\n%s", err, out)
+	}
 	out, err := cli("env")
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +125,9 @@ func TestUpProvisionBootDown(t *testing.T) {
 		t.Fatalf("%s not done within 60 s", op)
 	}
 
+	if m := call("GET", hil+"/node/node-03", "", 200); m["name"] != "node-03" {
+		t.Fatalf("node added by a later up is not in hil-mock: %v", m)
+	}
 	l, err := lab.New("tup", dir, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
