@@ -1,0 +1,123 @@
+//go:build ceph_preview
+
+package steps_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/service/client"
+	"github.com/bmi-go/bmi/service/config"
+	"github.com/bmi-go/bmi/service/daemon"
+	"github.com/bmi-go/bmi/service/hilmock"
+	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/steps"
+)
+
+func TestMain(m *testing.M) { os.Exit(cephtest.Main(m)) }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// localSite starts the built-in local site: hil-mock seeded from
+// configs/hil-mock.example.yaml and a real bmid (service/daemon) on the
+// test Ceph cluster with its iSCSI target on loopback. It has no
+// machines: the @lab scenarios cannot run on it.
+func localSite(t *testing.T) *steps.Site {
+	t.Helper()
+	testenv.RequireCommand(t, "iscsi-ls", "libiscsi-bin")
+	testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	hm, err := hilmock.New(ctx, filepath.Join(t.TempDir(), "hil.db"), hilmock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := hilmock.ReadInventory("../configs/hil-mock.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hm.Seed(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	hdone := make(chan error, 1)
+	go func() { hdone <- hm.Serve(ctx) }()
+
+	conf, pool := cephtest.Cluster(t)
+	cfg := config.Default()
+	cfg.UID = cephtest.Prefix(t)
+	cfg.State.Path = filepath.Join(t.TempDir(), "bmid.db")
+	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, 20*time.Second
+	cfg.HIL.URL = hm.URL()
+	cfg.API.Listen = freeAddr(t)
+	portal := freeAddr(t)
+	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
+	cfg.Boot.TFTP.Root = "/usr/lib/ipxe"
+	if err := cfg.Validate("test"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(ctx, cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ddone := make(chan error, 1)
+	go func() { ddone <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ddone; err != nil {
+			t.Errorf("bmid: %v", err)
+		}
+		<-hdone
+		hm.Close()
+	})
+	base := "http://" + cfg.API.Listen
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bmid not ready within 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	site := &steps.Site{
+		Name: "local", APIURL: base, HILURL: hm.URL(),
+		Admin:    steps.Credentials{User: "hiladmin", Password: "admin-secret"},
+		Operator: steps.Credentials{User: "alice", Password: "alice-secret"},
+		Other:    steps.Credentials{User: "bob", Password: "bob-secret"},
+		Project:  "tenant-a", OtherProject: "tenant-b",
+		Nodes:    []steps.Node{{Name: "node-01", NIC: "eth0"}, {Name: "node-02", NIC: "eth0"}},
+		CephConf: conf, Pool: pool, Portal: portal, ImageMiB: 16,
+	}
+	if err := site.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New(base, "hiladmin", "admin-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"tenant-a", "tenant-b"} {
+		if _, err := admin.CreateProject(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return site
+}

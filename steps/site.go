@@ -1,0 +1,131 @@
+package steps
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/bmi-go/bmi/service/client"
+	"github.com/bmi-go/bmi/service/hil"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// Credentials is one operator's HIL user name and password (BMI forwards
+// them to HIL).
+type Credentials struct {
+	User     string
+	Password logging.Secret
+}
+
+// Node is a machine the suite may provision: its HIL name and the NIC it
+// boots from.
+type Node struct {
+	Name string
+	NIC  string
+}
+
+// Site is everything the steps need to reach a BMI installation.
+type Site struct {
+	// Name names the site in reports ("local", "lab", ...).
+	Name string
+	// APIURL is bmid's URL (http://host:port).
+	APIURL string
+	// BootURL is where nodes fetch their iPXE scripts (/boot/<mac>.ipxe);
+	// empty means APIURL.
+	BootURL string
+	// HILURL is HIL's URL.
+	HILURL string
+	// Admin is a HIL administrator; Operator a member of Project; Other a
+	// member of OtherProject only. Other and OtherProject are optional:
+	// without them the @two-tenants scenarios cannot run.
+	Admin, Operator, Other Credentials
+	// Project is the operator's project; OtherProject another tenant's.
+	Project, OtherProject string
+	// Nodes are machines of Project the suite may provision (at least two).
+	Nodes []Node
+	// CephConf and Pool name the cluster BMI uses; the rbd CLI reads it.
+	CephConf, Pool string
+	// CephUser is the Ceph client id for rbd (empty: the default).
+	CephUser string
+	// Portal is the iSCSI portal (host:port) nodes log into.
+	Portal string
+	// NetNS, when set, is the network namespace the rbd and iSCSI
+	// commands run in (ip netns exec), for sites whose Ceph and portal
+	// are only reachable there (the lab).
+	NetNS string
+	// Consoles is a directory of <node>.log serial consoles (sites with
+	// machines); empty on sites without machines.
+	Consoles string
+	// Machines says the nodes really boot (@lab scenarios can run).
+	Machines bool
+	// ImageMiB is the size of the RBD images the suite creates.
+	ImageMiB int
+}
+
+// TwoTenants says the site names another tenant (the @two-tenants
+// scenarios can run).
+func (s *Site) TwoTenants() bool { return s.OtherProject != "" }
+
+// command returns the argv that runs name with args on the site (inside
+// NetNS when set).
+func (s *Site) command(name string, args ...string) []string {
+	if s.NetNS != "" {
+		return append([]string{"ip", "netns", "exec", s.NetNS, name}, args...)
+	}
+	return append([]string{name}, args...)
+}
+
+// bootURL is the base URL of the iPXE scripts.
+func (s *Site) bootURL() string {
+	if s.BootURL != "" {
+		return s.BootURL
+	}
+	return s.APIURL
+}
+
+// Client returns a bmi API client acting as who.
+func (s *Site) Client(who Credentials) (*client.Client, error) {
+	return client.New(s.APIURL, who.User, who.Password, client.WithHTTPClient(&http.Client{Timeout: 5 * time.Minute}))
+}
+
+// HIL returns a HIL client.
+func (s *Site) HIL() *hil.Client {
+	return hil.New(s.HILURL, &http.Client{Timeout: 30 * time.Second})
+}
+
+// hilCred converts credentials for the HIL client.
+func hilCred(c Credentials) hil.Credentials {
+	return hil.Credentials{User: c.User, Password: c.Password}
+}
+
+// Validate reports the first missing piece of a site.
+func (s *Site) Validate() error {
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("site: name is empty")
+	case s.APIURL == "":
+		return fmt.Errorf("site %s: api url is empty", s.Name)
+	case s.HILURL == "":
+		return fmt.Errorf("site %s: hil url is empty", s.Name)
+	case s.Admin.User == "" || s.Operator.User == "":
+		return fmt.Errorf("site %s: the admin and operator credentials are needed", s.Name)
+	case s.Project == "":
+		return fmt.Errorf("site %s: project is empty", s.Name)
+	case s.Project == s.OtherProject:
+		return fmt.Errorf("site %s: project and other_project must differ", s.Name)
+	case (s.OtherProject == "") != (s.Other.User == ""):
+		return fmt.Errorf("site %s: other_project and the other tenant's credentials go together", s.Name)
+	case len(s.Nodes) < 2:
+		return fmt.Errorf("site %s: at least two nodes of project %s are needed", s.Name, s.Project)
+	case s.CephConf == "" || s.Pool == "":
+		return fmt.Errorf("site %s: ceph conf and pool are needed", s.Name)
+	case s.Portal == "":
+		return fmt.Errorf("site %s: the iscsi portal is empty", s.Name)
+	}
+	for i, n := range s.Nodes {
+		if n.Name == "" || n.NIC == "" {
+			return fmt.Errorf("site %s: node %d needs a name and a nic", s.Name, i+1)
+		}
+	}
+	return nil
+}

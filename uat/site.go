@@ -1,0 +1,199 @@
+package uat
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/steps"
+)
+
+// SiteFile is the YAML of configs/uat-<site>.yaml. Secrets are never in
+// the file: each credential names the environment variable holding its
+// password. Any string value may use ${VAR} to take it from the
+// environment (the lab's addresses come from `bmi-lab env`).
+type SiteFile struct {
+	// Name of the site (reports, result directories).
+	Name string `yaml:"name"`
+	// API is bmid's URL.
+	API string `yaml:"api_url"`
+	// BootURL is where nodes fetch their iPXE scripts (default: api_url).
+	BootURL string `yaml:"boot_url"`
+	// HIL is HIL's URL.
+	HIL string `yaml:"hil_url"`
+	// Credentials of the administrator, the operator (member of project)
+	// and, optionally, another tenant (member of other_project only).
+	Credentials struct {
+		Admin    CredRef `yaml:"admin"`
+		Operator CredRef `yaml:"operator"`
+		Other    CredRef `yaml:"other"`
+	} `yaml:"credentials"`
+	// Project is the operator's project; OtherProject another tenant's.
+	Project      string `yaml:"project"`
+	OtherProject string `yaml:"other_project"`
+	// Nodes of project the suite may provision (two at least).
+	Nodes []struct {
+		Name string `yaml:"name"`
+		NIC  string `yaml:"nic"`
+	} `yaml:"nodes"`
+	// Ceph: the cluster BMI uses, for read-only checks with the rbd CLI
+	// (and the suite's own RBD images).
+	Ceph struct {
+		Conf     string `yaml:"conf"`
+		Pool     string `yaml:"pool"`
+		User     string `yaml:"user"`
+		ImageMiB int    `yaml:"image_mib"`
+	} `yaml:"ceph"`
+	// ISCSI: the portal nodes log into.
+	ISCSI struct {
+		Portal string `yaml:"portal"`
+	} `yaml:"iscsi"`
+	// NetNS runs rbd and the iSCSI initiator inside this network
+	// namespace (the lab's Ceph and portal are only reachable there).
+	NetNS string `yaml:"netns"`
+	// Consoles is a directory of <node>.log serial consoles; set only on
+	// sites with machines that boot (enables the @lab scenarios).
+	Consoles string `yaml:"consoles"`
+}
+
+// CredRef names a user and the environment variable of its password.
+type CredRef struct {
+	User        string `yaml:"user"`
+	PasswordEnv string `yaml:"password_env"`
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} by getenv(VAR); a missing variable is an error
+// naming the key.
+func expand(key, v string, getenv func(string) string) (string, error) {
+	var missing []string
+	out := envRef.ReplaceAllStringFunc(v, func(m string) string {
+		name := envRef.FindStringSubmatch(m)[1]
+		val := getenv(name)
+		if val == "" {
+			missing = append(missing, name)
+		}
+		return val
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s: environment variable %s is not set", key, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// SitePath finds the config of site: a path to a YAML file, or a name
+// looked up as uat-<name>.yaml in dirs.
+func SitePath(site string, dirs []string) (string, error) {
+	if strings.HasSuffix(site, ".yaml") || strings.ContainsRune(site, os.PathSeparator) {
+		return site, nil
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "uat-"+site+".yaml")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fault.Errorf(fault.NotFound, "unknown site %q: no uat-%s.yaml in %s", site, site, strings.Join(dirs, ", "))
+}
+
+// Sites lists the site names of the uat-*.yaml files in dirs.
+func Sites(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		ms, _ := filepath.Glob(filepath.Join(d, "uat-*.yaml"))
+		for _, m := range ms {
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), "uat-"), ".yaml"))
+		}
+	}
+	return out
+}
+
+// LoadSite reads a site config. Errors name the file and the key.
+// Passwords come from the environment (getenv); a missing one is an error.
+func LoadSite(path string, getenv func(string) string) (*steps.Site, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fault.Errorf(fault.NotFound, "site config %s: %v", path, err)
+		}
+		return nil, fmt.Errorf("site config %s: %w", path, err)
+	}
+	var f SiteFile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fault.Errorf(fault.Invalid, "site config %s: %v", path, err)
+	}
+	s, err := f.site(getenv, filepath.Dir(path))
+	if err != nil {
+		return nil, fault.Errorf(fault.Invalid, "site config %s: %v", path, err)
+	}
+	return s, nil
+}
+
+func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, error) {
+	s := &steps.Site{Name: f.Name, Project: f.Project, OtherProject: f.OtherProject, Pool: f.Ceph.Pool,
+		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS}
+	fields := []struct {
+		key string
+		src string
+		dst *string
+	}{
+		{"api_url", f.API, &s.APIURL}, {"boot_url", f.BootURL, &s.BootURL}, {"hil_url", f.HIL, &s.HILURL},
+		{"ceph.conf", f.Ceph.Conf, &s.CephConf}, {"iscsi.portal", f.ISCSI.Portal, &s.Portal},
+		{"consoles", f.Consoles, &s.Consoles}, {"netns", f.NetNS, &s.NetNS},
+	}
+	for _, fl := range fields {
+		v, err := expand(fl.key, fl.src, getenv)
+		if err != nil {
+			return nil, err
+		}
+		*fl.dst = v
+	}
+	if s.CephConf != "" && !filepath.IsAbs(s.CephConf) {
+		s.CephConf = filepath.Join(dir, s.CephConf)
+	}
+	s.Machines = s.Consoles != ""
+	for i, n := range f.Nodes {
+		if n.Name == "" || n.NIC == "" {
+			return nil, fmt.Errorf("nodes[%d]: name and nic are required", i)
+		}
+		s.Nodes = append(s.Nodes, steps.Node{Name: n.Name, NIC: n.NIC})
+	}
+	creds := []struct {
+		key string
+		ref CredRef
+		dst *steps.Credentials
+	}{
+		{"credentials.admin", f.Credentials.Admin, &s.Admin},
+		{"credentials.operator", f.Credentials.Operator, &s.Operator},
+		{"credentials.other", f.Credentials.Other, &s.Other},
+	}
+	for _, c := range creds {
+		if c.ref == (CredRef{}) {
+			continue
+		}
+		if c.ref.User == "" || c.ref.PasswordEnv == "" {
+			return nil, fmt.Errorf("%s: user and password_env are both required", c.key)
+		}
+		pw := getenv(c.ref.PasswordEnv)
+		if pw == "" {
+			return nil, fmt.Errorf("%s.password_env: environment variable %s is not set (the password of %s)", c.key, c.ref.PasswordEnv, c.ref.User)
+		}
+		*c.dst = steps.Credentials{User: c.ref.User, Password: logging.Secret(pw)}
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
