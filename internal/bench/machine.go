@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -43,11 +44,9 @@ func Probe() Machine {
 			}
 		}
 	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
-		m.Virt = "KVM"
-	} else {
-		m.Virt = "TCG (no usable /dev/kvm)"
+	m.Virt = "TCG (no usable KVM)"
+	if kvmUsable() {
+		m.Virt = "KVM available (the lab's VMs still run TCG: domain type qemu)"
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
@@ -61,6 +60,23 @@ func Probe() Machine {
 		}
 	}
 	return m
+}
+
+// kvmUsable reports whether /dev/kvm can create a VM (KVM_CREATE_VM):
+// the device may exist on a host without hardware virtualization.
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	const kvmCreateVM = 0xAE01
+	fd, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), kvmCreateVM, 0)
+	if errno != 0 {
+		return false
+	}
+	_ = syscall.Close(int(fd))
+	return true
 }
 
 func firstLine(args ...string) string {

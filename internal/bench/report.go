@@ -36,6 +36,8 @@ type Section struct {
 	Rows     []Row    `json:"rows"`
 	Ratios   []Ratio  `json:"ratios,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
+	// Embedded is Markdown carried over as is (another package's table).
+	Embedded string `json:"embedded_markdown,omitempty"`
 	// Chart, when set, is drawn as a grouped bar chart: one group per
 	// distinct Row.Case, one bar per Row.Subject, the value ChartStat.
 	Chart *Chart `json:"chart,omitempty"`
@@ -142,6 +144,12 @@ func Percentile(sorted []float64, p float64) float64 {
 	return sorted[min(max(k, 0), n-1)]
 }
 
+// SortSections orders the sections by id (they are numbered as in the
+// issue: 1-provision ... 7-copy).
+func (r *Report) SortSections() {
+	sort.SliceStable(r.Sections, func(i, j int) bool { return r.Sections[i].ID < r.Sections[j].ID })
+}
+
 // Write writes results.json, summary.md and the charts into dir.
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -199,6 +207,9 @@ func (r *Report) Markdown() string {
 		}
 		for _, n := range s.Notes {
 			fmt.Fprintf(&b, "- %s\n", n)
+		}
+		if s.Embedded != "" {
+			fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(s.Embedded))
 		}
 		if s.Chart != nil {
 			fmt.Fprintf(&b, "\n![%s](%s)\n", s.Title, s.Chart.File)
