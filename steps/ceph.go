@@ -64,3 +64,15 @@ func rbdInfo(ctx context.Context, site *Site, name string) (rbdImage, error) {
 	}
 	return im, nil
 }
+
+// RBDList lists the site's pool (bmi-uat check and clean).
+func RBDList(ctx context.Context, site *Site) ([]string, error) { return rbdList(ctx, site) }
+
+// RBDRemove removes an image of the site's pool (bmi-uat clean removes
+// the suite's own RBD images).
+func RBDRemove(ctx context.Context, site *Site, name string) error {
+	if out, err := rbdRun(ctx, site, "rm", "--no-progress", name); err != nil {
+		return fmt.Errorf("rbd rm %s: %w: %s", name, err, strings.TrimSpace(out))
+	}
+	return nil
+}

@@ -7,22 +7,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spf13/cobra"
-
 	"github.com/bmi-go/bmi/service/clikit"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := clikit.Run(ctx, newRoot(), os.Args[1:], os.Stderr)
+	code := clikit.Run(ctx, newRoot(os.Getenv), os.Args[1:], os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-func newRoot() *cobra.Command {
-	root := &cobra.Command{
-		Use:   "bmi-uat",
-		Short: "BMI acceptance suite runner: run the Gherkin features against a site",
-	}
-	return clikit.Prepare(root)
 }

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bmi-go/bmi/service/clikit"
+	"github.com/bmi-go/bmi/steps"
+	"github.com/bmi-go/bmi/uat"
+)
+
+// errLocal explains why the built-in local site is not run by this binary.
+var errLocal = errors.New("site local (bmid in-process on a private Ceph cluster) runs under go test, not bmi-uat: " +
+	"go test -tags pacific,ceph_preview ./steps (bmi-uat is built without cgo and cannot embed bmid)")
+
+type env struct {
+	getenv  func(string) string
+	configs []string
+	results string
+}
+
+// configDirs is where site configs are looked up: --configs, else
+// ./configs, else configs next to the binary's directory, else /etc/bmi.
+func configDirs(flag string) []string {
+	if flag != "" {
+		return []string{flag}
+	}
+	dirs := []string{"configs"}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "configs"))
+	}
+	return append(dirs, "/etc/bmi")
+}
+
+func (e *env) site(name string) (*steps.Site, error) {
+	if name == "local" {
+		return nil, errLocal
+	}
+	p, err := uat.SitePath(name, e.configs)
+	if err != nil {
+		return nil, err
+	}
+	return uat.LoadSite(p, e.getenv)
+}
+
+func newRoot(getenv func(string) string) *cobra.Command {
+	e := &env{getenv: getenv}
+	var configsFlag string
+	root := &cobra.Command{
+		Use:   "bmi-uat",
+		Short: "BMI acceptance suite runner: run the Gherkin features against a site",
+		Long: "bmi-uat runs BMI's acceptance suite (the features embedded in this binary) against a site\n" +
+			"described by configs/uat-<site>.yaml, and keeps each run's results in\n" +
+			"test-results/uat/<timestamp>-<site>-<PASS|FAIL>/. The built-in site 'local' runs under go test.",
+		PersistentPreRun: func(*cobra.Command, []string) { e.configs = configDirs(configsFlag) },
+	}
+	root.PersistentFlags().StringVar(&configsFlag, "configs", "", "directory of uat-<site>.yaml files (default ./configs, then ../configs next to the binary, then /etc/bmi)")
+	root.PersistentFlags().StringVar(&e.results, "results", filepath.Join("test-results", "uat"), "directory of the run results")
+	root.AddCommand(lsCmd(e), runCmd(e), checkCmd(e), cleanCmd(e))
+	return clikit.Prepare(root)
+}
+
+func lsCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the site configs, and the features, scenarios and tags this binary runs",
+		Args:  clikit.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			fs, err := uat.Features()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "sites:\tlocal (go test ./steps) %s\n", strings.Join(uat.Sites(e.configs), " "))
+			for _, f := range fs {
+				fmt.Fprintf(w, "\n%s\t%s\t%s\n", f.File, f.Name, strings.Join(f.Tags, " "))
+				for _, s := range f.Scenarios {
+					fmt.Fprintf(w, "  scenario\t%s\t%s\n", s.Name, strings.Join(s.Tags, " "))
+				}
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func runCmd(e *env) *cobra.Command {
+	var (
+		rounds   int
+		seed     uint64
+		tags     string
+		features []string
+	)
+	c := &cobra.Command{
+		Use:   "run SITE",
+		Short: "Run the suite against a site; exit 1 when anything failed",
+		Args:  clikit.ExactArgs("SITE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			site, err := e.site(args[0])
+			if err != nil {
+				return err
+			}
+			if rounds < 0 {
+				return clikit.Usagef("--randomize takes a number of rounds >= 1")
+			}
+			if rounds > 0 && seed == 0 {
+				var b [8]byte
+				_, _ = rand.Read(b[:])
+				seed = binary.LittleEndian.Uint64(b[:]) | 1
+			}
+			n := max(rounds, 1)
+			var failed []string
+			for i := 1; i <= n; i++ {
+				o := uat.RunOptions{Site: site, Tags: tags, Features: features, Results: e.results, Output: c.OutOrStdout()}
+				if rounds > 0 {
+					o.Round, o.Seed = i, seed+uint64(i-1)
+				}
+				res, err := uat.Run(c.Context(), o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "bmi-uat: report in %s\n", res.Dir)
+				if !res.Passed {
+					failed = append(failed, res.Dir)
+				}
+				if c.Context().Err() != nil {
+					return fmt.Errorf("interrupted after round %d", i)
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d run(s) failed: %s", len(failed), n, strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	c.Flags().IntVar(&rounds, "randomize", 0, "run N rounds with random names of 10-15 characters (the seed is printed)")
+	c.Flags().Uint64Var(&seed, "seed", 0, "the first round's seed (replays a randomised round)")
+	c.Flags().StringVar(&tags, "tags", "", "godog tag expression, e.g. '@images && ~@slow'")
+	c.Flags().StringArrayVar(&features, "feature", nil, "run only this feature file (repeatable), e.g. images.feature")
+	return c
+}
+
+func checkCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check SITE",
+		Short: "Validate a site config and that the site answers; changes nothing",
+		Args:  clikit.ExactArgs("SITE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			site, err := e.site(args[0])
+			if err != nil {
+				return err
+			}
+			return uat.Check(c.Context(), site, c.OutOrStdout())
+		},
+	}
+}
+
+func cleanCmd(e *env) *cobra.Command {
+	var results, yes bool
+	c := &cobra.Command{
+		Use:   "clean SITE",
+		Short: "Roll back what killed runs left, remove everything named by the suite's scheme (uat-*)",
+		Args:  clikit.ExactArgs("SITE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			site, err := e.site(args[0])
+			if err != nil {
+				return err
+			}
+			if err := uat.Clean(c.Context(), site, e.results, c.OutOrStdout()); err != nil {
+				return err
+			}
+			if !results {
+				return nil
+			}
+			if !yes {
+				fmt.Fprintf(c.OutOrStdout(), "remove every run result in %s? [y/N] ", e.results)
+				line, _ := bufio.NewReader(c.InOrStdin()).ReadString('\n')
+				if strings.TrimSpace(strings.ToLower(line)) != "y" {
+					fmt.Fprintln(c.OutOrStdout(), "results kept")
+					return nil
+				}
+			}
+			n, err := uat.RemoveResults(e.results)
+			if err == nil {
+				fmt.Fprintf(c.OutOrStdout(), "removed %d run result(s)\n", n)
+			}
+			return err
+		},
+	}
+	c.Flags().BoolVar(&results, "remove-results", false, "also delete the run results (asks first)")
+	c.Flags().BoolVar(&yes, "yes", false, "do not ask before deleting results")
+	return c
+}

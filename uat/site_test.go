@@ -1,0 +1,98 @@
+package uat
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestShippedSiteConfigs(t *testing.T) {
+	tests := map[string]struct {
+		env        map[string]string
+		twoTenants bool
+		netns      string
+	}{
+		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true},
+		"lab": {env: map[string]string{"BMI_URL": "http://169.254.7.2:8080", "BMI_LAB_HIL_URL": "http://169.254.7.2:5000",
+			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "BMI_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
+			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1", "BMI_LAB_NAMESPACE": "bmilab-lab"}, netns: "bmilab-lab"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, err := SitePath(name, []string{"../configs"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := LoadSite(p, env(tc.env))
+			if err != nil {
+				t.Fatalf("LoadSite(%s) = %v", p, err)
+			}
+			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 || s.Machines {
+				t.Errorf("LoadSite(%s) = %+v", p, s)
+			}
+			if s.Admin.Password.Reveal() != "a" || s.Operator.Password.Reveal() != "o" {
+				t.Errorf("passwords not taken from the environment: %+v", s)
+			}
+		})
+	}
+}
+
+func TestBadSiteConfigs(t *testing.T) {
+	good, err := os.ReadFile("../configs/uat-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}
+	tests := map[string]struct {
+		text string
+		env  map[string]string
+		want string
+	}{
+		"unknown key":      {text: string(good) + "colour: blue\n", env: full, want: "colour"},
+		"missing password": {text: string(good), env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OTHER_PASSWORD": "x"}, want: "credentials.operator.password_env: environment variable BMI_UAT_OPERATOR_PASSWORD is not set"},
+		"missing variable": {text: strings.Replace(string(good), "https://hil.example.org:5000", "${NO_SUCH_VAR}", 1), env: full, want: "hil_url: environment variable NO_SUCH_VAR"},
+		"one node":         {text: strings.Replace(string(good), "  - name: node-02\n    nic: eth0\n", "", 1), env: full, want: "at least two nodes"},
+		"not yaml":         {text: "name: [", env: full, want: "uat-bad.yaml"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "uat-bad.yaml")
+			if err := os.WriteFile(p, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadSite(p, env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) || !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("LoadSite = %v, want an invalid error naming %s and %q", err, p, tc.want)
+			}
+		})
+	}
+	if _, err := SitePath("nowhere", []string{"../configs"}); !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("SitePath(nowhere) = %v, want not found", err)
+	}
+}
+
+func TestFeaturesListed(t *testing.T) {
+	fs, err := Features()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range fs {
+		if f.Name == "" || len(f.Tags) == 0 {
+			t.Errorf("feature %s: no name or tag", f.File)
+		}
+		n += len(f.Scenarios)
+	}
+	if len(fs) < 4 || n < 10 {
+		t.Errorf("Features() = %d features, %d scenarios; want the shipped set", len(fs), n)
+	}
+	if _, err := featurePaths([]string{"nope"}); err == nil {
+		t.Error("featurePaths(nope) succeeded")
+	}
+}
