@@ -83,7 +83,11 @@ func addISCSI(r *Report) {
 		s.Note("service/iscsi's benchmark did not write results in this run (see go-bench.txt)")
 	} else {
 		b, _ := os.ReadFile(newest)
-		s.Embedded = string(b)
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			lines = append(lines, strings.TrimPrefix(l, "# ")) // its title lines, as text
+		}
+		s.Embedded = strings.Join(lines, "\n")
 		s.Note("from %s", strings.TrimPrefix(newest, repoRoot()+"/"))
 	}
 	// its load figures are in its own table; keep the section's ordering by id
