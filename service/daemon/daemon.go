@@ -86,14 +86,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			Interface: cfg.Boot.Files.IPXEInterface, Log: log.With("component", "bootfiles")}, portal: host}
 	}
 	if d.svc, err = core.New(core.Config{UID: cfg.UID, Snapshot: cfg.Ceph.Snapshot, IQNPrefix: cfg.ISCSI.IQNPrefix,
-		AdminProject: cfg.AdminProject}, deps); err != nil {
+		AdminProject: cfg.AdminProject, BusyWait: cfg.Ceph.BusyWait}, deps); err != nil {
 		return nil, err
 	}
 	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port}
-	if err := d.buildAPI(specs); err != nil {
+	if err := d.buildBoot(specs); err != nil {
 		return nil, err
 	}
-	if err := d.buildBoot(specs); err != nil {
+	if err := d.buildAPI(specs); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -111,7 +111,13 @@ func (d *Daemon) buildAPI(specs bootSpecs) error {
 		return err
 	}
 	h := &ipxe.Handler{Specs: specs, Nodes: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
-		Recorder: d.timeline, Faults: boot.FaultsFromConfig(d.cfg.Boot.Faults.HTTP)}
+		Recorder: d.timeline, Faults: boot.FaultsFromConfig(d.cfg.Boot.Faults.HTTP), RequireLease: d.cfg.Boot.IPXE.RequireLease}
+	if d.dhcp != nil {
+		h.Clients = d.dhcp
+	}
+	if h.RequireLease && h.Clients == nil {
+		return fmt.Errorf("boot.ipxe.require_lease needs bmid's DHCP server (boot.interfaces)")
+	}
 	if d.cfg.Boot.TFTP.Root != "" {
 		if st, err := os.Stat(d.cfg.Boot.TFTP.Root); err == nil && st.IsDir() {
 			h.Files = os.DirFS(d.cfg.Boot.TFTP.Root)
@@ -123,37 +129,20 @@ func (d *Daemon) buildAPI(specs bootSpecs) error {
 func (d *Daemon) buildBoot(specs bootSpecs) error {
 	b := d.cfg.Boot
 	if len(b.Interfaces) > 0 {
-		d.dhcp = &dhcpd.Server{Interfaces: b.Interfaces, Mode: dhcpd.Mode(b.DHCP.Mode), BaseURL: b.BaseURL, Nodes: specs,
-			Leases: leases{s: d.db, now: time.Now}, Log: d.log.With("component", "dhcp"), Recorder: d.timeline,
-			Faults: boot.FaultsFromConfig(b.Faults.DHCP)}
-		if b.DHCP.ServerIP != "" {
-			d.dhcp.ServerIP = net.ParseIP(b.DHCP.ServerIP).To4()
-		}
-		if b.DHCP.Mode == string(dhcpd.ModeServer) {
-			ones, err := config.ParseNetmask(b.DHCP.Netmask)
-			if err != nil {
-				return fmt.Errorf("boot.dhcp.netmask: %w", err)
-			}
-			d.dhcp.Pool = dhcpd.Pool{Start: net.ParseIP(b.DHCP.RangeStart).To4(), End: net.ParseIP(b.DHCP.RangeEnd).To4(),
-				Netmask: net.CIDRMask(ones, 32), LeaseTime: b.DHCP.LeaseTime}
-			if b.DHCP.Router != "" {
-				d.dhcp.Pool.Router = net.ParseIP(b.DHCP.Router).To4()
-			}
-			for _, s := range b.DHCP.DNS {
-				d.dhcp.Pool.DNS = append(d.dhcp.Pool.DNS, net.ParseIP(s).To4())
-			}
+		var err error
+		d.dhcp, err = dhcpd.NewFromConfig(b, specs, leases{s: d.db, now: time.Now}, d.log.With("component", "dhcp"), d.timeline)
+		if err != nil {
+			return err
 		}
 		if err := d.dhcp.Check(); err != nil {
 			return err
 		}
 	}
-	if b.TFTP.Listen != "" {
-		d.tftp = &tftpd.Server{Addr: b.TFTP.Listen, Root: b.TFTP.Root, Preload: b.TFTP.Preload,
-			Log: d.log.With("component", "tftp"), Recorder: d.timeline, Faults: boot.FaultsFromConfig(b.Faults.TFTP)}
-		if d.dhcp != nil {
-			d.tftp.Clients = d.dhcp
-		}
+	var clients tftpd.Clients
+	if d.dhcp != nil {
+		clients = d.dhcp
 	}
+	d.tftp = tftpd.NewFromConfig(b, d.log.With("component", "tftp"), clients, d.timeline)
 	return nil
 }
 
@@ -203,12 +192,33 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.tftp != nil {
 		g.Go(func() error { return d.tftp.Serve(gctx) })
 	}
+	g.Go(func() error { d.retryLoop(gctx); return nil })
 	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// retryInterval is how often operations that failed after their commit
+// step (or whose rollback did not finish) are retried.
+const retryInterval = 30 * time.Second
+
+// retryLoop retries failed operations until ctx ends.
+func (d *Daemon) retryLoop(ctx context.Context) {
+	t := time.NewTicker(retryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.svc.RetryFailed(ctx); err != nil {
+				d.log.Warn("retry of failed operations", "err", err)
+			}
+		}
+	}
 }
 
 func (d *Daemon) close() {
