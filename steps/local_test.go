@@ -16,6 +16,7 @@ import (
 	"github.com/bmi-go/bmi/service/client"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/daemon"
+	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/hilmock"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/steps"
@@ -120,4 +121,8 @@ func localSite(t *testing.T) *steps.Site {
 		}
 	}
 	return site
+}
+
+func hilCred(s *steps.Site) hil.Credentials {
+	return hil.Credentials{User: s.Operator.User, Password: s.Operator.Password}
 }

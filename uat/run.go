@@ -42,6 +42,10 @@ type RunOptions struct {
 	TestingT *testing.T
 	// Now is the run's clock (nil: time.Now).
 	Now func() time.Time
+	// FS replaces the embedded features (tests); Steps adds step
+	// definitions to every scenario (tests).
+	FS    fs.FS
+	Steps func(*godog.ScenarioContext)
 }
 
 // Result is the outcome of one run.
@@ -72,7 +76,11 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if o.Now != nil {
 		now = o.Now
 	}
-	paths, err := featurePaths(o.Features)
+	fsys := fs.FS(features.FS)
+	if o.FS != nil {
+		fsys = o.FS
+	}
+	paths, err := featurePaths(fsys, o.Features)
 	if err != nil {
 		return Result{}, err
 	}
@@ -114,11 +122,16 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	cfg := steps.Config{Site: o.Site, Journal: j, Seed: o.Seed, Log: out}
 	suite := godog.TestSuite{
 		Name:                "bmi-uat",
-		ScenarioInitializer: func(sc *godog.ScenarioContext) { steps.Register(sc, cfg, &n) },
+		ScenarioInitializer: func(sc *godog.ScenarioContext) {
+			steps.Register(sc, cfg, &n)
+			if o.Steps != nil {
+				o.Steps(sc)
+			}
+		},
 		Options: &godog.Options{
 			Format:         fmt.Sprintf("pretty,junit:%s,cucumber:%s", filepath.Join(dir, "junit.xml"), filepath.Join(dir, "cucumber.json")),
 			Output:         out,
-			FS:             features.FS,
+			FS:             fsys,
 			Paths:          paths,
 			Tags:           strings.Join(tags, " && "),
 			Strict:         true,
@@ -159,8 +172,8 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 }
 
 // featurePaths checks the requested features exist in the embedded set.
-func featurePaths(want []string) ([]string, error) {
-	all, err := fs.Glob(features.FS, "*.feature")
+func featurePaths(fsys fs.FS, want []string) ([]string, error) {
+	all, err := fs.Glob(fsys, "*.feature")
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bmi-go/bmi/features"
 	"github.com/bmi-go/bmi/service/fault"
 )
 
@@ -92,7 +93,7 @@ func TestFeaturesListed(t *testing.T) {
 	if len(fs) < 4 || n < 10 {
 		t.Errorf("Features() = %d features, %d scenarios; want the shipped set", len(fs), n)
 	}
-	if _, err := featurePaths([]string{"nope"}); err == nil {
+	if _, err := featurePaths(features.FS, []string{"nope"}); err == nil {
 		t.Error("featurePaths(nope) succeeded")
 	}
 }
