@@ -121,7 +121,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	var n atomic.Uint64
 	cfg := steps.Config{Site: o.Site, Journal: j, Seed: o.Seed, Log: out}
 	suite := godog.TestSuite{
-		Name:                "bmi-uat",
+		Name: "bmi-uat",
 		ScenarioInitializer: func(sc *godog.ScenarioContext) {
 			steps.Register(sc, cfg, &n)
 			if o.Steps != nil {
