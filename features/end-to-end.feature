@@ -34,3 +34,24 @@ Feature: End to end (the original acceptance test)
     Then the image "golden" is gone from BMI and Ceph
     When I remove RBD image "base"
     Then the RBD image "base" is gone from the site's pool
+
+  @lab
+  Scenario: Nodes boot their disks: the second one from the first one's snapshot
+    Given the site's bootable image, called "bootable"
+    When I provision node A from image "bootable"
+    Then BMI, Ceph, iSCSI and HIL agree about my project
+    And node A boots to its marker
+    When I snapshot the disk of node A as "snap"
+    Then the snapshot "snap" exists in BMI and in Ceph
+    When I provision node B from snapshot "snap"
+    Then node B's disk is a copy-on-write clone of snapshot "snap"
+    And BMI, Ceph, iSCSI and HIL agree about my project
+    And node B boots and shows node A's state record
+    When I deprovision node B
+    And I remove snapshot "snap"
+    Then the snapshot "snap" is gone from BMI and Ceph
+    When I deprovision node A
+    Then node A's iSCSI target is gone
+    And node A's clone is gone from Ceph
+    And node A no longer netboots: it gets the no-boot-config script
+    And BMI, Ceph, iSCSI and HIL agree about my project

@@ -62,3 +62,8 @@ func RandomName(rnd *rand.Rand) string {
 	}
 	return b.String()
 }
+
+// Bind makes alias name an existing thing of the site (not the suite's).
+func (n *Namer) Bind(alias, real string) {
+	n.byName[alias], n.used[real] = real, true
+}

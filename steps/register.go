@@ -36,4 +36,5 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerNodes(sc)
 	registerErrors(sc)
 	registerChecks(sc)
+	registerLab(sc)
 }

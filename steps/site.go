@@ -58,6 +58,11 @@ type Site struct {
 	Consoles string
 	// Machines says the nodes really boot (@lab scenarios can run).
 	Machines bool
+	// BootImage is an image of Project that boots the lab's test OS
+	// (prints BMI-LAB-STATE and BMI-LAB-BOOTED); needed by @lab.
+	BootImage string
+	// BootTimeout bounds one boot to the marker (0: 5 minutes).
+	BootTimeout time.Duration
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
 }

@@ -67,6 +67,10 @@ func (u *undoer) undo(ctx context.Context, e Entry) error {
 			return err
 		}
 		return u.bootGone(ctx, e.Project, e.Name)
+	case OpPower:
+		// the lab image powers off by itself after its marker; off again is harmless
+		cred := hilCred(u.site.Admin)
+		return gone(u.site.HIL().PowerOff(ctx, cred, e.Name))
 	case OpBoot:
 		if err := gone(u.admin.ClearBoot(ctx, e.Project, e.Name)); err != nil {
 			return err

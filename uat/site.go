@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -63,6 +64,10 @@ type SiteFile struct {
 	// Consoles is a directory of <node>.log serial consoles; set only on
 	// sites with machines that boot (enables the @lab scenarios).
 	Consoles string `yaml:"consoles"`
+	// BootImage is an image of project that boots the lab's test OS
+	// (needed by @lab); BootTimeout bounds one boot (default 5m).
+	BootImage   string        `yaml:"boot_image"`
+	BootTimeout time.Duration `yaml:"boot_timeout"`
 }
 
 // CredRef names a user and the environment variable of its password.
@@ -143,7 +148,7 @@ func LoadSite(path string, getenv func(string) string) (*steps.Site, error) {
 
 func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, error) {
 	s := &steps.Site{Name: f.Name, Project: f.Project, OtherProject: f.OtherProject, Pool: f.Ceph.Pool,
-		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS}
+		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS, BootImage: f.BootImage, BootTimeout: f.BootTimeout}
 	fields := []struct {
 		key string
 		src string
@@ -164,6 +169,9 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 		s.CephConf = filepath.Join(dir, s.CephConf)
 	}
 	s.Machines = s.Consoles != ""
+	if s.Machines && s.BootImage == "" {
+		return nil, fmt.Errorf("consoles: a site with machines also needs boot_image (an image of %s that boots)", f.Project)
+	}
 	for i, n := range f.Nodes {
 		if n.Name == "" || n.NIC == "" {
 			return nil, fmt.Errorf("nodes[%d]: name and nic are required", i)

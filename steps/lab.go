@@ -1,0 +1,138 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cucumber/godog"
+)
+
+// The lab image's console lines (lab/README.md): the state record found
+// on the disk, the marker of a finished boot, and failures.
+var (
+	bootedRE = regexp.MustCompile(`BMI-LAB-BOOTED (\S+) mode=(\S+)\s`)
+	stateRE  = regexp.MustCompile(`BMI-LAB-STATE (none|\S+ \d+)\s`)
+	failedRE = regexp.MustCompile(`(BMI-LAB-FAILED|BMI-BOOT-FAILED|BMI-NO-BOOT-CONFIG)[^\n]*`)
+)
+
+// OpPower is the journal kind of a node the suite powered on: undone by
+// powering it off.
+const OpPower = "power"
+
+func registerLab(sc *godog.ScenarioContext) {
+	sc.Step(`^the site's bootable image, called "([^"]*)"$`, bootableImage)
+	sc.Step(`^(node [AB]) boots to its marker$`, func(ctx context.Context, node string) error {
+		_, err := bootToMarker(ctx, node)
+		return err
+	})
+	sc.Step(`^(node [AB]) boots and shows (node [AB])'s state record$`, bootsWithRecord)
+}
+
+func bootableImage(ctx context.Context, alias string) error {
+	w := From(ctx)
+	if w.site.BootImage == "" {
+		return fmt.Errorf("site %s names no bootable image (boot_image)", w.site.Name)
+	}
+	w.names.Bind(alias, w.site.BootImage)
+	_, err := w.op.Image(ctx, w.site.Project, w.site.BootImage)
+	return err
+}
+
+// labBoot is what a node's console showed during one boot.
+type labBoot struct {
+	Host, Mode, State string
+}
+
+// bootToMarker powers the node on (or cycles it) through HIL and follows
+// its serial console until the image's marker: it must have booted its
+// iSCSI disk from the iBFT (mode=ibft).
+func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
+	w := From(ctx)
+	if !w.site.Machines {
+		return labBoot{}, fmt.Errorf("site %s has no machines that boot", w.site.Name)
+	}
+	n, err := w.node(nodeAlias)
+	if err != nil {
+		return labBoot{}, err
+	}
+	path := filepath.Join(w.site.Consoles, n.Name+".log")
+	var from int64
+	if st, err := os.Stat(path); err == nil {
+		from = st.Size()
+	}
+	if err := w.journal(Entry{Op: OpPower, Project: w.site.Project, Name: n.Name}); err != nil {
+		return labBoot{}, err
+	}
+	cred := hilCred(w.site.Operator)
+	status, err := w.hil.PowerStatus(ctx, cred, n.Name)
+	if err != nil {
+		return labBoot{}, fmt.Errorf("hil: power status of %s: %w", n.Name, err)
+	}
+	if strings.EqualFold(status, "off") {
+		err = w.hil.PowerOn(ctx, cred, n.Name)
+	} else {
+		err = w.hil.PowerCycle(ctx, cred, n.Name, true)
+	}
+	if err != nil {
+		return labBoot{}, fmt.Errorf("hil: power on %s: %w", n.Name, err)
+	}
+	timeout := w.site.BootTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	var text string
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && int64(len(b)) >= from {
+			text = string(b[from:])
+		}
+		if m := failedRE.FindString(text); m != "" {
+			return labBoot{}, fmt.Errorf("%s's console: %s", n.Name, m)
+		}
+		if m := bootedRE.FindStringSubmatch(text); m != nil {
+			boot := labBoot{Host: m[1], Mode: m[2]}
+			if s := stateRE.FindStringSubmatch(text); s != nil {
+				boot.State = s[1]
+			}
+			if boot.Mode != "ibft" {
+				return boot, fmt.Errorf("%s booted in mode %s, want ibft (its iSCSI disk)", n.Name, boot.Mode)
+			}
+			w.boots[nodeAlias] = boot
+			return boot, nil
+		}
+		if time.Now().After(deadline) {
+			tail := text
+			if len(tail) > 800 {
+				tail = tail[len(tail)-800:]
+			}
+			return labBoot{}, fmt.Errorf("%s: no boot marker on its console within %v; last output:\n%s", n.Name, timeout, tail)
+		}
+		select {
+		case <-ctx.Done():
+			return labBoot{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) error {
+	w := From(ctx)
+	first, ok := w.boots[firstAlias]
+	if !ok {
+		return fmt.Errorf("%s did not boot in this scenario", firstAlias)
+	}
+	boot, err := bootToMarker(ctx, nodeAlias)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(boot.State, first.Host+" ") {
+		return fmt.Errorf("%s found state record %q on its disk, want %s's (host %s)", nodeAlias, boot.State, firstAlias, first.Host)
+	}
+	return nil
+}
