@@ -35,9 +35,18 @@ test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the READ
 	@# one Ceph cluster for every package's real-Ceph tests, always purged after (scripts/with-test-ceph.sh)
 	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 -timeout 40m ./... 2>&1 | tee $(RESULTS)/test.log'
 
-uat: deps build ## Build the lab and run the acceptance suite on it; prints where the report is
-	@echo "make uat: the lab and the acceptance suite are not built yet (issues [lab] and [uat]); nothing was run" >&2
-	@exit 1
+uat: deps build ## Build the lab and run the acceptance suite on it; prints where the report is (KEEP_LAB=1 keeps the lab up)
+	@# bmi-lab up is idempotent (a running lab is resumed); bmi-uat exits non-zero unless every
+	@# scenario it ran passed, and `make uat` exits with its status after printing the report path.
+	@rc=0; \
+	bin/bmi-lab up --nodes 2 --bmid bin/bmid || { echo "make uat: bmi-lab up failed; the suite did not run" >&2; exit 1; }; \
+	eval "$$(bin/bmi-lab env)"; \
+	bin/bmi-uat run lab $(UAT_ARGS) || rc=$$?; \
+	report=$$(ls -d $(RESULTS)/uat/*-lab-* 2>/dev/null | tail -1); \
+	if [ "$${KEEP_LAB:-0}" = 1 ]; then echo "make uat: the lab is left up (KEEP_LAB=1); 'bin/bmi-lab down' removes it"; \
+	else bin/bmi-lab down || rc=1; fi; \
+	echo "make uat: report in $${report:-<none written>}"; \
+	exit $$rc
 
 bench: deps ## Run the benchmarks (QUICK=1: the reduced set); figures go to test-results/bench/<timestamp>/
 	@# one throwaway Ceph cluster for the run (scripts/with-test-ceph.sh); the lab boots bring their own
