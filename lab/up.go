@@ -101,6 +101,8 @@ ceph:
 hil:
   url: {{.HILURL}}
   provisioning_network: {{.ProvNet}}
+  user: {{.HILUser}}
+  password_file: {{.HILPasswordFile}}
 iscsi:
   listen: ["{{.BridgeAddr}}:3260"]
   portal: {{.BridgeAddr}}:3260
@@ -190,10 +192,19 @@ func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
 	if err := os.MkdirAll(filepath.Join(l.Dir, "bmid"), 0o755); err != nil {
 		return err
 	}
+	creds, err := l.Credentials()
+	if err != nil {
+		return err
+	}
+	pwFile := filepath.Join(l.Dir, "bmid", "hil-password")
+	if err := os.WriteFile(pwFile, []byte(creds.HILBMI+"\n"), 0o600); err != nil {
+		return err
+	}
 	br := strings.Split(l.Bridge4, "/")[0]
 	prefix := strings.TrimSuffix(br, ".1")
 	var b bytes.Buffer
-	err := bmidConfig.Execute(&b, map[string]any{
+	err = bmidConfig.Execute(&b, map[string]any{
+		"HILUser": HILBMIUser, "HILPasswordFile": pwFile,
 		"AdminProject": AdminProject, "APIPort": APIPort, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
 		"Keyring": ceph.KeyringPath(), "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
 		"BridgeAddr": br, "Bridge": l.Bridge, "RangeStart": prefix + ".100", "RangeEnd": prefix + ".199",

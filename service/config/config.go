@@ -101,9 +101,17 @@ type HIL struct {
 	// Channel is the HIL channel nodes are connected on ("vlan/native", or
 	// "null" for HIL's null network allocator).
 	Channel string `yaml:"channel"`
-	// ProvisioningNetwork is the HIL network BMI attaches a NIC to while the
-	// node boots from its disk.
+	// ProvisioningNetwork is the HIL network `provision` attaches the
+	// node's NIC to (and `deprovision` detaches it from); empty leaves the
+	// node's networks to the operator.
 	ProvisioningNetwork string `yaml:"provisioning_network"`
+	// User is BMI's own HIL account, used for the network changes of
+	// provision and deprovision (also when a crash is recovered, when the
+	// operator's credentials are gone). Required with provisioning_network.
+	User string `yaml:"user"`
+	// PasswordFile holds User's password (first line); never the password
+	// itself in this file.
+	PasswordFile string `yaml:"password_file"`
 }
 
 // ISCSI configures the embedded iSCSI target.

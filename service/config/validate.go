@@ -58,6 +58,8 @@ func (c Config) checks() []check {
 		{"hil.timeout", positive(int64(c.HIL.Timeout))},
 		{"hil.network_timeout", positive(int64(c.HIL.NetworkTimeout))},
 		{"hil.channel", required(c.HIL.Channel)},
+		{"hil.user", pair(c.HIL.User, c.HIL.ProvisioningNetwork, "hil.provisioning_network")},
+		{"hil.password_file", pair(c.HIL.PasswordFile, c.HIL.User, "hil.user")},
 		{"iscsi.listen", hostPorts(c.ISCSI.Listen)},
 		{"iscsi.portal", hostPort(c.ISCSI.Portal, false)},
 		{"iscsi.iqn_prefix", match(c.ISCSI.IQNPrefix, iqnRe, "an IQN prefix such as iqn.2026-11.org.example")},

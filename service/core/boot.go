@@ -190,17 +190,40 @@ func (s *Service) Provision(ctx context.Context, who Principal, project, node, i
 	}
 	data := s.diskData(project, node, src)
 	data["node"], data["nic"], data["mac"], data["owns_disk"] = node, nic, mac, "1"
+	data["network"], data["channel"] = s.cfg.ProvisioningNetwork, s.cfg.Channel
 	if _, err := s.run(ctx, who, plan{kind: "provision", project: project, target: node, data: data}); err != nil {
 		return DiskInfo{}, err
 	}
 	return s.diskInfo(ctx, project, node)
 }
 
-// provisionSteps: the disk steps, then boot config and files, then ready
-// (commit 6).
+// provisionSteps: the disk steps, then boot config and files, the
+// provisioning network, then ready (commit 7).
 func (s *Service) provisionSteps() []step {
 	return []step{s.insertRowStep(), s.cloneStep(), s.targetRecordStep(), s.exportStep(),
-		s.putBootStep(), s.writeFilesStep(), s.markReadyStep()}
+		s.putBootStep(), s.writeFilesStep(), s.connectStep(), s.markReadyStep()}
+}
+
+// connectStep attaches the node's NIC to the provisioning network (when
+// the operation's data names one); its undo detaches it.
+func (s *Service) connectStep() step {
+	return step{
+		name: "connect network",
+		do: func(ctx context.Context, r *opRun) error {
+			if r.get("network") == "" {
+				return nil
+			}
+			return s.networks.ConnectNetwork(ctx, r.get("node"), r.get("nic"), r.get("network"), r.get("channel"))
+		},
+		undo: func(ctx context.Context, r *opRun) error { return s.detach(ctx, r) },
+	}
+}
+
+func (s *Service) detach(ctx context.Context, r *opRun) error {
+	if r.get("network") == "" {
+		return nil
+	}
+	return s.networks.DetachNetwork(ctx, r.get("node"), r.get("nic"), r.get("network"))
 }
 
 // Deprovision stops node from netbooting and, when its disk was made by
@@ -229,14 +252,18 @@ func (s *Service) Deprovision(ctx context.Context, who Principal, project, node,
 	if err != nil {
 		return err
 	}
-	data := map[string]string{"node": node, "mac": b.MAC, "image_id": itoa(d.ID), "ceph": d.CephName, "project": project}
+	data := map[string]string{"node": node, "nic": b.NIC, "mac": b.MAC, "image_id": itoa(d.ID), "ceph": d.CephName, "project": project,
+		"network": s.cfg.ProvisioningNetwork}
 	_, err = s.run(ctx, who, plan{kind: "deprovision", project: project, target: node, data: data})
 	return err
 }
 
+// deprovisionSteps: mark deleting (commit 0), boot config and files, the
+// provisioning network, then the disk.
 func (s *Service) deprovisionSteps() []step {
 	steps := []step{s.markStateStep(StateDeleting, StateReady)}
 	steps = append(steps, s.clearBootSteps()...)
+	steps = append(steps, step{name: "detach network", do: func(ctx context.Context, r *opRun) error { return s.detach(ctx, r) }})
 	return append(steps, s.deleteDiskSteps()[1:]...)
 }
 

@@ -124,6 +124,15 @@ type Nodes interface {
 	MAC(ctx context.Context, who Principal, node, nic string) (string, error)
 }
 
+// Networks changes HIL networks with BMI's own HIL account, not the
+// caller's: recovery after a crash must be able to undo or finish a change
+// without the caller's credentials (which are never journaled). Both calls
+// wait until HIL has applied the change, and both are idempotent.
+type Networks interface {
+	ConnectNetwork(ctx context.Context, node, nic, network, channel string) error
+	DetachNetwork(ctx context.Context, node, nic, network string) error
+}
+
 // Authorizer decides who may do what (HIL, through the daemon's adapter):
 // Authenticate fails with ErrUnauthenticated, the others with ErrForbidden.
 type Authorizer interface {

@@ -481,3 +481,46 @@ func (h *fakeHIL) MAC(ctx context.Context, who core.Principal, node, nic string)
 	}
 	return mac, nil
 }
+
+// fakeNetworks records which NIC is on which network, persisted in a file
+// so that it survives a killed process (HIL is another process).
+type fakeNetworks struct {
+	mu   sync.Mutex
+	path string
+	On   map[string]string // node/nic → network
+}
+
+func newFakeNetworks(path string) *fakeNetworks {
+	n := &fakeNetworks{path: path, On: map[string]string{}}
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &n.On)
+	}
+	return n
+}
+
+func (n *fakeNetworks) save() {
+	b, _ := json.Marshal(n.On)
+	_ = os.WriteFile(n.path+".tmp", b, 0o600)
+	_ = os.Rename(n.path+".tmp", n.path)
+}
+
+func (n *fakeNetworks) ConnectNetwork(_ context.Context, node, nic, network, channel string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if channel == "" {
+		return fault.Errorf(fault.Invalid, "no channel")
+	}
+	n.On[node+"/"+nic] = network
+	n.save()
+	return nil
+}
+
+func (n *fakeNetworks) DetachNetwork(_ context.Context, node, nic, network string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.On[node+"/"+nic] == network {
+		delete(n.On, node+"/"+nic)
+		n.save()
+	}
+	return nil
+}

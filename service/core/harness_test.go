@@ -34,6 +34,7 @@ type env struct {
 	exp    *fakeExporter
 	files  fakeFiles
 	hil    *fakeHIL
+	nets   *fakeNetworks
 	svc    *core.Service
 }
 
@@ -64,9 +65,10 @@ func openEnv(t testing.TB, dir string) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, dir: dir, db: db, images: newFakeImages(filepath.Join(dir, "ceph.json")),
-		exp: newFakeExporter(), files: fakeFiles{dir: files}, hil: newHIL()}
-	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra"},
-		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Auth: e.hil, Log: logging.Discard()})
+		exp: newFakeExporter(), files: fakeFiles{dir: files}, hil: newHIL(), nets: newFakeNetworks(filepath.Join(dir, "networks.json"))}
+	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
+		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
+		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +152,9 @@ func (e *env) state() string {
 	for _, n := range nodes {
 		lines = append(lines, "bootfile "+n)
 	}
+	for k, v := range e.nets.On {
+		lines = append(lines, "network "+k+" on "+v)
+	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
@@ -218,6 +223,24 @@ func (e *env) checkConsistent() {
 	files, _ := e.files.Nodes(ctx)
 	if strings.Join(files, ",") != strings.Join(bn, ",") {
 		e.t.Errorf("boot files for %v, boot configs for %v", files, bn)
+	}
+	// A provisioned node (its boot config owns its disk) is on the
+	// provisioning network; no other NIC is.
+	onNet := map[string]bool{}
+	for _, b := range boots {
+		if b.OwnsDisk {
+			onNet[b.Node+"/"+b.NIC] = true
+		}
+	}
+	for k := range e.nets.On {
+		if !onNet[k] {
+			e.t.Errorf("NIC %s is on the provisioning network but not provisioned", k)
+		}
+	}
+	for k := range onNet {
+		if e.nets.On[k] != "bmi-provision" {
+			e.t.Errorf("provisioned NIC %s is not on the provisioning network", k)
+		}
 	}
 }
 

@@ -21,7 +21,7 @@ func (s *Service) registry() map[string]opKind {
 		"remove":      {steps: s.removeSteps, commit: 1},
 		"create-disk": {steps: s.createDiskSteps, commit: 4},
 		"delete-disk": {steps: s.deleteDiskSteps, commit: 0},
-		"provision":   {steps: s.provisionSteps, commit: 6},
+		"provision":   {steps: s.provisionSteps, commit: 7},
 		"deprovision": {steps: s.deprovisionSteps, commit: 0},
 		"set-boot":    {steps: func() []step { return []step{s.putBootStep(), s.writeFilesStep()} }, commit: 1},
 		"clear-boot":  {steps: s.clearBootSteps, commit: 0},

@@ -25,6 +25,11 @@ type Config struct {
 	// is busy (a crashed process's watch lingers until the OSD times it
 	// out); 0 does not wait.
 	BusyWait time.Duration
+	// ProvisioningNetwork, when set, is the HIL network Provision attaches
+	// the node's NIC to (on Channel) and Deprovision detaches it from.
+	ProvisioningNetwork string
+	// Channel is the HIL channel of ProvisioningNetwork ("vlan/native").
+	Channel string
 }
 
 // Deps are the collaborators. Files may be nil (no legacy file mode).
@@ -34,6 +39,8 @@ type Deps struct {
 	Exporter Exporter
 	Files    BootFiles
 	Nodes    Nodes
+	// Networks is required when Config.ProvisioningNetwork is set.
+	Networks Networks
 	Auth     Authorizer
 	Log      *slog.Logger
 }
@@ -46,6 +53,7 @@ type Service struct {
 	exporter  Exporter
 	files     BootFiles
 	nodes     Nodes
+	networks  Networks
 	auth      Authorizer
 	log       *slog.Logger
 	locks     *locker
@@ -74,9 +82,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, fault.Errorf(fault.Invalid, "core: uid, snapshot and iqn prefix are required")
 	case d.Store == nil || d.Images == nil || d.Exporter == nil || d.Nodes == nil || d.Auth == nil || d.Log == nil:
 		return nil, fault.Errorf(fault.Invalid, "core: store, images, exporter, nodes, auth and log are required")
+	case cfg.ProvisioningNetwork != "" && (d.Networks == nil || cfg.Channel == ""):
+		return nil, fault.Errorf(fault.Invalid, "core: a provisioning network needs a HIL account for network changes and a channel")
 	}
 	s := &Service{cfg: cfg, store: d.Store, images: d.Images, exporter: d.Exporter, files: d.Files,
-		nodes: d.Nodes, auth: d.Auth, log: d.Log, locks: newLocker(), live: map[string]bool{}}
+		nodes: d.Nodes, networks: d.Networks, auth: d.Auth, log: d.Log, locks: newLocker(), live: map[string]bool{}}
 	s.kinds = s.registry()
 	return s, nil
 }

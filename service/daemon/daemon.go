@@ -81,12 +81,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
 	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph},
 		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
+	if cfg.HIL.User != "" {
+		pw, err := readPassword(cfg.HIL.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		deps.Networks = hilNetworks{c: hc, cred: hil.Credentials{User: cfg.HIL.User, Password: pw}}
+	}
 	if cfg.Boot.Files.Enabled {
 		deps.Files = files{w: &bootfiles.Writer{PXELinuxDir: cfg.Boot.Files.PXELinuxDir, IPXEDir: cfg.Boot.Files.IPXEDir,
 			Interface: cfg.Boot.Files.IPXEInterface, Log: log.With("component", "bootfiles")}, portal: host}
 	}
 	if d.svc, err = core.New(core.Config{UID: cfg.UID, Snapshot: cfg.Ceph.Snapshot, IQNPrefix: cfg.ISCSI.IQNPrefix,
-		AdminProject: cfg.AdminProject, BusyWait: cfg.Ceph.BusyWait}, deps); err != nil {
+		AdminProject: cfg.AdminProject, BusyWait: cfg.Ceph.BusyWait,
+		ProvisioningNetwork: cfg.HIL.ProvisioningNetwork, Channel: cfg.HIL.Channel}, deps); err != nil {
 		return nil, err
 	}
 	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port}

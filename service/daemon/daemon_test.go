@@ -21,6 +21,7 @@ import (
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/hilmock"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -93,6 +94,11 @@ func siteConfig(t testing.TB, uid, hilURL, stateDir string) config.Config {
 	portal := freeAddr(t)
 	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
 	cfg.Boot.TFTP.Root = "/usr/lib/ipxe"
+	cfg.HIL.ProvisioningNetwork, cfg.HIL.User = "bmi-provision", "bmi"
+	cfg.HIL.PasswordFile = filepath.Join(stateDir, "hil-password")
+	if err := os.WriteFile(cfg.HIL.PasswordFile, []byte("bmi-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := cfg.Validate("test"); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +157,20 @@ func (s *site) get(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// nicNetworks asks HIL (as the node's tenant) which networks a NIC is on.
+func (s *site) nicNetworks(node, nic string) map[string]string {
+	s.t.Helper()
+	n, err := hil.New(s.cfg.HIL.URL, nil).ShowNode(context.Background(), hil.Credentials{User: alice.User, Password: alice.Password}, node)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := n.NIC(nic)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c.Networks
+}
+
 func rbd(t testing.TB, conf, pool string, args ...string) string {
 	t.Helper()
 	out, err := cephtest.RBD(conf, pool, args...)
@@ -189,6 +209,10 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Provision put the node's NIC on the provisioning network (HIL says so).
+	if nets := s.nicNetworks("node-01", "eth0"); nets["vlan/native"] != "bmi-provision" {
+		t.Fatalf("node-01/eth0 networks after provision: %v", nets)
+	}
 	// The node's script names its target; a real initiator logs in with CHAP.
 	code, script := s.get("/boot/52:54:00:00:01:01.ipxe")
 	if code != 200 || !strings.Contains(script, d1.Target.IQN) || !strings.Contains(script, "sanboot") {
@@ -225,6 +249,9 @@ func TestEndToEnd(t *testing.T) {
 		if err := svc.Deprovision(ctx, alice, "tenant-a", n, "eth0"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if nets := s.nicNetworks("node-01", "eth0"); len(nets) != 0 {
+		t.Fatalf("node-01/eth0 still on %v after deprovision", nets)
 	}
 	if code, _ := s.get("/boot/52:54:00:00:01:01.ipxe"); code != 200 {
 		t.Fatalf("script of a deprovisioned node: %d", code)

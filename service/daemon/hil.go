@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/hil"
+	"github.com/bmi-go/bmi/service/logging"
 )
 
 // hilAuth presents the HIL client as core.Nodes and core.Authorizer, with
@@ -92,4 +95,73 @@ func (a *hilAuth) MAC(ctx context.Context, who core.Principal, node, nic string)
 		return "", err
 	}
 	return c.MAC, nil
+}
+
+// hilNetworks presents BMI's own HIL account as core.Networks, making the
+// calls idempotent: connecting a NIC that is already on the network, and
+// detaching one that is not, succeed.
+type hilNetworks struct {
+	c    *hil.Client
+	cred hil.Credentials
+}
+
+var _ core.Networks = hilNetworks{}
+
+// readPassword reads the first line of a password file.
+func readPassword(path string) (logging.Secret, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("hil.password_file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	if pw = strings.TrimRight(pw, "\r"); pw == "" {
+		return "", fmt.Errorf("hil.password_file %s: empty", path)
+	}
+	return logging.Secret(pw), nil
+}
+
+// on reports whether the NIC is on the network (on any channel).
+func (n hilNetworks) on(ctx context.Context, node, nic, network string) (bool, error) {
+	nd, err := n.c.ShowNode(ctx, n.cred, node)
+	if err != nil {
+		return false, err
+	}
+	c, err := nd.NIC(nic)
+	if err != nil {
+		return false, err
+	}
+	for _, net := range c.Networks {
+		if net == network {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (n hilNetworks) ConnectNetwork(ctx context.Context, node, nic, network, channel string) error {
+	if ok, err := n.on(ctx, node, nic, network); err == nil && ok {
+		return nil
+	}
+	_, err := n.c.ConnectNetwork(ctx, n.cred, node, nic, network, channel)
+	if err != nil {
+		if ok, oerr := n.on(ctx, node, nic, network); oerr == nil && ok {
+			return nil
+		}
+		return fmt.Errorf("connect NIC %q of node %q to network %q: %w", nic, node, network, err)
+	}
+	return nil
+}
+
+func (n hilNetworks) DetachNetwork(ctx context.Context, node, nic, network string) error {
+	if ok, err := n.on(ctx, node, nic, network); err == nil && !ok {
+		return nil
+	}
+	_, err := n.c.DetachNetwork(ctx, n.cred, node, nic, network)
+	if err != nil {
+		if ok, oerr := n.on(ctx, node, nic, network); oerr == nil && !ok {
+			return nil
+		}
+		return fmt.Errorf("detach NIC %q of node %q from network %q: %w", nic, node, network, err)
+	}
+	return nil
 }
