@@ -18,6 +18,7 @@ const (
 	OpDisk      = "disk"      // a BMI disk: delete disk
 	OpProvision = "provision" // a provisioned node: deprovision
 	OpBoot      = "boot"      // a node's boot config: clear boot
+	OpNetwork   = "network"   // a NIC the suite attached to a HIL network: detach
 )
 
 // Entry is one line of a journal: something a scenario created (Op set),
@@ -30,6 +31,7 @@ type Entry struct {
 	Project  string `json:"project,omitempty"`
 	Name     string `json:"name,omitempty"`
 	NIC      string `json:"nic,omitempty"`
+	Network  string `json:"network,omitempty"`
 	Done     bool   `json:"done,omitempty"`
 }
 

@@ -69,6 +69,9 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 		return labBoot{}, err
 	}
 	cred := hilCred(w.site.Operator)
+	if err := w.attach(ctx, n); err != nil {
+		return labBoot{}, err
+	}
 	status, err := w.hil.PowerStatus(ctx, cred, n.Name)
 	if err != nil {
 		return labBoot{}, fmt.Errorf("hil: power status of %s: %w", n.Name, err)
@@ -133,6 +136,39 @@ func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) error {
 	}
 	if !strings.HasPrefix(boot.State, first.Host+" ") {
 		return fmt.Errorf("%s found state record %q on its disk, want %s's (host %s)", nodeAlias, boot.State, firstAlias, first.Host)
+	}
+	return nil
+}
+
+// attach makes sure the node's NIC is on the site's provisioning network:
+// BMI attaches it when provisioning if bmid is configured to; when it is
+// not, the suite attaches it through HIL as the operator (journaled) and
+// says so in the log.
+func (w *World) attach(ctx context.Context, n Node) error {
+	net := w.site.ProvisioningNetwork
+	if net == "" {
+		return nil
+	}
+	cred := hilCred(w.site.Operator)
+	hn, err := w.hil.ShowNode(ctx, cred, n.Name)
+	if err != nil {
+		return fmt.Errorf("hil: node %s: %w", n.Name, err)
+	}
+	nic, err := hn.NIC(n.NIC)
+	if err != nil {
+		return err
+	}
+	if onNetwork(nic.Networks, net) {
+		return nil
+	}
+	if w.cfg.Log != nil {
+		fmt.Fprintf(w.cfg.Log, "note: BMI did not attach %s/%s to %s at provision; the suite attaches it through HIL\n", n.Name, n.NIC, net)
+	}
+	if err := w.journal(Entry{Op: OpNetwork, Name: n.Name, NIC: n.NIC, Network: net}); err != nil {
+		return err
+	}
+	if _, err := w.hil.ConnectNetwork(ctx, cred, n.Name, n.NIC, net, "vlan/native"); err != nil {
+		return fmt.Errorf("hil: connect %s/%s to %s: %w", n.Name, n.NIC, net, err)
 	}
 	return nil
 }

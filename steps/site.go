@@ -61,6 +61,9 @@ type Site struct {
 	// BootImage is an image of Project that boots the lab's test OS
 	// (prints BMI-LAB-STATE and BMI-LAB-BOOTED); needed by @lab.
 	BootImage string
+	// ProvisioningNetwork is the HIL network nodes netboot on; @lab
+	// attaches a node's NIC to it before powering it on when BMI has not.
+	ProvisioningNetwork string
 	// BootTimeout bounds one boot to the marker (0: 5 minutes).
 	BootTimeout time.Duration
 	// ImageMiB is the size of the RBD images the suite creates.

@@ -71,6 +71,17 @@ func (u *undoer) undo(ctx context.Context, e Entry) error {
 		// the lab image powers off by itself after its marker; off again is harmless
 		cred := hilCred(u.site.Admin)
 		return gone(u.site.HIL().PowerOff(ctx, cred, e.Name))
+	case OpNetwork:
+		cred := hilCred(u.site.Admin)
+		_, derr := u.site.HIL().DetachNetwork(ctx, cred, e.Name, e.NIC, e.Network)
+		hn, err := u.site.HIL().ShowNode(ctx, cred, e.Name)
+		if err != nil {
+			return err
+		}
+		if nic, err := hn.NIC(e.NIC); err != nil || nic.Networks[e.Network] != "" || onNetwork(nic.Networks, e.Network) {
+			return fmt.Errorf("node %s nic %s is still on network %s (%v)", e.Name, e.NIC, e.Network, derr)
+		}
+		return nil
 	case OpBoot:
 		if err := gone(u.admin.ClearBoot(ctx, e.Project, e.Name)); err != nil {
 			return err
@@ -95,4 +106,15 @@ func (u *undoer) bootGone(ctx context.Context, project, node string) error {
 		return fmt.Errorf("node %s of project %s still has a boot config (%v)", node, project, err)
 	}
 	return nil
+}
+
+// onNetwork says whether a HIL NIC's networks (channel -> network) include
+// network.
+func onNetwork(nets map[string]string, network string) bool {
+	for _, n := range nets {
+		if n == network {
+			return true
+		}
+	}
+	return false
 }

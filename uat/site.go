@@ -66,8 +66,11 @@ type SiteFile struct {
 	Consoles string `yaml:"consoles"`
 	// BootImage is an image of project that boots the lab's test OS
 	// (needed by @lab); BootTimeout bounds one boot (default 5m).
-	BootImage   string        `yaml:"boot_image"`
-	BootTimeout time.Duration `yaml:"boot_timeout"`
+	BootImage string `yaml:"boot_image"`
+	// ProvisioningNetwork is the HIL network nodes netboot on (@lab
+	// attaches a NIC that BMI left off it).
+	ProvisioningNetwork string        `yaml:"provisioning_network"`
+	BootTimeout         time.Duration `yaml:"boot_timeout"`
 }
 
 // CredRef names a user and the environment variable of its password.
@@ -148,7 +151,8 @@ func LoadSite(path string, getenv func(string) string) (*steps.Site, error) {
 
 func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, error) {
 	s := &steps.Site{Name: f.Name, Project: f.Project, OtherProject: f.OtherProject, Pool: f.Ceph.Pool,
-		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS, BootImage: f.BootImage, BootTimeout: f.BootTimeout}
+		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS, BootImage: f.BootImage, BootTimeout: f.BootTimeout,
+		ProvisioningNetwork: f.ProvisioningNetwork}
 	fields := []struct {
 		key string
 		src string
@@ -164,6 +168,12 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 			return nil, err
 		}
 		*fl.dst = v
+	}
+	// an address given in CIDR form (bmi-lab env's BMI_LAB_BRIDGE_IPV4) is
+	// taken without its prefix length
+	if host, port, ok := strings.Cut(s.Portal, ":"); ok && strings.Contains(host, "/") {
+		host, _, _ = strings.Cut(host, "/")
+		s.Portal = host + ":" + port
 	}
 	if s.CephConf != "" && !filepath.IsAbs(s.CephConf) {
 		s.CephConf = filepath.Join(dir, s.CephConf)

@@ -23,7 +23,7 @@ func TestShippedSiteConfigs(t *testing.T) {
 		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true},
 		"lab": {env: map[string]string{"BMI_URL": "http://169.254.7.2:8080", "BMI_LAB_HIL_URL": "http://169.254.7.2:5000",
 			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "BMI_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
-			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1", "BMI_LAB_NAMESPACE": "bmilab-lab"}, netns: "bmilab-lab", machines: true},
+			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab"}, netns: "bmilab-lab", machines: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -34,6 +34,9 @@ func TestShippedSiteConfigs(t *testing.T) {
 			s, err := LoadSite(p, env(tc.env))
 			if err != nil {
 				t.Fatalf("LoadSite(%s) = %v", p, err)
+			}
+			if strings.Contains(s.Portal, "/") {
+				t.Errorf("portal %q keeps a prefix length", s.Portal)
 			}
 			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 || s.Machines != tc.machines {
 				t.Errorf("LoadSite(%s) = %+v", p, s)
