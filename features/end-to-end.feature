@@ -39,7 +39,8 @@ Feature: End to end (the original acceptance test)
   Scenario: Nodes boot their disks: the second one from the first one's snapshot
     Given the site's bootable image, called "bootable"
     When I provision node A from image "bootable"
-    Then BMI, Ceph, iSCSI and HIL agree about my project
+    Then node A's boot script boots its disk
+    And BMI, Ceph, iSCSI and HIL agree about my project
     And node A boots to its marker
     When I snapshot the disk of node A as "snap"
     Then the snapshot "snap" exists in BMI and in Ceph

@@ -15,6 +15,9 @@ import (
 // numbers the scenarios of a run (names and random seeds derive from it).
 func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
+		if err := ctx.Err(); err != nil {
+			return ctx, fmt.Errorf("the run was interrupted: %w", err)
+		}
 		w, err := newWorld(cfg, s.Name, n.Add(1))
 		if err != nil {
 			return ctx, err
