@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"math"
+	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -11,7 +13,7 @@ import (
 )
 
 // drawChart draws the section as a grouped bar chart (one group per case,
-// one bar per subject) into file; the format follows its extension.
+// one bar per subject) into file (SVG) and the same name with .png.
 func drawChart(file string, s *Section) error {
 	var cases, subjects []string
 	seen := map[string]bool{}
@@ -29,8 +31,13 @@ func drawChart(file string, s *Section) error {
 	p.Title.Text = s.Title
 	p.Y.Label.Text = s.Chart.YLabel
 	p.Y.Min = 0
-	p.Legend.Top = true
-	w := vg.Points(float64(min(40, 400/max(1, len(cases)*len(subjects)))))
+	p.Legend.Top, p.Legend.Left = true, true
+	top := 0.0
+	for _, r := range s.Rows {
+		top = max(top, stat(r, s.Chart.Stat))
+	}
+	p.Y.Max = top * 1.25 // room for the legend
+	w := vg.Points(float64(min(40, 380/max(1, len(cases)*len(subjects)))))
 	for i, sub := range subjects {
 		vals := make(plotter.Values, len(cases))
 		for j, c := range cases {
@@ -49,8 +56,12 @@ func drawChart(file string, s *Section) error {
 		p.Legend.Add(sub, bars)
 	}
 	p.NominalX(cases...)
-	if err := p.Save(8*vg.Inch, 4.5*vg.Inch, file); err != nil {
-		return fmt.Errorf("chart %s: %w", s.ID, err)
+	p.X.Min, p.X.Max = -0.5, float64(len(cases))-0.5 // half a group of room each side
+	// the SVG, and a PNG next to it for viewers without SVG
+	for _, f := range []string{file, strings.TrimSuffix(file, filepath.Ext(file)) + ".png"} {
+		if err := p.Save(8*vg.Inch, 4.5*vg.Inch, f); err != nil {
+			return fmt.Errorf("chart %s: %w", s.ID, err)
+		}
 	}
 	return nil
 }

@@ -38,9 +38,10 @@ func TestWrite(t *testing.T) {
 	s.Ratio("100 GiB / 1 GiB (bmi median)", s.Find("100 GiB", "bmi create-disk").Median, s.Find("1 GiB", "bmi create-disk").Median)
 	s.Ratio("skipped: divides by zero", 1, 0)
 	s.Note("a note")
-	api := &Section{ID: "6-api", Title: "API", Compares: "list vs healthz"}
+	api := &Section{ID: "6-api", Title: "API", Compares: "list vs healthz", Embedded: "| a | b |\n|---|---|\n| 1 | 2 |\n"}
 	api.Add(Row{Case: "200 clients", Subject: "list", Unit: "ms", N: 5, Extra: map[string]float64{"req/s": 1000}})
-	r.Sections = []*Section{s, api}
+	r.Sections = []*Section{api, s}
+	r.SortSections()
 	dir := t.TempDir()
 	if err := r.Write(dir); err != nil {
 		t.Fatal(err)
@@ -61,10 +62,13 @@ func TestWrite(t *testing.T) {
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
 	for _, want := range []string{"quick run", "| 100 GiB | librbd clone (baseline) | 2 | 20.0 ms | 30.0 ms |", "**100 GiB / 1 GiB (bmi median)**: 1.00",
-		"- a note", "![Provision latency](provision.svg)", "req/s 1000", "| 1-provision | 100 GiB / 1 GiB (bmi median) | 1.00 |"} {
+		"- a note", "![Provision latency](provision.svg)", "req/s 1000", "| 1 | 2 |", "| 1-provision | 100 GiB / 1 GiB (bmi median) | 1.00 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("summary.md lacks %q:\n%s", want, md)
 		}
+	}
+	if png, err := os.ReadFile(filepath.Join(dir, "provision.png")); err != nil || !strings.HasPrefix(string(png), "\x89PNG") {
+		t.Fatalf("provision.png: %v", err)
 	}
 	svg, err := os.ReadFile(filepath.Join(dir, "provision.svg"))
 	if err != nil || !strings.Contains(string(svg), "<svg") || !strings.Contains(string(svg), "librbd clone (baseline)") {

@@ -79,6 +79,16 @@ func addISCSI(r *Report) {
 	}
 	s := &Section{ID: "5-iscsi", Title: "5. iSCSI throughput",
 		Compares: "service/iscsi's BenchmarkISCSI, run by make bench just before: our target vs tgtd with its rbd backing store vs direct librbd on one fully written 1 GiB RBD image."}
+	rc, err := os.ReadFile(filepath.Join(runDir, "iscsi.rc"))
+	switch {
+	case err != nil:
+		s.Note("not run (make bench QUICK=1 leaves it out: it takes about 3 minutes)")
+		r.Sections = append(r.Sections, s)
+		r.SortSections()
+		return
+	case strings.TrimSpace(string(rc)) != "0":
+		s.Note("service/iscsi's benchmark FAILED (exit status %s, see go-bench.txt); figures below are what it wrote", strings.TrimSpace(string(rc)))
+	}
 	if newest == "" {
 		s.Note("service/iscsi's benchmark did not write results in this run (see go-bench.txt)")
 	} else {
