@@ -350,7 +350,13 @@ func report(b *testing.B, rs []benchResult) {
 			}
 			return fmt.Sprintf("%.2f", x/y)
 		}
-		fmt.Fprintf(&sb, "| %s | %.0f %s | %.0f %s | %.0f %s | %s | %s |\n", label, a, unit, t, unit, l, unit, ratio(a, t), ratio(a, l))
+		cell := func(x float64) string {
+			if x == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.0f %s", x, unit)
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", label, cell(a), cell(t), cell(l), ratio(a, t), ratio(a, l))
 	}
 	row("seq read 1 MiB QD8", "seqread", 8, "MiB/s")
 	row("seq write 1 MiB QD8", "seqwrite", 8, "MiB/s")
