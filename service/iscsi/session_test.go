@@ -21,7 +21,12 @@ func TestReadWriteInFlight(t *testing.T) {
 		"R2T only":         {{"InitialR2T", "Yes"}, {"ImmediateData", "No"}},
 		"small bursts":     {{"MaxBurstLength", "8192"}, {"MaxOutstandingR2T", "4"}, {"MaxRecvDataSegmentLength", "4096"}},
 		"digests":          {{"HeaderDigest", "CRC32C,None"}, {"DataDigest", "CRC32C,None"}},
-		"large segments":   {{"MaxRecvDataSegmentLength", "262144"}, {"MaxBurstLength", "1048576"}, {"FirstBurstLength", "262144"}, {"InitialR2T", "No"}},
+		// The keys iPXE's initiator sends (src/net/tcp/iscsi.c).
+		"ipxe keys": {{"HeaderDigest", "None"}, {"DataDigest", "None"}, {"MaxConnections", "1"}, {"InitialR2T", "Yes"},
+			{"ImmediateData", "No"}, {"MaxRecvDataSegmentLength", "8192"}, {"MaxBurstLength", "262144"},
+			{"FirstBurstLength", "65536"}, {"DefaultTime2Wait", "0"}, {"DefaultTime2Retain", "0"},
+			{"MaxOutstandingR2T", "1"}, {"DataPDUInOrder", "Yes"}, {"DataSequenceInOrder", "Yes"}, {"ErrorRecoveryLevel", "0"}},
+		"large segments": {{"MaxRecvDataSegmentLength", "262144"}, {"MaxBurstLength", "1048576"}, {"FirstBurstLength", "262144"}, {"InitialR2T", "No"}},
 	}
 	for name, keys := range cases {
 		t.Run(name, func(t *testing.T) {
