@@ -110,19 +110,22 @@ func TestUpProvisionBootDown(t *testing.T) {
 		return m
 	}
 	api, hil, project := env["BMI_URL"]+"/api/v1/projects/"+env["BMI_PROJECT"], env["BMI_LAB_HIL_URL"]+"/v0", env["BMI_PROJECT"]
-	hilAction := func(op string) {
+	// onNet reports whether HIL has node-01's eth0 on the provisioning
+	// network: bmid attaches it at provision and detaches it at deprovision.
+	onNet := func() bool {
 		t.Helper()
-		m := call("POST", hil+"/node/node-01/nic/eth0/"+op, `{"network": "`+lab.ProvisioningNetwork+`"}`, 202)
-		for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			st := call("GET", hil+"/networking_action/"+m["status_id"].(string), "", 200)
-			if st["status"] == "DONE" {
-				return
-			}
-			if st["status"] == "ERROR" {
-				t.Fatalf("%s: %v", op, st)
+		m := call("GET", hil+"/node/node-01", "", 200)
+		nics, _ := m["nics"].([]any)
+		for _, n := range nics {
+			nic, _ := n.(map[string]any)
+			nets, _ := nic["networks"].(map[string]any)
+			for _, net := range nets {
+				if nic["label"] == "eth0" && net == lab.ProvisioningNetwork {
+					return true
+				}
 			}
 		}
-		t.Fatalf("%s not done within 60 s", op)
+		return false
 	}
 
 	if m := call("GET", hil+"/node/node-03", "", 200); m["name"] != "node-03" {
@@ -141,7 +144,9 @@ func TestUpProvisionBootDown(t *testing.T) {
 	if d["project"] != project {
 		t.Fatalf("provision: %v", d)
 	}
-	hilAction("connect_network")
+	if !onNet() {
+		t.Fatal("provision did not attach node-01/eth0 to the provisioning network")
+	}
 	boot := func(what, wantState string) {
 		t.Helper()
 		from := con.Offset()
@@ -167,7 +172,9 @@ func TestUpProvisionBootDown(t *testing.T) {
 
 	// Deprovisioned and off the provisioning network: no DHCP answer.
 	call("DELETE", api+"/nodes/node-01/provision", "", 204)
-	hilAction("detach_network")
+	if onNet() {
+		t.Fatal("deprovision left node-01/eth0 on the provisioning network")
+	}
 	from := con.Offset()
 	call("POST", hil+"/node/node-01/power_cycle", "", 200)
 	if _, err := con.WaitFor(ctx, from, regexp.MustCompile(`No configuration methods\s+succeeded`), 180*time.Second); err != nil {
