@@ -40,4 +40,5 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerErrors(sc)
 	registerChecks(sc)
 	registerLab(sc)
+	registerSite(sc)
 }
