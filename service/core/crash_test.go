@@ -27,7 +27,7 @@ func crashScenarios() map[string]crashScenario {
 	ctx := context.Background()
 	provision := func(e *env) { e.must(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0")) }
 	disk := func(e *env) { e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "disk-a")) }
-	failFlatten := func(e *env) { e.images.fail["Flatten"] = fault.Errorf(fault.Unavailable, "injected") }
+	failFlatten := func(e *env) { e.images.Fail["Flatten"] = fault.Errorf(fault.Unavailable, "injected") }
 	return map[string]crashScenario{
 		"import": {run: func(e *env) error {
 			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b"}))
@@ -53,7 +53,7 @@ func crashScenarios() map[string]crashScenario {
 		"provision": {run: func(e *env) error {
 			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
 		}},
-		"provision rollback": {inject: func(e *env) { e.exp.fail = fault.Errorf(fault.Unavailable, "injected") }, run: func(e *env) error {
+		"provision rollback": {inject: func(e *env) { e.exp.Fail = fault.Errorf(fault.Unavailable, "injected") }, run: func(e *env) error {
 			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
 		}},
 		"deprovision": {setup: provision, run: func(e *env) error { return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0") }},
@@ -130,7 +130,7 @@ func TestCrash(t *testing.T) {
 			}
 			refErr := sc.run(ref)
 			ref.svc.SetCrashHook(nil)
-			ref.images.fail, ref.exp.fail = map[string]error{}, nil
+			ref.images.Fail, ref.exp.Fail = map[string]error{}, nil
 			after := ref.state()
 			if sc.inject == nil && refErr != nil {
 				t.Fatalf("reference run failed: %v", refErr)

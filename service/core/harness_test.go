@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/core/coretest"
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/service/store"
@@ -30,24 +31,24 @@ type env struct {
 	t      testing.TB
 	dir    string
 	db     *store.SQLite
-	images *fakeImages
-	exp    *fakeExporter
-	files  fakeFiles
-	hil    *fakeHIL
-	nets   *fakeNetworks
+	images *coretest.Images
+	exp    *coretest.Exporter
+	files  coretest.Files
+	hil    *coretest.HIL
+	nets   *coretest.Networks
 	svc    *core.Service
 }
 
-func newHIL() *fakeHIL {
-	return &fakeHIL{
-		users: map[string]fakeUser{
-			"admin": {password: "adminpw", admin: true},
-			"alice": {password: "alicepw", projects: []string{"tenant-a"}},
-			"bob":   {password: "bobpw", projects: []string{"tenant-b"}},
-			"ops":   {password: "opspw", projects: []string{"bmi_infra"}},
+func newHIL() *coretest.HIL {
+	return &coretest.HIL{
+		Users: map[string]coretest.User{
+			"admin": {Password: "adminpw", Admin: true},
+			"alice": {Password: "alicepw", Projects: []string{"tenant-a"}},
+			"bob":   {Password: "bobpw", Projects: []string{"tenant-b"}},
+			"ops":   {Password: "opspw", Projects: []string{"bmi_infra"}},
 		},
-		macs:  map[string]string{"node1/eth0": "52:54:00:00:00:01", "node2/eth0": "52-54-00-00-00-02", "node3/eth0": "52:54:00:00:00:03"},
-		owner: map[string]string{"node1": "tenant-a", "node2": "tenant-a", "node3": "tenant-b"},
+		MACs:  map[string]string{"node1/eth0": "52:54:00:00:00:01", "node2/eth0": "52-54-00-00-00-02", "node3/eth0": "52:54:00:00:00:03"},
+		Owner: map[string]string{"node1": "tenant-a", "node2": "tenant-a", "node3": "tenant-b"},
 	}
 }
 
@@ -64,8 +65,8 @@ func openEnv(t testing.TB, dir string) *env {
 	if err := os.MkdirAll(files, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, db: db, images: newFakeImages(filepath.Join(dir, "ceph.json")),
-		exp: newFakeExporter(), files: fakeFiles{dir: files}, hil: newHIL(), nets: newFakeNetworks(filepath.Join(dir, "networks.json"))}
+	e := &env{t: t, dir: dir, db: db, images: coretest.NewImages(filepath.Join(dir, "ceph.json")),
+		exp: coretest.NewExporter(), files: coretest.Files{Dir: files}, hil: newHIL(), nets: coretest.NewNetworks(filepath.Join(dir, "networks.json"))}
 	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
 		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
@@ -89,7 +90,7 @@ func (e *env) seed() {
 	for _, p := range []string{"tenant-a", "tenant-b", "bmi_infra"} {
 		e.must(e.svc.CreateProject(ctx, admin, p))
 	}
-	e.images.create("golden", "debian-12")
+	e.images.Create("golden", "debian-12", 1<<30)
 	e.must(e.svc.ImportImage(ctx, admin, "tenant-a", "golden", core.ImportOptions{Name: "debian"}))
 }
 

@@ -95,8 +95,8 @@ func TestProvisionSnapshotBootsAnotherNode(t *testing.T) {
 	}
 	e.ok(e.svc.RemoveImage(ctx, alice, "tenant-a", "debian"))
 	e.checkConsistent()
-	if len(e.exp.targets) != 0 || len(e.images.Images) != 1 {
-		t.Fatalf("left behind: targets %v, images %v", e.exp.targets, e.images.Images)
+	if len(e.exp.Targets) != 0 || len(e.images.Images) != 1 {
+		t.Fatalf("left behind: targets %v, images %v", e.exp.Targets, e.images.Images)
 	}
 }
 
@@ -139,10 +139,10 @@ func TestUploadDownload(t *testing.T) {
 	if _, err := e.svc.DownloadImage(ctx, alice, "tenant-a", "up", &buf, nil); err != nil || buf.String() != "raw-bytes" {
 		t.Fatalf("DownloadImage = %q, %v", buf.String(), err)
 	}
-	e.images.fail["Import"] = fault.Errorf(fault.Unavailable, "cluster gone")
+	e.images.Fail["Import"] = fault.Errorf(fault.Unavailable, "cluster gone")
 	_, err = e.svc.UploadImage(ctx, alice, "tenant-a", "up2", strings.NewReader("x"), 1)
 	wantKind(t, err, fault.Unavailable)
-	delete(e.images.fail, "Import")
+	delete(e.images.Fail, "Import")
 	e.checkConsistent()
 }
 
@@ -176,10 +176,10 @@ func TestFailuresRollBack(t *testing.T) {
 				e.must(e.svc.Provision(context.Background(), alice, "tenant-a", "node1", "debian", "eth0"))
 			}
 			before := e.state()
-			e.images.fail[tc.method] = fault.Errorf(fault.Unavailable, "injected %s failure", tc.method)
+			e.images.Fail[tc.method] = fault.Errorf(fault.Unavailable, "injected %s failure", tc.method)
 			err := tc.run(e)
 			wantKind(t, err, fault.Unavailable)
-			delete(e.images.fail, tc.method)
+			delete(e.images.Fail, tc.method)
 			if after := e.state(); after != before {
 				t.Fatalf("a failed operation left traces:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
@@ -193,10 +193,10 @@ func TestFailuresRollBack(t *testing.T) {
 	t.Run("export failure during target creation", func(t *testing.T) {
 		e := seeded(t)
 		before := e.state()
-		e.exp.fail = fault.Errorf(fault.Unavailable, "target down")
+		e.exp.Fail = fault.Errorf(fault.Unavailable, "target down")
 		_, err := e.svc.Provision(context.Background(), alice, "tenant-a", "node1", "debian", "eth0")
 		wantKind(t, err, fault.Unavailable)
-		e.exp.fail = nil
+		e.exp.Fail = nil
 		if after := e.state(); after != before {
 			t.Fatalf("left traces:\n%s\nvs\n%s", before, after)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bmi-go/bmi/service/apiserver"
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/core/coretest"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/service/store"
 )
@@ -34,8 +35,8 @@ type Env struct {
 	Core   *core.Service
 	API    *apiserver.Server
 	Server *httptest.Server
-	images *fakeImages
-	exp    *fakeExporter
+	images *coretest.Images
+	exp    *coretest.Exporter
 }
 
 // New builds an Env in dir (a fresh temporary directory). Close it.
@@ -52,18 +53,18 @@ func New(dir string, seed bool) (*Env, error) {
 		db.Close()
 		return nil, err
 	}
-	e := &Env{Dir: dir, DB: db, images: newFakeImages(""), exp: newFakeExporter()}
-	hil := &fakeHIL{
-		users: map[string]fakeUser{
-			AdminUser: {password: AdminPassword, admin: true},
-			AliceUser: {password: AlicePassword, projects: []string{"tenant-a"}},
-			BobUser:   {password: BobPassword, projects: []string{"tenant-b"}},
+	e := &Env{Dir: dir, DB: db, images: coretest.NewImages(""), exp: coretest.NewExporter()}
+	hil := &coretest.HIL{
+		Users: map[string]coretest.User{
+			AdminUser: {Password: AdminPassword, Admin: true},
+			AliceUser: {Password: AlicePassword, Projects: []string{"tenant-a"}},
+			BobUser:   {Password: BobPassword, Projects: []string{"tenant-b"}},
 		},
-		macs:  map[string]string{"node1/eth0": "52:54:00:00:00:01", "node2/eth0": "52:54:00:00:00:02", "node3/eth0": "52:54:00:00:00:03"},
-		owner: map[string]string{"node1": "tenant-a", "node2": "tenant-a", "node3": "tenant-b"},
+		MACs:  map[string]string{"node1/eth0": "52:54:00:00:00:01", "node2/eth0": "52:54:00:00:00:02", "node3/eth0": "52:54:00:00:00:03"},
+		Owner: map[string]string{"node1": "tenant-a", "node2": "tenant-a", "node3": "tenant-b"},
 	}
 	e.Core, err = core.New(core.Config{UID: "t1", Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra"},
-		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: fakeFiles{dir: files}, Nodes: hil, Auth: hil, Log: logging.Discard()})
+		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: coretest.Files{Dir: files}, Nodes: hil, Auth: hil, Log: logging.Discard()})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -96,30 +97,14 @@ func (e *Env) seed(ctx context.Context) error {
 }
 
 // CephImage makes an image in the fake pool outside BMI (to import).
-func (e *Env) CephImage(name, data string, size uint64) { e.images.create(name, data, size) }
+func (e *Env) CephImage(name, data string, size uint64) { e.images.Create(name, data, size) }
 
 // CephImageData returns the content of an image of the fake pool, and
 // whether it exists.
-func (e *Env) CephImageData(name string) (string, bool) {
-	e.images.mu.Lock()
-	defer e.images.mu.Unlock()
-	im, ok := e.images.Images[name]
-	if !ok {
-		return "", false
-	}
-	return im.Data, true
-}
+func (e *Env) CephImageData(name string) (string, bool) { return e.images.Data(name) }
 
 // FailCeph makes the fake pool's method fail with err (nil clears).
-func (e *Env) FailCeph(method string, err error) {
-	e.images.mu.Lock()
-	defer e.images.mu.Unlock()
-	if err == nil {
-		delete(e.images.fail, method)
-		return
-	}
-	e.images.fail[method] = err
-}
+func (e *Env) FailCeph(method string, err error) { e.images.SetFail(method, err) }
 
 // Exported lists the IQNs the fake target exports.
 func (e *Env) Exported() []string {
