@@ -29,13 +29,15 @@ type Report struct {
 // Section is one benchmark: what it compares, its rows (each subject next
 // to its baseline), the ratios that matter and the load while it ran.
 type Section struct {
-	ID       string   `json:"id"`
-	Title    string   `json:"title"`
-	Compares string   `json:"compares"`
-	Load     Load     `json:"load"`
-	Rows     []Row    `json:"rows"`
-	Ratios   []Ratio  `json:"ratios,omitempty"`
-	Notes    []string `json:"notes,omitempty"`
+	ID       string `json:"id"`
+	Title    string `json:"title"`
+	Compares string `json:"compares"`
+	// Load is nil when the section was measured elsewhere (a folded-in
+	// report carries its own).
+	Load   *Load    `json:"load,omitempty"`
+	Rows   []Row    `json:"rows"`
+	Ratios []Ratio  `json:"ratios,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
 	// Embedded is Markdown carried over as is (another package's table).
 	Embedded string `json:"embedded_markdown,omitempty"`
 	// Chart, when set, is drawn as a grouped bar chart: one group per
@@ -193,7 +195,10 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "Started %s, finished %s.\n\n", r.Started.UTC().Format(time.RFC3339), r.Finished.UTC().Format(time.RFC3339))
 	b.WriteString(r.Machine.Markdown())
 	for _, s := range r.Sections {
-		fmt.Fprintf(&b, "\n## %s\n\n%s\n\nLoad average during the run: %s.\n\n", s.Title, s.Compares, s.Load)
+		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n", s.Title, s.Compares)
+		if s.Load != nil {
+			fmt.Fprintf(&b, "Load average during the run: %s.\n\n", *s.Load)
+		}
 		if len(s.Rows) > 0 {
 			b.WriteString("| case | subject | n | median | p95 | min | max | errors | other |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 			for _, row := range s.Rows {

@@ -30,7 +30,8 @@ func TestPercentile(t *testing.T) {
 // with every row and ratio, and an SVG chart per charted section.
 func TestWrite(t *testing.T) {
 	r := &Report{Started: time.Unix(0, 0), Finished: time.Unix(60, 0), Quick: true, Machine: Machine{Cores: 2, Virt: "TCG", Versions: map[string]string{"go": "go1.26"}}}
-	s := &Section{ID: "1-provision", Title: "Provision latency", Compares: "bmi vs librbd", Chart: &Chart{File: "provision.svg", YLabel: "ms"}}
+	s := &Section{ID: "1-provision", Title: "Provision latency", Compares: "bmi vs librbd", Chart: &Chart{File: "provision.svg", YLabel: "ms"},
+		Load: &Load{Start: 1.5, End: 2, Max: 3.25}}
 	for _, c := range []string{"1 GiB", "100 GiB"} {
 		s.Add(Durations(c, "bmi create-disk", "ms", []time.Duration{100 * time.Millisecond, 120 * time.Millisecond, 300 * time.Millisecond}))
 		s.Add(Durations(c, "librbd clone (baseline)", "ms", []time.Duration{10 * time.Millisecond, 30 * time.Millisecond}))
@@ -62,7 +63,7 @@ func TestWrite(t *testing.T) {
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
 	for _, want := range []string{"quick run", "| 100 GiB | librbd clone (baseline) | 2 | 20.0 ms | 30.0 ms |", "**100 GiB / 1 GiB (bmi median)**: 1.00",
-		"- a note", "![Provision latency](provision.svg)", "req/s 1000", "| 1 | 2 |", "| 1-provision | 100 GiB / 1 GiB (bmi median) | 1.00 |"} {
+		"- a note", "Load average during the run: 1.50 at the start, 2.00 at the end, 3.25 at most (1-min).", "![Provision latency](provision.svg)", "req/s 1000", "| 1 | 2 |", "| 1-provision | 100 GiB / 1 GiB (bmi median) | 1.00 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("summary.md lacks %q:\n%s", want, md)
 		}

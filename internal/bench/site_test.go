@@ -247,7 +247,8 @@ func section(id, title, compares string) (*Section, func()) {
 	fmt.Printf("\n=== %s\n%s\nmachine: %d cores, %s; load now %.2f\n", title, compares, report.Machine.Cores, report.Machine.Virt, LoadAvg())
 	stop := WatchLoad()
 	return s, func() {
-		s.Load = stop()
+		l := stop()
+		s.Load = &l
 		report.Sections = append(report.Sections, s)
 		report.SortSections()
 		fmt.Printf("--- %s done; load %s\n", title, s.Load)
