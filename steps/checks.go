@@ -41,11 +41,11 @@ func agree(ctx context.Context) error {
 	for _, im := range ims {
 		cephNames = append(cephNames, im.CephName)
 		if im.State != "ready" {
-			errs = append(errs, fmt.Errorf("BMI: %s %s is %q", im.Kind, im.Name, im.State))
+			errs = append(errs, fmt.Errorf("bmi: %s %s is %q", im.Kind, im.Name, im.State))
 			continue
 		}
 		if !slices.Contains(pool, im.CephName) {
-			errs = append(errs, fmt.Errorf("Ceph: %s %s has no Ceph image %s", im.Kind, im.Name, im.CephName))
+			errs = append(errs, fmt.Errorf("ceph: %s %s has no Ceph image %s", im.Kind, im.Name, im.CephName))
 		}
 	}
 	disks, err := w.op.Disks(ctx, p)
@@ -59,17 +59,17 @@ func agree(ctx context.Context) error {
 	for _, d := range disks {
 		info, err := rbdInfo(ctx, w.site, d.CephName)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("Ceph: disk %s: %w", d.Name, err))
+			errs = append(errs, fmt.Errorf("ceph: disk %s: %w", d.Name, err))
 		} else if info.Parent == nil {
-			errs = append(errs, fmt.Errorf("Ceph: disk %s (%s) is not a clone", d.Name, d.CephName))
+			errs = append(errs, fmt.Errorf("ceph: disk %s (%s) is not a clone", d.Name, d.CephName))
 		}
 		if d.Target == nil {
-			errs = append(errs, fmt.Errorf("iSCSI: disk %s has no target", d.Name))
+			errs = append(errs, fmt.Errorf("iscsi: disk %s has no target", d.Name))
 		}
 	}
 	for _, t := range targets {
 		if !t.Exported {
-			errs = append(errs, fmt.Errorf("iSCSI: target %s of disk %s is not exported", t.IQN, t.Disk))
+			errs = append(errs, fmt.Errorf("iscsi: target %s of disk %s is not exported", t.IQN, t.Disk))
 		}
 	}
 	boots, err := w.op.Boots(ctx, p)
@@ -79,35 +79,35 @@ func agree(ctx context.Context) error {
 	for _, b := range boots {
 		hn, err := w.hil.ShowNode(ctx, hilCred(w.site.Operator), b.Node)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("HIL: node %s: %w", b.Node, err))
+			errs = append(errs, fmt.Errorf("hil: node %s: %w", b.Node, err))
 			continue
 		}
 		nic, err := hn.NIC(b.NIC)
 		switch {
 		case hn.Project != p:
-			errs = append(errs, fmt.Errorf("HIL: node %s belongs to %q, BMI boots it for %s", b.Node, hn.Project, p))
+			errs = append(errs, fmt.Errorf("hil: node %s belongs to %q, BMI boots it for %s", b.Node, hn.Project, p))
 		case err != nil:
-			errs = append(errs, fmt.Errorf("HIL: %w", err))
+			errs = append(errs, fmt.Errorf("hil: %w", err))
 		case !strings.EqualFold(nic.MAC, b.MAC):
-			errs = append(errs, fmt.Errorf("HIL: node %s nic %s has MAC %s, BMI boots %s", b.Node, b.NIC, nic.MAC, b.MAC))
+			errs = append(errs, fmt.Errorf("hil: node %s nic %s has MAC %s, BMI boots %s", b.Node, b.NIC, nic.MAC, b.MAC))
 		}
 		// the node's view: its script's credentials find and open its target
 		s, err := fetchBootScript(ctx, w.site, strings.ToLower(b.MAC))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("iPXE: node %s: %w", b.Node, err))
+			errs = append(errs, fmt.Errorf("ipxe: node %s: %w", b.Node, err))
 			continue
 		}
 		if s.NoConfig {
-			errs = append(errs, fmt.Errorf("iPXE: node %s has a boot config in BMI but gets the no-boot-config script", b.Node))
+			errs = append(errs, fmt.Errorf("ipxe: node %s has a boot config in BMI but gets the no-boot-config script", b.Node))
 			continue
 		}
 		found, err := discover(ctx, w.site, s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("iSCSI: node %s: %w", b.Node, err))
+			errs = append(errs, fmt.Errorf("iscsi: node %s: %w", b.Node, err))
 		} else if !strings.Contains(found, s.Target) {
-			errs = append(errs, fmt.Errorf("iSCSI: node %s: iscsi-ls with its credentials does not find target %s", b.Node, s.Target))
+			errs = append(errs, fmt.Errorf("iscsi: node %s: iscsi-ls with its credentials does not find target %s", b.Node, s.Target))
 		} else if _, err := readCapacity(ctx, w.site, s); err != nil {
-			errs = append(errs, fmt.Errorf("iSCSI: node %s: %w", b.Node, err))
+			errs = append(errs, fmt.Errorf("iscsi: node %s: %w", b.Node, err))
 		}
 	}
 	rep, err := w.admin.Reconcile(ctx, false)
