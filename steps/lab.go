@@ -26,9 +26,9 @@ const OpPower = "power"
 
 func registerLab(sc *godog.ScenarioContext) {
 	sc.Step(`^the site's bootable image, called "([^"]*)"$`, bootableImage)
-	sc.Step(`^(node [AB]) boots to its marker$`, func(ctx context.Context, node string) error {
-		_, err := bootToMarker(ctx, node)
-		return err
+	sc.Step(`^(node [AB]) boots to its marker$`, func(ctx context.Context, node string) (context.Context, error) {
+		b, err := bootToMarker(ctx, node)
+		return attachConsole(ctx, node, b), err
 	})
 	sc.Step(`^(node [AB]) boots and shows (node [AB])'s state record$`, bootsWithRecord)
 }
@@ -46,6 +46,15 @@ func bootableImage(ctx context.Context, alias string) error {
 // labBoot is what a node's console showed during one boot.
 type labBoot struct {
 	Host, Mode, State string
+	Console           string // the console output of this boot
+}
+
+// attachConsole puts the boot's console output into the cucumber report.
+func attachConsole(ctx context.Context, node string, b labBoot) context.Context {
+	if b.Console == "" {
+		return ctx
+	}
+	return godog.Attach(ctx, godog.Attachment{Body: []byte(b.Console), FileName: strings.ReplaceAll(node, " ", "-") + ".console.log", MediaType: "text/plain"})
 }
 
 // bootToMarker powers the node on (or cycles it) through HIL and follows
@@ -96,10 +105,10 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 			text = string(b[from:])
 		}
 		if m := failedRE.FindString(text); m != "" {
-			return labBoot{}, fmt.Errorf("%s's console: %s", n.Name, m)
+			return labBoot{Console: text}, fmt.Errorf("%s's console: %s", n.Name, m)
 		}
 		if m := bootedRE.FindStringSubmatch(text); m != nil {
-			boot := labBoot{Host: m[1], Mode: m[2]}
+			boot := labBoot{Host: m[1], Mode: m[2], Console: text}
 			if s := stateRE.FindStringSubmatch(text); s != nil {
 				boot.State = s[1]
 			}
@@ -114,7 +123,7 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 			if len(tail) > 800 {
 				tail = tail[len(tail)-800:]
 			}
-			return labBoot{}, fmt.Errorf("%s: no boot marker on its console within %v; last output:\n%s", n.Name, timeout, tail)
+			return labBoot{Console: text}, fmt.Errorf("%s: no boot marker on its console within %v; last output:\n%s", n.Name, timeout, tail)
 		}
 		select {
 		case <-ctx.Done():
@@ -124,20 +133,21 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 	}
 }
 
-func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) error {
+func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) (context.Context, error) {
 	w := From(ctx)
 	first, ok := w.boots[firstAlias]
 	if !ok {
-		return fmt.Errorf("%s did not boot in this scenario", firstAlias)
+		return ctx, fmt.Errorf("%s did not boot in this scenario", firstAlias)
 	}
 	boot, err := bootToMarker(ctx, nodeAlias)
+	ctx = attachConsole(ctx, nodeAlias, boot)
 	if err != nil {
-		return err
+		return ctx, err
 	}
 	if !strings.HasPrefix(boot.State, first.Host+" ") {
-		return fmt.Errorf("%s found state record %q on its disk, want %s's (host %s)", nodeAlias, boot.State, firstAlias, first.Host)
+		return ctx, fmt.Errorf("%s found state record %q on its disk, want %s's (host %s)", nodeAlias, boot.State, firstAlias, first.Host)
 	}
-	return nil
+	return ctx, nil
 }
 
 // attach makes sure the node's NIC is on the site's provisioning network:
