@@ -62,9 +62,9 @@ func TestCHAPReplay(t *testing.T) {
 	tg, addr := startTarget(t, Config{})
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20), CHAP: nodeCHAP})
 	first := func(c *client) (byte, []byte) {
-		_, m := c.loginStep(c.loginPDU(0, 1, false, []keyValue{{"InitiatorName", "iqn.2026-11.org.test:init"},
+		c.loginStep(c.loginPDU(0, 1, false, []keyValue{{"InitiatorName", "iqn.2026-11.org.test:init"},
 			{"TargetName", testIQN(1)}, {"AuthMethod", "CHAP"}}))
-		_, m = c.loginStep(c.loginPDU(0, 1, false, []keyValue{{"CHAP_A", "5"}}))
+		_, m := c.loginStep(c.loginPDU(0, 1, false, []keyValue{{"CHAP_A", "5"}}))
 		id, err := parseCHAPID(m["CHAP_I"])
 		if err != nil {
 			t.Fatal(err)

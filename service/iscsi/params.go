@@ -57,7 +57,6 @@ func defaultParams() params {
 type negotiator struct {
 	p         params
 	discovery bool
-	answered  map[string]bool
 	declared  bool // our MaxRecvDataSegmentLength was sent
 }
 

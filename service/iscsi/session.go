@@ -42,7 +42,6 @@ type session struct {
 	nx              *nexus
 	initiator, addr string
 	since           time.Time
-	tsih            uint16
 	isid            [6]byte
 
 	mu       sync.Mutex

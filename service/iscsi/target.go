@@ -156,13 +156,12 @@ type Target struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	exports  map[string]*export
-	conns    map[net.Conn]struct{}
-	serving  bool
-	tsih     uint16
-	sessWG   sync.WaitGroup
-	closedCh chan struct{}
+	mu      sync.Mutex
+	exports map[string]*export
+	conns   map[net.Conn]struct{}
+	serving bool
+	tsih    uint16
+	sessWG  sync.WaitGroup
 }
 
 // New returns a Target; Serve starts it. A nil log discards messages.
