@@ -127,20 +127,22 @@ func (s *Service) forward(ctx context.Context, r *opRun, steps []step, commit, f
 		st := steps[i]
 		s.crash(r.kind, i, "before")
 		if err := s.store.MarkStep(ctx, r.id, i, st.name, StepDoing); err != nil {
-			return s.abort(ctx, r, steps, commit, i-1, fmt.Errorf("%s: journal: %w", r.kind, err))
+			// Step i has not acted: steps up to i-1 are done.
+			return s.abort(ctx, r, steps, i-1, i-1 >= commit, fmt.Errorf("%s: journal: %w", r.kind, err))
 		}
 		s.crash(r.kind, i, "doing")
 		if err := st.do(ctx, r); err != nil {
-			return s.abort(ctx, r, steps, commit, i, err)
+			// Step i may have acted in part: undo it too.
+			return s.abort(ctx, r, steps, i, i-1 >= commit, err)
 		}
 		if r.dirty {
 			if err := s.store.SetOpData(ctx, r.id, r.data); err != nil {
-				return s.abort(ctx, r, steps, commit, i, fmt.Errorf("%s: journal: %w", r.kind, err))
+				return s.abort(ctx, r, steps, i, i >= commit, fmt.Errorf("%s: journal: %w", r.kind, err))
 			}
 			r.dirty = false
 		}
 		if err := s.store.MarkStep(ctx, r.id, i, st.name, StepDone); err != nil {
-			return s.abort(ctx, r, steps, commit, i, fmt.Errorf("%s: journal: %w", r.kind, err))
+			return s.abort(ctx, r, steps, i, i >= commit, fmt.Errorf("%s: journal: %w", r.kind, err))
 		}
 		s.crash(r.kind, i, "after")
 	}
@@ -152,16 +154,17 @@ func (s *Service) forward(ctx context.Context, r *opRun, steps []step, commit, f
 	return nil
 }
 
-// abort handles a failed step i: roll back if the operation has not
-// committed, else record the failure for a forward retry.
-func (s *Service) abort(ctx context.Context, r *opRun, steps []step, commit, i int, cause error) error {
-	if i > commit {
-		s.log.Error("operation failed after commit; will be retried", "op", r.id, "kind", r.kind, "step", steps[i].name, "err", cause)
+// abort handles a failure: an operation whose commit step is done is left
+// failed for a forward retry; any other is rolled back from step touched,
+// the last step that may have acted.
+func (s *Service) abort(ctx context.Context, r *opRun, steps []step, touched int, committed bool, cause error) error {
+	if committed {
+		s.log.Error("operation failed after commit; will be retried", "op", r.id, "kind", r.kind, "step", nameAt(steps, touched), "err", cause)
 		_ = s.store.SetOpState(ctx, r.id, OpFailed, cause.Error())
 		return cause
 	}
-	s.log.Warn("operation failed; rolling back", "op", r.id, "kind", r.kind, "step", nameAt(steps, i), "err", cause)
-	if err := s.backward(ctx, r, steps, i); err != nil {
+	s.log.Warn("operation failed; rolling back", "op", r.id, "kind", r.kind, "step", nameAt(steps, touched), "err", cause)
+	if err := s.backward(ctx, r, steps, touched); err != nil {
 		_ = s.store.SetOpState(ctx, r.id, OpFailed, fmt.Sprintf("%v; rollback incomplete: %v", cause, err))
 		return fmt.Errorf("%w (rollback incomplete, will be retried: %v)", cause, err)
 	}
