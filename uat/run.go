@@ -164,6 +164,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	pretty.Close()
 	j.Close()
 	copyConsoles(o.Site, dir)
+	if err := WriteReport(dir, ReportInfo{Site: o.Site.Name, Seed: o.Seed, Round: o.Round, Verdict: verdict}); err != nil && o.Output != nil {
+		fmt.Fprintf(o.Output, "bmi-uat: %v\n", err)
+	}
 	final := filepath.Join(o.Results, base+"-"+verdict)
 	if err := os.Rename(dir, final); err != nil {
 		return Result{Dir: dir, Status: status, Skipped: why}, err
