@@ -65,7 +65,7 @@ func newRoot(getenv func(string) string) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&configsFlag, "configs", "", "directory of uat-<site>.yaml files (default ./configs, then ../configs next to the binary, then /etc/bmi)")
 	root.PersistentFlags().StringVar(&e.results, "results", filepath.Join("test-results", "uat"), "directory of the run results")
-	root.AddCommand(lsCmd(e), runCmd(e), checkCmd(e), cleanCmd(e))
+	root.AddCommand(lsCmd(e), runCmd(e), checkCmd(e), cleanCmd(e), reportCmd())
 	return clikit.Prepare(root)
 }
 
@@ -127,7 +127,7 @@ func runCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.OutOrStdout(), "bmi-uat: report in %s\n", res.Dir)
+				fmt.Fprintf(c.OutOrStdout(), "bmi-uat: report in %s\n", filepath.Join(res.Dir, "report.html"))
 				if !res.Passed {
 					failed = append(failed, res.Dir)
 				}
@@ -149,16 +149,58 @@ func runCmd(e *env) *cobra.Command {
 }
 
 func checkCmd(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "check SITE",
-		Short: "Validate a site config and that the site answers; changes nothing",
-		Args:  clikit.ExactArgs("SITE"),
-		RunE: func(c *cobra.Command, args []string) error {
-			site, err := e.site(args[0])
+	var siteName string
+	c := &cobra.Command{
+		Use:   "check [--site SITE]",
+		Short: "Exit 1 if the latest run (or any round of the latest randomised run) failed; --site validates a site instead",
+		Long: "check reads the results directory: the latest run, or every round of the latest --randomize run,\n" +
+			"and prints one summary line saying which failed (exit 1) or that all passed (exit 0).\n" +
+			"check --site SITE instead validates the site config and that everything the suite talks to answers;\n" +
+			"it changes nothing.",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return clikit.Usagef("check takes no SITE argument: use check --site %s to validate a site", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			if siteName != "" {
+				site, err := e.site(siteName)
+				if err != nil {
+					return err
+				}
+				return uat.Check(c.Context(), site, c.OutOrStdout())
+			}
+			line, passed, err := uat.CheckLatest(e.results)
 			if err != nil {
 				return err
 			}
-			return uat.Check(c.Context(), site, c.OutOrStdout())
+			if !passed {
+				return errors.New(line)
+			}
+			fmt.Fprintln(c.OutOrStdout(), line)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&siteName, "site", "", "validate this site (config, credentials, services answering) instead of checking the results")
+	return c
+}
+
+func reportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "report DIR",
+		Short: "(Re)render DIR/report.html from a run result directory",
+		Args:  clikit.ExactArgs("DIR"),
+		RunE: func(c *cobra.Command, args []string) error {
+			info, err := uat.ReportInfoFor(args[0])
+			if err != nil {
+				return err
+			}
+			if err := uat.WriteReport(args[0], info); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), filepath.Join(args[0], "report.html"))
+			return nil
 		},
 	}
 }
