@@ -45,7 +45,7 @@ uat: deps build ## Build the lab and run the acceptance suite on it; prints wher
 	report=$$(ls -d $(RESULTS)/uat/*-lab-* 2>/dev/null | tail -1); \
 	if [ "$${KEEP_LAB:-0}" = 1 ]; then echo "make uat: the lab is left up (KEEP_LAB=1); 'bin/bmi-lab down' removes it"; \
 	else bin/bmi-lab down || rc=1; fi; \
-	echo "make uat: report in $${report:-<none written>}"; \
+	if [ -n "$$report" ]; then echo "make uat: report in $$report/report.html"; else echo "make uat: no report was written"; fi; \
 	exit $$rc
 
 bench: deps ## Run the benchmarks (QUICK=1: the reduced set); figures go to test-results/bench/<timestamp>/
