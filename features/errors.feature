@@ -56,3 +56,14 @@ Feature: Errors operators hit
     When the other tenant tries to remove image "golden" of my project
     Then it fails as "forbidden" with a one-line message naming the project "my"
     And my project still has the image "golden"
+
+  @hil-down
+  Scenario: HIL is down
+    When HIL becomes unreachable
+    And I try to provision node A from image "golden"
+    Then it fails as "unavailable" with a one-line message naming "HIL"
+    When HIL is back
+    Then my project's images are unchanged
+    And BMI, Ceph, iSCSI and HIL agree about my project
+    When I provision node A from image "golden"
+    Then BMI, Ceph, iSCSI and HIL agree about my project

@@ -4,10 +4,13 @@ package steps_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,26 +46,24 @@ func localSite(t *testing.T) *steps.Site {
 	testenv.RequireCommand(t, "iscsi-ls", "libiscsi-bin")
 	testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
 	ctx, cancel := context.WithCancel(context.Background())
-	hm, err := hilmock.New(ctx, filepath.Join(t.TempDir(), "hil.db"), hilmock.Options{})
-	if err != nil {
+	hm := &hilProc{path: filepath.Join(t.TempDir(), "hil.db")}
+	if err := hm.StartHIL(ctx); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := hilmock.ReadInventory("../configs/hil-mock.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hm.Seed(ctx, inv); err != nil {
+	if _, err := hm.srv.Seed(ctx, inv); err != nil {
 		t.Fatal(err)
 	}
-	hdone := make(chan error, 1)
-	go func() { hdone <- hm.Serve(ctx) }()
 
 	conf, pool := cephtest.Cluster(t)
 	cfg := config.Default()
 	cfg.UID = cephtest.Prefix(t)
 	cfg.State.Path = filepath.Join(t.TempDir(), "bmid.db")
 	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, 20*time.Second
-	cfg.HIL.URL = hm.URL()
+	cfg.HIL.URL = hm.url
 	cfg.API.Listen = freeAddr(t)
 	portal := freeAddr(t)
 	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
@@ -81,8 +82,9 @@ func localSite(t *testing.T) *steps.Site {
 		if err := <-ddone; err != nil {
 			t.Errorf("bmid: %v", err)
 		}
-		<-hdone
-		hm.Close()
+		if err := hm.StopHIL(context.Background()); err != nil {
+			t.Errorf("hil-mock: %v", err)
+		}
 	})
 	base := "http://" + cfg.API.Listen
 	deadline := time.Now().Add(60 * time.Second)
@@ -100,7 +102,7 @@ func localSite(t *testing.T) *steps.Site {
 		time.Sleep(100 * time.Millisecond)
 	}
 	site := &steps.Site{
-		Name: "local", APIURL: base, HILURL: hm.URL(),
+		Name: "local", APIURL: base, HILURL: hm.url, HILSwitch: hm,
 		Admin:    steps.Credentials{User: "hiladmin", Password: "admin-secret"},
 		Operator: steps.Credentials{User: "alice", Password: "alice-secret"},
 		Other:    steps.Credentials{User: "bob", Password: "bob-secret"},
@@ -125,4 +127,55 @@ func localSite(t *testing.T) *steps.Site {
 
 func hilCred(s *steps.Site) hil.Credentials {
 	return hil.Credentials{User: s.Operator.User, Password: s.Operator.Password}
+}
+
+// hilProc runs hil-mock and can stop it and start it again on the same
+// address with the same database (the @hil-down scenarios): bmid keeps
+// its HIL URL.
+type hilProc struct {
+	mu     sync.Mutex
+	path   string
+	addr   string // host:port, kept across restarts
+	url    string
+	srv    *hilmock.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartHIL starts hil-mock (on the first call: on a free port).
+func (h *hilProc) StartHIL(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv != nil {
+		return fmt.Errorf("hil-mock is already running")
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	srv, err := hilmock.New(ctx, h.path, hilmock.Options{Listen: h.addr})
+	if err != nil {
+		cancel()
+		return err
+	}
+	if h.addr == "" {
+		h.url = srv.URL()
+		h.addr = strings.TrimPrefix(h.url, "http://")
+	}
+	h.srv, h.cancel, h.done = srv, cancel, make(chan error, 1)
+	go func(done chan error) { done <- srv.Serve(ctx) }(h.done)
+	return nil
+}
+
+// StopHIL stops hil-mock: its port refuses connections until StartHIL.
+func (h *hilProc) StopHIL(context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv == nil {
+		return nil
+	}
+	h.cancel()
+	err := <-h.done
+	if cerr := h.srv.Close(); err == nil {
+		err = cerr
+	}
+	h.srv = nil
+	return err
 }

@@ -29,6 +29,13 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 		if w == nil {
 			return ctx, stepErr
 		}
+		// HIL must be up for the rollback
+		if w.hilIsDown {
+			if err := w.site.HILSwitch.StartHIL(context.WithoutCancel(ctx)); err != nil {
+				return ctx, fmt.Errorf("scenario %q: bring HIL back: %w", s.Name, err)
+			}
+			w.hilIsDown = false
+		}
 		// a cancelled run (SIGINT) still rolls back
 		if err := w.rollback(context.WithoutCancel(ctx)); err != nil {
 			return ctx, fmt.Errorf("rollback of scenario %q: %w", s.Name, err)
@@ -41,4 +48,5 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerChecks(sc)
 	registerLab(sc)
 	registerSite(sc)
+	registerHILDown(sc)
 }

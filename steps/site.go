@@ -66,6 +66,9 @@ type Site struct {
 	ProvisioningNetwork string
 	// BootTimeout bounds one boot to the marker (0: 5 minutes).
 	BootTimeout time.Duration
+	// HILSwitch, when set, takes HIL down and back (@hil-down scenarios
+	// can run); nil on sites that cannot.
+	HILSwitch HILSwitch
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
 }
