@@ -175,13 +175,22 @@ func (s *session) dataOut(p *pdu) error {
 	return nil
 }
 
-// start hands a fully received command to the workers.
+// start marks a fully received command ready; the read loop hands it to
+// the workers (startReady) once no received PDU is left unprocessed.
 func (s *session) start(t *task) {
 	t.started = true
 	if t.buf != nil {
 		t.req.out = t.buf
 	}
-	s.work <- t
+	s.ready = append(s.ready, t)
+}
+
+// startReady hands the ready commands to the workers (read loop only).
+func (s *session) startReady() {
+	for _, t := range s.ready {
+		s.work <- t
+	}
+	s.ready = s.ready[:0]
 }
 
 // worker executes commands; several run at once, and they complete in any

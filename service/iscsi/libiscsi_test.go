@@ -136,15 +136,62 @@ func TestConformance(t *testing.T) {
 	writeConformance(t, "in-memory volume", results)
 }
 
+// racyTests are iscsi-test-cu tests whose assertion depends on timing the
+// target does not control: AbortTaskSimpleAsync queues a WRITE and an ABORT
+// TASK for it back to back and asserts that the WRITE did not complete,
+// which holds only if the abort reaches the target before the write has
+// been executed and answered (on a loaded machine the write can win; then
+// the target correctly answers the abort as "task does not exist"). Such a
+// test that fails is run again on its own, up to twice, and the result line
+// says so; failing every attempt fails the test.
+var racyTests = map[string]bool{"iSCSI.iSCSITMF.AbortTaskSimpleAsync": true}
+
 // runConformance runs iscsi-test-cu and returns "PASS name" / "FAIL name: why" lines.
 func runConformance(t *testing.T, addr, iqn string, c *CHAP, tests string) []string {
+	t.Helper()
+	lines, failed := runCU(t, addr, iqn, c, tests)
+	if len(lines) < 50 {
+		t.Errorf("only %d test results", len(lines))
+	}
+	var still []string
+	for _, name := range failed {
+		if !racyTests[name] {
+			still = append(still, name)
+			continue
+		}
+		passed := false
+		for attempt := 2; attempt <= 3 && !passed; attempt++ {
+			again, f := runCU(t, addr, iqn, c, name)
+			if len(again) == 1 && len(f) == 0 {
+				passed = true
+				t.Logf("%s lost its race on attempt 1 and passed on attempt %d", name, attempt)
+				for i, l := range lines {
+					if strings.HasPrefix(l, "FAIL "+name+":") {
+						lines[i] = fmt.Sprintf("PASS %s (attempt %d; attempt 1: %s)", name, attempt, strings.TrimPrefix(l, "FAIL "+name+": "))
+					}
+				}
+			}
+		}
+		if !passed {
+			still = append(still, name)
+		}
+	}
+	if len(still) > 0 {
+		t.Errorf("%d conformance tests failed (%s):\n%s", len(still), strings.Join(still, ", "), strings.Join(lines, "\n"))
+	}
+	return lines
+}
+
+// runCU runs iscsi-test-cu once and returns its result lines and the names
+// of the failed tests.
+func runCU(t *testing.T, addr, iqn string, c *CHAP, tests string) (lines, failed []string) {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.Command("iscsi-test-cu", "-d", "-x", "-i", initiatorIQN, "-t", tests, url(addr, iqn, c))
 	cmd.Dir = dir
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	t.Logf("iscsi-test-cu ran %s (exit: %v)", time.Since(start).Round(time.Second), err)
+	t.Logf("iscsi-test-cu -t %.40s ran %s (exit: %v)", tests, time.Since(start).Round(time.Second), err)
 	raw, rerr := os.ReadFile(filepath.Join(dir, "CUnitAutomated-Results.xml"))
 	if rerr != nil {
 		t.Fatalf("no CUnit report (%v); output:\n%s", rerr, out)
@@ -153,8 +200,7 @@ func runConformance(t *testing.T, addr, iqn string, c *CHAP, tests string) []str
 	if err := xml.Unmarshal(sanitizeXML(raw), &run); err != nil {
 		t.Fatalf("CUnit report: %v", err)
 	}
-	var lines []string
-	failed := 0
+	seen := map[string]bool{}
 	for _, s := range run.Suites {
 		family := "SCSI."
 		if strings.HasPrefix(strings.TrimSpace(s.Name), "iSCSI") {
@@ -165,20 +211,17 @@ func runConformance(t *testing.T, addr, iqn string, c *CHAP, tests string) []str
 			case r.Pass != nil:
 				lines = append(lines, "PASS "+family+strings.TrimSpace(s.Name)+"."+strings.TrimSpace(r.Pass.Name))
 			case r.Fail != nil:
-				failed++
-				lines = append(lines, fmt.Sprintf("FAIL %s%s.%s: %s:%s %s", family, strings.TrimSpace(s.Name),
-					strings.TrimSpace(r.Fail.Name), strings.TrimSpace(r.Fail.File), strings.TrimSpace(r.Fail.Line), strings.TrimSpace(r.Fail.Condition)))
+				name := family + strings.TrimSpace(s.Name) + "." + strings.TrimSpace(r.Fail.Name)
+				if !seen[name] {
+					seen[name] = true
+					failed = append(failed, name)
+				}
+				lines = append(lines, fmt.Sprintf("FAIL %s: %s:%s %s", name,
+					strings.TrimSpace(r.Fail.File), strings.TrimSpace(r.Fail.Line), strings.TrimSpace(r.Fail.Condition)))
 			}
 		}
 	}
-	lines = dedupe(lines)
-	if len(lines) < 50 {
-		t.Errorf("only %d test results; output:\n%s", len(lines), out)
-	}
-	if failed > 0 {
-		t.Errorf("%d conformance tests failed:\n%s", failed, strings.Join(lines, "\n"))
-	}
-	return lines
+	return dedupe(lines), failed
 }
 
 // dedupe keeps one line per test (a failing test has one record per

@@ -60,6 +60,11 @@ type session struct {
 	outClosed bool
 	out       chan []outPDU
 	work      chan *task
+	// ready are received commands not yet handed to the workers: the
+	// reader hands them over once it has processed every PDU already
+	// received, so a task management request that arrived right behind a
+	// command (an ABORT TASK) takes effect before the command runs.
+	ready []*task
 
 	lastRecv  atomic.Int64
 	pingSent  atomic.Int64
@@ -191,7 +196,11 @@ func (s *session) serve(ctx context.Context) error {
 var errLogout = errors.New("logged out")
 
 func (s *session) readLoop() error {
+	defer s.startReady()
 	for {
+		if s.br.Buffered() == 0 {
+			s.startReady()
+		}
 		p, err := readPDU(s.br, s.dig, ourMaxRecvDataSegment)
 		if err != nil {
 			if s.closing.Load() {

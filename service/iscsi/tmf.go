@@ -102,6 +102,7 @@ func (s *session) abortCollecting(ts []*task) {
 
 // waitTasks waits until every current task has completed.
 func (s *session) waitTasks(except *task) {
+	s.startReady() // the read loop calls this: hand over what it holds first
 	s.mu.Lock()
 	var ts []*task
 	for _, t := range s.tasks {
