@@ -8,7 +8,9 @@
 // that iPXE's sanboot publishes, or uses a local disk when there is no
 // iBFT; it prints the state record it finds (BMI-LAB-STATE), writes
 // "<hostname> <boot count>", prints BMI-LAB-BOOTED <hostname> on ttyS0 and
-// powers off.
+// powers off. Netbooted with bmi.install=<url> it is instead the installer
+// of the install-to-disk path: it downloads <url> onto the local disk and
+// powers off (Image.Kernel and Image.Initrd are what to netboot).
 //
 // The build is deterministic (fixed timestamps, volume id and disk
 // signature; the initramfs is written by this package with zero mtimes)
@@ -79,6 +81,11 @@ type Options struct {
 type Image struct {
 	// Path of the raw disk image in the cache directory.
 	Path string
+	// Kernel is the kernel the image boots (a file in /boot) and Initrd
+	// its initramfs, kept next to Path: together they netboot the same
+	// /init, e.g. as the installer of the install-to-disk path
+	// (bmi.install= on the kernel command line, see init.sh).
+	Kernel, Initrd string
 	// Key is the hash of every input (the first 16 hex digits name the file).
 	Key string
 	// Cached is true when Build found the image and built nothing.
@@ -127,8 +134,11 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 		return Image{}, err
 	}
 	out := filepath.Join(opts.CacheDir, "golden-"+key[:16]+".img")
+	keep := strings.TrimSuffix(out, ".img") + ".initrd.gz"
 	if _, err := os.Stat(out); err == nil {
-		return Image{Path: out, Key: key, Cached: true, Took: time.Since(start)}, nil
+		if _, err := os.Stat(keep); err == nil {
+			return Image{Path: out, Kernel: kernel, Initrd: keep, Key: key, Cached: true, Took: time.Since(start)}, nil
+		}
 	}
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 		return Image{}, fmt.Errorf("image cache %s: %w", opts.CacheDir, err)
@@ -155,6 +165,12 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	if err := buildFAT(ctx, part, map[string]string{"vmlinuz": kernel, "initrd.gz": initrd, "syslinux.cfg": cfg}); err != nil {
 		return Image{}, err
 	}
+	if err := os.WriteFile(keep+".tmp", gz.Bytes(), 0o644); err != nil {
+		return Image{}, fmt.Errorf("image cache: %w", err)
+	}
+	if err := os.Rename(keep+".tmp", keep); err != nil {
+		return Image{}, fmt.Errorf("image cache: %w", err)
+	}
 	tmp := out + ".tmp"
 	if err := writeDisk(tmp, part); err != nil {
 		os.Remove(tmp)
@@ -165,7 +181,7 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	}
 	took := time.Since(start)
 	opts.Log.Info("golden image built", "path", out, "kernel", kver, "initrd_bytes", gz.Len(), "took", took.Round(time.Millisecond))
-	return Image{Path: out, Key: key, Took: took}, nil
+	return Image{Path: out, Kernel: kernel, Initrd: keep, Key: key, Took: took}, nil
 }
 
 // kernelVersion returns v, or the newest /boot/vmlinuz-* version.

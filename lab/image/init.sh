@@ -12,6 +12,15 @@
 #   BMI-LAB-STATE <previous host> <previous count> | BMI-LAB-STATE none
 #   BMI-LAB-BOOTED <host> mode=<mode> uptime=<seconds>
 #   BMI-LAB-FAILED <reason>
+#
+# mode install (bmi.install=<url> on the kernel command line): the
+# installer of the classic install-to-disk path, netbooted by an install
+# server. It brings up the NIC with MAC bmi.mac= at bmi.ip=/bmi.mask= (the
+# address iPXE got by DHCP), downloads the image from <url> with wget onto
+# bmi.disk= (default /dev/vda), syncs, prints
+#   BMI-LAB-INSTALLED disk=<disk> bytes=<content length> seconds=<download+write> uptime=<seconds>
+# and powers off: whoever runs the install then sets the boot device to
+# the disk and powers the machine on, as a provisioning conductor does.
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -23,10 +32,15 @@ fail() { echo "BMI-LAB-FAILED $* (uptime $(up))"; sleep 0.2; poweroff -f; }
 K=$(uname -r)
 log init-start kernel=$K
 
-host=auto; lto=60
+host=auto; lto=60; inst=; iip=; imask=; imac=; idisk=/dev/vda
 for w in $(cat /proc/cmdline); do
   case "$w" in
     bmi.host=*) host=${w#*=} ;;
+    bmi.install=*) inst=${w#*=} ;;
+    bmi.ip=*) iip=${w#*=} ;;
+    bmi.mask=*) imask=${w#*=} ;;
+    bmi.mac=*) imac=${w#*=} ;;
+    bmi.disk=*) idisk=${w#*=} ;;
     bmi.logintimeout=*) lto=${w#*=} ;;   # iscsistart -b retries forever without a bound
   esac
 done
@@ -34,6 +48,30 @@ done
 while read -r m; do insmod /lib/modules/$K/$m 2>/dev/null; done < /etc/modules.order
 ip link set lo up
 log modules-loaded
+
+install() {
+  log install-start
+  nic=
+  for n in /sys/class/net/*; do [ "$(cat $n/address)" = "$imac" ] && nic=${n##*/}; done
+  [ -n "$nic" ] || fail "installer: no NIC with MAC $imac"
+  ifconfig $nic $iip netmask $imask up || fail "installer: ifconfig $nic $iip"
+  log "install-net $nic $iip"
+  for i in $(seq 1 300); do [ -b $idisk ] && break; sleep 0.1; done
+  [ -b $idisk ] || fail "installer: no disk $idisk after 30 s"
+  # shown without the credentials the URL may carry
+  log "install-download ${inst##*@} -> $idisk"
+  t0=$(up)
+  wget -S -O $idisk "$inst" 2>/tmp/wget.log; rc=$?
+  [ $rc = 0 ] || { tail -n 3 /tmp/wget.log; fail "installer: download rc=$rc"; }
+  sync
+  t1=$(up)
+  len=$(sed -n 's/^ *[Cc]ontent-[Ll]ength: *\([0-9]*\).*/\1/p' /tmp/wget.log | tail -n 1)
+  echo "BMI-LAB-INSTALLED disk=$idisk bytes=${len:-unknown} seconds=$(awk "BEGIN{printf \"%.2f\", $t1-$t0}") uptime=$(up)"
+  echo "(flush)"
+  sleep 0.2
+  poweroff -f
+}
+[ -n "$inst" ] && install
 
 IB=/sys/firmware/ibft
 if [ -d $IB/target0 ]; then mode=ibft; else mode=local; fi

@@ -395,3 +395,15 @@ func NewOverlay(ctx context.Context, backing, path string) error {
 	}
 	return nil
 }
+
+// NewDisk creates an empty qcow2 disk of size bytes at path: the blank
+// local disk of a machine that an installer writes.
+func NewDisk(ctx context.Context, path string, size int64) error {
+	if size <= 0 {
+		return fmt.Errorf("disk %s: size %d: %w", path, size, fault.ErrInvalid)
+	}
+	if _, err := proc.Run(ctx, "qemu-img", "create", "-q", "-f", "qcow2", path, fmt.Sprint(size)); err != nil {
+		return fmt.Errorf("empty disk %s: %w", path, err)
+	}
+	return nil
+}
