@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,14 +27,55 @@ import (
 	"github.com/bmi-go/bmi/service/logging"
 )
 
-// benchDuration is the length of each measurement.
-const benchDuration = 5 * time.Second
+// benchDuration is the length of each measurement, and benchRounds the
+// number of measurements of each path and workload (in different path
+// orders); the figure reported is their median.
+const (
+	benchDuration = 5 * time.Second
+	benchRounds   = 3
+)
 
-// benchResult is one measurement.
+// benchResult is one measurement, or the median of several.
 type benchResult struct {
 	path, workload string
 	qd             int
 	mibs, iops     float64
+	cpuUS          float64 // CPU time per I/O of what serves the path, µs (0: not measured)
+	lo, hi         float64 // the range of the headline figure over the rounds
+}
+
+// headline is the figure compared: IOPS for random reads, MiB/s otherwise.
+func (r benchResult) headline() float64 {
+	if r.workload == "randread" {
+		return r.iops
+	}
+	return r.mibs
+}
+
+// median is the run with the median headline figure, with the range of
+// all of them.
+func median(rs []benchResult) benchResult {
+	sorted := append([]benchResult(nil), rs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].headline() < sorted[j].headline() })
+	m := sorted[len(sorted)/2]
+	m.lo, m.hi = sorted[0].headline(), sorted[len(sorted)-1].headline()
+	return m
+}
+
+// procCPU is the user + system CPU time of process pid.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// fields after the command name: state is 3, utime 14, stime 15
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100 // USER_HZ
 }
 
 // BenchmarkISCSI compares, on one fully written 1 GiB RBD image in one
@@ -76,7 +118,7 @@ func BenchmarkISCSI(b *testing.B) {
 	librbdRun(im, "seqread", 4<<20, 8, size)
 	var results []benchResult
 	add := func(r benchResult) {
-		b.Logf("%-8s %-9s qd=%-2d %8.1f MiB/s %8.0f IOPS", r.path, r.workload, r.qd, r.mibs, r.iops)
+		b.Logf("%-8s %-9s qd=%-2d %8.1f MiB/s %8.0f IOPS %6.0f µs CPU/IO", r.path, r.workload, r.qd, r.mibs, r.iops, r.cpuUS)
 		results = append(results, r)
 	}
 
@@ -89,7 +131,7 @@ func BenchmarkISCSI(b *testing.B) {
 	if err := tg.Export(ctx, Export{IQN: iqn, Volume: im}); err != nil {
 		b.Fatal(err)
 	}
-	taddr, stop := startTGTD(b, conf, pool, name)
+	taddr, tgtdPID, stop := startTGTD(b, conf, pool, name)
 	defer stop()
 	tiqn := "iqn.2026-11.org.bmi:bench.tgtd"
 	im2, err := s.Open(ctx, name)
@@ -110,18 +152,28 @@ func BenchmarkISCSI(b *testing.B) {
 		name string
 		qd   int
 	}
+	// cpu is the CPU time of what serves a path: tgtd's process, or this
+	// one (our target, or librbd) — the readers, iscsi-perf, run apart.
+	cpu := func(path string) time.Duration {
+		if path == "tgtd" {
+			return procCPU(tgtdPID)
+		}
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	orders := [benchRounds][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}}
 	for _, w := range []workload{{"seqread", 8}, {"seqwrite", 8}, {"randread", 1}, {"randread", 4}, {"randread", 16}} {
-		sum := map[string]benchResult{}
-		for round := range 2 {
-			for i := range paths {
+		runs := map[string][]benchResult{}
+		for round := range benchRounds {
+			for _, i := range orders[round] {
 				p := paths[i]
-				if round == 1 {
-					p = paths[len(paths)-1-i]
+				if p.path == "librbd" && w.name == "seqwrite" {
+					continue
 				}
+				c0 := cpu(p.path)
 				var r benchResult
 				switch {
-				case p.path == "librbd" && w.name == "seqwrite":
-					continue
 				case p.path == "librbd" && w.name == "seqread":
 					r = librbdRun(im2, "seqread", 1<<20, 8, size)
 				case p.path == "librbd":
@@ -133,16 +185,17 @@ func BenchmarkISCSI(b *testing.B) {
 				default:
 					r = perfRun(b, p.path, p.url, "randread", 8, w.qd, true)
 				}
-				a := sum[p.path]
-				a.path, a.workload, a.qd = r.path, r.workload, r.qd
-				a.mibs += r.mibs / 2
-				a.iops += r.iops / 2
-				sum[p.path] = a
+				// Writes come from the Go initiator in this process: its CPU
+				// would be counted for our target only, so none is reported.
+				if w.name != "seqwrite" && r.iops > 0 {
+					r.cpuUS = float64((cpu(p.path) - c0).Microseconds()) / (r.iops * benchDuration.Seconds())
+				}
+				runs[p.path] = append(runs[p.path], r)
 			}
 		}
 		for _, p := range paths {
-			if r, ok := sum[p.path]; ok {
-				add(r)
+			if rs := runs[p.path]; len(rs) > 0 {
+				add(median(rs))
 			}
 		}
 	}
@@ -153,7 +206,7 @@ func BenchmarkISCSI(b *testing.B) {
 }
 
 // fill writes the whole image with non-zero data, 4 MiB at a time, 8 in flight.
-func fill(b *testing.B, im *ceph.Image, size int64) {
+func fill(b testing.TB, im *ceph.Image, size int64) {
 	buf := make([]byte, 4<<20)
 	for i := range buf {
 		buf[i] = byte(i*7 + 1)
@@ -242,9 +295,9 @@ func seqWrite(b *testing.B, path, addr, iqn string, lun byte) benchResult {
 	return benchResult{path: path, workload: "seqwrite", qd: 8, mibs: float64(n) / d, iops: float64(n) / d}
 }
 
-// startTGTD runs tgtd with the image as LUN 1 and returns its portal and
-// a function that kills it (tgtd ignores SIGTERM).
-func startTGTD(b *testing.B, conf, pool, image string) (string, func()) {
+// startTGTD runs tgtd with the image as LUN 1 and returns its portal, its
+// pid and a function that kills it (tgtd ignores SIGTERM).
+func startTGTD(b *testing.B, conf, pool, image string) (string, int, func()) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -287,7 +340,7 @@ func startTGTD(b *testing.B, conf, pool, image string) (string, func()) {
 		"--backing-store", pool+"/"+image, "--bsopts", "conf="+conf+";id=admin")
 	adm("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
 	_ = port
-	return addr, stop
+	return addr, cmd.Process.Pid, stop
 }
 
 // librbdRun reads from the image directly with qd goroutines.
@@ -325,23 +378,26 @@ func librbdRun(im *ceph.Image, workload string, bs, qd int, size int64) benchRes
 
 // report writes the figures and the ratios.
 func report(b *testing.B, rs []benchResult) {
-	get := func(path, w string, qd int) float64 {
+	find := func(path, w string, qd int) (benchResult, bool) {
 		for _, r := range rs {
 			if r.path == path && r.workload == w && r.qd == qd {
-				if w == "randread" {
-					return r.iops
-				}
-				return r.mibs
+				return r, true
 			}
 		}
-		return 0
+		return benchResult{}, false
+	}
+	get := func(path, w string, qd int) float64 {
+		r, _ := find(path, w, qd)
+		return r.headline()
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# service/iscsi vs tgtd (bs_rbd) vs librbd, one fully written 1 GiB RBD image, %s each, %s\n",
 		benchDuration, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&sb, "# reads: iscsi-perf (libiscsi); writes: the Go test initiator; librbd: service/ceph Image.ReadAt from goroutines\n")
-	fmt.Fprintf(&sb, "# each figure: mean of two runs in opposite path orders; GOMAXPROCS=%d, %d CPUs\n\n", runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Fprintf(&sb, "| workload | bmi | tgtd | librbd | bmi/tgtd | bmi/librbd |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&sb, "# each figure: the median of %d runs in different path orders (range in brackets); GOMAXPROCS=%d, %d CPUs\n",
+		benchRounds, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(&sb, "# CPU/IO: CPU time per I/O of what serves the path (this process for bmi and librbd, tgtd's process), not of the reader; reads only\n\n")
+	fmt.Fprintf(&sb, "| workload | bmi | tgtd | librbd | bmi/tgtd | bmi/librbd | CPU/IO bmi | CPU/IO tgtd | CPU/IO librbd |\n|---|---|---|---|---|---|---|---|---|\n")
 	row := func(label, w string, qd int, unit string) {
 		a, t, l := get("bmi", w, qd), get("tgtd", w, qd), get("librbd", w, qd)
 		ratio := func(x, y float64) string {
@@ -350,13 +406,21 @@ func report(b *testing.B, rs []benchResult) {
 			}
 			return fmt.Sprintf("%.2f", x/y)
 		}
-		cell := func(x float64) string {
-			if x == 0 {
+		cell := func(path string) string {
+			r, ok := find(path, w, qd)
+			if !ok {
 				return "—"
 			}
-			return fmt.Sprintf("%.0f %s", x, unit)
+			return fmt.Sprintf("%.0f %s (%.0f–%.0f)", r.headline(), unit, r.lo, r.hi)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", label, cell(a), cell(t), cell(l), ratio(a, t), ratio(a, l))
+		cpuCell := func(path string) string {
+			if r, ok := find(path, w, qd); ok && r.cpuUS > 0 {
+				return fmt.Sprintf("%.0f µs", r.cpuUS)
+			}
+			return "—"
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, cell("bmi"), cell("tgtd"), cell("librbd"),
+			ratio(a, t), ratio(a, l), cpuCell("bmi"), cpuCell("tgtd"), cpuCell("librbd"))
 	}
 	row("seq read 1 MiB QD8", "seqread", 8, "MiB/s")
 	row("seq write 1 MiB QD8", "seqwrite", 8, "MiB/s")

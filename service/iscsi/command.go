@@ -11,7 +11,9 @@ type task struct {
 	cmdSN     uint32
 	lunRaw    [8]byte
 	req       scsiRequest
-	buf       []byte // Data-Out buffer
+	buf       []byte      // Data-Out buffer
+	release   func()      // recycles buf (nil: nothing to do)
+	fail      *scsiResult // answer without executing (set before start)
 	received  int
 	nextR2T   int // offset of the next R2T to issue
 	r2tOut    int // outstanding R2Ts
@@ -86,7 +88,17 @@ func (s *session) scsiCommand(p *pdu) error {
 		s.start(t)
 		return nil
 	}
-	t.buf = make([]byte, edtl)
+	if edtl > maxTransfer {
+		// Refuse before allocating; any unsolicited Data-Out that follows
+		// is rejected, as for a finished task.
+		res := checkCondition(senseIllegalRequest, 0x2400) // INVALID FIELD IN CDB
+		t.fail = &res
+		s.start(t)
+		return nil
+	}
+	// A recycled buffer: only the bytes received (all of them, before the
+	// command starts) are ever written.
+	t.buf, t.release = getBuf(int(edtl))
 	copy(t.buf, p.data)
 	t.received = imm
 	t.nextR2T = imm
@@ -197,17 +209,23 @@ func (s *session) startReady() {
 // order.
 func (s *session) worker() {
 	for t := range s.work {
-		if s.closing.Load() || s.isAborted(t) {
-			s.finish(t, nil)
-			continue
+		var res *scsiResult
+		switch {
+		case s.closing.Load() || s.isAborted(t):
+		case t.fail != nil:
+			res = t.fail
+		case t.dataErr:
+			r := checkCondition(senseAbortedCommand, 0x4b00) // DATA PHASE ERROR
+			res = &r
+		default:
+			r := s.exp.unit.execute(&t.req)
+			res = &r
 		}
-		if t.dataErr {
-			res := checkCondition(senseAbortedCommand, 0x4b00) // DATA PHASE ERROR
-			s.finish(t, &res)
-			continue
+		if t.release != nil { // the write is done: nothing reads buf now
+			t.req.out, t.buf = nil, nil
+			t.release()
 		}
-		res := s.exp.unit.execute(&t.req)
-		s.finish(t, &res)
+		s.finish(t, res)
 	}
 }
 
@@ -225,6 +243,9 @@ func (s *session) finish(t *task, res *scsiResult) {
 	delete(s.tasks, t.itt)
 	s.mu.Unlock()
 	if res == nil || aborted {
+		if res != nil && res.release != nil {
+			res.release()
+		}
 		s.send(outPDU{complete: !t.immediate})
 		close(t.done)
 		return
@@ -279,6 +300,19 @@ func (s *session) finish(t *task, res *scsiResult) {
 			copy(r.data[2:], res.sense)
 		}
 		items = append(items, outPDU{p: r, status: true, complete: !t.immediate})
+	}
+	if res.release != nil {
+		if len(res.data) > 0 {
+			// the last Data-In: the writer recycles the buffer once it is out
+			for i := len(items) - 1; i >= 0; i-- {
+				if items[i].p.opcode() == opDataIn {
+					items[i].release = res.release
+					break
+				}
+			}
+		} else {
+			res.release()
+		}
 	}
 	s.send(items...)
 	close(t.done)

@@ -37,10 +37,19 @@ var prMu sync.Mutex
 // change it (reservations, PREVENT ALLOW MEDIUM REMOVAL, START STOP, MODE
 // SELECT) take mu exclusively, because gotgt writes those fields unlocked.
 type logicalUnit struct {
-	mu     sync.RWMutex
-	lu     *api.SCSILu
-	target *api.SCSITarget
+	mu       sync.RWMutex
+	lu       *api.SCSILu
+	target   *api.SCSITarget
+	vol      Volume
+	fastRead bool // READ goes through u.read (read.go)
 }
+
+// maxTransfer is the most one command may move, in bytes (advertised as
+// the Block Limits page's MAXIMUM TRANSFER LENGTH). A longer one gets
+// CHECK CONDITION, INVALID FIELD IN CDB, before anything is allocated for
+// it: the initiator, a tenant's machine, must not be able to make bmid
+// allocate what a CDB or an EDTL claims (up to terabytes).
+const maxTransfer = 16 << 20
 
 // newLogicalUnit builds an LU for vol under the target name iqn. key is the
 // unique path vol is registered under; id a process-unique device id.
@@ -85,7 +94,9 @@ func newLogicalUnit(iqn, key string, id uint64, vol Volume) (*logicalUnit, error
 		op.InitLUReservation(iqn, id)
 	}
 	prMu.Unlock()
-	return &logicalUnit{lu: lu, target: tgt}, nil
+	u := &logicalUnit{lu: lu, target: tgt, vol: vol}
+	u.installReadOps()
+	return u, nil
 }
 
 // release forgets the LU's reservations and the volume registration.
@@ -115,6 +126,7 @@ type scsiResult struct {
 	status    byte
 	sense     []byte
 	data      []byte // Data-In, already cut to edtl
+	release   func() // recycles data's buffer once sent (nil: nothing to do)
 	residual  uint32
 	overflow  bool
 	underflow bool
@@ -208,6 +220,15 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 	cdb := append([]byte(nil), r.cdb...)
 	blocks, rw, isWrite := rwBlocks(cdb)
 	xfer := uint64(blocks) << blockShift
+	if rw {
+		if xfer > maxTransfer {
+			return checkCondition(senseIllegalRequest, 0x2400) // INVALID FIELD IN CDB
+		}
+		lba, end := rwLBA(cdb), u.lu.Size>>blockShift
+		if (blocks > 0 && (lba+uint64(blocks) < lba || lba+uint64(blocks) > end)) || (blocks == 0 && lba >= end) {
+			return checkCondition(senseIllegalRequest, 0x2100) // LOGICAL BLOCK ADDRESS OUT OF RANGE
+		}
+	}
 	var residual uint32
 	var overflow, underflow bool
 	if rw {
@@ -256,9 +277,21 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 		// gotgt writes whole pages whatever the allocation length: give it
 		// room, the answer is cut to the allocation length and EDTL below.
 		alloc, _ := allocLength(cdb)
-		inLen = max(inLen, min(alloc, 1<<20), 8192)
+		inLen = max(min(inLen, maxTransfer), min(alloc, 1<<20), 8192)
 	}
-	if !(rw && isWrite) {
+	switch {
+	case rw && !isWrite && u.fastRead:
+		// READ: u.read fills it; the writer recycles it once sent.
+		buf, release := getBuf(int(inLen))
+		cmd.InSDBBuffer = &api.SCSIDataBuffer{Buffer: buf, Length: uint32(inLen)}
+		defer func() {
+			if res.data != nil {
+				res.release = release
+			} else {
+				release()
+			}
+		}()
+	case !(rw && isWrite):
 		cmd.InSDBBuffer = &api.SCSIDataBuffer{Buffer: make([]byte, inLen), Length: uint32(inLen)}
 	}
 	if r.write {
@@ -304,11 +337,16 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 		return res
 	}
 	if rw && !isWrite && xfer > 0 && cmd.InSDBBuffer.Resid == 0 {
-		// gotgt loses the error of a failed backing-store read and answers
-		// GOOD with zeros; the length it records (Resid) is 0 only then.
+		// gotgt's own read operation (used if ours could not be installed)
+		// loses the error of a failed backing-store read and answers GOOD
+		// with zeros; the length it records (Resid) is 0 only then.
 		return checkCondition(senseMediumError, 0x1100) // UNRECOVERED READ ERROR
 	}
 	res.status = statusGood
+	if cdb[0] == 0x12 && cdb[1]&1 != 0 && cdb[2] == 0xb0 && len(cmd.InSDBBuffer.Buffer) >= 12 {
+		// Block Limits: gotgt leaves MAXIMUM TRANSFER LENGTH at 0 (none)
+		binary.BigEndian.PutUint32(cmd.InSDBBuffer.Buffer[8:], maxTransfer>>blockShift)
+	}
 	if cmd.InSDBBuffer != nil && r.read {
 		buf := cmd.InSDBBuffer.Buffer
 		var actual uint64

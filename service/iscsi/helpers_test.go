@@ -83,6 +83,13 @@ func (m *memVolume) Close() error {
 	return nil
 }
 
+// snapshot is a copy of the volume's bytes.
+func (m *memVolume) snapshot() []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return append([]byte(nil), m.data...)
+}
+
 func (m *memVolume) setFail(b bool) {
 	m.mu.Lock()
 	m.fail = b

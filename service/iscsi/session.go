@@ -21,15 +21,6 @@ const (
 	rejectOutOfResource = 0x0a
 )
 
-// outPDU is one PDU for the writer; status PDUs advance StatSN, and
-// complete releases one slot of the command window.
-type outPDU struct {
-	p        *pdu
-	status   bool
-	complete bool
-	noSeq    bool // Data-In without status: StatSN is reserved
-}
-
 // session is one logged-in connection (one connection per session).
 type session struct {
 	t               *Target
@@ -56,10 +47,8 @@ type session struct {
 	textOut  []byte // a text answer longer than one PDU
 	textTTT  uint32
 
-	sendMu    sync.RWMutex
-	outClosed bool
-	out       chan []outPDU
-	work      chan *task
+	out  output
+	work chan *task
 	// ready are received commands not yet handed to the workers: the
 	// reader hands them over once it has processed every PDU already
 	// received, so a task management request that arrived right behind a
@@ -86,64 +75,12 @@ func (s *session) window() uint32 {
 // snaGT is serial number arithmetic a > b (RFC 1982, 32 bits).
 func snaGT(a, b uint32) bool { return a != b && (a-b) < 1<<31 }
 
-// send queues PDUs for the writer; it drops them once the session closes.
-func (s *session) send(items ...outPDU) {
-	s.sendMu.RLock()
-	defer s.sendMu.RUnlock()
-	if s.outClosed {
-		return
-	}
-	s.out <- items
-}
-
 // close drops the connection; serve's reader sees it and shuts down.
 func (s *session) close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		s.c.Close()
 	})
-}
-
-// writer sends queued PDUs, filling in the sequence numbers at send time
-// so that StatSN follows the order on the wire.
-func (s *session) writer() {
-	bw := bufio.NewWriterSize(s.c, 256*1024)
-	broken := false
-	for items := range s.out {
-		for _, it := range items {
-			s.mu.Lock()
-			if it.complete && s.inflight > 0 {
-				s.inflight--
-			}
-			if it.p != nil {
-				if !it.noSeq {
-					it.p.put32(24, s.statSN)
-				}
-				if it.status {
-					s.statSN++
-				}
-				it.p.put32(28, s.expCmdSN)
-				it.p.put32(32, s.window())
-			}
-			s.mu.Unlock()
-			if it.p == nil || broken {
-				continue
-			}
-			if err := it.p.writeTo(bw, s.dig); err != nil {
-				broken = true
-				s.close()
-			}
-		}
-		if len(s.out) == 0 && !broken {
-			if err := bw.Flush(); err != nil {
-				broken = true
-				s.close()
-			}
-		}
-	}
-	if !broken {
-		bw.Flush()
-	}
 }
 
 // reject answers a PDU we cannot take.
@@ -157,14 +94,12 @@ func (s *session) reject(p *pdu, reason byte) {
 
 // serveSession runs the full-feature phase until the connection ends.
 func (s *session) serve(ctx context.Context) error {
-	s.out = make(chan []outPDU, 2*s.t.cfg.QueueDepth+16)
+	s.out.init(s, 2*s.t.cfg.QueueDepth+16)
 	s.work = make(chan *task, 2*s.t.cfg.QueueDepth+16)
 	s.held = map[uint32]*pdu{}
 	s.tasks = map[uint32]*task{}
 	s.lastRecv.Store(time.Now().UnixNano())
-	var writerDone, workers sync.WaitGroup
-	writerDone.Add(1)
-	go func() { defer writerDone.Done(); s.writer() }()
+	var workers sync.WaitGroup
 	if s.exp != nil {
 		for range s.t.cfg.Workers {
 			workers.Add(1)
@@ -177,17 +112,14 @@ func (s *session) serve(ctx context.Context) error {
 
 	err := s.readLoop()
 
+	_ = s.c.SetWriteDeadline(time.Now().Add(shutWait))
 	stop()
 	close(stopPing)
 	s.closing.Store(true)
 	close(s.work)
 	workers.Wait()
 	s.bg.Wait()
-	s.sendMu.Lock()
-	s.outClosed = true
-	close(s.out)
-	s.sendMu.Unlock()
-	writerDone.Wait()
+	s.out.shut()
 	s.close()
 	return err
 }
@@ -340,7 +272,7 @@ func (s *session) pinger(stop chan struct{}) {
 			rand.Read(tag[:])
 			r.put32(20, uint32(tag[0])<<24|uint32(tag[1])<<16|uint32(tag[2])<<8|uint32(tag[3])&0x7fffffff)
 			s.pingSent.Store(now.UnixNano())
-			s.send(outPDU{p: r})
+			s.out.post(outPDU{p: r})
 		}
 	}
 }
