@@ -85,6 +85,32 @@ func Main(m *testing.M) int {
 	return code
 }
 
+// Stoppable starts a cluster for tb alone, one a test may stop and restart
+// (an outage test: the shared cluster must stay up), with OSDs of 4 GiB;
+// it is purged when tb ends. It stops tb the way Cluster does when Ceph
+// is missing.
+func Stoppable(tb testing.TB) *cephlab.Cluster {
+	tb.Helper()
+	Cluster(tb) // skip (or fail under CI) the same way when Ceph is missing
+	dir, err := os.MkdirTemp("", "bmi-ceph-stoppable-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := cephlab.New(cephlab.Options{Dir: dir, OSDSize: 4 << 30})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Purge(context.Background()); err != nil {
+			tb.Errorf("purge the stoppable cluster: %v", err)
+		}
+	})
+	if err := c.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // Cluster returns the conf and pool of the test cluster, starting the
 // private one on first use. It stops tb (testenv.Missing) when the Ceph
 // binaries are not installed.

@@ -5,12 +5,10 @@ package iscsi
 import (
 	"bytes"
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
-	"github.com/bmi-go/bmi/lab/cephlab"
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -23,24 +21,8 @@ import (
 // be stopped).
 func TestCephGoesAwayMidIO(t *testing.T) {
 	t.Parallel()
-	cephtest.Cluster(t) // skip (or fail under CI) the same way when Ceph is missing
+	c := cephtest.Stoppable(t)
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "bmi-iscsi-outage-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cephlab.New(cephlab.Options{Dir: dir, OSDSize: 4 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Purge(context.Background()); err != nil {
-			t.Errorf("purge: %v", err)
-		}
-	})
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const opTimeout = 3 * time.Second
 	s, err := ceph.Dial(ctx, ceph.Config{Conf: c.ConfPath(), Pool: c.Pool(), OpTimeout: opTimeout}, logging.Discard())
 	if err != nil {
