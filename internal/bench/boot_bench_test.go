@@ -236,11 +236,11 @@ func (bl *benchLab) watch(ctx context.Context, node lab.Node, start func() error
 	return d, tl, mk.Groups[2], nil
 }
 
-// netboot provisions node through bmid's API and power-cycles it through
+// netboot provisions node with the lab project's image img through bmid's API and power-cycles it through
 // hil-mock; it leaves the node provisioned (deprovision after).
-func (bl *benchLab) netboot(ctx context.Context, node lab.Node, timeout time.Duration) (bootResult, error) {
+func (bl *benchLab) netboot(ctx context.Context, node lab.Node, img string, timeout time.Duration) (bootResult, error) {
 	t0 := time.Now()
-	if _, err := bl.call("POST", bl.api+"/nodes/"+node.Name+"/provision", `{"image": "`+lab.GoldenImage+`", "nic": "eth0"}`, 201); err != nil {
+	if _, err := bl.call("POST", bl.api+"/nodes/"+node.Name+"/provision", `{"image": "`+img+`", "nic": "eth0"}`, 201); err != nil {
 		return bootResult{}, err
 	}
 	r := bootResult{prepare: time.Since(t0)}
@@ -292,7 +292,7 @@ func benchNetVsLocal(b *testing.B, bl *benchLab, runs int) {
 	var insts []installResult
 	netErrs, instErrs := 0, 0
 	for i := range runs {
-		r, err := bl.netboot(ctx, node, bootTimeout)
+		r, err := bl.netboot(ctx, node, lab.GoldenImage, bootTimeout)
 		if err == nil {
 			fmt.Printf("netboot %d: provision %.1f s, boot %.1f s (%s): %v\n", i+1, r.prepare.Seconds(), r.boot.Seconds(), r.mode, r.tl)
 			nets = append(nets, r)
@@ -304,7 +304,7 @@ func benchNetVsLocal(b *testing.B, bl *benchLab, runs int) {
 		if err := bl.deprovision(node); err != nil {
 			b.Fatal(err)
 		}
-		ir, err := bl.installToDisk(ctx, m, is, node, i)
+		ir, err := bl.installToDisk(ctx, m, is, node, lab.GoldenImage, is.size, i)
 		if err != nil {
 			instErrs++
 			fmt.Printf("install-to-disk %d failed: %v\n", i+1, err)
@@ -356,6 +356,9 @@ func benchNetVsLocal(b *testing.B, bl *benchLab, runs int) {
 		}
 	}
 	rate := Values("installer download + write rate", "(b) install-to-disk", "MiB/s", rates)
+	if !isQuick {
+		benchLarge(b, bl, m, is, node, s2)
+	}
 	s2.Chart = &Chart{File: "install.svg", YLabel: "median time (s)"}
 	a, bb := s2.Find("total: to marker", "(a) BMI").Median, s2.Find("total: to marker", "(b) install-to-disk").Median
 	s2.Ratio("(a) BMI / (b) install-to-disk, total to marker (median)", a, bb)

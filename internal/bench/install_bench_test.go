@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/bmi-go/bmi/internal/netnstest"
@@ -40,14 +43,19 @@ const installPort = 8070
 // the installer (bmi.install=<bmid's image download URL>, lab/image
 // init.sh).
 type installServer struct {
-	base     string
-	img      image.Image
-	size     int64
-	imageURL string
-	mu       sync.Mutex
-	armed    map[string]string // MAC -> node name
-	stop     func()
+	base  string
+	img   image.Image
+	size  int64  // the golden image's bytes
+	addr  string // the bridge address (bmid's API and this server)
+	user  string // the lab user the installer downloads as
+	pw    string
+	mu    sync.Mutex
+	armed map[string]armed // by MAC
+	stop  func()
 }
+
+// armed is a machine being installed and the image it gets.
+type armed struct{ node, image string }
 
 // startInstallServer starts the install server of bl's lab for img.
 func startInstallServer(bl *benchLab, img image.Image, log *slog.Logger) (*installServer, error) {
@@ -61,8 +69,8 @@ func startInstallServer(bl *benchLab, img image.Image, log *slog.Logger) (*insta
 		return nil, fmt.Errorf("install server: bridge address %q: %w", bl.l.Bridge4, fault.ErrInvalid)
 	}
 	is := &installServer{
-		base: fmt.Sprintf("http://%s:%d", addr, installPort), img: img, size: st.Size(), armed: map[string]string{},
-		imageURL: fmt.Sprintf("http://%s:%s@%s:%d/api/v1/projects/%s/images/%s/data", bl.user, bl.pw, addr, lab.APIPort, lab.Project, lab.GoldenImage),
+		base: fmt.Sprintf("http://%s:%d", addr, installPort), img: img, size: st.Size(), armed: map[string]armed{},
+		addr: addr, user: bl.user, pw: bl.pw,
 	}
 	ns := netnstest.NS{Name: bl.l.Namespace}
 	var ln net.Listener
@@ -110,16 +118,18 @@ func startInstallServer(bl *benchLab, img image.Image, log *slog.Logger) (*insta
 func (is *installServer) BootNode(_ context.Context, mac net.HardwareAddr) (string, error) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
-	if n, ok := is.armed[mac.String()]; ok {
-		return n, nil
+	if a, ok := is.armed[mac.String()]; ok {
+		return a.node, nil
 	}
 	return "", fmt.Errorf("install server: %s is not being installed: %w", mac, fault.ErrNotFound)
 }
 
-func (is *installServer) arm(mac, node string) {
+// arm makes the server install image (a BMI image of the lab project) on
+// the machine with mac.
+func (is *installServer) arm(mac, node, image string) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
-	is.armed[mac] = node
+	is.armed[mac] = armed{node, image}
 }
 
 func (is *installServer) disarm(mac string) {
@@ -132,12 +142,15 @@ func (is *installServer) disarm(mac string) {
 func (is *installServer) script(w http.ResponseWriter, r *http.Request) {
 	mac := strings.ReplaceAll(strings.TrimSuffix(r.PathValue("file"), ".ipxe"), "-", ":")
 	is.mu.Lock()
-	node, ok := is.armed[mac]
+	a, ok := is.armed[mac]
 	is.mu.Unlock()
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
+	// bmid's download endpoint, with the lab user's credentials (busybox
+	// wget sends them as basic auth)
+	url := fmt.Sprintf("http://%s:%s@%s:%d/api/v1/projects/%s/images/%s/data", is.user, is.pw, is.addr, lab.APIPort, lab.Project, a.image)
 	fmt.Fprintf(w, `#!ipxe
 echo BMI-BENCH-INSTALLER %[1]s: netbooting the installer
 kernel %[2]s/install/vmlinuz %[3]s bmi.host=%[1]s bmi.install=%[4]s bmi.ip=${net0/ip} bmi.mask=${net0/netmask} bmi.mac=${net0/mac} bmi.disk=/dev/vda || goto failed
@@ -145,7 +158,7 @@ initrd %[2]s/install/initrd.gz || goto failed
 boot || goto failed
 :failed
 echo BMI-LAB-FAILED installer netboot of %[1]s failed
-`, node, is.base, image.KernelCmdline, is.imageURL)
+`, a.node, is.base, image.KernelCmdline, url)
 }
 
 // installMilestones are the install phase of the install-to-disk path,
@@ -176,18 +189,18 @@ type installResult struct {
 	mode      string
 }
 
-// installToDisk runs the classic path on node: a blank local disk of the
-// image's size; power cycle through hil-mock (boot device PXE); the
+// installToDisk runs the classic path on node with the lab project's
+// image img of size bytes: a blank local disk of that size; power cycle through hil-mock (boot device PXE); the
 // install server's DHCP and iPXE script netboot the installer, which
 // downloads the image from bmid's API onto the disk and powers off; then,
 // as a provisioning conductor does, set the boot device to the disk and
 // power on through hil-mock; the installed system boots to its marker.
 // The machine is restored to its diskless definition afterwards.
-func (bl *benchLab) installToDisk(ctx context.Context, m *vm.Machines, is *installServer, node lab.Node, i int) (installResult, error) {
+func (bl *benchLab) installToDisk(ctx context.Context, m *vm.Machines, is *installServer, node lab.Node, img string, size int64, i int) (installResult, error) {
 	var r installResult
 	_ = m.Off(ctx, node.Domain)
 	disk := filepath.Join(bl.dir, fmt.Sprintf("install-%s-%d.qcow2", node.Name, i))
-	if err := vm.NewDisk(ctx, disk, is.size); err != nil {
+	if err := vm.NewDisk(ctx, disk, size); err != nil {
 		return r, err
 	}
 	spec := vm.Spec{Name: node.Domain, Host: node.Name, MAC: node.MAC, Tap: node.Tap, Serial: node.Serial}
@@ -207,7 +220,7 @@ func (bl *benchLab) installToDisk(ctx context.Context, m *vm.Machines, is *insta
 		return r, err
 	}
 	defer func() { _ = bl.detach(node.Name) }()
-	is.arm(node.MAC, node.Name)
+	is.arm(node.MAC, node.Name, img)
 	defer is.disarm(node.MAC)
 	con := vm.Console{Path: node.Serial}
 	fail := func(what string, err error) (installResult, error) {
@@ -268,4 +281,88 @@ func (bl *benchLab) installToDisk(ctx context.Context, m *vm.Machines, is *insta
 	}
 	r.mode = b.Groups[2]
 	return r, nil
+}
+
+// largeMiB is the size of the larger image of section 2: the golden image
+// followed by pseudo-random data (written, not sparse), to show how each
+// path grows with the image.
+const largeMiB = 512
+
+// uploadPadded uploads the golden image at path followed by pseudo-random
+// bytes up to size as the lab project's image name, through bmid's API.
+func (bl *benchLab) uploadPadded(ctx context.Context, path, name string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fill := rand.NewChaCha8([32]byte{'b', 'm', 'i'})
+	body := io.MultiReader(f, io.LimitReader(fill, size-st.Size()))
+	req, err := http.NewRequestWithContext(ctx, "PUT", bl.api+"/images/"+name+"/data", body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.SetBasicAuth(bl.user, bl.pw)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("upload %s: HTTP %d: %s", name, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// benchLarge runs (a) and (b) once more with a largeMiB image and adds
+// the rows to s2.
+func benchLarge(b *testing.B, bl *benchLab, m *vm.Machines, is *installServer, node lab.Node, s2 *Section) {
+	ctx := context.Background()
+	name := fmt.Sprintf("%s-%dm", lab.GoldenImage, largeMiB)
+	size := int64(largeMiB) << 20
+	t0 := time.Now()
+	if err := bl.uploadPadded(ctx, is.img.Path, name, size); err != nil {
+		b.Fatal(err)
+	}
+	up := time.Since(t0)
+	c := fmt.Sprintf("%d MiB image: total to marker", largeMiB)
+	ra := Row{Case: c, Subject: "(a) BMI", Unit: "s"}
+	r, err := bl.netboot(ctx, node, name, bootTimeout)
+	if err != nil {
+		ra.Errors = 1
+		s2.Note("(a) with the %d MiB image failed: %s", largeMiB, errLine(err))
+	} else {
+		ra = Durations(c, "(a) BMI", "s", []time.Duration{r.prepare + r.boot})
+		fmt.Printf("netboot %d MiB: provision %.1f s, boot %.1f s (%s): %v\n", largeMiB, r.prepare.Seconds(), r.boot.Seconds(), r.mode, r.tl)
+	}
+	if err := bl.deprovision(node); err != nil {
+		b.Fatal(err)
+	}
+	rb := Row{Case: c, Subject: "(b) install-to-disk", Unit: "s"}
+	ir, err := bl.installToDisk(ctx, m, is, node, name, size, 99)
+	if err != nil {
+		rb.Errors = 1
+		s2.Note("(b) with the %d MiB image failed: %s", largeMiB, errLine(err))
+	} else {
+		rb = Durations(c, "(b) install-to-disk", "s", []time.Duration{ir.total})
+		fmt.Printf("install-to-disk %d MiB: installed %.1f s (download+write %.2f s in the guest), on %.1f s, marker %.1f s (%s)\n",
+			largeMiB, ir.installed.Seconds(), ir.write, ir.on.Seconds(), ir.total.Seconds(), ir.mode)
+		s2.Note("(b) with the %d MiB image: image written at %.1f s, installer download + write %.1f s (%.1f MiB/s), powered on from the disk at %.1f s, marker at %.1f s",
+			largeMiB, ir.installed.Seconds(), ir.write, float64(largeMiB)/ir.write, ir.on.Seconds(), ir.total.Seconds())
+	}
+	s2.Add(ra)
+	s2.Add(rb)
+	if ra.Errors == 0 && rb.Errors == 0 {
+		s2.Ratio(fmt.Sprintf("%d MiB image: (a) BMI / (b) install-to-disk, total to marker", largeMiB), ra.Median, rb.Median)
+		s2.Ratio(fmt.Sprintf("%d MiB image: (b) install-to-disk / (a) BMI, total to marker", largeMiB), rb.Median, ra.Median)
+	}
+	s2.Note("the %d MiB image is the golden image followed by pseudo-random data (written, not sparse), uploaded through bmid's API in %.1f s; one run of each path (full run only)",
+		largeMiB, up.Seconds())
 }

@@ -105,7 +105,7 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				rs[i], errs[i] = bl.netboot(ctx, nd, stormTimeout(n))
+				rs[i], errs[i] = bl.netboot(ctx, nd, lab.GoldenImage, stormTimeout(n))
 			}()
 		}
 		wg.Wait()
