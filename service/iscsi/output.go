@@ -64,10 +64,11 @@ func (s *session) send(items ...outPDU) {
 // post queues items without waiting and without writing in the calling
 // goroutine (the pinger: it must stay free to notice a dead initiator
 // even if the connection blocks); a new goroutine writes them if nobody
-// is writing. Items are dropped if the queue is full.
+// is writing. It ignores the queue's bound: the pinger has one ping out
+// at most, and a ping dropped would end a live session at its timeout.
 func (o *output) post(items ...outPDU) {
 	o.mu.Lock()
-	if len(o.queue) >= o.max || !o.enqueue(items) {
+	if !o.enqueue(items) {
 		o.mu.Unlock()
 		return
 	}

@@ -2,10 +2,12 @@ package iscsi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestReadBuffersRecycled: READ data comes from recycled buffers (bufPool).
@@ -88,5 +90,32 @@ func TestBufClass(t *testing.T) {
 			t.Errorf("getBuf(%d): %d bytes", tc.n, len(b))
 		}
 		release()
+	}
+}
+
+// TestInitiatorStopsReading: an initiator queues far more read data than
+// the connection holds and then neither reads nor sends. Whoever writes
+// for the session blocks on the full connection; the pinger must still
+// notice the silence, drop the session, and Unexport must not hang.
+func TestInitiatorStopsReading(t *testing.T) {
+	tg, addr := startTarget(t, Config{NopInterval: 200 * time.Millisecond, NopTimeout: time.Second})
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20)})
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login status 0x%04x", st)
+	}
+	for range 64 { // 64 MiB of Data-In, never read
+		c.submit(rw10(0x28, 0, 2048), 1<<20, true, nil)
+	}
+	waitFor(t, func() bool { return sessionsOf(t, tg) == 0 })
+	done := make(chan error, 1)
+	go func() { done <- tg.Unexport(context.Background(), testIQN(1)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Unexport still waiting 15 s after the session was dropped")
 	}
 }
