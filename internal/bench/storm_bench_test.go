@@ -132,6 +132,9 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 			singleCPU = rs[0].cpu
 		}
 		c := fmt.Sprintf("%d nodes", n)
+		if n == 1 {
+			c = "1 node"
+		}
 		r := Durations(c, "BMI storm: all booted", "s", []time.Duration{all})
 		r.Errors = failed
 		r.Extra = map[string]float64{"failed": float64(failed), "qemu_rss_peak_mib": float64(peakRSS)}
@@ -142,9 +145,9 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 		if singleCPU > 0 {
 			base := time.Duration(float64(n) * float64(singleCPU) / float64(report.Machine.Cores))
 			sec.Add(Durations(c, "N x single-boot CPU / cores (baseline)", "s", []time.Duration{base}))
-			sec.Ratio(fmt.Sprintf("%d nodes: time to all booted / (N x single-boot CPU time / cores)", n), all.Seconds(), base.Seconds())
+			sec.Ratio(c+": time to all booted / (N x single-boot CPU time / cores)", all.Seconds(), base.Seconds())
 		}
-		sec.Ratio(fmt.Sprintf("%d nodes: failed / N", n), float64(failed), float64(n))
+		sec.Ratio(c+": failed / N", float64(failed), float64(n))
 		fmt.Printf("storm %d: all done in %.1f s, %d failed, per-node boot median %.1f s, QEMU RSS peak %d MiB, single-boot CPU %.1f s\n",
 			n, all.Seconds(), failed, pn.Median, peakRSS, singleCPU.Seconds())
 	}
