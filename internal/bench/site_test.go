@@ -63,7 +63,10 @@ func repoRoot() string {
 
 // addISCSI folds in service/iscsi's benchmark (BenchmarkISCSI: our target
 // vs tgtd's rbd backing store vs direct librbd) when `make bench` ran it
-// in this run (its results.md newer than BMI_BENCH_SINCE, unix seconds).
+// in this run: the newest results.md written after BMI_BENCH_SINCE (unix
+// seconds) and before this process started (make bench runs it just
+// before), so that a BenchmarkISCSI someone else runs meanwhile is not
+// taken for this run's.
 func addISCSI(r *Report) {
 	since, err := strconv.ParseInt(os.Getenv("BMI_BENCH_SINCE"), 10, 64)
 	if err != nil {
@@ -73,7 +76,7 @@ func addISCSI(r *Report) {
 	var newest string
 	var at time.Time
 	for _, d := range dirs {
-		if fi, err := os.Stat(d); err == nil && fi.ModTime().Unix() >= since && fi.ModTime().After(at) {
+		if fi, err := os.Stat(d); err == nil && fi.ModTime().Unix() >= since && fi.ModTime().Before(r.Started) && fi.ModTime().After(at) {
 			newest, at = d, fi.ModTime()
 		}
 	}
