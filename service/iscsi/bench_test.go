@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,7 +164,11 @@ func BenchmarkISCSI(b *testing.B) {
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	orders := [benchRounds][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}}
+	only := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_ONLY")) // e.g. "seqread randread1": a subset, while tuning
 	for _, w := range []workload{{"seqread", 8}, {"seqwrite", 8}, {"randread", 1}, {"randread", 4}, {"randread", 16}} {
+		if len(only) > 0 && !slices.Contains(only, w.name) && !slices.Contains(only, w.name+strconv.Itoa(w.qd)) {
+			continue
+		}
 		runs := map[string][]benchResult{}
 		for round := range benchRounds {
 			for _, i := range orders[round] {

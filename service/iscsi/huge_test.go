@@ -60,7 +60,7 @@ func TestHugeTransfers(t *testing.T) {
 		})
 	}
 	// A write beyond the end writes nothing.
-	before := append([]byte(nil), vol.data...)
+	before := vol.snapshot()
 	tk := c.submit(rw10(0x2a, 2047, 2), 1024, false, bytes.Repeat([]byte{0xee}, 1024))
 	c.wait(tk)
 	if tk.status != statusCheckCondition || len(tk.sense) < 14 || binary.BigEndian.Uint16(tk.sense[12:]) != 0x2100 {

@@ -1,7 +1,7 @@
 package iscsi
 
 import (
-	"bufio"
+	"net"
 	"sync"
 	"time"
 )
@@ -28,8 +28,8 @@ type outPDU struct {
 // the order on the wire.
 type output struct {
 	s       *session
-	bw      *bufio.Writer
-	max     int // queued items past which senders wait (backpressure)
+	bufs    net.Buffers // the batch being written (writer only)
+	max     int         // queued items past which senders wait (backpressure)
 	mu      sync.Mutex
 	cond    sync.Cond // the queue shrank, or writing stopped
 	queue   []outPDU
@@ -41,7 +41,6 @@ type output struct {
 
 func (o *output) init(s *session, max int) {
 	o.s, o.max = s, max
-	o.bw = bufio.NewWriterSize(s.c, 256*1024)
 	o.cond.L = &o.mu
 }
 
@@ -112,9 +111,11 @@ func (o *output) drain() {
 	o.mu.Unlock()
 }
 
-// write sends a batch and flushes it (only the writer calls it).
+// write sends a batch in one writev (only the writer calls it): data
+// segments go from their buffers to the socket without being copied.
 func (o *output) write(batch []outPDU) {
 	s := o.s
+	bufs := o.bufs[:0]
 	for _, it := range batch {
 		s.mu.Lock()
 		if it.complete && s.inflight > 0 {
@@ -132,21 +133,27 @@ func (o *output) write(batch []outPDU) {
 		}
 		s.mu.Unlock()
 		if it.p != nil && !o.broken {
-			// bufio has copied p.data or written it once this returns
-			if err := it.p.writeTo(o.bw, s.dig); err != nil {
+			var err error
+			if bufs, err = it.p.appendTo(bufs, s.dig); err != nil {
 				o.fail()
 			}
 		}
+	}
+	if !o.broken && len(bufs) > 0 {
+		all := bufs // WriteTo consumes its receiver
+		if _, err := all.WriteTo(s.c); err != nil {
+			o.fail()
+		}
+	}
+	// Written (or dropped): nothing refers to the recycled buffers now.
+	for _, it := range batch {
 		if it.release != nil {
 			it.p.data = nil
 			it.release()
 		}
 	}
-	if !o.broken {
-		if err := o.bw.Flush(); err != nil {
-			o.fail()
-		}
-	}
+	clear(bufs)
+	o.bufs = bufs[:0]
 }
 
 // fail marks the connection broken and closes it (the reader sees it).

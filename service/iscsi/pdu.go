@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 )
 
 // Opcodes of RFC 7143 §11.
@@ -174,21 +175,21 @@ func (p *pdu) marshal(d digests) ([]byte, error) {
 // crc32Castagnoli is CRC32C of b.
 func crc32Castagnoli(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
-// writeTo encodes p like marshal, but writes the data segment from p.data
-// without copying it into a new buffer.
-func (p *pdu) writeTo(w io.Writer, d digests) error {
+// appendTo encodes p like marshal, but appends it to bufs as separate
+// slices: the header (and its digest), the data segment from p.data
+// itself, not copied, and the padding with the data digest.
+func (p *pdu) appendTo(bufs net.Buffers, d digests) (net.Buffers, error) {
 	n := len(p.data)
 	data := p.data
 	p.data = nil
 	hdr, err := p.marshal(d)
 	p.data = data
 	if err != nil {
-		return err
+		return bufs, err
 	}
 	p.bhs[5], p.bhs[6], p.bhs[7] = byte(n>>16), byte(n>>8), byte(n)
 	if n == 0 {
-		_, err = w.Write(hdr)
-		return err
+		return append(bufs, hdr), nil
 	}
 	// The header (and its digest) must cover the real data length.
 	hdr[5], hdr[6], hdr[7] = p.bhs[5], p.bhs[6], p.bhs[7]
@@ -196,18 +197,15 @@ func (p *pdu) writeTo(w io.Writer, d digests) error {
 		end := bhsLen + len(p.ahs)
 		binary.LittleEndian.PutUint32(hdr[end:], crc32.Checksum(hdr[:end], castagnoli))
 	}
-	if _, err := w.Write(hdr); err != nil {
-		return err
+	bufs = append(bufs, hdr, data)
+	var tail []byte
+	if pad := pad4(n); pad > 0 || d.data {
+		tail = make([]byte, pad, pad+4)
+		if d.data {
+			c := crc32.Update(crc32.Checksum(data, castagnoli), castagnoli, tail)
+			tail = binary.LittleEndian.AppendUint32(tail, c)
+		}
+		bufs = append(bufs, tail)
 	}
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	var tail [8]byte
-	t := tail[:pad4(n)]
-	if d.data {
-		c := crc32.Update(crc32.Checksum(data, castagnoli), castagnoli, t)
-		t = binary.LittleEndian.AppendUint32(t, c)
-	}
-	_, err = w.Write(t)
-	return err
+	return bufs, nil
 }

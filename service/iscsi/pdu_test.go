@@ -32,9 +32,9 @@ func TestPDURoundTrip(t *testing.T) {
 			if len(b)%4 != 0 {
 				t.Fatalf("encoded length %d is not a multiple of 4", len(b))
 			}
-			var w bytes.Buffer
-			if err := p.writeTo(&w, c.dig); err != nil || !bytes.Equal(w.Bytes(), b) {
-				t.Fatalf("writeTo differs from marshal: %v\n%x\n%x", err, w.Bytes(), b)
+			bufs, err := p.appendTo(nil, c.dig)
+			if w := bytes.Join(bufs, nil); err != nil || !bytes.Equal(w, b) {
+				t.Fatalf("appendTo differs from marshal: %v\n%x\n%x", err, w, b)
 			}
 			q, err := readPDU(bytes.NewReader(b), c.dig, 1<<20)
 			if err != nil {

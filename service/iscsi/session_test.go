@@ -57,7 +57,7 @@ func TestReadWriteInFlight(t *testing.T) {
 					t.Fatalf("%v: sense %x", tk, tk.sense)
 				}
 			}
-			if !bytes.Equal(vol.data, want) {
+			if !bytes.Equal(vol.snapshot(), want) {
 				t.Fatal("volume content differs from what was written")
 			}
 			ts = ts[:0]
