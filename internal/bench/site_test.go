@@ -85,7 +85,7 @@ func addISCSI(r *Report) {
 	rc, err := os.ReadFile(filepath.Join(runDir, "iscsi.rc"))
 	switch {
 	case err != nil:
-		s.Note("not run (make bench QUICK=1 leaves it out: it takes about 3 minutes)")
+		s.Note("not run (make bench QUICK=1 leaves it out: it takes about 4 minutes)")
 		r.Sections = append(r.Sections, s)
 		r.SortSections()
 		return
