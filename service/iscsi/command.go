@@ -12,7 +12,7 @@ type task struct {
 	lunRaw    [8]byte
 	req       scsiRequest
 	buf       []byte      // Data-Out buffer
-	release   func()      // recycles buf (nil: nothing to do)
+	release   func()      // recycles buf and gives back its budget (nil: nothing to do)
 	fail      *scsiResult // answer without executing (set before start)
 	received  int
 	nextR2T   int // offset of the next R2T to issue
@@ -96,9 +96,22 @@ func (s *session) scsiCommand(p *pdu) error {
 		s.start(t)
 		return nil
 	}
+	if s.writeBuf.Add(int64(edtl)) > maxSessionWriteBuf {
+		// Data-Out buffers of this session's commands would pass the
+		// budget: TASK SET FULL, the initiator retries with fewer at once.
+		s.writeBuf.Add(-int64(edtl))
+		t.fail = &scsiResult{status: statusTaskSetFull}
+		s.start(t)
+		return nil
+	}
 	// A recycled buffer: only the bytes received (all of them, before the
 	// command starts) are ever written.
-	t.buf, t.release = getBuf(int(edtl))
+	buf, release := getBuf(int(edtl))
+	t.buf = buf
+	t.release = func() {
+		release()
+		s.writeBuf.Add(-int64(len(buf)))
+	}
 	copy(t.buf, p.data)
 	t.received = imm
 	t.nextR2T = imm
@@ -221,11 +234,19 @@ func (s *session) worker() {
 			r := s.exp.unit.execute(&t.req)
 			res = &r
 		}
-		if t.release != nil { // the write is done: nothing reads buf now
-			t.req.out, t.buf = nil, nil
-			t.release()
-		}
+		s.dropBuf(t) // the write is done: nothing reads buf now
 		s.finish(t, res)
+	}
+}
+
+// dropBuf recycles a write's Data-Out buffer and gives back its share of
+// the session's budget, once: by the worker after the command ran, or by
+// finish for a command that never started (aborted while collecting data).
+func (s *session) dropBuf(t *task) {
+	if t.release != nil {
+		t.req.out, t.buf = nil, nil
+		t.release()
+		t.release = nil
 	}
 }
 
@@ -238,6 +259,7 @@ func (s *session) isAborted(t *task) bool {
 // finish sends a command's Data-In and status (unless it was aborted) and
 // forgets it.
 func (s *session) finish(t *task, res *scsiResult) {
+	s.dropBuf(t)
 	s.mu.Lock()
 	aborted := t.aborted
 	delete(s.tasks, t.itt)

@@ -20,6 +20,7 @@ const (
 	statusGood           = 0x00
 	statusCheckCondition = 0x02
 	statusBusy           = 0x08
+	statusTaskSetFull    = 0x28
 	statusTaskAborted    = 0x40
 
 	senseIllegalRequest = 0x05
@@ -50,6 +51,12 @@ type logicalUnit struct {
 // it: the initiator, a tenant's machine, must not be able to make bmid
 // allocate what a CDB or an EDTL claims (up to terabytes).
 const maxTransfer = 16 << 20
+
+// maxSessionWriteBuf bounds the Data-Out buffers a session holds at once
+// (writes received or waiting for their data): a write that would pass it
+// gets TASK SET FULL. Reads need no budget: a worker holds their buffer,
+// and a session has cfg.Workers of them.
+const maxSessionWriteBuf = 4 * maxTransfer
 
 // newLogicalUnit builds an LU for vol under the target name iqn. key is the
 // unique path vol is registered under; id a process-unique device id.

@@ -82,3 +82,71 @@ func TestHugeTransfers(t *testing.T) {
 		t.Fatalf("read after: status 0x%x, %d bytes", tk.status, len(tk.in))
 	}
 }
+
+// TestSessionWriteBudget: a session cannot make the target hold more than
+// maxSessionWriteBuf of Data-Out buffers by announcing large writes and
+// not sending their data: past the budget a write gets TASK SET FULL. The
+// budget comes back when such writes are aborted, and after it a write
+// with its data lands.
+func TestSessionWriteBudget(t *testing.T) {
+	tg, addr := startTarget(t, Config{})
+	vol := newMemVolume(64 << 20)
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(1), keys: []keyValue{{"InitialR2T", "Yes"}, {"ImmediateData", "No"}}}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	const n = maxSessionWriteBuf/maxTransfer + 3
+	held := map[uint32]bool{}
+	full := 0
+	for i := range n {
+		tk := c.submit(rw16(0x8a, uint64(i)*(maxTransfer/512), maxTransfer/512), maxTransfer, false, make([]byte, 512))
+		held[tk.itt] = true
+	}
+	// Each write gets an R2T (its buffer is held) or TASK SET FULL.
+	for seen := 0; seen < n; seen++ {
+		p := c.mustRecv()
+		switch {
+		case p.opcode() == opR2T:
+		case p.opcode() == opSCSIResp && p.bhs[3] == statusTaskSetFull:
+			full++
+			delete(held, p.itt())
+			delete(c.tasks, p.itt())
+		default:
+			t.Fatalf("opcode 0x%x status 0x%x", p.opcode(), p.bhs[3])
+		}
+	}
+	if len(held) != maxSessionWriteBuf/maxTransfer || full != 3 {
+		t.Fatalf("%d writes hold a buffer and %d got TASK SET FULL, want %d and 3", len(held), full, maxSessionWriteBuf/maxTransfer)
+	}
+	// ABORT TASK SET: the held writes end, and so does their budget.
+	r := newPDU(opTMFReq)
+	r.bhs[0] |= 0x40
+	r.bhs[1] = 0x80 | tmfAbortTaskSet
+	r.put32(16, c.nextITT())
+	r.put32(20, reservedTag)
+	r.put32(24, c.cmdSN)
+	c.send(r)
+	for {
+		p := c.mustRecv()
+		if p.opcode() == opTMFResp {
+			if p.bhs[2] != tmfComplete {
+				t.Fatalf("ABORT TASK SET: response %d", p.bhs[2])
+			}
+			break
+		}
+	}
+	for itt := range held {
+		delete(c.tasks, itt)
+	}
+	// A full-size write with its data now goes through.
+	data := bytes.Repeat([]byte{0x5a}, maxTransfer)
+	tk := c.submit(rw16(0x8a, 0, maxTransfer/512), maxTransfer, false, data)
+	c.wait(tk)
+	if tk.status != statusGood {
+		t.Fatalf("write after the abort: status 0x%x sense %x", tk.status, tk.sense)
+	}
+	if !bytes.Equal(vol.snapshot()[:maxTransfer], data) {
+		t.Fatal("the write did not land")
+	}
+}

@@ -55,6 +55,7 @@ type session struct {
 	// command (an ABORT TASK) takes effect before the command runs.
 	ready []*task
 
+	writeBuf  atomic.Int64 // bytes of Data-Out buffers held (maxSessionWriteBuf)
 	lastRecv  atomic.Int64
 	pingSent  atomic.Int64
 	closing   atomic.Bool
