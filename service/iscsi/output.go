@@ -24,7 +24,7 @@ type outPDU struct {
 // queue (flat combining). A completion is thus written by the worker
 // that produced it, without waking another goroutine, and completions
 // that pile up while a write is in progress go out together, in one
-// flush. Sequence numbers are filled in at write time, so StatSN follows
+// writev. Sequence numbers are filled in at write time, so StatSN follows
 // the order on the wire.
 type output struct {
 	s       *session
