@@ -5,37 +5,22 @@ package steps_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/sitetest"
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/client"
-	"github.com/bmi-go/bmi/service/config"
-	"github.com/bmi-go/bmi/service/daemon"
 	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/hilmock"
-	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/steps"
 )
 
 func TestMain(m *testing.M) { os.Exit(cephtest.Main(m)) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // localSite starts the built-in local site: hil-mock seeded from
 // configs/hil-mock.example.yaml and a real bmid (service/daemon) on the
@@ -45,12 +30,12 @@ func localSite(t *testing.T) *steps.Site {
 	t.Helper()
 	testenv.RequireCommand(t, "iscsi-ls", "libiscsi-bin")
 	testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	hm := &hilProc{path: filepath.Join(t.TempDir(), "hil.db")}
 	if err := hm.StartHIL(ctx); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := hilmock.ReadInventory("../configs/hil-mock.example.yaml")
+	inv, err := hilmock.ReadInventory(sitetest.ExampleInventory())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,49 +43,13 @@ func localSite(t *testing.T) *steps.Site {
 		t.Fatal(err)
 	}
 
-	conf, pool := cephtest.Cluster(t)
-	cfg := config.Default()
-	cfg.UID = cephtest.Prefix(t)
-	cfg.State.Path = filepath.Join(t.TempDir(), "bmid.db")
-	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, 20*time.Second
-	cfg.HIL.URL = hm.url
-	cfg.API.Listen = freeAddr(t)
-	portal := freeAddr(t)
-	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
-	cfg.Boot.TFTP.Root = "/usr/lib/ipxe"
-	if err := cfg.Validate("test"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.New(ctx, cfg, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ddone := make(chan error, 1)
-	go func() { ddone <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ddone; err != nil {
-			t.Errorf("bmid: %v", err)
-		}
+	t.Cleanup(func() { // after bmid stops (cleanups run last-in first-out)
 		if err := hm.StopHIL(context.Background()); err != nil {
 			t.Errorf("hil-mock: %v", err)
 		}
 	})
-	base := "http://" + cfg.API.Listen
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("bmid not ready within 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	bmi := sitetest.Start(t, sitetest.Options{UID: cephtest.Prefix(t), HILURL: hm.url, TFTPRoot: "/usr/lib/ipxe"})
+	base, conf, pool, portal := bmi.URL, bmi.Config.Ceph.Conf, bmi.Config.Ceph.Pool, bmi.Config.ISCSI.Portal
 	site := &steps.Site{
 		Name: "local", APIURL: base, HILURL: hm.url, HILSwitch: hm,
 		Admin:    steps.Credentials{User: "hiladmin", Password: "admin-secret"},

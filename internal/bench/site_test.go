@@ -5,8 +5,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,11 +13,10 @@ import (
 	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/sitetest"
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
-	"github.com/bmi-go/bmi/service/daemon"
-	"github.com/bmi-go/bmi/service/hilmock"
 	"github.com/bmi-go/bmi/service/logging"
 )
 
@@ -35,7 +32,7 @@ func TestMain(m *testing.M) {
 	report.Machine = Probe()
 	runDir = os.Getenv("BMI_BENCH_DIR")
 	if runDir == "" {
-		runDir = filepath.Join(repoRoot(), "test-results", "bench", time.Now().UTC().Format("20060102T150405Z"))
+		runDir = filepath.Join(sitetest.RepoRoot(), "test-results", "bench", time.Now().UTC().Format("20060102T150405Z"))
 	}
 	code := cephtest.Main(m)
 	if len(report.Sections) > 0 {
@@ -51,16 +48,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
-}
-
 // addISCSI folds in service/iscsi's benchmark (BenchmarkISCSI: our target
 // vs tgtd's rbd backing store vs direct librbd) when `make bench` ran it
 // in this run: the newest results.md written after BMI_BENCH_SINCE (unix
@@ -72,7 +59,7 @@ func addISCSI(r *Report) {
 	if err != nil {
 		return
 	}
-	dirs, _ := filepath.Glob(filepath.Join(repoRoot(), "test-results", "bench", "iscsi-*", "results.md"))
+	dirs, _ := filepath.Glob(filepath.Join(sitetest.RepoRoot(), "test-results", "bench", "iscsi-*", "results.md"))
 	var newest string
 	var at time.Time
 	for _, d := range dirs {
@@ -101,7 +88,7 @@ func addISCSI(r *Report) {
 			lines = append(lines, strings.TrimPrefix(l, "# ")) // its title lines, as text
 		}
 		s.Embedded = strings.Join(lines, "\n")
-		s.Note("from %s", strings.TrimPrefix(newest, repoRoot()+"/"))
+		s.Note("from %s", strings.TrimPrefix(newest, sitetest.RepoRoot()+"/"))
 	}
 	// its load figures are in its own table; keep the section's ordering by id
 	r.Sections = append(r.Sections, s)
@@ -123,76 +110,18 @@ var (
 	admin = core.Principal{User: "hiladmin", Password: "admin-secret"}
 )
 
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startSite(b *testing.B) *site {
 	b.Helper()
 	conf, pool, pfx := cephtest.Pool(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	hm, err := hilmock.New(ctx, filepath.Join(b.TempDir(), "hil.db"), hilmock.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	inv, err := hilmock.ReadInventory(filepath.Join(repoRoot(), "configs", "hil-mock.example.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := hm.Seed(ctx, inv); err != nil {
-		b.Fatal(err)
-	}
-	hdone := make(chan error, 1)
-	go func() { hdone <- hm.Serve(ctx) }()
-
-	cfg := config.Default()
-	cfg.UID = strings.TrimSuffix(pfx, "-")
-	cfg.State.Path = filepath.Join(b.TempDir(), "bmid.db")
-	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, 60*time.Second
-	cfg.HIL.URL = hm.URL()
-	cfg.API.Listen = freeAddr(b)
-	portal := freeAddr(b)
-	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
-	cfg.Boot.TFTP.Root = "/usr/lib/ipxe"
-	if err := cfg.Validate("bench"); err != nil {
-		b.Fatal(err)
-	}
-	d, err := daemon.New(ctx, cfg, logging.Discard())
-	if err != nil {
-		b.Fatal(err)
-	}
-	ddone := make(chan error, 1)
-	go func() { ddone <- d.Run(ctx) }()
+	ctx := context.Background()
+	bmi := sitetest.Start(b, sitetest.Options{UID: strings.TrimSuffix(pfx, "-"), OpTimeout: 60 * time.Second,
+		ReadyWait: 120 * time.Second, TFTPRoot: "/usr/lib/ipxe"})
+	cfg, d := bmi.Config, bmi.Daemon
 	st, err := ceph.Dial(ctx, ceph.Config{Conf: conf, Pool: pool, OpTimeout: 60 * time.Second}, logging.Discard())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		st.Close()
-		cancel()
-		if err := <-ddone; err != nil {
-			b.Errorf("bmid Run: %v", err)
-		}
-		<-hdone
-		hm.Close()
-	})
-	for end := time.Now().Add(120 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get("http://" + cfg.API.Listen + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(end) {
-			b.Fatal("bmid not ready within 120 s")
-		}
-	}
+	b.Cleanup(func() { st.Close() })
 	s := &site{cfg: cfg, svc: d.Service(), store: st, pfx: pfx}
 	if _, err := s.svc.CreateProject(ctx, admin, "tenant-a"); err != nil {
 		b.Fatal(err)

@@ -9,97 +9,28 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/sitetest"
 	"github.com/bmi-go/bmi/service/cli"
 	"github.com/bmi-go/bmi/service/clikit"
-	"github.com/bmi-go/bmi/service/config"
-	"github.com/bmi-go/bmi/service/daemon"
-	"github.com/bmi-go/bmi/service/hilmock"
-	"github.com/bmi-go/bmi/service/logging"
 )
 
 func TestMain(m *testing.M) { os.Exit(cephtest.Main(m)) }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startBMI starts hil-mock (seeded from the example inventory) and a real
-// bmid on the test Ceph cluster; it returns bmid's URL.
+// bmid on the test Ceph cluster; it returns bmid's URL, the Ceph conf and
+// the pool.
 func startBMI(t *testing.T, uid string) (string, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	hm, err := hilmock.New(ctx, filepath.Join(t.TempDir(), "hil.db"), hilmock.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := hilmock.ReadInventory("../../../configs/hil-mock.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hm.Seed(ctx, inv); err != nil {
-		t.Fatal(err)
-	}
-	hdone := make(chan error, 1)
-	go func() { hdone <- hm.Serve(ctx) }()
-
-	conf, pool := cephtest.Cluster(t)
-	cfg := config.Default()
-	cfg.UID = uid
-	cfg.State.Path = filepath.Join(t.TempDir(), "bmid.db")
-	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, 20*time.Second
-	cfg.HIL.URL = hm.URL()
-	cfg.API.Listen = freeAddr(t)
-	portal := freeAddr(t)
-	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
-	if err := cfg.Validate("test"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.New(ctx, cfg, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ddone := make(chan error, 1)
-	go func() { ddone <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ddone; err != nil {
-			t.Errorf("bmid: %v", err)
-		}
-		<-hdone
-		hm.Close()
-	})
-	base := "http://" + cfg.API.Listen
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("bmid not ready within 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return base, conf, pool
+	s := sitetest.Start(t, sitetest.Options{UID: uid})
+	return s.URL, s.Config.Ceph.Conf, s.Config.Ceph.Pool
 }
 
 // TestCLIOnRealCeph runs every command of the original BMI, the disk/boot

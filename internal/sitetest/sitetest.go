@@ -1,0 +1,159 @@
+//go:build ceph_preview
+
+// Package sitetest starts an in-process BMI site for tests and benchmarks:
+// a real bmid (service/daemon) on the test Ceph cluster (internal/cephtest)
+// with its API and iSCSI target on loopback, talking to HIL — an
+// in-process hil-mock seeded from configs/hil-mock.example.yaml unless the
+// caller brings its own.
+package sitetest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/service/config"
+	"github.com/bmi-go/bmi/service/daemon"
+	"github.com/bmi-go/bmi/service/hilmock"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// Options shape the site; the zero value is a usable site.
+type Options struct {
+	// UID is bmid's uid (the prefix of its Ceph image names).
+	UID string
+	// HILURL is the HIL bmid talks to; empty starts an in-process hil-mock
+	// seeded with the example inventory, stopped after bmid at cleanup.
+	HILURL string
+	// OpTimeout is ceph.op_timeout; default 20 s.
+	OpTimeout time.Duration
+	// ReadyWait bounds the wait for /readyz; default 60 s.
+	ReadyWait time.Duration
+	// TFTPRoot is boot.tftp.root; empty keeps the default.
+	TFTPRoot string
+}
+
+// Site is a running bmid, stopped when the test ends.
+type Site struct {
+	// URL is bmid's API base URL.
+	URL string
+	// HILURL is the HIL bmid talks to.
+	HILURL string
+	// Config is bmid's configuration (Ceph conf and pool, portal...).
+	Config config.Config
+	// Daemon is bmid itself.
+	Daemon *daemon.Daemon
+}
+
+// Start starts the site and waits until bmid's /readyz answers 200.
+func Start(tb testing.TB, o Options) *Site {
+	tb.Helper()
+	if o.OpTimeout == 0 {
+		o.OpTimeout = 20 * time.Second
+	}
+	if o.ReadyWait == 0 {
+		o.ReadyWait = 60 * time.Second
+	}
+	conf, pool := cephtest.Cluster(tb)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopHIL := func() {}
+	if o.HILURL == "" {
+		hm, err := hilmock.New(ctx, filepath.Join(tb.TempDir(), "hil.db"), hilmock.Options{})
+		if err != nil {
+			cancel()
+			tb.Fatal(err)
+		}
+		inv, err := hilmock.ReadInventory(ExampleInventory())
+		if err == nil {
+			_, err = hm.Seed(ctx, inv)
+		}
+		if err != nil {
+			cancel()
+			hm.Close()
+			tb.Fatal(err)
+		}
+		hdone := make(chan error, 1)
+		go func() { hdone <- hm.Serve(ctx) }()
+		stopHIL = func() { <-hdone; hm.Close() }
+		o.HILURL = hm.URL()
+	}
+
+	cfg := config.Default()
+	cfg.UID = o.UID
+	cfg.State.Path = filepath.Join(tb.TempDir(), "bmid.db")
+	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, o.OpTimeout
+	cfg.HIL.URL = o.HILURL
+	cfg.API.Listen = FreeAddr(tb)
+	portal := FreeAddr(tb)
+	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
+	if o.TFTPRoot != "" {
+		cfg.Boot.TFTP.Root = o.TFTPRoot
+	}
+	d, err := func() (*daemon.Daemon, error) {
+		if err := cfg.Validate("test"); err != nil {
+			return nil, err
+		}
+		return daemon.New(ctx, cfg, logging.Discard())
+	}()
+	if err != nil {
+		cancel()
+		stopHIL()
+		tb.Fatal(err)
+	}
+	ddone := make(chan error, 1)
+	go func() { ddone <- d.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-ddone; err != nil {
+			tb.Errorf("bmid: %v", err)
+		}
+		stopHIL()
+	})
+	base := "http://" + cfg.API.Listen
+	for deadline := time.Now().Add(o.ReadyWait); ; time.Sleep(100 * time.Millisecond) {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("bmid not ready within %v", o.ReadyWait)
+		}
+	}
+	return &Site{URL: base, HILURL: o.HILURL, Config: cfg, Daemon: d}
+}
+
+// FreeAddr returns a loopback address with a port free at the time.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// ExampleInventory is the path of configs/hil-mock.example.yaml.
+func ExampleInventory() string {
+	return filepath.Join(RepoRoot(), "configs", "hil-mock.example.yaml")
+}
+
+// RepoRoot is the module's root: the first directory holding go.mod from
+// the working directory upwards (tests run in their package's directory),
+// else the working directory.
+func RepoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
