@@ -5,15 +5,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bmi-go/bmi/internal/loadtest"
 )
 
 // BenchmarkBMI is `make bench`'s measurement of a full bmid on the test
@@ -125,14 +122,14 @@ func benchAPI(b *testing.B, s *site) {
 	}()
 	url := "http://" + s.cfg.API.Listen
 	p := "/api/v1/projects/tenant-a"
-	rss0 := procStatusKiB("VmRSS")
+	rss0 := loadtest.ProcStatusKiB("VmRSS")
 	rb := load(url, clients, base, []string{"/healthz"})
 	rb.Case, rb.Subject = fmt.Sprintf("%d clients", clients), "GET /healthz (baseline)"
 	rl := load(url, clients, dur, []string{p + "/images", p + "/images/apiimg", p + "/snapshots", p + "/disks", p + "/disks/apidisk", p + "/nodes"})
 	rl.Case, rl.Subject = fmt.Sprintf("%d clients", clients), "list/show"
 	rl.Extra["rss_before_mib"] = float64(rss0) / 1024
-	rl.Extra["rss_after_mib"] = float64(procStatusKiB("VmRSS")) / 1024
-	rl.Extra["rss_peak_mib"] = float64(procStatusKiB("VmHWM")) / 1024
+	rl.Extra["rss_after_mib"] = float64(loadtest.ProcStatusKiB("VmRSS")) / 1024
+	rl.Extra["rss_peak_mib"] = float64(loadtest.ProcStatusKiB("VmHWM")) / 1024
 	sec.Add(rb)
 	sec.Add(rl)
 	sec.Ratio("list/show / healthz, p99", rl.Extra["p99"], rb.Extra["p99"])
@@ -143,66 +140,15 @@ func benchAPI(b *testing.B, s *site) {
 // load runs clients goroutines for d, round-robin over paths as alice; the
 // row's median/p95 are latencies in ms, Extra has p99, req/s.
 func load(base string, clients int, d time.Duration, paths []string) Row {
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var mu sync.Mutex
-	var lat []float64
-	errs := 0
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []float64
-			bad := 0
-			for n := i; ctx.Err() == nil; n++ {
-				req, _ := http.NewRequestWithContext(ctx, "GET", base+paths[n%len(paths)], nil)
-				req.SetBasicAuth(alice.User, string(alice.Password))
-				t0 := time.Now()
-				res, err := hc.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				if ctx.Err() != nil {
-					break // the run ended mid-request: not the server's error
-				}
-				mine = append(mine, float64(time.Since(t0).Microseconds())/1000)
-				if err != nil || res.StatusCode != http.StatusOK {
-					bad++
-				}
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			mu.Unlock()
-		}()
+	res := loadtest.Run(base, clients, d, alice.User, string(alice.Password), paths)
+	lat := make([]float64, len(res.Latencies))
+	for i, l := range res.Latencies {
+		lat[i] = float64(l.Microseconds()) / 1000
 	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
 	r := Values("", "", "ms", lat)
-	r.Errors = errs
-	sort.Float64s(lat)
-	r.Extra = map[string]float64{"p99": Percentile(lat, 0.99), "req/s": float64(len(lat)) / el}
+	r.Errors = res.Errors
+	r.Extra = map[string]float64{"p99": Percentile(lat, 0.99), "req/s": res.PerSecond()}
 	return r
-}
-
-func procStatusKiB(field string) int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
 }
 
 func benchCopy(b *testing.B, s *site) {

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bmi-go/bmi/internal/sitetest"
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
 	"github.com/bmi-go/bmi/lab/image"
@@ -99,7 +98,7 @@ func upLab(b *testing.B, nodes int) *benchLab {
 	if bin == "" {
 		bin = b.TempDir()
 		out, err := exec.Command("go", "build", "-tags", "pacific,ceph_preview", "-o", bin+"/",
-			filepath.Join(sitetest.RepoRoot(), "cmd", "bmid"), filepath.Join(sitetest.RepoRoot(), "cmd", "bmi-lab")).CombinedOutput()
+			filepath.Join(testenv.RepoRoot(), "cmd", "bmid"), filepath.Join(testenv.RepoRoot(), "cmd", "bmi-lab")).CombinedOutput()
 		if err != nil {
 			b.Fatalf("go build bmid bmi-lab: %v\n%s", err, out)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bmi-go/bmi/internal/cephtest"
 	"github.com/bmi-go/bmi/internal/sitetest"
+	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	report.Machine = Probe()
 	runDir = os.Getenv("BMI_BENCH_DIR")
 	if runDir == "" {
-		runDir = filepath.Join(sitetest.RepoRoot(), "test-results", "bench", time.Now().UTC().Format("20060102T150405Z"))
+		runDir = filepath.Join(testenv.RepoRoot(), "test-results", "bench", time.Now().UTC().Format("20060102T150405Z"))
 	}
 	code := cephtest.Main(m)
 	if len(report.Sections) > 0 {
@@ -59,7 +60,7 @@ func addISCSI(r *Report) {
 	if err != nil {
 		return
 	}
-	dirs, _ := filepath.Glob(filepath.Join(sitetest.RepoRoot(), "test-results", "bench", "iscsi-*", "results.md"))
+	dirs, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "test-results", "bench", "iscsi-*", "results.md"))
 	var newest string
 	var at time.Time
 	for _, d := range dirs {
@@ -88,7 +89,7 @@ func addISCSI(r *Report) {
 			lines = append(lines, strings.TrimPrefix(l, "# ")) // its title lines, as text
 		}
 		s.Embedded = strings.Join(lines, "\n")
-		s.Note("from %s", strings.TrimPrefix(newest, sitetest.RepoRoot()+"/"))
+		s.Note("from %s", strings.TrimPrefix(newest, testenv.RepoRoot()+"/"))
 	}
 	// its load figures are in its own table; keep the section's ordering by id
 	r.Sections = append(r.Sections, s)

@@ -11,12 +11,12 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/daemon"
 	"github.com/bmi-go/bmi/service/hilmock"
@@ -142,18 +142,5 @@ func FreeAddr(tb testing.TB) string {
 
 // ExampleInventory is the path of configs/hil-mock.example.yaml.
 func ExampleInventory() string {
-	return filepath.Join(RepoRoot(), "configs", "hil-mock.example.yaml")
-}
-
-// RepoRoot is the module's root: the first directory holding go.mod from
-// the working directory upwards (tests run in their package's directory),
-// else the working directory.
-func RepoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
+	return filepath.Join(testenv.RepoRoot(), "configs", "hil-mock.example.yaml")
 }

@@ -7,6 +7,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -41,4 +42,17 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		Missing(t, "root", "run the test as root")
 	}
+}
+
+// RepoRoot is the module's root: the first directory holding go.mod from
+// the working directory upwards (tests run in their package's directory),
+// else the working directory.
+func RepoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
 }

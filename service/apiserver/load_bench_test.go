@@ -1,20 +1,18 @@
 package apiserver_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bmi-go/bmi/internal/loadtest"
+	"github.com/bmi-go/bmi/internal/testenv"
 )
 
 // loadResult is one phase of the load run.
@@ -33,81 +31,16 @@ type loadResult struct {
 // load runs clients goroutines for d, each sending the next request of
 // paths (round robin) as alice, and measures latencies.
 func load(base string, clients int, d time.Duration, phase string, paths []string) loadResult {
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var mu sync.Mutex
-	var lat []time.Duration
-	errs := 0
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			var mine []time.Duration
-			bad := 0
-			for n := i; ctx.Err() == nil; n++ {
-				req, _ := http.NewRequestWithContext(ctx, "GET", base+paths[n%len(paths)], nil)
-				req.SetBasicAuth("alice", "alicepw")
-				t0 := time.Now()
-				res, err := hc.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				if ctx.Err() != nil {
-					break // the run ended mid-request: not a server error
-				}
-				mine = append(mine, time.Since(t0))
-				if err != nil || res.StatusCode != 200 {
-					bad++
-				}
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			mu.Unlock()
-		}(i)
-	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r := loadtest.Run(base, clients, d, "alice", "alicepw", paths)
+	lat := r.Latencies
 	pct := func(p float64) float64 {
 		if len(lat) == 0 {
 			return 0
 		}
 		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
 	}
-	return loadResult{Phase: phase, Clients: clients, Seconds: el, Requests: len(lat), Errors: errs,
-		PerSecond: float64(len(lat)) / el, P50ms: pct(0.50), P99ms: pct(0.99), MaxMs: pct(1)}
-}
-
-// rssKiB reads a field (VmRSS, VmHWM) of /proc/self/status.
-func rssKiB(field string) int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
+	return loadResult{Phase: phase, Clients: clients, Seconds: r.Elapsed.Seconds(), Requests: len(lat), Errors: r.Errors,
+		PerSecond: r.PerSecond(), P50ms: pct(0.50), P99ms: pct(0.99), MaxMs: pct(1)}
 }
 
 // BenchmarkAPILoad is the API load run (make bench): 200 concurrent
@@ -132,20 +65,20 @@ func BenchmarkAPILoad(b *testing.B) {
 	paths := []string{"/api/v1/projects/tenant-a/images", "/api/v1/projects/tenant-a/images/debian",
 		"/api/v1/projects/tenant-a/snapshots", "/api/v1/projects/tenant-a/disks", "/api/v1/projects/tenant-a/nodes",
 		"/api/v1/projects/tenant-a/disks/disk3"}
-	rssBefore := rssKiB("VmRSS")
+	rssBefore := loadtest.ProcStatusKiB("VmRSS")
 	b.StartTimer()
 	base := load(e.Server.URL, 200, time.Duration(secs)*time.Second/3, "baseline GET /healthz", []string{"/healthz"})
 	run := load(e.Server.URL, 200, time.Duration(secs)*time.Second, "list/show (core + SQLite)", paths)
 	b.StopTimer()
 	report := map[string]any{
 		"when": time.Now().UTC().Format(time.RFC3339), "go": runtime.Version(), "cpus": runtime.NumCPU(),
-		"phases": []loadResult{base, run}, "rss_before_kib": rssBefore, "rss_after_kib": rssKiB("VmRSS"), "rss_peak_kib": rssKiB("VmHWM"),
+		"phases": []loadResult{base, run}, "rss_before_kib": rssBefore, "rss_after_kib": loadtest.ProcStatusKiB("VmRSS"), "rss_peak_kib": loadtest.ProcStatusKiB("VmHWM"),
 		"note": "client and server share one process on loopback; RSS is the process's",
 	}
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		report["loadavg"] = strings.TrimSpace(string(la))
 	}
-	dir := filepath.Join(repoRoot(), "test-results", "bench", "api-"+time.Now().UTC().Format("20060102T150405Z"))
+	dir := filepath.Join(testenv.RepoRoot(), "test-results", "bench", "api-"+time.Now().UTC().Format("20060102T150405Z"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
