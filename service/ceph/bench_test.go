@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/internal/testenv"
 )
 
 // BenchmarkRBD measures, on the test cluster, what the issue asks for and
@@ -223,7 +224,7 @@ func (r *benchResults) write(b *testing.B) {
 	}
 	dir := os.Getenv("BMI_BENCH_DIR")
 	if dir == "" {
-		dir = filepath.Join(moduleRoot(), "test-results", "bench", "ceph-"+now.Format("20060102T150405Z"))
+		dir = filepath.Join(testenv.RepoRoot(), "test-results", "bench", "ceph-"+now.Format("20060102T150405Z"))
 	}
 	mustOK(b, os.MkdirAll(dir, 0o755))
 	js, err := json.MarshalIndent(r, "", "  ")
@@ -239,15 +240,4 @@ func (r *benchResults) write(b *testing.B) {
 	fmt.Fprintf(&md, "| import 1 GiB file (half zeros) | %.0f MiB/s | rbd import %.0f MiB/s | %.2f |\n", f["import_go_mibs"], f["import_rbd_import_mibs"], r.Ratios["import_go_vs_rbd_import"])
 	mustOK(b, os.WriteFile(filepath.Join(dir, "summary.md"), []byte(md.String()), 0o644))
 	b.Logf("benchmark results in %s\n%s", dir, md.String())
-}
-
-// moduleRoot is the directory of go.mod above the working directory.
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
 }
