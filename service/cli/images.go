@@ -30,6 +30,15 @@ func (a *app) showImage(im api.Image) error {
 	return a.show(im, imageTable([]api.Image{im}, false))
 }
 
+// showDisk fetches a project's disk and shows it.
+func (a *app) showDisk(ctx context.Context, c *client.Client, project, disk string) error {
+	d, err := c.Disk(ctx, project, disk)
+	if err != nil {
+		return err
+	}
+	return a.show(d, diskTable([]api.Disk{d}))
+}
+
 func (a *app) lsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls PROJECT",
@@ -164,11 +173,7 @@ func (a *app) proCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			d, err := c.Disk(ctx, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return a.show(d, diskTable([]api.Disk{d}))
+			return a.showDisk(ctx, c, args[0], args[1])
 		}),
 	}
 }

@@ -49,11 +49,7 @@ func (a *app) diskCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			d, err := c.Disk(ctx, args[0], args[2])
-			if err != nil {
-				return err
-			}
-			return a.show(d, diskTable([]api.Disk{d}))
+			return a.showDisk(ctx, c, args[0], args[2])
 		}),
 	}, &cobra.Command{
 		Use:     "rm PROJECT DISK",
@@ -76,11 +72,7 @@ func (a *app) diskCmd() *cobra.Command {
 		Short: "Show a disk",
 		Args:  clikit.ExactArgs("PROJECT", "DISK"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
-			d, err := c.Disk(ctx, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return a.show(d, diskTable([]api.Disk{d}))
+			return a.showDisk(ctx, c, args[0], args[1])
 		}),
 	})
 	return g
