@@ -8,8 +8,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/ceph/go-ceph/rbd"
-
 	"github.com/bmi-go/bmi/service/fault"
 )
 
@@ -20,8 +18,8 @@ type Image struct {
 	name string
 	size uint64
 
-	mu  sync.RWMutex // read: I/O; write: close
-	img *rbd.Image   // nil once closed
+	mu  sync.RWMutex // read: I/O (held by a ReadAsync until it completes); write: close
+	img *rbdHandle   // nil once closed
 }
 
 // Open opens an image for reading and writing. The image's size is read
@@ -36,13 +34,13 @@ func (s *Store) Open(ctx context.Context, name string) (*Image, error) {
 		return nil, mapError(err, act)
 	}
 	defer done()
-	img, err := rbd.OpenImage(s.ioctx, name, rbd.NoSnapshot)
+	img, err := openHandle(s.ioctx, name)
 	if err != nil {
 		return nil, mapError(err, act)
 	}
-	size, err := img.GetSize()
+	size, err := img.size()
 	if err != nil {
-		_ = img.Close()
+		_ = img.close()
 		return nil, mapError(err, act)
 	}
 	im := &Image{s: s, name: name, size: size, img: img}
@@ -70,7 +68,7 @@ func (im *Image) Size() uint64 {
 
 // io starts an I/O call: the image must be open. The returned function
 // releases it.
-func (im *Image) io() (*rbd.Image, func(), error) {
+func (im *Image) io() (*rbdHandle, func(), error) {
 	if im == nil {
 		return nil, nil, errClosed
 	}
@@ -100,7 +98,7 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if rest := im.size - uint64(off); uint64(len(p)) > rest {
 		want = p[:rest]
 	}
-	n, err := img.ReadAt(want, off)
+	n, err := img.readAt(want, off)
 	if err != nil && err != io.EOF {
 		return n, mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
 	}
@@ -108,6 +106,37 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// ReadAsync starts reading len(p) bytes at off, all of them inside the
+// image, and returns without waiting. done is called exactly once when
+// the read has ended, on another goroutine (it may run before ReadAsync
+// returns): with len(p) and nil, or with an error classified like
+// ReadAt's. done must not block for long: the image's other completions
+// wait behind it. p must not be touched until done is called. An error
+// returned by ReadAsync itself means nothing started and done is not
+// called. Close waits for reads in flight.
+func (im *Image) ReadAsync(p []byte, off int64, done func(n int, err error)) error {
+	img, release, err := im.io()
+	if err != nil {
+		return mapError(err, imageAction("read", im.Name()))
+	}
+	if len(p) == 0 || off < 0 || uint64(off)+uint64(len(p)) > im.size {
+		release()
+		return fault.Errorf(fault.Invalid, "ceph: read image %q: %d bytes at %d are not inside the image (%d bytes)", im.name, len(p), off, im.size)
+	}
+	err = img.readAsync(p, off, func(n int, err error) {
+		release()
+		if err != nil {
+			err = mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
+		}
+		done(n, err)
+	})
+	if err != nil {
+		release()
+		return mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
+	}
+	return nil
 }
 
 // WriteAt writes p at off. A write that would cross the end of the image
@@ -121,7 +150,7 @@ func (im *Image) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || uint64(off)+uint64(len(p)) > im.size {
 		return 0, fault.Errorf(fault.Invalid, "ceph: write image %q: %d bytes at %d cross the end of the image (%d bytes)", im.name, len(p), off, im.size)
 	}
-	n, err := img.WriteAt(p, off)
+	n, err := img.writeAt(p, off)
 	if err != nil {
 		return n, mapError(err, fmt.Sprintf("write image %q at %d", im.name, off))
 	}
@@ -135,7 +164,7 @@ func (im *Image) Flush() error {
 		return mapError(err, imageAction("flush", im.Name()))
 	}
 	defer done()
-	return mapError(img.Flush(), imageAction("flush", im.name))
+	return mapError(img.flush(), imageAction("flush", im.name))
 }
 
 // Discard deallocates length bytes at off; they read as zeros after.
@@ -148,7 +177,7 @@ func (im *Image) Discard(off, length uint64) error {
 	if off+length > im.size || off+length < off {
 		return fault.Errorf(fault.Invalid, "ceph: discard image %q: %d bytes at %d cross the end of the image (%d bytes)", im.name, length, off, im.size)
 	}
-	_, err = img.Discard(off, length)
+	err = img.discard(off, length)
 	return mapError(err, fmt.Sprintf("discard image %q at %d", im.name, off))
 }
 
@@ -170,7 +199,7 @@ func (im *Image) close() error {
 	if im.img == nil {
 		return nil
 	}
-	err := im.img.Close()
+	err := im.img.close()
 	im.img = nil
 	return err
 }

@@ -164,7 +164,8 @@ func BenchmarkISCSI(b *testing.B) {
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	orders := [benchRounds][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}}
-	only := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_ONLY")) // e.g. "seqread randread1": a subset, while tuning
+	only := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_ONLY"))       // e.g. "seqread randread1": a subset, while tuning
+	onlyPaths := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_PATHS")) // e.g. "bmi": one path, for a CPU profile
 	for _, w := range []workload{{"seqread", 8}, {"seqwrite", 8}, {"randread", 1}, {"randread", 4}, {"randread", 16}} {
 		if len(only) > 0 && !slices.Contains(only, w.name) && !slices.Contains(only, w.name+strconv.Itoa(w.qd)) {
 			continue
@@ -173,7 +174,7 @@ func BenchmarkISCSI(b *testing.B) {
 		for round := range benchRounds {
 			for _, i := range orders[round] {
 				p := paths[i]
-				if p.path == "librbd" && w.name == "seqwrite" {
+				if (p.path == "librbd" && w.name == "seqwrite") || (len(onlyPaths) > 0 && !slices.Contains(onlyPaths, p.path)) {
 					continue
 				}
 				c0 := cpu(p.path)

@@ -210,12 +210,49 @@ func (s *session) start(t *task) {
 	s.ready = append(s.ready, t)
 }
 
-// startReady hands the ready commands to the workers (read loop only).
+// startReady starts the ready commands (read loop only): a READ the
+// volume can serve asynchronously starts at once (startRead), any other
+// command goes to the workers.
 func (s *session) startReady() {
 	for _, t := range s.ready {
-		s.work <- t
+		if !s.startRead(t) {
+			s.work <- t
+		}
 	}
 	s.ready = s.ready[:0]
+}
+
+// startRead starts t as an asynchronous read if it is one, within the
+// session's read budget; its completion sends the answer. It returns
+// false, having done nothing, otherwise.
+func (s *session) startRead(t *task) bool {
+	if s.exp == nil || t.fail != nil || t.dataErr || t.buf != nil || s.closing.Load() || s.isAborted(t) {
+		return false
+	}
+	n := int64(t.req.edtl)
+	if s.readBuf.Add(n) > maxSessionReadBuf {
+		// Past the budget the command waits for a worker: at most
+		// cfg.Workers more buffers.
+		s.readBuf.Add(-n)
+		return false
+	}
+	s.async.Add(1)
+	started := s.exp.unit.startRead(&t.req, func(res scsiResult) {
+		defer s.async.Done()
+		rel := res.release
+		res.release = func() {
+			if rel != nil {
+				rel()
+			}
+			s.readBuf.Add(-n)
+		}
+		s.finish(t, &res)
+	})
+	if !started {
+		s.readBuf.Add(-n)
+		s.async.Done()
+	}
+	return started
 }
 
 // worker executes commands; several run at once, and they complete in any

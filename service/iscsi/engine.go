@@ -54,9 +54,13 @@ const maxTransfer = 16 << 20
 
 // maxSessionWriteBuf bounds the Data-Out buffers a session holds at once
 // (writes received or waiting for their data): a write that would pass it
-// gets TASK SET FULL. Reads need no budget: a worker holds their buffer,
-// and a session has cfg.Workers of them.
+// gets TASK SET FULL.
 const maxSessionWriteBuf = 4 * maxTransfer
+
+// maxSessionReadBuf bounds the Data-In buffers of a session's
+// asynchronous reads (startRead): past it a READ waits for a worker, and
+// the workers, cfg.Workers of them, hold one buffer each.
+const maxSessionReadBuf = 4 * maxTransfer
 
 // newLogicalUnit builds an LU for vol under the target name iqn. key is the
 // unique path vol is registered under; id a process-unique device id.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/gostor/gotgt/pkg/api"
@@ -49,44 +50,107 @@ func rwLBA(cdb []byte) uint64 {
 	}
 }
 
-// read is gotgt's SBCReadWrite for READ commands, reading into
-// cmd.InSDBBuffer (at least the transfer's length: execute sizes it).
-func (u *logicalUnit) read(_ int, cmd *api.SCSICommand) api.SAMStat {
-	dev, cdb := cmd.Device, cmd.SCB
-	sense := func(key byte, asc scsi.SCSISubError) api.SAMStat {
-		scsi.BuildSenseData(cmd, key, asc)
-		return api.SAMStatCheckCondition
-	}
+// readRange makes gotgt's checks of a READ CDB on dev: it returns the
+// bytes to read, or the sense key and code of the CHECK CONDITION.
+func readRange(dev *api.SCSILu, cdb []byte) (off, n uint64, key byte, asc scsi.SCSISubError) {
 	if dev.Attrs.Removable && !dev.Attrs.Online {
-		return sense(scsi.NOT_READY, scsi.ASC_MEDIUM_NOT_PRESENT)
+		return 0, 0, scsi.NOT_READY, scsi.ASC_MEDIUM_NOT_PRESENT
 	}
 	blocks, rw, isWrite := rwBlocks(cdb)
 	if !rw || isWrite {
-		return sense(scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB)
+		return 0, 0, scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB
 	}
 	if cdb[0] != 0x08 && cdb[1]&0xe0 != 0 { // protection information: type 0 only
-		return sense(scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB)
+		return 0, 0, scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB
 	}
 	lba, end := rwLBA(cdb), dev.Size>>dev.BlockShift
 	if (blocks > 0 && (lba+uint64(blocks) < lba || lba+uint64(blocks) > end)) || (blocks == 0 && lba >= end) {
-		return sense(scsi.ILLEGAL_REQUEST, scsi.ASC_LBA_OUT_OF_RANGE)
+		return 0, 0, scsi.ILLEGAL_REQUEST, scsi.ASC_LBA_OUT_OF_RANGE
 	}
-	n := uint64(blocks) << dev.BlockShift
+	return lba << dev.BlockShift, uint64(blocks) << dev.BlockShift, 0, 0
+}
+
+// read is gotgt's SBCReadWrite for READ commands, reading into
+// cmd.InSDBBuffer (at least the transfer's length: execute sizes it).
+func (u *logicalUnit) read(_ int, cmd *api.SCSICommand) api.SAMStat {
+	off, n, key, asc := readRange(cmd.Device, cmd.SCB)
+	if key != 0 {
+		scsi.BuildSenseData(cmd, key, asc)
+		return api.SAMStatCheckCondition
+	}
 	buf := cmd.InSDBBuffer
 	if buf == nil || uint64(len(buf.Buffer)) < n {
-		return sense(scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB)
+		scsi.BuildSenseData(cmd, scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB)
+		return api.SAMStatCheckCondition
 	}
 	if n > 0 {
-		got, err := u.vol.ReadAt(buf.Buffer[:n], int64(lba<<dev.BlockShift))
+		got, err := u.vol.ReadAt(buf.Buffer[:n], int64(off))
 		if err == io.EOF && uint64(got) == n {
 			err = nil
 		}
 		if err != nil || uint64(got) < n {
-			return sense(scsi.MEDIUM_ERROR, scsi.ASC_READ_ERROR)
+			scsi.BuildSenseData(cmd, scsi.MEDIUM_ERROR, scsi.ASC_READ_ERROR)
+			return api.SAMStatCheckCondition
 		}
 	}
 	buf.Resid = uint32(n)
 	return api.SAMStatGood
+}
+
+// asyncReader is a Volume that can start a read and report its end later
+// (service/ceph's *Image does): a READ then needs no worker, and no OS
+// thread waits for it.
+type asyncReader interface {
+	// ReadAsync starts reading len(p) bytes at off and returns; done is
+	// called once when the read has ended, unless ReadAsync returns an
+	// error (then nothing started).
+	ReadAsync(p []byte, off int64, done func(n int, err error)) error
+}
+
+// startRead starts a READ without the engine and without a worker, when
+// the volume reads asynchronously and the command is a plain one: a READ
+// of LUN 0 whose EDTL is its transfer length, which passes readRange.
+// done gets the result, on another goroutine. It returns false, having
+// done nothing, for any other command: the caller executes it as usual,
+// and that produces the answer (its CHECK CONDITION, its residuals).
+func (u *logicalUnit) startRead(r *scsiRequest, done func(scsiResult)) bool {
+	ar, ok := u.vol.(asyncReader)
+	if !ok || !u.fastRead || r.lun != 0 || r.write || !r.read || len(r.cdb) == 0 || !slices.Contains(readOps, r.cdb[0]) {
+		return false
+	}
+	u.mu.RLock() // the exclusive operations change the attributes readRange reads
+	off, n, key, _ := readRange(u.lu, r.cdb)
+	u.mu.RUnlock()
+	if key != 0 || n == 0 || n != uint64(r.edtl) || n > maxTransfer {
+		return false
+	}
+	buf, release := getBuf(int(n))
+	err := ar.ReadAsync(buf, int64(off), func(got int, err error) {
+		if err != nil || uint64(got) != n {
+			release()
+			done(u.readError(r.cdb))
+			return
+		}
+		done(scsiResult{status: statusGood, data: buf, release: release})
+	})
+	if err != nil {
+		release()
+		return false
+	}
+	return true
+}
+
+// readError is the CHECK CONDITION of a failed read, as u.read builds it.
+func (u *logicalUnit) readError(cdb []byte) scsiResult {
+	cmd := &api.SCSICommand{SCB: cdb, SCBLength: len(cdb), Device: u.lu}
+	u.mu.RLock() // BuildSenseData reads the sense format MODE SELECT sets
+	scsi.BuildSenseData(cmd, scsi.MEDIUM_ERROR, scsi.ASC_READ_ERROR)
+	u.mu.RUnlock()
+	res := scsiResult{status: statusCheckCondition}
+	if cmd.SenseBuffer != nil {
+		res.sense = append([]byte(nil), cmd.SenseBuffer.Buffer...)
+	}
+	return res
 }
 
 // bufPool recycles Data-In buffers by power-of-two size class, from 4 KiB

@@ -55,7 +55,9 @@ type session struct {
 	// command (an ABORT TASK) takes effect before the command runs.
 	ready []*task
 
-	writeBuf  atomic.Int64 // bytes of Data-Out buffers held (maxSessionWriteBuf)
+	writeBuf  atomic.Int64   // bytes of Data-Out buffers held (maxSessionWriteBuf)
+	readBuf   atomic.Int64   // bytes of Data-In buffers of asynchronous reads (maxSessionReadBuf)
+	async     sync.WaitGroup // asynchronous reads not finished
 	lastRecv  atomic.Int64
 	pingSent  atomic.Int64
 	closing   atomic.Bool
@@ -119,6 +121,7 @@ func (s *session) serve(ctx context.Context) error {
 	s.closing.Store(true)
 	close(s.work)
 	workers.Wait()
+	s.async.Wait()
 	s.bg.Wait()
 	s.out.shut()
 	s.close()

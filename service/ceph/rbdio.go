@@ -1,0 +1,348 @@
+//go:build ceph_preview
+
+package ceph
+
+// The data path of an open Image, in our own cgo over librbd's C API
+// rather than go-ceph's rbd.Image, because go-ceph has no asynchronous
+// I/O. An Image uses this one handle for every read, write, flush and
+// discard: two librbd handles on one image in one process would each have
+// a cache of their own, and a read through one could miss a write still
+// in the other's.
+//
+// Asynchronous reads (rbd_aio_read) complete on a librbd thread, in
+// rbdioDone below. It only queues the result (tag and return value) on
+// the handle's completion queue and, when the queue was empty, writes
+// the handle's eventfd. One goroutine per handle (completions) waits on
+// that eventfd through Go's netpoller, drains the queue and calls each
+// read's callback. No Go code runs on a librbd thread, and no OS thread
+// blocks per read: the caller's goroutine goes on as soon as librbd has
+// queued the request.
+
+/*
+#cgo LDFLAGS: -lrbd
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <rbd/librbd.h>
+
+typedef struct rbdio_req {
+	struct rbdio_req *next;
+	struct rbdio_cq *cq;
+	uint64_t tag;
+	int64_t ret;
+} rbdio_req;
+
+typedef struct rbdio_cq {
+	pthread_mutex_t mu;
+	int efd;
+	rbdio_req *head, *tail;
+} rbdio_cq;
+
+typedef struct { uint64_t tag; int64_t ret; } rbdio_done;
+
+static rbdio_cq *rbdio_cq_new(void) {
+	rbdio_cq *q = calloc(1, sizeof *q);
+	if (q == NULL) return NULL;
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0) { free(q); return NULL; }
+	pthread_mutex_init(&q->mu, NULL);
+	return q;
+}
+
+// rbdio_cq_free frees the queue; its eventfd belongs to the Go side then.
+static void rbdio_cq_free(rbdio_cq *q) {
+	rbdio_req *r = q->head;
+	while (r != NULL) { rbdio_req *n = r->next; free(r); r = n; }
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+// rbdio_done_cb runs on a librbd thread when an aio request completes.
+static void rbdio_done_cb(rbd_completion_t c, void *arg) {
+	rbdio_req *r = arg;
+	rbdio_cq *q = r->cq;
+	r->ret = rbd_aio_get_return_value(c);
+	rbd_aio_release(c);
+	r->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	int wake = q->head == NULL;
+	if (q->tail != NULL) q->tail->next = r; else q->head = r;
+	q->tail = r;
+	pthread_mutex_unlock(&q->mu);
+	if (wake) {
+		uint64_t one = 1;
+		ssize_t w;
+		do { w = write(q->efd, &one, sizeof one); } while (w < 0 && errno == EINTR);
+	}
+}
+
+// rbdio_drain moves up to max completions to out; it returns how many.
+static int rbdio_drain(rbdio_cq *q, rbdio_done *out, int max) {
+	int n = 0;
+	pthread_mutex_lock(&q->mu);
+	while (n < max && q->head != NULL) {
+		rbdio_req *r = q->head;
+		q->head = r->next;
+		if (q->head == NULL) q->tail = NULL;
+		out[n].tag = r->tag;
+		out[n].ret = r->ret;
+		n++;
+		free(r);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
+static int rbdio_aio_read(rbd_image_t img, rbdio_cq *q, uint64_t tag, uint64_t off, size_t len, char *buf) {
+	rbdio_req *r = malloc(sizeof *r);
+	if (r == NULL) return -ENOMEM;
+	r->cq = q;
+	r->tag = tag;
+	r->next = NULL;
+	rbd_completion_t c;
+	int e = rbd_aio_create_completion(r, rbdio_done_cb, &c);
+	if (e < 0) { free(r); return e; }
+	e = rbd_aio_read(img, off, len, buf, c);
+	if (e < 0) { rbd_aio_release(c); free(r); return e; }
+	return 0;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/ceph/go-ceph/rados"
+)
+
+// rbdErrno is a negative librbd return code. Like go-ceph's errors it
+// reports the code through ErrorCode, which errnoOf (and so mapError)
+// reads.
+type rbdErrno int
+
+func (e rbdErrno) Error() string {
+	return fmt.Sprintf("rbd: ret=%d, %v", int(e), syscall.Errno(-e))
+}
+
+// ErrorCode is the negative errno.
+func (e rbdErrno) ErrorCode() int { return int(e) }
+
+// retErr turns a librbd return code into an error (nil when it is >= 0).
+func retErr(ret C.int) error {
+	if ret >= 0 {
+		return nil
+	}
+	return rbdErrno(ret)
+}
+
+// drainBatch is how many completions one drain call moves.
+const drainBatch = 64
+
+// rbdHandle is an open librbd image: rbd_image_t plus its completion queue.
+type rbdHandle struct {
+	img C.rbd_image_t
+	cq  *C.rbdio_cq
+	efd *os.File // the queue's eventfd, in Go's netpoller
+
+	mu      sync.Mutex
+	nextTag uint64
+	pending map[uint64]*aioRead
+	loop    sync.WaitGroup // the completions goroutine
+}
+
+// aioRead is an asynchronous read in flight.
+type aioRead struct {
+	pin  runtime.Pinner // the buffer, while librbd holds it
+	n    int            // bytes asked for
+	done func(n int, err error)
+}
+
+// openHandle opens name in ioctx's pool, at its head (no snapshot).
+func openHandle(ioctx *rados.IOContext, name string) (*rbdHandle, error) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	h := &rbdHandle{pending: map[uint64]*aioRead{}}
+	if err := retErr(C.rbd_open(C.rados_ioctx_t(ioctx.Pointer()), cname, &h.img, nil)); err != nil {
+		return nil, err
+	}
+	h.cq = C.rbdio_cq_new()
+	if h.cq == nil {
+		C.rbd_close(h.img)
+		return nil, rbdErrno(-C.ENOMEM)
+	}
+	// The eventfd is non-blocking: os.NewFile puts it in the netpoller.
+	h.efd = os.NewFile(uintptr(h.cq.efd), "rbd-aio-completions")
+	h.loop.Add(1)
+	go h.completions()
+	return h, nil
+}
+
+// size is the image's size in bytes.
+func (h *rbdHandle) size() (uint64, error) {
+	var s C.uint64_t
+	if err := retErr(C.rbd_get_size(h.img, &s)); err != nil {
+		return 0, err
+	}
+	return uint64(s), nil
+}
+
+// readAt reads len(p) bytes at off and waits for them (io.EOF: fewer).
+func (h *rbdHandle) readAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	ret := C.rbd_read(h.img, C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
+	if ret < 0 {
+		return 0, rbdErrno(ret)
+	}
+	if int(ret) < len(p) {
+		return int(ret), io.EOF
+	}
+	return int(ret), nil
+}
+
+// writeAt writes p at off and waits until librbd has taken it.
+func (h *rbdHandle) writeAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	ret := C.rbd_write(h.img, C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
+	if ret < 0 {
+		return 0, rbdErrno(ret)
+	}
+	if int(ret) < len(p) {
+		return int(ret), io.ErrShortWrite
+	}
+	return int(ret), nil
+}
+
+// flush waits until every write so far is on the cluster.
+func (h *rbdHandle) flush() error { return retErr(C.rbd_flush(h.img)) }
+
+// discard deallocates n bytes at off.
+func (h *rbdHandle) discard(off, n uint64) error {
+	ret := C.rbd_discard(h.img, C.uint64_t(off), C.uint64_t(n))
+	if ret < 0 {
+		return rbdErrno(ret)
+	}
+	return nil
+}
+
+// readAsync starts reading len(p) bytes at off (len(p) > 0). done is
+// called once, on the completions goroutine, when librbd is done with p:
+// with n == len(p) and nil, or with an error. It must not block for long:
+// the handle's other completions wait behind it. An error returned here
+// means the read did not start and done will not be called.
+func (h *rbdHandle) readAsync(p []byte, off int64, done func(n int, err error)) error {
+	if len(p) == 0 {
+		return errors.New("empty read")
+	}
+	r := &aioRead{n: len(p), done: done}
+	r.pin.Pin(&p[0])
+	h.mu.Lock()
+	h.nextTag++
+	tag := h.nextTag
+	h.pending[tag] = r
+	h.mu.Unlock()
+	ret := C.rbdio_aio_read(h.img, h.cq, C.uint64_t(tag), C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
+	if ret < 0 {
+		h.mu.Lock()
+		delete(h.pending, tag)
+		h.mu.Unlock()
+		r.pin.Unpin()
+		return rbdErrno(ret)
+	}
+	return nil
+}
+
+// inflight is the number of asynchronous reads not completed yet.
+func (h *rbdHandle) inflight() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pending)
+}
+
+// completions runs until close: it waits for the eventfd and hands each
+// completed read to its callback.
+func (h *rbdHandle) completions() {
+	defer h.loop.Done()
+	var (
+		ev  [8]byte
+		out [drainBatch]C.rbdio_done
+	)
+	for {
+		// Read the eventfd before draining: a completion queued after the
+		// drain writes it again, so none is missed.
+		if _, err := h.efd.Read(ev[:]); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
+				continue
+			}
+			return // an eventfd read fails only when closed
+		}
+		for {
+			n := int(C.rbdio_drain(h.cq, &out[0], drainBatch))
+			for _, d := range out[:n] {
+				h.complete(uint64(d.tag), int64(d.ret))
+			}
+			if n < drainBatch {
+				break
+			}
+		}
+	}
+}
+
+// complete ends one asynchronous read.
+func (h *rbdHandle) complete(tag uint64, ret int64) {
+	h.mu.Lock()
+	r := h.pending[tag]
+	delete(h.pending, tag)
+	h.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.pin.Unpin()
+	switch {
+	case ret < 0:
+		r.done(0, rbdErrno(ret))
+	case int(ret) < r.n:
+		r.done(int(ret), io.EOF)
+	default:
+		r.done(r.n, nil)
+	}
+}
+
+// close closes the image. The caller makes sure no read is in flight
+// (librbd waits for them anyway) and calls it once.
+func (h *rbdHandle) close() error {
+	err := retErr(C.rbd_close(h.img))
+	// rbd_close has waited for every request: every completion is queued.
+	// Stop the goroutine (closing the file wakes its Read), then hand out
+	// what it had not taken yet.
+	_ = h.efd.Close()
+	h.loop.Wait()
+	var out [drainBatch]C.rbdio_done
+	for {
+		n := int(C.rbdio_drain(h.cq, &out[0], drainBatch))
+		for _, d := range out[:n] {
+			h.complete(uint64(d.tag), int64(d.ret))
+		}
+		if n < drainBatch {
+			break
+		}
+	}
+	C.rbdio_cq_free(h.cq)
+	return err
+}
