@@ -125,7 +125,19 @@ func (im *Image) ReadAsync(p []byte, off int64, done func(n int, err error)) err
 		release()
 		return fault.Errorf(fault.Invalid, "ceph: read image %q: %d bytes at %d are not inside the image (%d bytes)", im.name, len(p), off, im.size)
 	}
+	s := im.s
+	if s.asyncOps.Add(1) > asyncMaxOps || s.asyncBytes.Add(int64(len(p))) > asyncMaxBytes {
+		s.asyncOps.Add(-1)
+		s.asyncBytes.Add(-int64(len(p)))
+		release()
+		return fault.Errorf(fault.Unavailable, "ceph: read image %q: %d asynchronous reads in flight, or more than %d MiB: read synchronously", im.name, asyncMaxOps, asyncMaxBytes>>20)
+	}
+	unbudget := func() {
+		s.asyncOps.Add(-1)
+		s.asyncBytes.Add(-int64(len(p)))
+	}
 	err = img.readAsync(p, off, func(n int, err error) {
+		unbudget()
 		release()
 		if err != nil {
 			err = mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
@@ -133,11 +145,26 @@ func (im *Image) ReadAsync(p []byte, off int64, done func(n int, err error)) err
 		done(n, err)
 	})
 	if err != nil {
+		unbudget()
 		release()
 		return mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
 	}
 	return nil
 }
+
+// The asynchronous reads a Store keeps in flight at most, across its
+// images. With rbd_non_blocking_aio off, librbd hands a request to the
+// Objecter in the caller's thread, and the Objecter makes the caller wait
+// while its in-flight budget (objecter_inflight_ops 1024,
+// objecter_inflight_op_bytes 100 MiB by default) is spent. ReadAsync's
+// caller must not wait (the iSCSI read loop calls it), so ReadAsync stays
+// well inside that budget and answers fault.ErrUnavailable past these
+// limits: the caller then reads synchronously, from a goroutine that may
+// wait.
+const (
+	asyncMaxOps   = 256
+	asyncMaxBytes = 32 << 20
+)
 
 // WriteAt writes p at off. A write that would cross the end of the image
 // is refused (fault.ErrInvalid) and writes nothing.

@@ -44,6 +44,19 @@ func TestClusterGoesAway(t *testing.T) {
 			return img.Flush()
 		},
 		"stat": func() error { _, err := s.Stat(ctx, "outage"); return err },
+		// the read starts at once (librbd must not make the caller wait)
+		// and fails when the op timeout passes
+		"async read": func() error {
+			ch := make(chan error, 1)
+			t0 := time.Now()
+			if err := img.ReadAsync(make([]byte, 4096), 2<<20, func(_ int, err error) { ch <- err }); err != nil {
+				return err
+			}
+			if d := time.Since(t0); d > time.Second {
+				t.Errorf("ReadAsync waited %v for a cluster that is down", d)
+			}
+			return <-ch
+		},
 		"dial": func() error {
 			s2, err := Dial(ctx, Config{Conf: c.ConfPath(), Pool: c.Pool(), OpTimeout: timeout}, nil)
 			if err == nil {

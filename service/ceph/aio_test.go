@@ -1,0 +1,139 @@
+//go:build ceph_preview
+
+package ceph
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/cephtest"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// TestReadAsync: asynchronous reads return the image's bytes, see the
+// writes made before them through the same Image (one librbd handle, so
+// one cache), refuse a range outside the image without calling done, and
+// Close waits for the reads in flight.
+func TestReadAsync(t *testing.T) {
+	t.Parallel()
+	s, p := newStore(t)
+	ctx := context.Background()
+	name := p + cephtest.Prefix(t)[1:9] + "-aio"
+	const size = 16 << 20
+	mustOK(t, s.Create(ctx, name, size))
+	defer cleanup(t, s, name)
+	img, err := s.Open(ctx, name)
+	mustOK(t, err)
+	want := pattern(size, 9)
+	_, err = img.WriteAt(want, 0) // not flushed: still in librbd's cache
+	mustOK(t, err)
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	type res struct {
+		off int64
+		buf []byte
+		n   int
+		err error
+	}
+	results := make(chan res, 200)
+	for range 200 {
+		n := 1 + rng.IntN(256<<10)
+		off := rng.Int64N(size - int64(n))
+		buf := make([]byte, n)
+		err := img.ReadAsync(buf, off, func(got int, err error) { results <- res{off, buf, got, err} })
+		mustOK(t, err)
+	}
+	for range 200 {
+		select {
+		case r := <-results:
+			if r.err != nil || r.n != len(r.buf) || !bytes.Equal(r.buf, want[r.off:r.off+int64(len(r.buf))]) {
+				t.Fatalf("async read of %d bytes at %d: %d, %v, or other bytes than written", len(r.buf), r.off, r.n, r.err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("async reads did not complete")
+		}
+	}
+
+	var called atomic.Int32
+	never := func(int, error) { called.Add(1) }
+	for _, c := range []struct {
+		n   int
+		off int64
+	}{{0, 0}, {512, -1}, {512, size - 511}, {1, size}} {
+		if err := img.ReadAsync(make([]byte, c.n), c.off, never); fault.Of(err) != fault.Invalid {
+			t.Errorf("read of %d bytes at %d: %v, want invalid", c.n, c.off, err)
+		}
+	}
+
+	// Close waits for the reads in flight: each has called done by then.
+	var done atomic.Int32
+	for i := range 64 {
+		mustOK(t, img.ReadAsync(make([]byte, 64<<10), int64(i)<<16, func(_ int, err error) {
+			if err != nil {
+				t.Errorf("read in flight at Close: %v", err)
+			}
+			done.Add(1)
+		}))
+	}
+	mustOK(t, img.Close())
+	if n := done.Load(); n != 64 {
+		t.Errorf("Close returned with %d of 64 reads done", n)
+	}
+	if err := img.ReadAsync(make([]byte, 512), 0, never); fault.Of(err) != fault.Unavailable {
+		t.Errorf("read of a closed image: %v, want unavailable", err)
+	}
+	if called.Load() != 0 {
+		t.Error("done was called for a read that was refused")
+	}
+}
+
+// TestReadAsyncBudget: past asyncMaxOps reads in flight on a Store,
+// ReadAsync refuses (unavailable: read synchronously) instead of letting
+// librbd make its caller wait; the budget comes back as reads complete.
+func TestReadAsyncBudget(t *testing.T) {
+	t.Parallel()
+	s, p := newStore(t)
+	ctx := context.Background()
+	name := p + cephtest.Prefix(t)[1:9] + "-budget"
+	mustOK(t, s.Create(ctx, name, 4<<20))
+	defer cleanup(t, s, name)
+	img, err := s.Open(ctx, name)
+	mustOK(t, err)
+	defer img.Close()
+
+	// The first read's done blocks the image's completions: no other read
+	// completes, so none gives its budget back, until gate opens. (The
+	// first one gave its back before done was called.)
+	gate, entered := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	mustOK(t, img.ReadAsync(make([]byte, 512), 0, func(int, error) { close(entered); <-gate; wg.Done() }))
+	<-entered
+	started, refused := 0, 0
+	for range asyncMaxOps + 10 {
+		wg.Add(1)
+		err := img.ReadAsync(make([]byte, 512), 512, func(int, error) { wg.Done() })
+		switch {
+		case err == nil:
+			started++
+		case fault.Of(err) == fault.Unavailable:
+			wg.Done()
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if started != asyncMaxOps || refused != 10 {
+		t.Errorf("%d reads started and %d refused, want %d and 10", started, refused, asyncMaxOps)
+	}
+	close(gate)
+	wg.Wait()
+	ch := make(chan error, 1)
+	mustOK(t, img.ReadAsync(make([]byte, 512), 0, func(_ int, err error) { ch <- err }))
+	mustOK(t, <-ch)
+}
