@@ -1,6 +1,8 @@
 // Package ceph is BMI's RBD image store: images, snapshots, copy-on-write
 // clones, flatten, deep copy, sparse import and export, and block I/O for
-// the iSCSI target, over github.com/ceph/go-ceph (librbd, librados).
+// the iSCSI target, over github.com/ceph/go-ceph (librbd, librados). An
+// open Image does its block I/O through a librbd handle of our own cgo
+// (rbdio.go), which adds asynchronous reads (Image.ReadAsync).
 //
 // The store (Store, Image, Dial) needs cgo and the build tags
 // `pacific,ceph_preview` against Ceph 16 (Debian 12): `make build` and

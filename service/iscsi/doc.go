@@ -14,4 +14,9 @@
 // LUN 0 (iPXE sanboot and Linux both accept it), and every target has its own
 // CHAP credentials and initiator ACL. Error recovery level 0 and one
 // connection per session are supported.
+//
+// Commands run on a bounded pool of workers per session, except a plain
+// READ of a Volume that can read asynchronously (asyncReader, as
+// service/ceph's Image): the read loop starts it and the completion sends
+// the answer, so no goroutine or OS thread waits for it.
 package iscsi
