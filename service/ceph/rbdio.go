@@ -202,13 +202,7 @@ func (h *rbdHandle) readAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	ret := C.rbd_read(h.img, C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
-	if ret < 0 {
-		return 0, rbdErrno(ret)
-	}
-	if int(ret) < len(p) {
-		return int(ret), io.EOF
-	}
-	return int(ret), nil
+	return count(int64(ret), len(p), io.EOF)
 }
 
 // writeAt writes p at off and waits until librbd has taken it.
@@ -217,13 +211,19 @@ func (h *rbdHandle) writeAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	ret := C.rbd_write(h.img, C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
-	if ret < 0 {
+	return count(int64(ret), len(p), io.ErrShortWrite)
+}
+
+// count turns the return value of a librbd call that moves want bytes
+// into a byte count and an error: short when it moved fewer.
+func count(ret int64, want int, short error) (int, error) {
+	switch {
+	case ret < 0:
 		return 0, rbdErrno(ret)
+	case ret < int64(want):
+		return int(ret), short
 	}
-	if int(ret) < len(p) {
-		return int(ret), io.ErrShortWrite
-	}
-	return int(ret), nil
+	return want, nil
 }
 
 // flush waits until every write so far is on the cluster.
@@ -231,8 +231,7 @@ func (h *rbdHandle) flush() error { return retErr(C.rbd_flush(h.img)) }
 
 // discard deallocates n bytes at off.
 func (h *rbdHandle) discard(off, n uint64) error {
-	ret := C.rbd_discard(h.img, C.uint64_t(off), C.uint64_t(n))
-	if ret < 0 {
+	if ret := C.rbd_discard(h.img, C.uint64_t(off), C.uint64_t(n)); ret < 0 {
 		return rbdErrno(ret)
 	}
 	return nil
@@ -292,14 +291,19 @@ func (h *rbdHandle) completions() {
 			}
 			return // an eventfd read fails only when closed
 		}
-		for {
-			n := int(C.rbdio_drain(h.cq, &out[0], drainBatch))
-			for _, d := range out[:n] {
-				h.complete(uint64(d.tag), int64(d.ret))
-			}
-			if n < drainBatch {
-				break
-			}
+		h.drain(&out)
+	}
+}
+
+// drain hands every queued completion to its read.
+func (h *rbdHandle) drain(out *[drainBatch]C.rbdio_done) {
+	for {
+		n := int(C.rbdio_drain(h.cq, &out[0], drainBatch))
+		for _, d := range out[:n] {
+			h.complete(uint64(d.tag), int64(d.ret))
+		}
+		if n < drainBatch {
+			return
 		}
 	}
 }
@@ -314,14 +318,7 @@ func (h *rbdHandle) complete(tag uint64, ret int64) {
 		return
 	}
 	r.pin.Unpin()
-	switch {
-	case ret < 0:
-		r.done(0, rbdErrno(ret))
-	case int(ret) < r.n:
-		r.done(int(ret), io.EOF)
-	default:
-		r.done(r.n, nil)
-	}
+	r.done(count(ret, r.n, io.EOF))
 }
 
 // close closes the image. The caller makes sure no read is in flight
@@ -334,15 +331,7 @@ func (h *rbdHandle) close() error {
 	_ = h.efd.Close()
 	h.loop.Wait()
 	var out [drainBatch]C.rbdio_done
-	for {
-		n := int(C.rbdio_drain(h.cq, &out[0], drainBatch))
-		for _, d := range out[:n] {
-			h.complete(uint64(d.tag), int64(d.ret))
-		}
-		if n < drainBatch {
-			break
-		}
-	}
+	h.drain(&out)
 	C.rbdio_cq_free(h.cq)
 	return err
 }

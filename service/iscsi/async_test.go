@@ -66,11 +66,8 @@ func TestAsyncReads(t *testing.T) {
 	tg, addr := startTarget(t, Config{QueueDepth: 16, Workers: 2})
 	const size = 4 << 20
 	vol := newAsyncVolume(size)
+	want := vol.fillRandom(3)
 	rng := rand.New(rand.NewPCG(3, 3))
-	for i := range vol.data {
-		vol.data[i] = byte(rng.Uint32())
-	}
-	want := vol.snapshot()
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
 	c := dial(t, addr)
 	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
@@ -115,6 +112,14 @@ func TestAsyncReads(t *testing.T) {
 	c.wait(tk)
 	if tk.status != statusCheckCondition || len(tk.sense) < 14 || tk.sense[2]&0xf != 0x05 || tk.sense[12] != 0x21 {
 		t.Errorf("read beyond the end: status 0x%x sense %x", tk.status, tk.sense)
+	}
+	// another LUN: the worker's CHECK CONDITION, LOGICAL UNIT NOT SUPPORTED
+	c.lun = 1
+	tk = c.submit(rw10(0x28, 0, 1), 512, true, nil)
+	c.wait(tk)
+	c.lun = 0
+	if tk.status != statusCheckCondition || len(tk.sense) < 14 || tk.sense[12] != 0x25 {
+		t.Errorf("read of LUN 1: status 0x%x sense %x", tk.status, tk.sense)
 	}
 	if n := vol.started.Load(); n != before {
 		t.Errorf("%d reads that are not plain went through ReadAsync", n-before)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os/exec"
 	"sync"
@@ -81,6 +82,16 @@ func (m *memVolume) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	return nil
+}
+
+// fillRandom fills the volume with pseudo-random bytes from seed (before
+// it is exported) and returns a copy of them.
+func (m *memVolume) fillRandom(seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	for i := range m.data {
+		m.data[i] = byte(rng.Uint32())
+	}
+	return m.snapshot()
 }
 
 // snapshot is a copy of the volume's bytes.

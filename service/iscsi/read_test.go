@@ -19,11 +19,7 @@ func TestReadBuffersRecycled(t *testing.T) {
 	tg, addr := startTarget(t, Config{QueueDepth: 16, Workers: 8})
 	const size = 4 << 20
 	vol := newMemVolume(size)
-	rng := rand.New(rand.NewPCG(7, 7))
-	for i := range vol.data {
-		vol.data[i] = byte(rng.Uint32())
-	}
-	want := vol.snapshot()
+	want := vol.fillRandom(7)
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
 	var wg sync.WaitGroup
 	errs := make(chan string, 2)
