@@ -29,12 +29,22 @@ import (
 )
 
 // benchDuration is the length of each measurement, and benchRounds the
-// number of measurements of each path and workload (in different path
-// orders); the figure reported is their median.
+// number of measurements of each path and workload, one per round, the
+// paths of a round in one of their 6 orders; the figure reported is their
+// median. The ratios are paired: the median over the rounds of the ratio
+// within each round, whose measurements ran one after the other under the
+// same conditions (this machine's throughput drifts by ±10 % over
+// minutes, more than the differences measured).
 const (
-	benchDuration = 5 * time.Second
-	benchRounds   = 3
+	benchDuration = 3 * time.Second
+	benchRounds   = 6
 )
+
+// ratioKey names a paired ratio: bmi against path, for one workload.
+type ratioKey struct {
+	path, workload string
+	qd             int
+}
 
 // benchResult is one measurement, or the median of several.
 type benchResult struct {
@@ -125,8 +135,9 @@ func BenchmarkISCSI(b *testing.B) {
 
 	// (a) our target and (b) tgtd --bstype rbd on another loopback port
 	// serve the same image at the same time; (c) is librbd from Go. Each
-	// workload runs twice, in opposite orders, and the two runs are
-	// averaged, so that neither path profits from the cluster warming up.
+	// workload runs benchRounds times, in every order of the paths, so
+	// that none profits from the cluster warming up or the machine's
+	// drift.
 	tg, addr := startTarget(b, Config{})
 	iqn := testIQN(77)
 	if err := tg.Export(ctx, Export{IQN: iqn, Volume: im}); err != nil {
@@ -163,7 +174,8 @@ func BenchmarkISCSI(b *testing.B) {
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	orders := [benchRounds][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}}
+	orders := [benchRounds][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {2, 0, 1}, {1, 0, 2}}
+	ratios := map[ratioKey][]float64{}
 	only := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_ONLY"))       // e.g. "seqread randread1": a subset, while tuning
 	onlyPaths := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_PATHS")) // e.g. "bmi": one path, for a CPU profile
 	for _, w := range []workload{{"seqread", 8}, {"seqwrite", 8}, {"randread", 1}, {"randread", 4}, {"randread", 16}} {
@@ -203,12 +215,21 @@ func BenchmarkISCSI(b *testing.B) {
 			if rs := runs[p.path]; len(rs) > 0 {
 				add(median(rs))
 			}
+			if p.path == "bmi" || len(runs[p.path]) != len(runs["bmi"]) {
+				continue
+			}
+			for i, r := range runs[p.path] {
+				if r.headline() > 0 {
+					k := ratioKey{p.path, w.name, w.qd}
+					ratios[k] = append(ratios[k], runs["bmi"][i].headline()/r.headline())
+				}
+			}
 		}
 	}
 	if err := tg.Unexport(ctx, iqn); err != nil { // closes im
 		b.Fatal(err)
 	}
-	report(b, results)
+	report(b, results, ratios)
 }
 
 // fill writes the whole image with non-zero data, 4 MiB at a time, 8 in flight.
@@ -383,7 +404,7 @@ func librbdRun(im *ceph.Image, workload string, bs, qd int, size int64) benchRes
 }
 
 // report writes the figures and the ratios.
-func report(b *testing.B, rs []benchResult) {
+func report(b *testing.B, rs []benchResult, ratios map[ratioKey][]float64) {
 	find := func(path, w string, qd int) (benchResult, bool) {
 		for _, r := range rs {
 			if r.path == path && r.workload == w && r.qd == qd {
@@ -392,25 +413,22 @@ func report(b *testing.B, rs []benchResult) {
 		}
 		return benchResult{}, false
 	}
-	get := func(path, w string, qd int) float64 {
-		r, _ := find(path, w, qd)
-		return r.headline()
-	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# service/iscsi vs tgtd (bs_rbd) vs librbd, one fully written 1 GiB RBD image, %s each, %s\n",
 		benchDuration, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&sb, "# reads: iscsi-perf (libiscsi); writes: the Go test initiator; librbd: service/ceph Image.ReadAt from goroutines\n")
-	fmt.Fprintf(&sb, "# each figure: the median of %d runs in different path orders (range in brackets); GOMAXPROCS=%d, %d CPUs\n",
+	fmt.Fprintf(&sb, "# each figure: the median of %d runs, one per round, in every order of the paths (range in brackets); GOMAXPROCS=%d, %d CPUs\n",
 		benchRounds, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(&sb, "# bmi/tgtd, bmi/librbd: paired, the median of the ratios within each round (range in brackets)\n")
 	fmt.Fprintf(&sb, "# CPU/IO: CPU time per I/O of what serves the path (this process for bmi and librbd, tgtd's process), not of the reader; reads only\n\n")
 	fmt.Fprintf(&sb, "| workload | bmi | tgtd | librbd | bmi/tgtd | bmi/librbd | CPU/IO bmi | CPU/IO tgtd | CPU/IO librbd |\n|---|---|---|---|---|---|---|---|---|\n")
 	row := func(label, w string, qd int, unit string) {
-		a, t, l := get("bmi", w, qd), get("tgtd", w, qd), get("librbd", w, qd)
-		ratio := func(x, y float64) string {
-			if y == 0 {
+		ratio := func(path string) string {
+			m, lo, hi, ok := pairedRatio(ratios[ratioKey{path, w, qd}])
+			if !ok {
 				return "—"
 			}
-			return fmt.Sprintf("%.2f", x/y)
+			return fmt.Sprintf("%.2f (%.2f–%.2f)", m, lo, hi)
 		}
 		cell := func(path string) string {
 			r, ok := find(path, w, qd)
@@ -426,7 +444,7 @@ func report(b *testing.B, rs []benchResult) {
 			return "—"
 		}
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, cell("bmi"), cell("tgtd"), cell("librbd"),
-			ratio(a, t), ratio(a, l), cpuCell("bmi"), cpuCell("tgtd"), cpuCell("librbd"))
+			ratio("tgtd"), ratio("librbd"), cpuCell("bmi"), cpuCell("tgtd"), cpuCell("librbd"))
 	}
 	row("seq read 1 MiB QD8", "seqread", 8, "MiB/s")
 	row("seq write 1 MiB QD8", "seqwrite", 8, "MiB/s")
@@ -441,10 +459,23 @@ func report(b *testing.B, rs []benchResult) {
 		b.Fatal(err)
 	}
 	b.Logf("figures in %s:\n%s", dir, sb.String())
-	if t := get("tgtd", "seqread", 8); t > 0 {
-		b.ReportMetric(get("bmi", "seqread", 8)/t, "seqread-x-tgtd")
+	if m, _, _, ok := pairedRatio(ratios[ratioKey{"tgtd", "seqread", 8}]); ok {
+		b.ReportMetric(m, "seqread-x-tgtd")
 	}
-	if t := get("tgtd", "randread", 16); t > 0 {
-		b.ReportMetric(get("bmi", "randread", 16)/t, "randread16-x-tgtd")
+	if m, _, _, ok := pairedRatio(ratios[ratioKey{"tgtd", "randread", 16}]); ok {
+		b.ReportMetric(m, "randread16-x-tgtd")
 	}
+}
+
+// pairedRatio is the median of the per-round ratios, with their range.
+func pairedRatio(rs []float64) (m, lo, hi float64, ok bool) {
+	if len(rs) == 0 {
+		return 0, 0, 0, false
+	}
+	s := slices.Sorted(slices.Values(rs))
+	m = s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return m, s[0], s[len(s)-1], true
 }
