@@ -264,13 +264,6 @@ func (h *rbdHandle) readAsync(p []byte, off int64, done func(n int, err error)) 
 	return nil
 }
 
-// inflight is the number of asynchronous reads not completed yet.
-func (h *rbdHandle) inflight() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.pending)
-}
-
 // completions runs until close: it waits for the eventfd and hands each
 // completed read to its callback.
 func (h *rbdHandle) completions() {
@@ -282,14 +275,10 @@ func (h *rbdHandle) completions() {
 	for {
 		// Read the eventfd before draining: a completion queued after the
 		// drain writes it again, so none is missed.
+		// The file is in the netpoller, which retries EAGAIN and EINTR
+		// itself: a read fails only once close has closed it.
 		if _, err := h.efd.Read(ev[:]); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-				continue
-			}
-			return // an eventfd read fails only when closed
+			return
 		}
 		h.drain(&out)
 	}

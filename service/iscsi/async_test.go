@@ -162,13 +162,7 @@ func TestAsyncReadAbortAndClose(t *testing.T) {
 		ts = append(ts, c.submit(rw10(0x28, uint32(i*8), 8), 4096, true, nil))
 	}
 	abortSN := c.cmdSN - 2 // the second read's CmdSN
-	deadline := time.Now().Add(10 * time.Second)
-	for vol.started.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 reads started", vol.started.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return vol.started.Load() >= 3 })
 	p := newPDU(opTMFReq)
 	p.bhs[0] |= 0x40
 	p.bhs[1] = 0x80 | tmfAbortTask
@@ -205,25 +199,11 @@ func TestAsyncReadAbortAndClose(t *testing.T) {
 	for i := range 4 {
 		c.submit(rw10(0x28, uint32(i), 1), 512, true, nil)
 	}
-	for vol.started.Load() < 3+4 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reads did not start")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return vol.started.Load() >= 3+4 })
 	c.c.Close()
 	time.Sleep(50 * time.Millisecond)
 	vol.release()
-	done := make(chan error, 1)
-	go func() { done <- tg.Unexport(t0(), testIQN(1)) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Unexport hangs after an initiator went away with reads in flight")
-	}
+	unexportWithin(t, tg, testIQN(1), 10*time.Second)
 	if !vol.isClosed() {
 		t.Error("the volume is still open after Unexport")
 	}
@@ -253,13 +233,7 @@ func TestAsyncReadBudget(t *testing.T) {
 		for i := range reads {
 			ts = append(ts, c.submit(rw10(0x28, uint32(i%8*per/512), per/512), per, true, nil))
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for vol.started.Load()-start < maxSessionReadBuf/per {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: %d reads started", round, vol.started.Load()-start)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitFor(t, func() bool { return vol.started.Load()-start >= maxSessionReadBuf/per })
 		time.Sleep(50 * time.Millisecond)
 		if n := vol.started.Load() - start; n != maxSessionReadBuf/per {
 			t.Errorf("round %d: %d asynchronous reads of %d MiB in flight, want %d (the budget)", round, n, per>>20, maxSessionReadBuf/per)

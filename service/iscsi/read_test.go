@@ -2,7 +2,6 @@ package iscsi
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -104,14 +103,5 @@ func TestInitiatorStopsReading(t *testing.T) {
 		c.submit(rw10(0x28, 0, 2048), 1<<20, true, nil)
 	}
 	waitFor(t, func() bool { return sessionsOf(t, tg) == 0 })
-	done := make(chan error, 1)
-	go func() { done <- tg.Unexport(context.Background(), testIQN(1)) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Unexport still waiting 15 s after the session was dropped")
-	}
+	unexportWithin(t, tg, testIQN(1), 15*time.Second)
 }

@@ -156,6 +156,22 @@ func sessionsOf(t testing.TB, tg *Target) int {
 	return n
 }
 
+// unexportWithin unexports iqn and fails the test if that takes longer
+// than d (a session that never ends would hold it forever).
+func unexportWithin(t testing.TB, tg *Target, iqn string, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- tg.Unexport(context.Background(), iqn) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(d):
+		t.Fatalf("Unexport of %s still waiting after %v", iqn, d)
+	}
+}
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !cond(); {
