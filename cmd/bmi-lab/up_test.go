@@ -19,6 +19,7 @@ import (
 	"github.com/bmi-go/bmi/lab/image"
 	"github.com/bmi-go/bmi/lab/vm"
 	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/service/procenv"
 )
 
 // TestUpProvisionBootDown is the lab's acceptance test: `bmi-lab up` with 2
@@ -69,6 +70,10 @@ func TestUpProvisionBootDown(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	t.Logf("bmi-lab up --nodes 2: %.1f s", time.Since(start).Seconds())
+	// bmid serve re-executed itself with procenv's Go runtime settings.
+	if b, err := os.ReadFile(filepath.Join(dir, "bmid.log")); err != nil || !strings.Contains(string(b), `"godebug":"`+procenv.Setting+`"`) {
+		t.Fatalf("bmid.log has no go runtime line with GODEBUG %s (%v):\n%s", procenv.Setting, err, b)
+	}
 	start = time.Now()
 	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
 		t.Fatalf("second up (idempotent): %v\n%s", err, out)
