@@ -4,7 +4,6 @@ package main
 
 import (
 	"os"
-	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -28,10 +27,9 @@ awake: each iSCSI I/O at queue depth 1 saves two to three thread wakeups).
 ` + procenv.OptOut + `=default, or a schedtrace already in GODEBUG, leaves the runtime as it is.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Before anything starts: the process is replaced, its PID kept.
-			env, tune := procenv.Env(os.Environ())
 			var execErr error
-			if tune && !testing.Testing() { // a test binary is not bmid
-				execErr = syscall.Exec("/proc/self/exe", os.Args, env)
+			if !testing.Testing() { // a test binary is not bmid
+				execErr = procenv.Apply()
 			}
 			cfg, err := g.load()
 			if err != nil {

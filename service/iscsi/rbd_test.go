@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +25,7 @@ func TestMain(m *testing.M) {
 	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
 		// Benchmarks measure the target as bmid serve runs it: with
 		// procenv's Go runtime settings, which only apply at exec.
-		if env, tune := procenv.Env(os.Environ()); tune {
-			err := syscall.Exec("/proc/self/exe", os.Args, env)
+		if err := procenv.Apply(); err != nil {
 			fmt.Fprintf(os.Stderr, "re-execute with GODEBUG=%s: %v\n", procenv.Setting, err)
 			os.Exit(1)
 		}

@@ -18,11 +18,13 @@
 // runtime takes, 2147483647 ms (24.8 days), so a summary line ("SCHED
 // ...") appears on stderr once in that time, or once at start on a
 // machine up for longer than that; a crash dump also gets the scheduler's
-// state. bmid serve re-executes itself once with Env's environment.
+// state. bmid serve calls Apply before anything else.
 package procenv
 
 import (
+	"os"
 	"strings"
+	"syscall"
 )
 
 // Setting is the GODEBUG setting that keeps sysmon awake.
@@ -66,4 +68,16 @@ func Env(env []string) ([]string, bool) {
 		out[at] = "GODEBUG=" + godebug + "," + Setting
 	}
 	return out, true
+}
+
+// Apply re-executes the running program (/proc/self/exe, with the same
+// arguments and PID) with Env's environment, if that changes anything. It
+// returns only when it did not: nil when nothing needed changing, else
+// exec's error, and the program goes on with the runtime as it is.
+func Apply() error {
+	env, tune := Env(os.Environ())
+	if !tune {
+		return nil
+	}
+	return syscall.Exec("/proc/self/exe", os.Args, env)
 }
