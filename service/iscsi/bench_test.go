@@ -26,6 +26,7 @@ import (
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/service/procenv"
 )
 
 // benchDuration is the length of each measurement, and benchRounds the
@@ -419,7 +420,8 @@ func report(b *testing.B, rs []benchResult, ratios map[ratioKey][]float64) {
 	fmt.Fprintf(&sb, "# reads: iscsi-perf (libiscsi); writes: the Go test initiator; librbd: service/ceph Image.ReadAt from goroutines\n")
 	fmt.Fprintf(&sb, "# each figure: the median of %d runs, one per round, in every order of the paths (range in brackets); GOMAXPROCS=%d, %d CPUs\n",
 		benchRounds, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Fprintf(&sb, "# Go runtime as bmid serve runs it: GODEBUG=%s (package procenv)\n", os.Getenv("GODEBUG"))
+	fmt.Fprintf(&sb, "# Go runtime: GODEBUG=%q (bmid serve runs with %s, package procenv; %s=default leaves it out)\n",
+		os.Getenv("GODEBUG"), procenv.Setting, procenv.OptOut)
 	fmt.Fprintf(&sb, "# bmi/tgtd, bmi/librbd: paired, the median of the ratios within each round (range in brackets)\n")
 	fmt.Fprintf(&sb, "# CPU/IO: CPU time per I/O of what serves the path (this process for bmi and librbd, tgtd's process), not of the reader; reads only\n\n")
 	fmt.Fprintf(&sb, "| workload | bmi | tgtd | librbd | bmi/tgtd | bmi/librbd | CPU/IO bmi | CPU/IO tgtd | CPU/IO librbd |\n|---|---|---|---|---|---|---|---|---|\n")
