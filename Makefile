@@ -24,10 +24,10 @@ help: ## List the targets
 deps: ## Install the Debian packages the project needs (only those missing)
 	@bash scripts/deps.sh
 
-build: ## Build every binary into bin/ (bmi, hil-mock, bmi-uat without cgo)
+build: ## Build every binary into bin/ (bmi, hil-mock, bmi-uat and the lab's static bmi-lab-io without cgo)
 	@mkdir -p bin
 	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/ ./cmd/bmid ./cmd/bmi-lab
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/bmi ./cmd/hil-mock ./cmd/bmi-uat
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/bmi ./cmd/hil-mock ./cmd/bmi-uat ./cmd/bmi-lab-io
 
 test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the README's test command)
 	@mkdir -p $(RESULTS)

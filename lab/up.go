@@ -31,6 +31,10 @@ const (
 // GoldenImage is the name of the golden image `up` uploads into Project.
 const GoldenImage = "golden"
 
+// StayUpImage is the golden image's stay-up variant (lab/image): a node
+// booted from it keeps running and verifies its disk (BMI-LAB-IO lines).
+const StayUpImage = "golden-stayup"
+
 // UpOptions are Options plus the programs `up` starts.
 type UpOptions struct {
 	Options
@@ -40,12 +44,16 @@ type UpOptions struct {
 	BmiLab string
 	// ImageCache is the golden image cache (default image's).
 	ImageCache string
+	// IOCheck is the static bmi-lab-io binary the stay-up image carries.
+	IOCheck string
 }
 
 // services are the processes `up` started, recorded in services.json.
 type services struct {
 	HIL  proc.ID `json:"hil_mock"`
 	Bmid proc.ID `json:"bmid"`
+	// BmidBinary is the bmid binary running (a restart starts it again).
+	BmidBinary string `json:"bmid_binary"`
 	// HILNodes is how many nodes the running hil-mock was seeded with.
 	HILNodes int `json:"hil_nodes"`
 }
@@ -124,7 +132,7 @@ boot:
 // Project. It is idempotent: running parts are kept.
 func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	log := logger.Info
-	for _, p := range []string{o.Bmid, o.BmiLab} {
+	for _, p := range []string{o.Bmid, o.BmiLab, o.IOCheck} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("program %q: %w (build it with make build)", p, fault.ErrNotFound)
 		}
@@ -165,14 +173,13 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	}
 	log("hil-mock serving", "url", l.HILURL())
 	if !svc.Bmid.Alive() {
-		conf := filepath.Join(l.Dir, "bmid.yaml")
-		if err := l.writeBmidConfig(conf, ceph); err != nil {
+		if err := l.writeBmidConfig(l.bmidConfPath(), ceph); err != nil {
 			return nil, err
 		}
-		argv := []string{"ip", "netns", "exec", l.Namespace, o.Bmid, "serve", "--config", conf}
-		if svc.Bmid, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "bmid.log")); err != nil {
+		if svc.Bmid, err = l.startBmid(o.Bmid); err != nil {
 			return nil, err
 		}
+		svc.BmidBinary = o.Bmid
 		if err := l.saveServices(svc); err != nil {
 			return nil, err
 		}
@@ -181,10 +188,13 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 		return nil, fmt.Errorf("lab %q: bmid: %w", l.Name, err)
 	}
 	log("bmid ready", "url", l.APIURL())
-	if err := l.importGolden(ctx, o.ImageCache); err != nil {
+	if err := l.importGolden(ctx, GoldenImage, image.Options{CacheDir: o.ImageCache, Log: l.log}); err != nil {
 		return nil, err
 	}
-	log("golden image in BMI", "project", Project, "image", GoldenImage)
+	if err := l.importGolden(ctx, StayUpImage, image.Options{CacheDir: o.ImageCache, Log: l.log, StayUp: true, IOCheck: o.IOCheck}); err != nil {
+		return nil, err
+	}
+	log("golden images in BMI", "project", Project, "images", GoldenImage+" "+StayUpImage)
 	return l, nil
 }
 
@@ -270,9 +280,10 @@ func (l *Lab) api(ctx context.Context, method, path, user, password string, body
 	return resp.StatusCode, b, err
 }
 
-// importGolden builds the golden image and uploads it through bmid's API
-// into Project, as an operator would; an image already there is kept.
-func (l *Lab) importGolden(ctx context.Context, cache string) error {
+// importGolden builds a golden image and uploads it through bmid's API
+// into Project as name, as an operator would; an image already there is
+// kept.
+func (l *Lab) importGolden(ctx context.Context, name string, opts image.Options) error {
 	cred, err := l.Credentials()
 	if err != nil {
 		return err
@@ -284,11 +295,11 @@ func (l *Lab) importGolden(ctx context.Context, cache string) error {
 	if code != http.StatusCreated && code != http.StatusConflict {
 		return fmt.Errorf("lab %q: create project %s: HTTP %d: %s", l.Name, Project, code, b)
 	}
-	code, _, err = l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+GoldenImage, HILUser, cred.HILUser, nil, -1)
+	code, _, err = l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+name, HILUser, cred.HILUser, nil, -1)
 	if err == nil && code == http.StatusOK {
 		return nil
 	}
-	img, err := image.Build(ctx, image.Options{CacheDir: cache, Log: l.log})
+	img, err := image.Build(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -298,12 +309,12 @@ func (l *Lab) importGolden(ctx context.Context, cache string) error {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	code, b, err = l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+GoldenImage+"/data", HILUser, cred.HILUser, f, st.Size())
+	code, b, err = l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+name+"/data", HILUser, cred.HILUser, f, st.Size())
 	if err != nil {
-		return fmt.Errorf("lab %q: upload golden image: %w", l.Name, err)
+		return fmt.Errorf("lab %q: upload image %s: %w", l.Name, name, err)
 	}
 	if code/100 != 2 {
-		return fmt.Errorf("lab %q: upload golden image: HTTP %d: %s", l.Name, code, b)
+		return fmt.Errorf("lab %q: upload image %s: HTTP %d: %s", l.Name, name, code, b)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(envCmd())
 	root.AddCommand(imageCmd())
 	root.AddCommand(upCmd())
+	root.AddCommand(bmidCmd())
 	root.AddCommand(hilServeCmd())
 	return clikit.Prepare(root)
 }

@@ -19,7 +19,7 @@ import (
 func upCmd() *cobra.Command {
 	var f labFlags
 	var nodes, mem int
-	var bmid, cache string
+	var bmid, cache, iocheck string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Build the lab site: network, libvirtd and PXE-first machines, Ceph, hil-mock and bmid in the lab namespace, the golden image imported through BMI (idempotent; resumes a half-built lab)",
@@ -40,11 +40,14 @@ func upCmd() *cobra.Command {
 					}
 				}
 			}
+			if iocheck == "" {
+				iocheck = filepath.Join(filepath.Dir(self), "bmi-lab-io")
+			}
 			start := time.Now()
 			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), nil))
 			l, err := lab.Up(c.Context(), lab.UpOptions{
 				Options: lab.Options{Name: f.name, Dir: f.dir, Nodes: nodes, MemoryMiB: mem},
-				Bmid:    bmid, BmiLab: self, ImageCache: cache,
+				Bmid:    bmid, BmiLab: self, ImageCache: cache, IOCheck: iocheck,
 			}, log)
 			if err != nil {
 				return err
@@ -59,6 +62,53 @@ func upCmd() *cobra.Command {
 	c.Flags().IntVar(&mem, "memory", 192, "memory per machine in MiB")
 	c.Flags().StringVar(&bmid, "bmid", "", "bmid binary (default: next to bmi-lab, else on PATH)")
 	c.Flags().StringVar(&cache, "cache", "/var/cache/bmi-lab/images", "golden image cache directory")
+	c.Flags().StringVar(&iocheck, "iocheck", "", "the static bmi-lab-io the stay-up image carries (default: next to bmi-lab)")
+	return c
+}
+
+// bmidCmd is `bmi-lab bmid restart`.
+func bmidCmd() *cobra.Command {
+	c := &cobra.Command{Use: "bmid", Short: "Operate the lab's bmid as its service manager would"}
+	var f labFlags
+	var kill bool
+	var binary string
+	restart := &cobra.Command{
+		Use:   "restart",
+		Short: "Restart the lab's bmid: SIGTERM and start (default), SIGKILL and start (--kill), or SIGTERM and start a new binary (--binary, an upgrade); returns when it is ready",
+		Args:  clikit.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if kill && binary != "" {
+				return clikit.Usagef("--kill and --binary: choose one")
+			}
+			mode := lab.RestartGraceful
+			switch {
+			case kill:
+				mode = lab.RestartKill
+			case binary != "":
+				mode = lab.RestartUpgrade
+				abs, err := filepath.Abs(binary)
+				if err != nil {
+					return err
+				}
+				binary = abs
+			}
+			l, err := f.open(c)
+			if err != nil {
+				return err
+			}
+			rep, err := l.RestartBmid(c.Context(), mode, binary)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "bmid restarted (%s): pid %d -> %d, stopped in %.2f s, ready %.2f s after start (%s)\n",
+				rep.Mode, rep.OldPid, rep.NewPid, rep.Stopped.Seconds(), rep.Ready.Seconds(), rep.Binary)
+			return err
+		},
+	}
+	f.add(restart)
+	restart.Flags().BoolVar(&kill, "kill", false, "SIGKILL bmid (a crash) instead of SIGTERM")
+	restart.Flags().StringVar(&binary, "binary", "", "start this bmid binary instead (an upgrade)")
+	c.AddCommand(restart)
 	return c
 }
 

@@ -12,6 +12,13 @@
 // of the install-to-disk path: it downloads <url> onto the local disk and
 // powers off (Image.Kernel and Image.Initrd are what to netboot).
 //
+// The stay-up variant (Options.StayUp, the lab's image "golden-stayup")
+// boots the same way but does not power off: its kernel command line has
+// bmi.stayup=0, its initramfs holds open-iscsi's iscsid with iscsid.conf
+// (the session recovery settings, each explained there) and the static
+// bmi-lab-io (lab/iocheck), which keeps writing and verifying blocks in the
+// scratch area after partition 2 and prints a BMI-LAB-IO line a second.
+//
 // The build is deterministic (fixed timestamps, volume id and disk
 // signature; the initramfs is written by this package with zero mtimes)
 // and cached by content: the image's name carries the hash of every input,
@@ -42,9 +49,12 @@ import (
 //go:embed init.sh
 var initScript []byte
 
+//go:embed iscsid.conf
+var iscsidConf []byte
+
 // builderVersion changes whenever the layout or the build steps change, so
 // that a new builder never returns an old cached image.
-const builderVersion = "bmi-lab-image/2"
+const builderVersion = "bmi-lab-image/3"
 
 // Disk layout, in 512-byte sectors.
 const (
@@ -52,7 +62,11 @@ const (
 	P1Sectors = 30 * 2048           // 30 MiB
 	P2Start   = P1Start + P1Sectors // raw state record (type 0xda)
 	P2Sectors = 2048                // 1 MiB
-	Sectors   = P2Start + P2Sectors + 2048
+	// ScratchStart is the scratch area after partition 2, outside any
+	// partition: the stay-up mode's verifying workload writes there.
+	ScratchStart   = P2Start + P2Sectors
+	ScratchSectors = 2048 // 1 MiB
+	Sectors        = ScratchStart + ScratchSectors
 )
 
 // StateOffset is the byte offset of the state record (partition 2's first
@@ -67,7 +81,13 @@ var modules = []string{"iscsi_ibft", "iscsi_tcp", "sd_mod", "virtio_pci", "virti
 // work!".
 const KernelCmdline = "console=ttyS0,115200 quiet loglevel=3 panic=-1 no_timer_check bmi.host=auto"
 
-const syslinuxCfg = "SERIAL 0 115200\nDEFAULT bmi\nPROMPT 0\nTIMEOUT 0\nLABEL bmi\n  KERNEL /vmlinuz\n  INITRD /initrd.gz\n  APPEND " + KernelCmdline + "\n"
+// StayUpCmdline is the stay-up image's kernel command line: the node runs
+// the verifying workload until it is powered off.
+const StayUpCmdline = KernelCmdline + " bmi.stayup=0"
+
+func syslinuxCfg(cmdline string) string {
+	return "SERIAL 0 115200\nDEFAULT bmi\nPROMPT 0\nTIMEOUT 0\nLABEL bmi\n  KERNEL /vmlinuz\n  INITRD /initrd.gz\n  APPEND " + cmdline + "\n"
+}
 
 // Options says where to cache and what to build from. Zero fields get
 // defaults: CacheDir /var/cache/bmi-lab/images, the newest kernel in /boot.
@@ -75,6 +95,10 @@ type Options struct {
 	CacheDir      string
 	KernelVersion string
 	Log           *slog.Logger
+	// StayUp builds the stay-up variant; IOCheck is then the static
+	// bmi-lab-io binary to put into its initramfs.
+	StayUp  bool
+	IOCheck string
 }
 
 // Image is a built (or cached) golden image.
@@ -97,7 +121,7 @@ type Image struct {
 // Tools are the programs Build runs, with the Debian packages that ship them.
 var Tools = map[string]string{
 	"mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux", "busybox": "busybox-static",
-	"iscsistart": "open-iscsi", "modprobe": "kmod", "depmod": "kmod", "ldd": "libc-bin", "gzip": "gzip",
+	"iscsistart": "open-iscsi", "iscsid": "open-iscsi", "modprobe": "kmod", "depmod": "kmod", "ldd": "libc-bin", "gzip": "gzip",
 }
 
 // Build returns the golden image for opts, building it if the cache does
@@ -121,7 +145,10 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	}
 	defer os.RemoveAll(work)
 
-	files, err := initramfsFiles(ctx, kver, work)
+	if opts.StayUp && opts.IOCheck == "" {
+		return Image{}, fmt.Errorf("image build: the stay-up image needs the static bmi-lab-io (make build): %w", fault.ErrInvalid)
+	}
+	files, err := initramfsFiles(ctx, kver, work, opts.StayUp, opts.IOCheck)
 	if err != nil {
 		return Image{}, err
 	}
@@ -129,11 +156,15 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	if err := writeCpio(&cpio, files); err != nil {
 		return Image{}, err
 	}
-	key, err := inputKey(cpio.Bytes(), kernel)
+	cmdline, base := KernelCmdline, "golden-"
+	if opts.StayUp {
+		cmdline, base = StayUpCmdline, "golden-stayup-"
+	}
+	key, err := inputKey(cpio.Bytes(), kernel, syslinuxCfg(cmdline))
 	if err != nil {
 		return Image{}, err
 	}
-	out := filepath.Join(opts.CacheDir, "golden-"+key[:16]+".img")
+	out := filepath.Join(opts.CacheDir, base+key[:16]+".img")
 	keep := strings.TrimSuffix(out, ".img") + ".initrd.gz"
 	if _, err := os.Stat(out); err == nil {
 		if _, err := os.Stat(keep); err == nil {
@@ -158,7 +189,7 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	if err := os.WriteFile(initrd, gz.Bytes(), 0o644); err != nil {
 		return Image{}, err
 	}
-	if err := os.WriteFile(cfg, []byte(syslinuxCfg), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(syslinuxCfg(cmdline)), 0o644); err != nil {
 		return Image{}, err
 	}
 	part := filepath.Join(work, "part1.img")
@@ -201,7 +232,7 @@ func kernelVersion(v string) (string, error) {
 }
 
 // inputKey hashes everything the image is made of.
-func inputKey(cpio []byte, kernel string) (string, error) {
+func inputKey(cpio []byte, kernel, syslinuxCfg string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", builderVersion, syslinuxCfg)
 	h.Write(cpio)

@@ -13,6 +13,16 @@
 #   BMI-LAB-BOOTED <host> mode=<mode> uptime=<seconds>
 #   BMI-LAB-FAILED <reason>
 #
+# mode stay-up (bmi.stayup=<seconds> on the kernel command line, 0 for
+# ever; the lab's golden-stayup image): after the marker the node does not
+# power off. iscsid (open-iscsi, config /etc/iscsi/iscsid.conf) takes over
+# the iBFT session and recovers it when the target goes away, then
+# bmi-lab-io writes, reads back and verifies blocks in the scratch area
+# after partition 2 until the time is up or the node is powered off:
+#   BMI-LAB-STAYUP iscsid=synced session=<sid> recovery_tmo=<s>
+#   BMI-LAB-IO t=<s> writes=<n> reads=<n> errors=<n> mismatches=<n> max_stall_ms=<n> ...
+#   BMI-LAB-IO-ERROR ... (the block, on every error or mismatch)
+#
 # mode install (bmi.install=<url> on the kernel command line): the
 # installer of the classic install-to-disk path, netbooted by an install
 # server. It brings up the NIC with MAC bmi.mac= at bmi.ip=/bmi.mask= (the
@@ -22,6 +32,7 @@
 # and powers off: whoever runs the install then sets the boot device to
 # the disk and powers the machine on, as a provisioning conductor does.
 export PATH=/bin:/sbin
+[ -f /etc/bmi-lab.env ] && . /etc/bmi-lab.env   # SCRATCH_OFF, SCRATCH_SIZE (the image layout)
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -32,7 +43,7 @@ fail() { echo "BMI-LAB-FAILED $* (uptime $(up))"; sleep 0.2; poweroff -f; }
 K=$(uname -r)
 log init-start kernel=$K
 
-host=auto; lto=60; inst=; iip=; imask=; imac=; idisk=/dev/vda
+host=auto; lto=60; stayup=; inst=; iip=; imask=; imac=; idisk=/dev/vda
 for w in $(cat /proc/cmdline); do
   case "$w" in
     bmi.host=*) host=${w#*=} ;;
@@ -42,6 +53,7 @@ for w in $(cat /proc/cmdline); do
     bmi.mac=*) imac=${w#*=} ;;
     bmi.disk=*) idisk=${w#*=} ;;
     bmi.logintimeout=*) lto=${w#*=} ;;   # iscsistart -b retries forever without a bound
+    bmi.stayup=*) stayup=${w#*=} ;;
   esac
 done
 
@@ -72,6 +84,28 @@ install() {
   poweroff -f
 }
 [ -n "$inst" ] && install
+
+# stay_up hands the session to iscsid and runs the verifying workload.
+stay_up() {
+  [ $mode = ibft ] || fail "stay-up needs an iSCSI disk (mode $mode)"
+  sess=$(ls -d /sys/class/iscsi_session/session* 2>/dev/null | head -n 1)
+  [ -n "$sess" ] || fail "stay-up: no iSCSI session"
+  echo "InitiatorName=$(cat $IB/initiator/initiator-name)" > /etc/iscsi/initiatorname.iscsi
+  mkdir -p /etc/iscsi/nodes /etc/iscsi/send_targets /etc/iscsi/ifaces /run/lock/iscsi
+  want=$(sed -n 's/^node.session.timeo.replacement_timeout = //p' /etc/iscsi/iscsid.conf)
+  # -f: foreground, its log on the console; -n: no pid file.
+  iscsid -f -n -c /etc/iscsi/iscsid.conf -i /etc/iscsi/initiatorname.iscsi 2>&1 | sed -u 's/^/BMI-LAB-ISCSID /' &
+  # iscsid syncs the session at start: it logs in again on a connection of
+  # its own and sets the session's recovery timeout from its config.
+  for i in $(seq 1 600); do
+    [ "$(cat $sess/recovery_tmo 2>/dev/null)" = "$want" ] && [ "$(cat $sess/state 2>/dev/null)" = LOGGED_IN ] && break
+    sleep 0.1
+  done
+  [ "$(cat $sess/recovery_tmo)" = "$want" ] || fail "stay-up: iscsid did not take over ${sess##*/} in 60 s (recovery_tmo $(cat $sess/recovery_tmo))"
+  echo "BMI-LAB-STAYUP iscsid=synced session=${sess##*/} recovery_tmo=$want scsi_timeout=$(cat /sys/block/$disk/device/timeout) seconds=$stayup"
+  bmi-lab-io --node "$host" --device /dev/$disk --offset $SCRATCH_OFF --size $SCRATCH_SIZE --duration ${stayup}s
+  echo "BMI-LAB-IO-EXIT rc=$?"
+}
 
 IB=/sys/firmware/ibft
 if [ -d $IB/target0 ]; then mode=ibft; else mode=local; fi
@@ -122,6 +156,7 @@ echo 3 > /proc/sys/vm/drop_caches
 back=$(dd if=$P2 bs=512 count=1 2>/dev/null | tr -d '\000' | head -n 1)
 echo "BMI-LAB-WROTE ${back#BMI1 }"
 echo "BMI-LAB-BOOTED $host mode=$mode uptime=$(up)"
+[ -n "$stayup" ] && stay_up
 echo "(flush)"
 sleep 0.2
 poweroff -f

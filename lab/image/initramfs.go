@@ -28,9 +28,15 @@ const (
 
 // initramfsFiles collects the initramfs: busybox with its applet links,
 // iscsistart with its libraries, the kernel modules (and depmod's index)
-// and /init. work is a scratch directory.
-func initramfsFiles(ctx context.Context, kver, work string) (map[string]file, error) {
-	for _, t := range []string{"busybox", "iscsistart", "modprobe", "depmod", "ldd"} {
+// and /init; for the stay-up image also iscsid with its libraries and
+// configuration and the static bmi-lab-io (ioCheck). work is a scratch
+// directory.
+func initramfsFiles(ctx context.Context, kver, work string, stayUp bool, ioCheck string) (map[string]file, error) {
+	tools := []string{"busybox", "iscsistart", "modprobe", "depmod", "ldd"}
+	if stayUp {
+		tools = append(tools, "iscsid")
+	}
+	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
 			return nil, errNoTool(t)
 		}
@@ -71,25 +77,43 @@ func initramfsFiles(ctx context.Context, kver, work string) (map[string]file, er
 		}
 	}
 
-	iscsistart, _ := exec.LookPath("iscsistart")
-	if err := addHost("sbin/iscsistart", iscsistart, 0o755); err != nil {
-		return nil, err
-	}
-	ldd, err := proc.Run(ctx, "ldd", iscsistart)
-	if err != nil {
-		return nil, fmt.Errorf("image build: %w", err)
-	}
-	for _, f := range strings.Fields(ldd) {
-		if strings.HasPrefix(f, "/") {
-			real, err := filepath.EvalSymlinks(f)
-			if err != nil {
-				return nil, fmt.Errorf("image build: library %s: %w", f, err)
-			}
-			if err := addHost(f, real, 0o755); err != nil {
-				return nil, err
+	// addProgram adds a dynamically linked program and its libraries.
+	addProgram := func(name string) error {
+		path, _ := exec.LookPath(name)
+		if err := addHost("sbin/"+name, path, 0o755); err != nil {
+			return err
+		}
+		ldd, err := proc.Run(ctx, "ldd", path)
+		if err != nil {
+			return fmt.Errorf("image build: %w", err)
+		}
+		for _, f := range strings.Fields(ldd) {
+			if strings.HasPrefix(f, "/") {
+				real, err := filepath.EvalSymlinks(f)
+				if err != nil {
+					return fmt.Errorf("image build: library %s: %w", f, err)
+				}
+				if err := addHost(f, real, 0o755); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
 	}
+	if err := addProgram("iscsistart"); err != nil {
+		return nil, err
+	}
+	if stayUp {
+		if err := addProgram("iscsid"); err != nil {
+			return nil, err
+		}
+		add("etc/iscsi/iscsid.conf", file{mode: modeFile | 0o600, data: iscsidConf})
+		if err := addHost("bin/bmi-lab-io", ioCheck, 0o755); err != nil {
+			return nil, fmt.Errorf("%w (the stay-up image needs the static bmi-lab-io: make build)", err)
+		}
+	}
+	add("etc/bmi-lab.env", file{mode: modeFile | 0o644, data: []byte(fmt.Sprintf("SCRATCH_OFF=%d\nSCRATCH_SIZE=%d\n",
+		ScratchStart*512, ScratchSectors*512))})
 
 	// Modules in load order (modprobe resolves the dependencies), staged
 	// in a scratch tree so that depmod can index them for iscsistart's

@@ -127,6 +127,14 @@ type ISCSI struct {
 	// CHAP requires per-target CHAP at login; turning it off is for tests
 	// only and is logged as a warning.
 	CHAP bool `yaml:"chap"`
+	// DrainTimeout bounds a graceful stop of the target (bmid stopping or
+	// restarting): commands already running may finish for this long
+	// before the connections close.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Time2Wait is what a graceful stop tells initiators to wait before
+	// they log in again (whole seconds): about how long a restart of bmid
+	// takes, so that their first attempt finds the new one serving.
+	Time2Wait time.Duration `yaml:"time2wait"`
 }
 
 // Boot configures the network boot services.
@@ -267,9 +275,11 @@ func Default() Config {
 			Channel:        "vlan/native",
 		},
 		ISCSI: ISCSI{
-			Listen:    []string{"0.0.0.0:3260"},
-			IQNPrefix: "iqn.2026-11.org.bmi",
-			CHAP:      true,
+			Listen:       []string{"0.0.0.0:3260"},
+			IQNPrefix:    "iqn.2026-11.org.bmi",
+			CHAP:         true,
+			DrainTimeout: 5 * time.Second,
+			Time2Wait:    time.Second,
 		},
 		Boot: Boot{
 			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour, IPv6RA: true},

@@ -49,6 +49,8 @@ func TestLoadErrors(t *testing.T) {
 		"unknown nested key":   {body: minimal + "ceph:\n  pol: x\n", want: `:5: key "ceph.pol": unknown key`},
 		"bad duration":         {body: minimal + "ceph:\n  op_timeout: soon\n", want: `:5: key "ceph.op_timeout": invalid value "soon": want a duration`},
 		"zero timeout":         {body: minimal + "ceph:\n  op_timeout: 0s\n", want: `key "ceph.op_timeout": must be greater than zero`},
+		"time2wait too short":  {body: minimal + "iscsi:\n  time2wait: 500ms\n", want: `key "iscsi.time2wait": must be between 1s and 1h0m0s`},
+		"drain zero":           {body: minimal + "iscsi:\n  drain_timeout: 0s\n", want: `key "iscsi.drain_timeout": must be between 1ms and 5m0s`},
 		"bad bool":             {body: minimal + "iscsi:\n  chap: maybe\n", want: `key "iscsi.chap": invalid value "maybe": want true or false`},
 		"list for scalar":      {body: minimal + "ceph:\n  pool: [a, b]\n", want: `key "ceph.pool": want a string`},
 		"scalar for section":   {body: minimal + "ceph: rbd\n", want: `key "ceph": want a mapping of keys`},

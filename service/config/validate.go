@@ -63,6 +63,8 @@ func (c Config) checks() []check {
 		{"iscsi.listen", hostPorts(c.ISCSI.Listen)},
 		{"iscsi.portal", hostPort(c.ISCSI.Portal, false)},
 		{"iscsi.iqn_prefix", match(c.ISCSI.IQNPrefix, iqnRe, "an IQN prefix such as iqn.2026-11.org.example")},
+		{"iscsi.drain_timeout", durationBetween(c.ISCSI.DrainTimeout, time.Millisecond, 5*time.Minute)},
+		{"iscsi.time2wait", durationBetween(c.ISCSI.Time2Wait, time.Second, time.Hour)},
 		{"boot.interfaces", interfaces(c.Boot.Interfaces)},
 		{"boot.base_url", httpURL(c.Boot.BaseURL, false)},
 		{"boot.dhcp.mode", oneOf(c.Boot.DHCP.Mode, "server", "proxy")},
@@ -280,6 +282,14 @@ func optionalMatch(s string, re *regexp.Regexp, want string) string {
 func between(n, lo, hi int64) string {
 	if n < lo || n > hi {
 		return fmt.Sprintf("must be between %d and %d", lo, hi)
+	}
+	return ""
+}
+
+// durationBetween checks lo <= d <= hi.
+func durationBetween(d, lo, hi time.Duration) string {
+	if d < lo || d > hi {
+		return fmt.Sprintf("must be between %v and %v", lo, hi)
 	}
 	return ""
 }

@@ -50,6 +50,12 @@ func decodeLUN(b [8]byte) uint64 {
 // scsiCommand starts a SCSI Command: it collects immediate data, asks for
 // the rest with R2Ts, and hands the command to the workers.
 func (s *session) scsiCommand(p *pdu) error {
+	if s.draining.Load() {
+		// The target is stopping: the command is not started and not
+		// answered; the initiator sends it again after its new login.
+		s.releaseSlot(p)
+		return nil
+	}
 	if s.exp == nil {
 		s.reject(p, rejectProtocolError) // no SCSI in a discovery session
 		s.releaseSlot(p)

@@ -21,6 +21,11 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		return err
 	}
 	s := &session{t: t, c: c, br: br, login: l, addr: c.RemoteAddr().String(), done: make(chan struct{})}
+	t.mu.Lock()
+	if _, ok := t.conns[c]; ok {
+		t.conns[c] = s
+	}
+	t.mu.Unlock()
 	// Unexport waits for done: close it on every way out, also when the
 	// session is closed between its registration and serve.
 	defer close(s.done)

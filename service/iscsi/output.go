@@ -162,6 +162,18 @@ func (o *output) fail() {
 	o.s.close()
 }
 
+// flush waits up to d for what is queued to be written.
+func (o *output) flush(d time.Duration) {
+	end := time.Now().Add(d)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for (o.writing || len(o.queue) > 0) && !o.closed && time.Now().Before(end) {
+		o.mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+		o.mu.Lock()
+	}
+}
+
 // shut waits for what is queued to be written, then drops every later
 // send. It is called once no worker or reader can send any more.
 func (o *output) shut() {

@@ -62,8 +62,14 @@ type session struct {
 	pingSent  atomic.Int64
 	closing   atomic.Bool
 	closeOnce sync.Once
-	done      chan struct{}
-	bg        sync.WaitGroup // TMF waiters
+	// fullFeature is set once the login is done and serve runs.
+	fullFeature atomic.Bool
+	// draining is set when the target stops gracefully: commands that
+	// arrive from then on are not started (the initiator retries them
+	// after it has logged in again).
+	draining atomic.Bool
+	done     chan struct{}
+	bg       sync.WaitGroup // TMF waiters
 }
 
 // window returns the MaxCmdSN to advertise now (never lower than before).
@@ -84,6 +90,48 @@ func (s *session) close() {
 		s.closing.Store(true)
 		s.c.Close()
 	})
+}
+
+// Async events of a graceful stop (RFC 7143 §11.9.1).
+const asyncDropAllConnections = 3
+
+// drain ends the session because the target stops on purpose (bmid
+// stopping, restarting or being upgraded): commands received from now on
+// are not started, an Async Message tells the initiator that the target
+// drops the session's connections and to come back after Time2Wait, the
+// commands already started finish and are answered (within DrainTimeout),
+// and the connection closes. It runs in its own goroutine (context.AfterFunc).
+func (s *session) drain() {
+	s.draining.Store(true)
+	if s.exp != nil {
+		a := newPDU(opAsync)
+		a.put32(16, reservedTag)
+		a.bhs[36] = asyncDropAllConnections
+		t2w := uint16(s.t.cfg.Time2Wait / time.Second)
+		a.put16(40, t2w) // Parameter2: Time2Wait
+		a.put16(42, 0)   // Parameter3: Time2Retain 0, no task state is kept (ErrorRecoveryLevel 0)
+		s.out.post(outPDU{p: a, status: true})
+		s.t.log.Info("iscsi session draining", "target", s.exp.IQN, "initiator", s.initiator, "remote", s.addr,
+			"time2wait_s", t2w)
+	}
+	deadline := time.Now().Add(s.t.cfg.DrainTimeout)
+	for {
+		s.mu.Lock()
+		n := len(s.tasks)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.log.Warn("iscsi session drain timed out; closing with commands in progress",
+				"initiator", s.initiator, "remote", s.addr, "commands", n)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Wait for the answers already queued to be written before closing.
+	s.out.flush(time.Until(deadline) + 100*time.Millisecond)
+	s.close()
 }
 
 // reject answers a PDU we cannot take.
@@ -111,7 +159,8 @@ func (s *session) serve(ctx context.Context) error {
 	}
 	stopPing := make(chan struct{})
 	go s.pinger(stopPing)
-	stop := context.AfterFunc(ctx, s.close)
+	s.fullFeature.Store(true)
+	stop := context.AfterFunc(ctx, s.drain)
 
 	err := s.readLoop()
 

@@ -42,6 +42,14 @@ type Config struct {
 	NopTimeout time.Duration
 	// LoginTimeout bounds the login phase; default 15s.
 	LoginTimeout time.Duration
+	// DrainTimeout bounds a graceful stop (Serve's context ending): how
+	// long commands already running may take to finish before the
+	// connections close; default 5s.
+	DrainTimeout time.Duration
+	// Time2Wait is what the Async Message of a graceful stop tells
+	// initiators to wait before they log in again (whole seconds, at most
+	// 3600); default 1s, about what a bmid restart takes.
+	Time2Wait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -60,6 +68,13 @@ func (c *Config) setDefaults() {
 	if c.LoginTimeout <= 0 {
 		c.LoginTimeout = 15 * time.Second
 	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 5 * time.Second
+	}
+	if c.Time2Wait <= 0 {
+		c.Time2Wait = time.Second
+	}
+	c.Time2Wait = min(c.Time2Wait.Round(time.Second), 3600*time.Second)
 }
 
 // Export describes one target to export.
@@ -158,7 +173,7 @@ type Target struct {
 
 	mu      sync.Mutex
 	exports map[string]*export
-	conns   map[net.Conn]struct{}
+	conns   map[net.Conn]*session // nil until the connection's session exists
 	serving bool
 	tsih    uint16
 	sessWG  sync.WaitGroup
@@ -180,7 +195,7 @@ func New(cfg Config, log *slog.Logger) (*Target, error) {
 	}
 	setupLogging(log)
 	registerStore()
-	return &Target{cfg: cfg, log: log, exports: map[string]*export{}, conns: map[net.Conn]struct{}{}}, nil
+	return &Target{cfg: cfg, log: log, exports: map[string]*export{}, conns: map[net.Conn]*session{}}, nil
 }
 
 // Export adds a target at runtime.
@@ -364,8 +379,14 @@ func (t *Target) visible(l *login) []string {
 }
 
 // Serve listens on the configured addresses and serves initiators until ctx
-// is done; then it closes every connection, waits for them and returns nil.
-// A listen failure (a busy port) is returned at once.
+// is done; then it stops gracefully and returns nil: no new login is taken,
+// every session is told by an Async Message (RFC 7143 §11.9, event 3: the
+// target drops all connections of the session, come back after Time2Wait)
+// that it is going away, the commands it is running finish and are
+// answered within DrainTimeout, and the connections close. Initiators with
+// session recovery (open-iscsi's iscsid) log in again to the next bmid and
+// retry the commands that were not answered. A listen failure (a busy
+// port) is returned at once.
 func (t *Target) Serve(ctx context.Context) error {
 	t.mu.Lock()
 	if t.serving {
@@ -401,12 +422,28 @@ func (t *Target) Serve(ctx context.Context) error {
 		ln.Close()
 	}
 	wg.Wait()
+	// Sessions in full-feature phase drain (session.serve does it when ctx
+	// ends); connections still logging in are closed now. Whatever is left
+	// after the bound is closed too.
 	t.mu.Lock()
-	for c := range t.conns {
-		c.Close()
+	for c, s := range t.conns {
+		if s == nil || !s.fullFeature.Load() {
+			c.Close()
+		}
 	}
 	t.mu.Unlock()
-	t.sessWG.Wait()
+	drained := make(chan struct{})
+	go func() { t.sessWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(t.cfg.DrainTimeout + time.Second):
+		t.mu.Lock()
+		for c := range t.conns {
+			c.Close()
+		}
+		t.mu.Unlock()
+		<-drained
+	}
 	t.log.Info("iscsi target stopped")
 	return nil
 }
@@ -428,7 +465,7 @@ func (t *Target) accept(ctx context.Context, ln net.Listener) {
 			c.Close()
 			return
 		}
-		t.conns[c] = struct{}{}
+		t.conns[c] = nil
 		t.sessWG.Add(1)
 		t.mu.Unlock()
 		go func() {

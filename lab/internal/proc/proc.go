@@ -112,6 +112,19 @@ func (id ID) Stop(ctx context.Context, grace time.Duration) error {
 	return fmt.Errorf("process %d did not exit after SIGKILL", id.Pid)
 }
 
+// Kill sends SIGKILL, as a crash or a power loss of the process would end
+// it, and waits for the process to be gone.
+func (id ID) Kill(ctx context.Context) error {
+	if !id.Alive() {
+		return nil
+	}
+	_ = syscall.Kill(id.Pid, syscall.SIGKILL)
+	if id.wait(ctx, 10*time.Second) {
+		return nil
+	}
+	return fmt.Errorf("process %d did not exit after SIGKILL", id.Pid)
+}
+
 func (id ID) wait(ctx context.Context, d time.Duration) bool {
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {

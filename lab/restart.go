@@ -1,0 +1,97 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bmi-go/bmi/lab/internal/proc"
+	"github.com/bmi-go/bmi/service/fault"
+)
+
+// RestartMode is how RestartBmid takes bmid down before starting it again.
+type RestartMode string
+
+// The ways an operator's bmid goes down and comes back.
+const (
+	// RestartGraceful is a service manager's restart: SIGTERM, then start.
+	RestartGraceful RestartMode = "graceful"
+	// RestartKill is a crash: SIGKILL, then start.
+	RestartKill RestartMode = "kill"
+	// RestartUpgrade is a package upgrade: SIGTERM, then a new binary starts.
+	RestartUpgrade RestartMode = "upgrade"
+)
+
+// RestartReport says what a restart took.
+type RestartReport struct {
+	Mode           RestartMode
+	OldPid, NewPid int
+	// Stopped is how long the old process took to exit.
+	Stopped time.Duration
+	// Ready is from the new process's start to its API answering /readyz
+	// (bmid re-exports every target before it serves).
+	Ready time.Duration
+	// Binary is the bmid binary now running.
+	Binary string
+}
+
+func (l *Lab) bmidConfPath() string { return filepath.Join(l.Dir, "bmid.yaml") }
+
+// startBmid starts binary as the lab's bmid in the lab namespace.
+func (l *Lab) startBmid(binary string) (proc.ID, error) {
+	argv := []string{"ip", "netns", "exec", l.Namespace, binary, "serve", "--config", l.bmidConfPath()}
+	return proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "bmid.log"))
+}
+
+// RestartBmid takes the lab's running bmid down as mode says and starts it
+// again (RestartUpgrade: starts binary instead), returning once the new
+// one answers /readyz. Nodes booted from their disks are expected to ride
+// through it; that is what the restart tests check on their consoles.
+func (l *Lab) RestartBmid(ctx context.Context, mode RestartMode, binary string) (RestartReport, error) {
+	svc := l.loadServices()
+	if !svc.Bmid.Alive() {
+		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
+	}
+	next := svc.BmidBinary
+	switch mode {
+	case RestartGraceful, RestartKill:
+	case RestartUpgrade:
+		if binary == "" {
+			return RestartReport{}, fmt.Errorf("an upgrade needs the new bmid binary: %w", fault.ErrInvalid)
+		}
+		if _, err := os.Stat(binary); err != nil {
+			return RestartReport{}, fmt.Errorf("new bmid binary %q: %w", binary, fault.ErrNotFound)
+		}
+		next = binary
+	default:
+		return RestartReport{}, fmt.Errorf("restart mode %q: want graceful, kill or upgrade: %w", mode, fault.ErrInvalid)
+	}
+	rep := RestartReport{Mode: mode, OldPid: svc.Bmid.Pid, Binary: next}
+	t0 := time.Now()
+	var err error
+	if mode == RestartKill {
+		err = svc.Bmid.Kill(ctx)
+	} else {
+		err = svc.Bmid.Stop(ctx, 30*time.Second)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("lab %q: stop bmid: %w", l.Name, err)
+	}
+	rep.Stopped = time.Since(t0)
+	t1 := time.Now()
+	if svc.Bmid, err = l.startBmid(next); err != nil {
+		return rep, err
+	}
+	svc.BmidBinary = next
+	if err := l.saveServices(svc); err != nil {
+		return rep, err
+	}
+	rep.NewPid = svc.Bmid.Pid
+	if err := waitHTTP(ctx, l.APIURL()+"/readyz", svc.Bmid, filepath.Join(l.Dir, "bmid.log")); err != nil {
+		return rep, fmt.Errorf("lab %q: bmid after restart: %w", l.Name, err)
+	}
+	rep.Ready = time.Since(t1)
+	return rep, nil
+}
