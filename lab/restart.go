@@ -95,3 +95,20 @@ func (l *Lab) RestartBmid(ctx context.Context, mode RestartMode, binary string) 
 	rep.Ready = time.Since(t1)
 	return rep, nil
 }
+
+// SetNodeLink takes node's provisioning link (its tap on the lab bridge)
+// down or up: the lab's fault for "the node's network is cut".
+func (l *Lab) SetNodeLink(ctx context.Context, node string, up bool) error {
+	n, err := l.Node(node)
+	if err != nil {
+		return err
+	}
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if _, err := proc.Run(ctx, "ip", "-n", l.Namespace, "link", "set", n.Tap, state); err != nil {
+		return fmt.Errorf("lab %q: link of %s %s: %w", l.Name, node, state, err)
+	}
+	return nil
+}

@@ -41,13 +41,7 @@ func TestUpProvisionBootDown(t *testing.T) {
 		testenv.RequireCommand(t, cmd, pkg)
 	}
 	ctx := context.Background()
-	bin := t.TempDir()
-	start := time.Now()
-	build := exec.Command("go", "build", "-tags", "pacific,ceph_preview", "-o", bin+"/", "../bmid", ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build bmid bmi-lab: %v\n%s", err, out)
-	}
-	t.Logf("built bmid and bmi-lab in %.1f s", time.Since(start).Seconds())
+	bin := buildLab(t)
 	bmiLab := filepath.Join(bin, "bmi-lab")
 	dir := filepath.Join(t.TempDir(), "lab")
 	flags := []string{"--name", "tup", "--dir", dir}
@@ -65,7 +59,7 @@ func TestUpProvisionBootDown(t *testing.T) {
 	_, _ = cli("down") // a stale lab from a killed run
 	t.Cleanup(func() { _, _ = cli("down") })
 
-	start = time.Now()
+	start := time.Now()
 	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
@@ -205,6 +199,25 @@ func TestUpProvisionBootDown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "ceph")); !os.IsNotExist(err) {
 		t.Fatalf("ceph data left after down: %v", err)
 	}
+}
+
+// buildLab builds bmid, bmi-lab and the static bmi-lab-io into a
+// temporary directory and returns it.
+func buildLab(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	start := time.Now()
+	build := exec.Command("go", "build", "-tags", "pacific,ceph_preview", "-o", bin+"/", "../bmid", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build bmid bmi-lab: %v\n%s", err, out)
+	}
+	build = exec.Command("go", "build", "-o", bin+"/", "../bmi-lab-io")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build bmi-lab-io: %v\n%s", err, out)
+	}
+	t.Logf("built bmid, bmi-lab and bmi-lab-io in %.1f s", time.Since(start).Seconds())
+	return bin
 }
 
 type exitError struct {

@@ -361,3 +361,35 @@ func rss(pid int) int64 {
 	}
 	return 0
 }
+
+// RestartOSD stops osd.0 (SIGTERM, as a service manager would), starts it
+// again and waits until the osdmap has the new one up: clients' I/O stalls
+// meanwhile and resumes on their own (the lab's fault for "an OSD
+// restarted under live nodes").
+func (c *Cluster) RestartOSD(ctx context.Context) error {
+	pid, ok := c.pid("osd", "0")
+	if !ok {
+		return fmt.Errorf("ceph lab %s: osd.0 is not running", c.opts.Dir)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("ceph lab %s: stop osd.0 (pid %d): %w", c.opts.Dir, pid, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); alive(pid); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	_ = os.Remove(c.pidFile("osd", "0"))
+	if err := c.startDaemon(ctx, "osd", "0"); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		up, why := c.osdUp(ctx)
+		if up {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return c.withLog(fmt.Errorf("ceph lab %s: osd.0 not up after its restart: %s", c.opts.Dir, why), "osd", "0")
+		}
+	}
+}

@@ -19,6 +19,9 @@ type Console struct {
 	Path string
 }
 
+// Since returns what the log holds from offset from on.
+func (c Console) Since(from int64) ([]byte, error) { return c.readFrom(from) }
+
 // Offset returns the current end of the log (0 if it does not exist yet).
 func (c Console) Offset() int64 {
 	st, err := os.Stat(c.Path)

@@ -41,6 +41,7 @@ type Daemon struct {
 	tftp     *tftpd.Server
 	timeline *boot.Timeline
 	hilURL   string
+	instance *instanceLock
 }
 
 // New builds every component from cfg. Nothing serves until Run.
@@ -62,6 +63,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return nil, fmt.Errorf("iscsi.portal: required when iscsi.listen is a wildcard address (%s): nodes need an address to log in to", portal)
 	}
+	if cfg.State.Path != ":memory:" {
+		if d.instance, err = lockInstance(cfg.State.Path); err != nil {
+			return nil, err
+		}
+	}
 	if d.db, err = store.Open(ctx, cfg.State.Path, log.With("component", "store")); err != nil {
 		return nil, err
 	}
@@ -80,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	hc := hil.New(cfg.HIL.URL, &http.Client{Timeout: cfg.HIL.Timeout},
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
-	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph},
+	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph, log: log.With("component", "iscsi")},
 		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
@@ -242,4 +248,5 @@ func (d *Daemon) close() {
 	if d.db != nil {
 		d.db.Close()
 	}
+	d.instance.release()
 }

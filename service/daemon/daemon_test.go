@@ -245,6 +245,14 @@ func TestEndToEnd(t *testing.T) {
 	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d2.Target)).CombinedOutput(); err != nil {
 		t.Fatalf("after restart: %v\n%s", err, out)
 	}
+	// One bmid per state database: a second one is refused with one line
+	// naming the first (what makes fencing a disk's old lock owner safe).
+	if other, err := New(ctx, s.cfg, logging.Discard()); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("another bmid (pid %d)", os.Getpid())) {
+		if other != nil {
+			other.close()
+		}
+		t.Fatalf("a second bmid on the same state database: %v", err)
+	}
 	for _, n := range []string{"node-02", "node-01"} {
 		if err := svc.Deprovision(ctx, alice, "tenant-a", n, "eth0"); err != nil {
 			t.Fatal(err)

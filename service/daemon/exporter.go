@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/core"
@@ -18,6 +19,7 @@ import (
 type exporter struct {
 	target *iscsi.Target
 	images *ceph.Store
+	log    *slog.Logger
 }
 
 var _ core.Exporter = exporter{}
@@ -29,6 +31,17 @@ func (e exporter) Export(ctx context.Context, spec core.ExportSpec) error {
 	vol, err := e.images.Open(ctx, spec.CephName)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", spec.IQN, err)
+	}
+	// A previous bmid that was killed still holds the disk's exclusive lock
+	// until the OSDs time its watch out: fence it now (ceph.FenceStaleOwner
+	// says why that is safe) so that the node's next write does not wait.
+	fenced, err := vol.FenceStaleOwner(ctx)
+	if err != nil {
+		vol.Close()
+		return fmt.Errorf("export %s: %w", spec.IQN, err)
+	}
+	if len(fenced) > 0 {
+		e.log.Warn("fenced the previous owner of a disk's lock (blocklisted)", "iqn", spec.IQN, "image", spec.CephName, "owners", fenced)
 	}
 	exp := iscsi.Export{IQN: spec.IQN, Volume: vol, Initiators: spec.Initiators}
 	if spec.CHAPSecret.Reveal() != "" {
