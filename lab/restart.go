@@ -37,6 +37,9 @@ type RestartReport struct {
 	Binary string
 }
 
+// BmidBinary is the bmid binary the lab runs (empty when it is not up).
+func (l *Lab) BmidBinary() string { return l.loadServices().BmidBinary }
+
 func (l *Lab) bmidConfPath() string { return filepath.Join(l.Dir, "bmid.yaml") }
 
 // startBmid starts binary as the lab's bmid in the lab namespace.

@@ -47,6 +47,7 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerErrors(sc)
 	registerChecks(sc)
 	registerLab(sc)
+	registerRestart(sc)
 	registerSite(sc)
 	registerHILDown(sc)
 }

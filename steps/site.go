@@ -66,11 +66,27 @@ type Site struct {
 	ProvisioningNetwork string
 	// BootTimeout bounds one boot to the marker (0: 5 minutes).
 	BootTimeout time.Duration
+	// StayUpImage is an image of Project that boots the lab's stay-up test
+	// OS (it keeps verifying its disk: BMI-LAB-IO lines); needed by
+	// @restart with BmidRestart.
+	StayUpImage string
+	// BmidRestart holds the shell commands that restart the site's bmid,
+	// by way: RestartGraceful, RestartKill, RestartUpgrade. Each returns
+	// once the new bmid serves. @restart needs all three.
+	BmidRestart map[string]string
 	// HILSwitch, when set, takes HIL down and back (@hil-down scenarios
 	// can run); nil on sites that cannot.
 	HILSwitch HILSwitch
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
+}
+
+// CanRestart says the site's running nodes can be checked through bmid
+// restarts (@restart): machines that boot, a stay-up image and the three
+// restart commands.
+func (s *Site) CanRestart() bool {
+	return s.Machines && s.StayUpImage != "" && s.BmidRestart[RestartGraceful] != "" &&
+		s.BmidRestart[RestartKill] != "" && s.BmidRestart[RestartUpgrade] != ""
 }
 
 // TwoTenants says the site names another tenant (the @two-tenants

@@ -46,6 +46,7 @@ type World struct {
 	scripts   map[string]bootScript // the last boot script seen, by node alias
 	cephName  map[string]string     // Ceph names of removed images, by alias
 	boots     map[string]labBoot    // what each node's console showed, by alias
+	stayUp    map[string]int64      // stay-up nodes: console offset at the last event, by alias
 }
 
 type worldKey struct{}
@@ -60,7 +61,8 @@ func From(ctx context.Context) *World {
 func newWorld(cfg Config, scenario string, n uint64) (*World, error) {
 	site := cfg.Site
 	w := &World{cfg: cfg, site: site, scenario: scenario, hil: site.HIL(),
-		sums: map[string][]byte{}, disks: map[string]api.Disk{}, scripts: map[string]bootScript{}, cephName: map[string]string{}, boots: map[string]labBoot{}}
+		sums: map[string][]byte{}, disks: map[string]api.Disk{}, scripts: map[string]bootScript{}, cephName: map[string]string{}, boots: map[string]labBoot{},
+		stayUp: map[string]int64{}}
 	var rnd *rand.Rand
 	if cfg.Seed != 0 {
 		rnd = rand.New(rand.NewPCG(cfg.Seed, n))

@@ -63,6 +63,10 @@ func Exclusions(site *steps.Site) (tags, why []string) {
 		tags = append(tags, "~@lab")
 		why = append(why, fmt.Sprintf("@lab scenarios skipped: site %s has no machines that boot (no consoles)", site.Name))
 	}
+	if !site.CanRestart() {
+		tags = append(tags, "~@restart")
+		why = append(why, fmt.Sprintf("@restart scenarios skipped: site %s needs machines that boot, stayup_image and the three bmid_restart commands", site.Name))
+	}
 	if !site.TwoTenants() {
 		tags = append(tags, "~@two-tenants")
 		why = append(why, fmt.Sprintf("@two-tenants scenarios skipped: site %s names no other tenant (other_project)", site.Name))

@@ -71,6 +71,16 @@ type SiteFile struct {
 	// attaches a NIC that BMI left off it).
 	ProvisioningNetwork string        `yaml:"provisioning_network"`
 	BootTimeout         time.Duration `yaml:"boot_timeout"`
+	// StayUpImage is an image of project that boots the lab's stay-up test
+	// OS; with BmidRestart it enables the @restart scenarios.
+	StayUpImage string `yaml:"stayup_image"`
+	// BmidRestart are shell commands that restart the site's bmid and
+	// return once it serves again.
+	BmidRestart struct {
+		Graceful string `yaml:"graceful"`
+		Kill     string `yaml:"kill"`
+		Upgrade  string `yaml:"upgrade"`
+	} `yaml:"bmid_restart"`
 }
 
 // CredRef names a user and the environment variable of its password.
@@ -152,7 +162,7 @@ func LoadSite(path string, getenv func(string) string) (*steps.Site, error) {
 func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, error) {
 	s := &steps.Site{Name: f.Name, Project: f.Project, OtherProject: f.OtherProject, Pool: f.Ceph.Pool,
 		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS, BootImage: f.BootImage, BootTimeout: f.BootTimeout,
-		ProvisioningNetwork: f.ProvisioningNetwork}
+		ProvisioningNetwork: f.ProvisioningNetwork, StayUpImage: f.StayUpImage, BmidRestart: map[string]string{}}
 	fields := []struct {
 		key string
 		src string
@@ -161,6 +171,17 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 		{"api_url", f.API, &s.APIURL}, {"boot_url", f.BootURL, &s.BootURL}, {"hil_url", f.HIL, &s.HILURL},
 		{"ceph.conf", f.Ceph.Conf, &s.CephConf}, {"iscsi.portal", f.ISCSI.Portal, &s.Portal},
 		{"consoles", f.Consoles, &s.Consoles}, {"netns", f.NetNS, &s.NetNS},
+	}
+	restart := map[string]string{steps.RestartGraceful: f.BmidRestart.Graceful, steps.RestartKill: f.BmidRestart.Kill,
+		steps.RestartUpgrade: f.BmidRestart.Upgrade}
+	for mode, cmd := range restart {
+		v, err := expand("bmid_restart."+mode, cmd, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			s.BmidRestart[mode] = v
+		}
 	}
 	for _, fl := range fields {
 		v, err := expand(fl.key, fl.src, getenv)

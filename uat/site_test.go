@@ -19,11 +19,13 @@ func TestShippedSiteConfigs(t *testing.T) {
 		twoTenants bool
 		netns      string
 		machines   bool
+		restart    bool
 	}{
 		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true},
 		"lab": {env: map[string]string{"BMI_URL": "http://169.254.7.2:8080", "BMI_LAB_HIL_URL": "http://169.254.7.2:5000",
 			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "BMI_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
-			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab"}, netns: "bmilab-lab", machines: true},
+			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab", "BMI_LAB_BIN": "/usr/bin/bmi-lab",
+			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab"}, netns: "bmilab-lab", machines: true, restart: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -38,7 +40,8 @@ func TestShippedSiteConfigs(t *testing.T) {
 			if strings.Contains(s.Portal, "/") {
 				t.Errorf("portal %q keeps a prefix length", s.Portal)
 			}
-			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 || s.Machines != tc.machines {
+			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 || s.Machines != tc.machines ||
+				s.CanRestart() != tc.restart {
 				t.Errorf("LoadSite(%s) = %+v", p, s)
 			}
 			if s.Admin.Password.Reveal() != "a" || s.Operator.Password.Reveal() != "o" {

@@ -158,5 +158,16 @@ func siteEnv(l *lab.Lab) ([]string, error) {
 		"export BMI_LAB_HIL_URL=" + l.HILURL(),
 		"export BMI_LAB_HIL_ADMIN=" + lab.HILAdmin,
 		"export BMI_LAB_HIL_ADMIN_PASSWORD=" + q(cred.HILAdmin),
+		"export BMI_LAB_BIN=" + q(self()),
+		"export BMI_LAB_BMID=" + q(l.BmidBinary()),
 	}, nil
+}
+
+// self is this bmi-lab's absolute path (empty if unknown).
+func self() string {
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return p
 }

@@ -93,8 +93,9 @@ stay_up() {
   echo "InitiatorName=$(cat $IB/initiator/initiator-name)" > /etc/iscsi/initiatorname.iscsi
   mkdir -p /etc/iscsi/nodes /etc/iscsi/send_targets /etc/iscsi/ifaces /run/lock/iscsi
   want=$(sed -n 's/^node.session.timeo.replacement_timeout = //p' /etc/iscsi/iscsid.conf)
-  # -f: foreground, its log on the console; -n: no pid file.
-  iscsid -f -n -c /etc/iscsi/iscsid.conf -i /etc/iscsi/initiatorname.iscsi 2>&1 | sed -u 's/^/BMI-LAB-ISCSID /' &
+  # -f: foreground, its log ("iscsid: ...") straight on the console (never
+  # through a pipe: a pipe that closes kills it with SIGPIPE); -n: no pid file.
+  iscsid -f -n -c /etc/iscsi/iscsid.conf -i /etc/iscsi/initiatorname.iscsi &
   # iscsid syncs the session at start: it logs in again on a connection of
   # its own and sets the session's recovery timeout from its config.
   for i in $(seq 1 600); do

@@ -39,17 +39,20 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		if l.done && lerr == nil && !l.discovery {
 			// Register before the initiator hears it is logged in; the
 			// target may have been unexported while the login ran.
+			var olds []*session
 			t.mu.Lock()
 			if e, ok := t.exports[l.exp.IQN]; ok && e == l.exp {
 				s.exp = e
 				s.initiator, s.since, s.isid = l.initiator, time.Now(), l.isid
 				// Session reinstatement (RFC 7143 §6.3.5): the same
 				// initiator and ISID replace their old session, e.g. a node
-				// that rebooted without logging out.
+				// that rebooted without logging out, or whose iscsid
+				// recovers the session on a new connection.
 				for old := range e.sessions {
 					if old.initiator == s.initiator && old.isid == s.isid {
 						t.log.Info("iscsi session reinstated", "target", e.IQN, "initiator", s.initiator, "old_remote", old.addr)
 						old.close()
+						olds = append(olds, old)
 					}
 				}
 				e.sessions[s] = struct{}{}
@@ -66,6 +69,17 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 					delete(s.exp.sessions, s)
 					t.mu.Unlock()
 				}()
+			}
+			// The old session's commands are terminated before the new
+			// session may send any: a write of the old session still
+			// executing must never land after a newer one of the new
+			// session. Past the bound the login is refused as "service
+			// unavailable" and the initiator tries again.
+			if err := waitEnded(olds, t.cfg.LoginTimeout); err != nil {
+				lerr = refuse(loginServiceUnavailable, "%v", err)
+				resp.bhs[1] &^= 0x83
+				resp.bhs[36], resp.bhs[37] = byte(loginServiceUnavailable>>8), byte(loginServiceUnavailable&0xff)
+				resp.data = nil
 			}
 		}
 		if l.done && lerr == nil {
@@ -115,6 +129,20 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		t.log.Info("iscsi session ended", "target", s.exp.IQN, "initiator", l.initiator, "remote", s.addr)
 	}
 	return err
+}
+
+// waitEnded waits until every session of olds has ended, at most d.
+func waitEnded(olds []*session, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for _, o := range olds {
+		select {
+		case <-o.done:
+		case <-timer.C:
+			return fmt.Errorf("the session it reinstates (%s) has not ended after %v", o.addr, d)
+		}
+	}
+	return nil
 }
 
 // newTSIH returns a non-zero session handle.

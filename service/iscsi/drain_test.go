@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +140,55 @@ func TestGracefulStopBounded(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return")
 	}
+}
+
+// TestReinstatementWaitsForOldCommands: a login that reinstates a session
+// (same initiator, same ISID) is answered only once the old session's
+// command in progress has finished, so no write of the old session can
+// land after one of the new session.
+func TestReinstatementWaitsForOldCommands(t *testing.T) {
+	tg, addr := startTarget(t, Config{})
+	vol := &orderVolume{slowVolume: slowVolume{newMemVolume(1 << 20), 500 * time.Millisecond}}
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
+	old := dial(t, addr)
+	if st, _ := old.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	old.submit(rw10(0x2a, 0, 8), 4096, false, bytes.Repeat([]byte{1}, 4096))
+	time.Sleep(100 * time.Millisecond) // the old write is executing
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("reinstating login: 0x%04x", st)
+	}
+	loggedIn := time.Now()
+	if done := vol.lastWrite(); done.IsZero() || done.After(loggedIn) {
+		t.Fatalf("the new session was logged in (%v) before the old session's write finished (%v)", loggedIn, done)
+	}
+	// The new session's write is the one that stays.
+	w := c.submit(rw10(0x2a, 0, 8), 4096, false, bytes.Repeat([]byte{2}, 4096))
+	c.wait(w)
+	if !bytes.Equal(vol.snapshot()[:4096], bytes.Repeat([]byte{2}, 4096)) {
+		t.Fatal("the old session's write landed after the new session's")
+	}
+}
+
+// orderVolume records when its last write finished.
+type orderVolume struct {
+	slowVolume
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (v *orderVolume) WriteAt(p []byte, off int64) (int, error) {
+	n, err := v.slowVolume.WriteAt(p, off)
+	v.mu.Lock()
+	v.last = time.Now()
+	v.mu.Unlock()
+	return n, err
+}
+
+func (v *orderVolume) lastWrite() time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.last
 }

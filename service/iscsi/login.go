@@ -19,6 +19,7 @@ const (
 	loginNoSession          = 0x020a
 	loginInvalidDuringLogin = 0x020b
 	loginTargetError        = 0x0300
+	loginServiceUnavailable = 0x0301
 )
 
 // Login stages.

@@ -1,0 +1,211 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cucumber/godog"
+)
+
+// The stay-up test OS's lines (lab/image, lab/iocheck): iscsid took over
+// the session, and the verifying workload's report and error lines.
+var (
+	stayUpRE  = regexp.MustCompile(`BMI-LAB-STAYUP iscsid=synced [^\r\n]*`)
+	ioLineRE  = regexp.MustCompile(`BMI-LAB-IO t=\d+ writes=(\d+) reads=\d+ errors=(\d+) mismatches=(\d+) max_stall_ms=\d+ window_stall_ms=(\d+)\s`)
+	ioErrorRE = regexp.MustCompile(`BMI-LAB-IO-ERROR [^\r\n]*`)
+)
+
+// The restarts a site's bmid_restart commands perform.
+const (
+	RestartGraceful = "graceful"
+	RestartKill     = "kill"
+	RestartUpgrade  = "upgrade"
+)
+
+func registerRestart(sc *godog.ScenarioContext) {
+	sc.Step(`^the site's stay-up image, called "([^"]*)"$`, stayUpImage)
+	sc.Step(`^(node [AB]) boots and keeps verifying its disk$`, bootStayUp)
+	sc.Step(`^bmid is (restarted gracefully|killed and started again|upgraded and restarted)$`, restartBmid)
+	sc.Step(`^(node [AB]) and (node [AB]) keep verifying their disks without errors$`, keepVerifying)
+	sc.Step(`^I power off (node [AB])$`, powerOff)
+}
+
+func stayUpImage(ctx context.Context, alias string) error {
+	w := From(ctx)
+	if w.site.StayUpImage == "" {
+		return fmt.Errorf("%w: site %s names no stay-up image (stayup_image)", godog.ErrSkip, w.site.Name)
+	}
+	w.names.Bind(alias, w.site.StayUpImage)
+	_, err := w.op.Image(ctx, w.site.Project, w.site.StayUpImage)
+	return err
+}
+
+func consolePath(w *World, alias string) (string, error) {
+	n, err := w.node(alias)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(w.site.Consoles, n.Name+".log"), nil
+}
+
+func consoleSize(path string) int64 {
+	if st, err := os.Stat(path); err == nil {
+		return st.Size()
+	}
+	return 0
+}
+
+// bootStayUp boots the node (bootToMarker) and waits until iscsid owns its
+// session and its workload has verified blocks.
+func bootStayUp(ctx context.Context, alias string) (context.Context, error) {
+	w := From(ctx)
+	path, err := consolePath(w, alias)
+	if err != nil {
+		return ctx, err
+	}
+	from := consoleSize(path)
+	b, err := bootToMarker(ctx, alias)
+	ctx = attachConsole(ctx, alias, b)
+	if err != nil {
+		return ctx, err
+	}
+	if _, err := waitConsole(ctx, path, from, stayUpRE, 2*time.Minute); err != nil {
+		return ctx, fmt.Errorf("%s is not in stay-up mode (is %q the stay-up image?): %w", alias, w.site.StayUpImage, err)
+	}
+	_, err = ioProgress(ctx, path, consoleSize(path), 20, 2*time.Minute)
+	w.stayUp[alias] = consoleSize(path)
+	return ctx, err
+}
+
+func restartBmid(ctx context.Context, how string) error {
+	w := From(ctx)
+	mode := map[string]string{"restarted gracefully": RestartGraceful, "killed and started again": RestartKill,
+		"upgraded and restarted": RestartUpgrade}[how]
+	cmd := w.site.BmidRestart[mode]
+	if cmd == "" {
+		return fmt.Errorf("%w: site %s has no bmid_restart.%s command", godog.ErrSkip, w.site.Name, mode)
+	}
+	for alias := range w.stayUp {
+		p, err := consolePath(w, alias)
+		if err != nil {
+			return err
+		}
+		w.stayUp[alias] = consoleSize(p)
+	}
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "sh", "-c", cmd).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("bmid_restart.%s (%s): %w: %s", mode, cmd, err, strings.TrimSpace(string(out)))
+	}
+	w.logf("bmid %s in %.1f s: %s", how, time.Since(start).Seconds(), strings.TrimSpace(string(out)))
+	return nil
+}
+
+// keepVerifying waits until both nodes' workloads made progress since the
+// last event, with no I/O error and no mismatch on their consoles.
+func keepVerifying(ctx context.Context, a, b string) error {
+	w := From(ctx)
+	for _, alias := range []string{a, b} {
+		from, ok := w.stayUp[alias]
+		if !ok {
+			return fmt.Errorf("%s was not booted in stay-up mode in this scenario", alias)
+		}
+		p, err := consolePath(w, alias)
+		if err != nil {
+			return err
+		}
+		stall, err := ioProgress(ctx, p, from, 30, 3*time.Minute)
+		if err != nil {
+			return fmt.Errorf("%s: %w", alias, err)
+		}
+		w.logf("%s: I/O verified since the last event, largest stall %d ms", alias, stall)
+	}
+	return nil
+}
+
+func powerOff(ctx context.Context, alias string) error {
+	w := From(ctx)
+	n, err := w.node(alias)
+	if err != nil {
+		return err
+	}
+	if err := w.hil.PowerOff(ctx, hilCred(w.site.Operator), n.Name); err != nil {
+		return fmt.Errorf("hil: power off %s: %w", n.Name, err)
+	}
+	delete(w.stayUp, alias)
+	return nil
+}
+
+// waitConsole polls the console from offset from until re matches.
+func waitConsole(ctx context.Context, path string, from int64, re *regexp.Regexp, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(path)
+		if int64(len(b)) >= from {
+			if m := re.Find(b[from:]); m != nil {
+				return string(m), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no %q on the console within %v", re, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// ioProgress waits until the console shows, after from, at least writes
+// more verified writes than the first report line there; any error or
+// mismatch fails it at once. It returns the largest stall seen (ms).
+func ioProgress(ctx context.Context, path string, from, writes int64, timeout time.Duration) (int64, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(path)
+		if int64(len(b)) >= from {
+			b = b[from:]
+			if m := ioErrorRE.Find(b); m != nil {
+				return 0, fmt.Errorf("the node's disk check failed: %s", m)
+			}
+			lines := ioLineRE.FindAllSubmatch(b, -1)
+			if len(lines) > 0 {
+				num := func(m [][]byte, i int) int64 { v, _ := strconv.ParseInt(string(m[i]), 10, 64); return v }
+				last := lines[len(lines)-1]
+				if num(last, 2) != 0 || num(last, 3) != 0 {
+					return 0, fmt.Errorf("the node's disk check counts errors: %s", last[0])
+				}
+				if num(last, 1)-num(lines[0], 1) >= writes {
+					var stall int64
+					for _, l := range lines {
+						stall = max(stall, num(l, 4))
+					}
+					return stall, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no I/O progress on the node's disk within %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// logf writes one line to the run's log (Config.Log), if there is one.
+func (w *World) logf(format string, a ...any) {
+	if w.cfg.Log != nil {
+		fmt.Fprintf(w.cfg.Log, format+"\n", a...)
+	}
+}
