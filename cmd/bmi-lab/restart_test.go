@@ -128,35 +128,45 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 		do   func() error
 		// restartsBmid: the sessions must be back on a new bmid.
 		restartsBmid bool
+		// killed: the new bmid found the disks' locks held by the killed
+		// one and fenced it (else the nodes' writes wait out the watch).
+		killed bool
 	}
 	events := []event{
-		{"graceful restart", func() error { _, err := cli("bmid", "restart"); return err }, true},
-		{"SIGKILL and start", func() error { _, err := cli("bmid", "restart", "--kill"); return err }, true},
-		{"binary upgrade", func() error { _, err := cli("bmid", "restart", "--binary", upgraded); return err }, true},
+		{"graceful restart", func() error { _, err := cli("bmid", "restart"); return err }, true, false},
+		{"SIGKILL and start", func() error { _, err := cli("bmid", "restart", "--kill"); return err }, true, true},
+		{"binary upgrade", func() error { _, err := cli("bmid", "restart", "--binary", upgraded); return err }, true, false},
 		{"OSD restart", func() error {
 			c, err := l.Ceph()
 			if err != nil {
 				return err
 			}
 			return c.RestartOSD(ctx)
-		}, false},
+		}, false, false},
 		{"node-01 link down 30 s", func() error {
 			if err := l.SetNodeLink(ctx, "node-01", false); err != nil {
 				return err
 			}
 			time.Sleep(30 * time.Second)
 			return l.SetNodeLink(ctx, "node-01", true)
-		}, false},
-		// Both nodes log in again right after a graceful restart (Time2Wait
-		// 1 s): bmid is killed in the middle of that login storm.
+		}, false, false},
+		// Both nodes log in again after a graceful restart (Time2Wait 1 s):
+		// bmid is killed as soon as the first of them is back, while the
+		// other one logs in.
 		{"SIGKILL during a login storm", func() error {
+			from := fileSize(bmidLog)
 			if _, err := cli("bmid", "restart"); err != nil {
 				return err
 			}
-			time.Sleep(900 * time.Millisecond)
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				b, _ := os.ReadFile(bmidLog)
+				if bytes.Contains(b[min(from, int64(len(b))):], []byte(`"msg":"iscsi session started"`)) {
+					break
+				}
+			}
 			_, err := cli("bmid", "restart", "--kill")
 			return err
-		}, true},
+		}, true, true},
 	}
 	var report strings.Builder
 	for _, ev := range events {
@@ -180,6 +190,12 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 			b, _ := os.ReadFile(bmidLog)
 			if got := bytes.Count(b[min(logFrom, int64(len(b))):], []byte(`"msg":"iscsi session started"`)); got < len(nodes) {
 				t.Fatalf("%s: bmid logged %d session starts, want %d (one per node)", ev.name, got, len(nodes))
+			}
+		}
+		if ev.killed {
+			b, _ := os.ReadFile(bmidLog)
+			if !bytes.Contains(b[min(logFrom, int64(len(b))):], []byte(`"msg":"fenced the previous owner of a disk's lock (blocklisted)"`)) {
+				t.Fatalf("%s: the new bmid fenced no lock of the killed one", ev.name)
 			}
 		}
 		line := fmt.Sprintf("%-30s took %5.1f s; largest I/O stall: %s", ev.name, took.Seconds(), strings.Join(stalls, ", "))

@@ -93,17 +93,22 @@ stay_up() {
   echo "InitiatorName=$(cat $IB/initiator/initiator-name)" > /etc/iscsi/initiatorname.iscsi
   mkdir -p /etc/iscsi/nodes /etc/iscsi/send_targets /etc/iscsi/ifaces /run/lock/iscsi
   want=$(sed -n 's/^node.session.timeo.replacement_timeout = //p' /etc/iscsi/iscsid.conf)
+  conn=$(ls -d /sys/class/iscsi_connection/connection* 2>/dev/null | head -n 1)
+  port0=$(cat $conn/local_port 2>/dev/null)
   # -f: foreground, its log ("iscsid: ...") straight on the console (never
   # through a pipe: a pipe that closes kills it with SIGPIPE); -n: no pid file.
   iscsid -f -n -c /etc/iscsi/iscsid.conf -i /etc/iscsi/initiatorname.iscsi &
   # iscsid syncs the session at start: it logs in again on a connection of
-  # its own and sets the session's recovery timeout from its config.
+  # its own (a new local port: the proof it took over) and sets the
+  # session's recovery timeout from its config.
   for i in $(seq 1 600); do
-    [ "$(cat $sess/recovery_tmo 2>/dev/null)" = "$want" ] && [ "$(cat $sess/state 2>/dev/null)" = LOGGED_IN ] && break
+    port=$(cat $conn/local_port 2>/dev/null)
+    [ -n "$port" ] && [ "$port" != "$port0" ] && [ "$(cat $sess/state 2>/dev/null)" = LOGGED_IN ] && break
     sleep 0.1
   done
-  [ "$(cat $sess/recovery_tmo)" = "$want" ] || fail "stay-up: iscsid did not take over ${sess##*/} in 60 s (recovery_tmo $(cat $sess/recovery_tmo))"
-  echo "BMI-LAB-STAYUP iscsid=synced session=${sess##*/} recovery_tmo=$want scsi_timeout=$(cat /sys/block/$disk/device/timeout) seconds=$stayup"
+  [ -n "$port" ] && [ "$port" != "$port0" ] || fail "stay-up: iscsid did not take over ${sess##*/} in 60 s (local port $port0 -> ${port:-none})"
+  [ "$(cat $sess/recovery_tmo)" = "$want" ] || fail "stay-up: ${sess##*/} has recovery_tmo $(cat $sess/recovery_tmo), want $want"
+  echo "BMI-LAB-STAYUP iscsid=synced session=${sess##*/} local_port=$port0->$port recovery_tmo=$want noop=$(cat $conn/recv_tmo 2>/dev/null)/$(cat $conn/ping_tmo 2>/dev/null) scsi_timeout=$(cat /sys/block/$disk/device/timeout) seconds=$stayup"
   bmi-lab-io --node "$host" --device /dev/$disk --offset $SCRATCH_OFF --size $SCRATCH_SIZE --duration ${stayup}s
   echo "BMI-LAB-IO-EXIT rc=$?"
 }

@@ -108,6 +108,9 @@ func initramfsFiles(ctx context.Context, kver, work string, stayUp bool, ioCheck
 			return nil, err
 		}
 		add("etc/iscsi/iscsid.conf", file{mode: modeFile | 0o600, data: iscsidConf})
+		// iscsid checks that its IPC peer is root by name (getpwuid).
+		add("etc/passwd", file{mode: modeFile | 0o644, data: []byte("root:x:0:0:root:/:/bin/sh\n")})
+		add("etc/group", file{mode: modeFile | 0o644, data: []byte("root:x:0:\n")})
 		if err := addHost("bin/bmi-lab-io", ioCheck, 0o755); err != nil {
 			return nil, fmt.Errorf("%w (the stay-up image needs the static bmi-lab-io: make build)", err)
 		}

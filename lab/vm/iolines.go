@@ -22,7 +22,7 @@ var (
 	// that does not hold what was written), up to the end of the line.
 	IOErrorRE = regexp.MustCompile(`BMI-LAB-IO-ERROR [^\r\n]*`)
 	// StayUpRE matches the line of a stay-up node whose iscsid took over.
-	StayUpRE = regexp.MustCompile(`BMI-LAB-STAYUP iscsid=synced session=(\S+) recovery_tmo=(\d+)\s`)
+	StayUpRE = regexp.MustCompile(`BMI-LAB-STAYUP iscsid=synced session=(\S+) local_port=(\S+) recovery_tmo=(\d+)\s`)
 )
 
 // ParseIO returns the report lines and the error lines in b, in order.
