@@ -3,7 +3,9 @@ package iscsi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +193,155 @@ func (v *orderVolume) lastWrite() time.Time {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.last
+}
+
+// TestReinstatedTwiceAtOnce: while a session is logged in, two logins
+// with its initiator name and ISID race; whatever order they take, no
+// login hangs past the login timeout, exactly one session is left and it
+// reads and writes.
+func TestReinstatedTwiceAtOnce(t *testing.T) {
+	tg, addr := startTarget(t, Config{LoginTimeout: 3 * time.Second})
+	vol := slowVolume{newMemVolume(1 << 20), 200 * time.Millisecond}
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
+	old := dial(t, addr)
+	if st, _ := old.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	old.submit(rw10(0x2a, 0, 8), 4096, false, make([]byte, 4096)) // in progress during the race
+	a, b := dial(t, addr), dial(t, addr)
+	var wg sync.WaitGroup
+	status := make([]uint16, 2)
+	begin := time.Now()
+	for i, c := range []*client{a, b} {
+		// A login superseded by the other one may end in a closed
+		// connection: that is an outcome, not a test failure.
+		soft := &softTB{TB: t}
+		c.t = soft
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status[i] = 0xffff
+			status[i], _ = c.login(loginOpts{target: testIQN(1)})
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Fatalf("the racing logins took %v; the bound is the login timeout (3s)", d)
+	}
+	waitFor(t, func() bool { return sessionsOf(t, tg) == 1 })
+	var live *client
+	for i, c := range []*client{a, b} {
+		c.t = t
+		if status[i] != 0 {
+			continue
+		}
+		// The later login reinstated the earlier one: only the survivor
+		// answers.
+		c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		tk := c.submit(rw10(0x28, 0, 1), 512, true, nil)
+		if p, err := c.recv(); err == nil {
+			c.handle(p)
+			c.wait(tk)
+			if tk.status == statusGood {
+				live = c
+			}
+		}
+	}
+	if live == nil {
+		t.Fatalf("no session survived the race (login statuses 0x%04x, 0x%04x)", status[0], status[1])
+	}
+}
+
+// softTB turns a helper's Fatal into the end of its goroutine, recorded.
+type softTB struct {
+	testing.TB
+	mu     sync.Mutex
+	failed string
+}
+
+func (s *softTB) Helper() {}
+
+func (s *softTB) Fatalf(format string, args ...any) {
+	s.mu.Lock()
+	s.failed = fmt.Sprintf(format, args...)
+	s.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (s *softTB) Fatal(args ...any) { s.Fatalf("%s", fmt.Sprint(args...)) }
+
+// TestStaleCmdSNAfterReconnect: an initiator that logs in again and then
+// sends a command with a CmdSN from before (below the new session's
+// window) gets it dropped, not executed, and the session goes on with the
+// CmdSN of its login.
+func TestStaleCmdSNAfterReconnect(t *testing.T) {
+	tg, addr := startTarget(t, Config{})
+	vol := newMemVolume(1 << 20)
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
+	old := dial(t, addr)
+	old.cmdSN = 5000
+	if st, _ := old.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	for range 3 {
+		old.wait(old.submit(rw10(0x28, 0, 1), 512, true, nil))
+	}
+	c := dial(t, addr)
+	c.cmdSN = 100 // a new session restarts its numbering
+	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("reinstating login: 0x%04x", st)
+	}
+	next := c.cmdSN
+	c.cmdSN = 5003 // the old session's numbering: out of the new window
+	stale := c.submit(rw10(0x2a, 16, 8), 4096, false, bytes.Repeat([]byte{0xee}, 4096))
+	c.cmdSN = next
+	fresh := c.submit(rw10(0x28, 0, 1), 512, true, nil)
+	c.wait(fresh)
+	if fresh.status != statusGood || stale.done {
+		t.Fatalf("fresh command status 0x%x, stale one answered: %v", fresh.status, stale.done)
+	}
+	if !bytes.Equal(vol.snapshot()[16*512:24*512], make([]byte, 4096)) {
+		t.Fatal("the command with a stale CmdSN was executed")
+	}
+}
+
+// TestStopDuringUnexport: the target stops gracefully while an unexport
+// waits for a session's slow command: both finish within their bounds,
+// the volume is closed once, and nothing hangs.
+func TestStopDuringUnexport(t *testing.T) {
+	tg, addr, stop, done := serveUntil(t, Config{DrainTimeout: 500 * time.Millisecond})
+	vol := slowVolume{newMemVolume(1 << 20), time.Second}
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	c.submit(rw10(0x2a, 0, 8), 4096, false, make([]byte, 4096))
+	time.Sleep(50 * time.Millisecond)
+	unexported := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		unexported <- tg.Unexport(ctx, testIQN(1))
+	}()
+	stop()
+	select {
+	case err := <-unexported:
+		if err != nil {
+			t.Fatalf("Unexport during the stop: %v", err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("Unexport hung past its 5 s bound")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve hung past the drain bound")
+	}
+	if !vol.isClosed() {
+		t.Fatal("the unexported target's volume is not closed")
+	}
+	if list, _ := tg.List(t0()); len(list) != 0 {
+		t.Fatalf("targets left: %v", list)
+	}
 }
