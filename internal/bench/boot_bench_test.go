@@ -89,6 +89,7 @@ type benchLab struct {
 	dir      string
 	log      *os.File
 	logger   *slog.Logger
+	iocheck  string // the static bmi-lab-io of the stay-up image
 }
 
 func upLab(b *testing.B, nodes int) *benchLab {
@@ -102,6 +103,11 @@ func upLab(b *testing.B, nodes int) *benchLab {
 		if err != nil {
 			b.Fatalf("go build bmid bmi-lab: %v\n%s", err, out)
 		}
+		build := exec.Command("go", "build", "-o", bin+"/", filepath.Join(testenv.RepoRoot(), "cmd", "bmi-lab-io"))
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build bmi-lab-io: %v\n%s", err, out)
+		}
 	}
 	// a fixed directory, so that a lab left by a killed run is taken down
 	// first (a lab name belongs to one directory while it exists)
@@ -111,7 +117,7 @@ func upLab(b *testing.B, nodes int) *benchLab {
 		b.Fatal(err)
 	}
 	o := lab.UpOptions{Options: lab.Options{Name: "bench", Dir: dir, Nodes: nodes}, Bmid: filepath.Join(bin, "bmid"),
-		BmiLab: filepath.Join(bin, "bmi-lab"), ImageCache: imageCache()}
+		BmiLab: filepath.Join(bin, "bmi-lab"), ImageCache: imageCache(), IOCheck: filepath.Join(bin, "bmi-lab-io")}
 	logger, err := logging.New(logf, logging.Options{Format: "text"})
 	if err != nil {
 		b.Fatal(err)
@@ -138,7 +144,7 @@ func upLab(b *testing.B, nodes int) *benchLab {
 		b.Fatal(err)
 	}
 	return &benchLab{l: l, api: l.APIURL() + "/api/v1/projects/" + lab.Project, hil: l.HILURL() + "/v0",
-		user: lab.HILUser, pw: cred.HILUser, adminPW: cred.HILAdmin, dir: dir, log: logf, logger: logger}
+		user: lab.HILUser, pw: cred.HILUser, adminPW: cred.HILAdmin, dir: dir, log: logf, logger: logger, iocheck: o.IOCheck}
 }
 
 func runDirOrTemp(b *testing.B) string {

@@ -46,8 +46,12 @@ type Site struct {
 	HILURL string
 	// Config is bmid's configuration (Ceph conf and pool, portal...).
 	Config config.Config
-	// Daemon is bmid itself.
+	// Daemon is bmid itself (a new one after Restart).
 	Daemon *daemon.Daemon
+
+	ctx     context.Context // the site's: ends at cleanup
+	stopRun context.CancelFunc
+	done    chan error
 }
 
 // Start starts the site and waits until bmid's /readyz answers 200.
@@ -105,11 +109,11 @@ func Start(tb testing.TB, o Options) *Site {
 		stopHIL()
 		tb.Fatal(err)
 	}
-	ddone := make(chan error, 1)
-	go func() { ddone <- d.Run(ctx) }()
+	site := &Site{HILURL: o.HILURL, Config: cfg, ctx: ctx}
+	site.run(d)
 	tb.Cleanup(func() {
 		cancel()
-		if err := <-ddone; err != nil {
+		if err := <-site.done; err != nil {
 			tb.Errorf("bmid: %v", err)
 		}
 		stopHIL()
@@ -126,7 +130,42 @@ func Start(tb testing.TB, o Options) *Site {
 			tb.Fatalf("bmid not ready within %v", o.ReadyWait)
 		}
 	}
-	return &Site{URL: base, HILURL: o.HILURL, Config: cfg, Daemon: d}
+	site.URL = base
+	return site
+}
+
+func (s *Site) run(d *daemon.Daemon) {
+	ctx, stop := context.WithCancel(s.ctx)
+	s.Daemon, s.stopRun, s.done = d, stop, make(chan error, 1)
+	go func() { s.done <- d.Run(ctx) }()
+}
+
+// Restart stops bmid gracefully, as SIGTERM does, and starts a new one on
+// the same state and configuration. It returns how long the new one took
+// from its start (daemon.New) until its iSCSI portal accepted a
+// connection: bmid exports every disk of the state before the portal
+// listens, so that is its time to serve.
+func (s *Site) Restart(tb testing.TB) time.Duration {
+	tb.Helper()
+	s.stopRun()
+	if err := <-s.done; err != nil {
+		tb.Fatalf("bmid: %v", err)
+	}
+	t0 := time.Now()
+	d, err := daemon.New(s.ctx, s.Config, logging.Discard())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.run(d)
+	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(2 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", s.Config.ISCSI.Portal, time.Second); err == nil {
+			c.Close()
+			return time.Since(t0)
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("bmid's portal did not listen within 10 minutes of its start")
+		}
+	}
 }
 
 // FreeAddr returns a loopback address with a port free at the time.
