@@ -42,11 +42,12 @@ type Daemon struct {
 	timeline *boot.Timeline
 	hilURL   string
 	instance *instanceLock
+	started  time.Time // New was called: the start of "time to serve"
 }
 
 // New builds every component from cfg. Nothing serves until Run.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
-	d := &Daemon{cfg: cfg, log: log, timeline: boot.NewTimeline(), hilURL: cfg.HIL.URL}
+	d := &Daemon{cfg: cfg, log: log, timeline: boot.NewTimeline(), hilURL: cfg.HIL.URL, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -194,7 +195,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("start-up reconcile: %w", err)
 	}
 	d.log.Info("start-up reconcile done", "recovered_operations", rep.Recovered, "reexported", len(rep.Reexported),
-		"orphan_images", len(rep.OrphanImages), "problems", len(rep.Errors))
+		"orphan_images", len(rep.OrphanImages), "problems", len(rep.Errors),
+		"since_start", time.Since(d.started).Round(time.Millisecond).String())
 	for _, p := range rep.Errors {
 		d.log.Warn("start-up reconcile", "problem", p)
 	}
