@@ -11,14 +11,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/bmi-go/bmi/lab/iocheck"
+	"github.com/bmi-go/bmi/service/version"
 )
 
 func main() {
@@ -29,7 +32,24 @@ func main() {
 	size := fs.Int64("size", 0, "scratch area size in bytes (a multiple of 4096, at least 8192)")
 	dur := fs.Duration("duration", 0, "how long to run; 0 runs until SIGTERM/SIGINT or power off")
 	pause := fs.Duration("pause", 10*time.Millisecond, "wait between two write+verify rounds")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Println("usage: bmi-lab-io --node NAME --device DISK --offset BYTES --size BYTES [--duration D] [--pause D]")
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bmi-lab-io:", err)
+		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println("bmi-lab-io", version.String())
+		return
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bmi-lab-io: unexpected argument %q\n", fs.Arg(0))
 		os.Exit(2)
 	}
 	if *dev == "" {
