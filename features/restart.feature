@@ -9,7 +9,8 @@ Feature: Running nodes keep their disks while bmid restarts, crashes and is upgr
     Given the site's stay-up image, called "stayup"
     When I provision node A from image "stayup"
     And I provision node B from image "stayup"
-    Then node A boots and keeps verifying its disk
+    Then node A's boot script boots its disk
+    And node A boots and keeps verifying its disk
     And node B boots and keeps verifying its disk
     When bmid is restarted gracefully
     Then node A and node B keep verifying their disks without errors
