@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,17 +51,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 		t.Fatalf("copy bmid: %v", err)
 	}
 	dir := filepath.Join(t.TempDir(), "lab")
-	flags := []string{"--name", "trs", "--dir", dir}
-	cli := func(args ...string) (string, error) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		c := exec.Command(filepath.Join(bin, "bmi-lab"), append(args, flags...)...)
-		c.Stdout, c.Stderr = &out, &errb
-		if err := c.Run(); err != nil {
-			return out.String(), &exitError{err, errb.String()}
-		}
-		return out.String(), nil
-	}
+	cli := labCLI(t, bin, "trs", dir)
 	_, _ = cli("down")
 	t.Cleanup(func() { _, _ = cli("down") })
 	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
@@ -78,21 +65,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := func(method, url, body string, want int) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-		req.SetBasicAuth(lab.HILUser, cred.HILUser)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: HTTP %d, want %d: %s", method, url, resp.StatusCode, want, b)
-		}
-	}
+	call := apiCaller(t, lab.HILUser, cred.HILUser)
 	api, hil := l.APIURL()+"/api/v1/projects/"+lab.Project, l.HILURL()+"/v0"
 
 	var nodes []liveNode
@@ -234,39 +207,20 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 }
 
 // waitProgress waits until n's console shows, after from, at least writes
-// more verified writes than its first report line there, with no error
-// and no mismatch; it returns the largest window stall seen since from.
+// more verified writes, with no error and no mismatch; it returns the
+// largest stall seen since from, in ms.
 func waitProgress(t *testing.T, n liveNode, from int64, writes int64, timeout time.Duration) int64 {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		b, err := n.con.Since(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, errs := vm.ParseIO(b)
-		if len(errs) > 0 {
-			t.Fatalf("%s: %s", n.name, errs[0])
-		}
-		if len(lines) > 0 {
-			last := lines[len(lines)-1]
-			if last.Errors != 0 || last.Mismatches != 0 {
-				t.Fatalf("%s: %+v", n.name, last)
-			}
-			if last.Writes-lines[0].Writes >= writes {
-				var stall int64
-				for _, l := range lines {
-					stall = max(stall, l.WindowStallMs)
-				}
-				return stall
-			}
-		}
-		if time.Now().After(deadline) {
-			tail, _ := n.con.Tail(3000)
-			t.Fatalf("%s: no I/O progress within %v:\n%s", n.name, timeout, tail)
-		}
-		time.Sleep(500 * time.Millisecond)
+	p, err := n.con.WaitIO(context.Background(), from, writes, timeout)
+	if err != nil {
+		t.Fatalf("%s: %v", n.name, err)
 	}
+	if p.Errors != 0 || p.Mismatches != 0 {
+		b, _ := n.con.Since(from)
+		_, errs := vm.ParseIO(b)
+		t.Fatalf("%s: %d I/O errors, %d mismatches: %v", n.name, p.Errors, p.Mismatches, errs)
+	}
+	return p.Stall.Milliseconds()
 }
 
 func fileSize(path string) int64 {

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,20 +38,8 @@ func TestUpProvisionBootDown(t *testing.T) {
 	}
 	ctx := context.Background()
 	bin := buildLab(t)
-	bmiLab := filepath.Join(bin, "bmi-lab")
 	dir := filepath.Join(t.TempDir(), "lab")
-	flags := []string{"--name", "tup", "--dir", dir}
-	cli := func(args ...string) (string, error) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		c := exec.Command(bmiLab, append(args, flags...)...)
-		c.Stdout, c.Stderr = &out, &errb
-		err := c.Run()
-		if err != nil {
-			return out.String(), &exitError{err, errb.String()}
-		}
-		return out.String(), nil
-	}
+	cli := labCLI(t, bin, "tup", dir)
 	_, _ = cli("down") // a stale lab from a killed run
 	t.Cleanup(func() { _, _ = cli("down") })
 
@@ -90,24 +74,7 @@ func TestUpProvisionBootDown(t *testing.T) {
 			t.Fatalf("env lacks %s:\n%s", k, out)
 		}
 	}
-	call := func(method, url, body string, want int) map[string]any {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-		req.SetBasicAuth(env["BMI_USER"], env["BMI_PASSWORD"])
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: HTTP %d, want %d: %s", method, url, resp.StatusCode, want, b)
-		}
-		var m map[string]any
-		_ = json.Unmarshal(b, &m)
-		return m
-	}
+	call := apiCaller(t, env["BMI_USER"], env["BMI_PASSWORD"])
 	api, hil, project := env["BMI_URL"]+"/api/v1/projects/"+env["BMI_PROJECT"], env["BMI_LAB_HIL_URL"]+"/v0", env["BMI_PROJECT"]
 	// onNet reports whether HIL has node-01's eth0 on the provisioning
 	// network: bmid attaches it at provision and detaches it at deprovision.

@@ -192,8 +192,8 @@ func benchRestart(b *testing.B, bl *benchLab, sizes []int) {
 			}
 		}
 		for _, n := range nodes {
-			if _, err := progress(n, n.con.Offset(), 10, 3*time.Minute); err != nil {
-				b.Fatal(err)
+			if _, err := n.con.WaitIO(ctx, n.con.Offset(), 10, 3*time.Minute); err != nil {
+				b.Fatalf("%s: %v", n.node.Name, err)
 			}
 		}
 		c := fmt.Sprintf("%d nodes", size)
@@ -258,12 +258,12 @@ func restartUnder(ctx context.Context, bl *benchLab, nodes []stayUpNode, bmidLog
 		return o, err
 	}
 	for i, n := range nodes {
-		r, err := progress(n, from[i], 30, 3*time.Minute)
+		r, err := n.con.WaitIO(ctx, from[i], 30, 3*time.Minute)
 		if err != nil {
-			return o, err
+			return o, fmt.Errorf("%s: %w", n.node.Name, err)
 		}
-		o.stalls = append(o.stalls, r.stall)
-		o.errs, o.mis = o.errs+r.errors, o.mis+r.mismatches
+		o.stalls = append(o.stalls, r.Stall)
+		o.errs, o.mis = o.errs+r.Errors, o.mis+r.Mismatches
 	}
 	if countSessions {
 		back, err := sessionsBack(bmidLog, logFrom, len(nodes), t0)
@@ -278,40 +278,6 @@ func restartUnder(ctx context.Context, bl *benchLab, nodes []stayUpNode, bmidLog
 		}
 	}
 	return o, nil
-}
-
-// ioResult is a node's I/O since an offset of its console.
-type ioResult struct {
-	stall              time.Duration
-	errors, mismatches int64
-}
-
-// progress waits until n verified writes more writes after from; it
-// returns the largest stall seen and the errors and mismatches counted.
-func progress(n stayUpNode, from, writes int64, timeout time.Duration) (ioResult, error) {
-	for end := time.Now().Add(timeout); ; time.Sleep(250 * time.Millisecond) {
-		raw, err := n.con.Since(from)
-		if err != nil {
-			return ioResult{}, err
-		}
-		lines, errs := vm.ParseIO(raw)
-		if len(lines) > 1 && lines[len(lines)-1].Writes-lines[0].Writes >= writes {
-			var r ioResult
-			for _, l := range lines {
-				r.stall = max(r.stall, time.Duration(l.WindowStallMs)*time.Millisecond)
-			}
-			last := lines[len(lines)-1]
-			r.errors, r.mismatches = last.Errors-lines[0].Errors, last.Mismatches-lines[0].Mismatches
-			if len(errs) > 0 && r.errors+r.mismatches == 0 {
-				r.errors = int64(len(errs))
-			}
-			return r, nil
-		}
-		if time.Now().After(end) {
-			tail, _ := n.con.Tail(2000)
-			return ioResult{}, fmt.Errorf("%s: no I/O progress within %v:\n%s", n.node.Name, timeout, tail)
-		}
-	}
 }
 
 // sessionsBack reads bmid's log from offset from and returns how long

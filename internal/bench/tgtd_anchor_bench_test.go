@@ -176,7 +176,7 @@ func tgtdAnchor(ctx context.Context, bl *benchLab, node lab.Node) ([]Row, error)
 	if _, err := n.con.WaitFor(ctx, from, vm.StayUpRE, bootTimeout); err != nil {
 		return nil, fmt.Errorf("%s from tgtd: %w", node.Name, err)
 	}
-	if _, err := progress(n, n.con.Offset(), 10, 3*time.Minute); err != nil {
+	if _, err := n.con.WaitIO(ctx, n.con.Offset(), 10, 3*time.Minute); err != nil {
 		return nil, err
 	}
 	var rows []Row
