@@ -27,26 +27,6 @@ type task struct {
 	done      chan struct{}
 }
 
-// decodeLUN reads a single-level LUN (peripheral or flat addressing);
-// anything else maps to a LUN that does not exist.
-func decodeLUN(b [8]byte) uint64 {
-	for _, x := range b[2:] {
-		if x != 0 {
-			return 1 << 32
-		}
-	}
-	switch b[0] >> 6 {
-	case 0:
-		if b[0] != 0 {
-			return 1 << 32
-		}
-		return uint64(b[1])
-	case 1:
-		return uint64(b[0]&0x3f)<<8 | uint64(b[1])
-	}
-	return 1 << 32
-}
-
 // scsiCommand starts a SCSI Command: it collects immediate data, asks for
 // the rest with R2Ts, and hands the command to the workers.
 func (s *session) scsiCommand(p *pdu) error {
@@ -91,7 +71,7 @@ func (s *session) scsiCommand(p *pdu) error {
 	if edtl > maxTransfer {
 		// Refuse before allocating; any unsolicited Data-Out that follows
 		// is rejected, as for a finished task.
-		res := checkCondition(senseIllegalRequest, 0x2400) // INVALID FIELD IN CDB
+		res := checkCondition(senseIllegalRequest, ascInvalidFieldInCDB)
 		t.fail = &res
 		s.start(t)
 		return nil
@@ -265,7 +245,7 @@ func (s *session) worker() {
 		case t.fail != nil:
 			res = t.fail
 		case t.dataErr:
-			r := checkCondition(senseAbortedCommand, 0x4b00) // DATA PHASE ERROR
+			r := checkCondition(senseAbortedCommand, ascDataPhaseError)
 			res = &r
 		default:
 			r := s.exp.unit.execute(&t.req)

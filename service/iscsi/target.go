@@ -42,6 +42,9 @@ type Config struct {
 	NopTimeout time.Duration
 	// LoginTimeout bounds the login phase; default 15s.
 	LoginTimeout time.Duration
+	// Reservations keeps the targets' SCSI reservations across restarts;
+	// nil keeps them in memory only, until the target is unexported.
+	Reservations ReservationStore
 }
 
 func (c *Config) setDefaults() {
@@ -230,7 +233,7 @@ func (t *Target) Export(ctx context.Context, e Export) error {
 	}
 	id := deviceIDs.Add(1)
 	key := fmt.Sprintf("vol%d", id)
-	u, err := newLogicalUnit(e.IQN, key, id, e.Volume)
+	u, err := newLogicalUnit(ctx, e.IQN, key, id, e.Volume, t.cfg.Reservations, t.log)
 	if err != nil {
 		return fault.Errorf(fault.Internal, "export %s: %v", e.IQN, err)
 	}
@@ -272,6 +275,28 @@ func (t *Target) Unexport(ctx context.Context, iqn string) error {
 		return fmt.Errorf("unexport %s: close its volume: %w", iqn, err)
 	}
 	t.log.Info("iscsi target unexported", "iqn", iqn, "sessions_closed", len(sess))
+	return nil
+}
+
+// ReleaseReservations forgets every SCSI reservation of the target iqn,
+// exported or not, in memory and in the ReservationStore: the disk is
+// deprovisioned. (service/store also forgets them with the target's row.)
+func (t *Target) ReleaseReservations(ctx context.Context, iqn string) error {
+	if e := t.lookup(iqn); e != nil {
+		e.unit.mu.Lock()
+		err := e.unit.res.forget(ctx)
+		e.unit.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("release the reservations of %s: %w", iqn, err)
+		}
+		return nil
+	}
+	if t.cfg.Reservations == nil {
+		return nil
+	}
+	if err := t.cfg.Reservations.DeleteReservations(ctx, iqn); err != nil {
+		return fmt.Errorf("release the reservations of %s: %w", iqn, err)
+	}
 	return nil
 }
 

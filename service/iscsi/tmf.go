@@ -81,6 +81,9 @@ func (s *session) taskManagement(p *pdu) {
 		}
 		s.mu.Unlock()
 		s.abortCollecting(ts)
+		if fn == tmfLUNReset {
+			s.exp.unit.lunReset()
+		}
 		respond(tmfComplete, ts)
 	case tmfTaskReassign:
 		respond(tmfNoReassign, nil)

@@ -1,0 +1,266 @@
+package iscsi
+
+import (
+	"encoding/binary"
+	"io"
+)
+
+// The commands the target implements itself rather than through gotgt's
+// engine, where gotgt's are missing or wrong: WRITE SAME (gotgt's
+// answered GOOD and wrote nothing), ORWRITE, GET LBA STATUS, the Block
+// Limits, Block Device Characteristics and Logical Block Provisioning VPD
+// pages, REPORT SUPPORTED OPERATION CODES (opcodes.go) and the
+// reservations (reserve.go, pr.go).
+
+// ownOpFunc runs one command; the caller holds u.mu (exclusively for
+// exclusiveOps). ok false hands the command to gotgt's engine.
+type ownOpFunc func(u *logicalUnit, r *scsiRequest, cdb, out []byte) (res scsiResult, ok bool)
+
+// ownOp returns our implementation of cdb's command, or nil.
+func ownOp(cdb []byte) ownOpFunc {
+	switch cdb[0] {
+	case opWriteSame10, opWriteSame16:
+		return (*logicalUnit).writeSame
+	case opOrWrite16:
+		return (*logicalUnit).orWrite
+	case opInquiry:
+		return (*logicalUnit).inquiryVPD
+	case opServiceActionIn:
+		if serviceAction(cdb) == saGetLBAStatus {
+			return (*logicalUnit).getLBAStatus
+		}
+	case opMaintenanceIn:
+		if serviceAction(cdb) == saReportSupportedOps {
+			return (*logicalUnit).reportSupportedOpcodes
+		}
+	case opReserve6, opReserve10, opRelease6, opRelease10:
+		return (*logicalUnit).reserveRelease
+	case opPRIn:
+		return (*logicalUnit).persistentReserveIn
+	case opPROut:
+		return (*logicalUnit).persistentReserveOut
+	}
+	return nil
+}
+
+// The limits advertised in the Block Limits VPD page.
+const (
+	// maxWriteSameBlocks is the MAXIMUM WRITE SAME LENGTH: 1 GiB, so that
+	// one command (which holds a worker) stays bounded.
+	maxWriteSameBlocks = (1 << 30) >> blockShift
+	// maxUnmapBlocks and maxUnmapDescriptors bound one UNMAP.
+	maxUnmapBlocks      = 0xffffffff
+	maxUnmapDescriptors = 16
+	// fillChunk is the buffer WRITE SAME writes through when the volume
+	// has no write-same or write-zeroes of its own.
+	fillChunk = 1 << 20
+)
+
+// dataIn answers GOOD with data cut to the allocation length and the
+// EDTL, with the residual of RFC 7143 §11.4.5.
+func dataIn(r *scsiRequest, data []byte, alloc uint64) scsiResult {
+	actual := min(uint64(len(data)), alloc)
+	res := scsiResult{status: statusGood}
+	edtl := uint64(r.edtl)
+	if !r.read {
+		edtl = 0
+	}
+	res.data = data[:min(actual, edtl)]
+	switch {
+	case actual < edtl:
+		res.underflow, res.residual = true, uint32(edtl-actual)
+	case actual > edtl:
+		res.overflow, res.residual = true, uint32(actual-edtl)
+	}
+	return res
+}
+
+// writeProtected reports whether the LU refuses writes.
+func (u *logicalUnit) writeProtected() bool { return u.lu.Attrs.Readonly || u.lu.Attrs.SWP }
+
+// sameWriter is a Volume that writes one block's pattern over a range
+// itself (service/ceph's *Image, with librbd's rbd_writesame).
+type sameWriter interface {
+	WriteSame(block []byte, off, n uint64) error
+}
+
+// zeroWriter is a Volume that zeroes a range itself, deallocating what it
+// can (service/ceph's *Image, with librbd's rbd_write_zeroes).
+type zeroWriter interface {
+	WriteZeroes(off, n uint64) error
+}
+
+// writeSame answers WRITE SAME (10) and (16), with or without UNMAP: it
+// writes the Data-Out block (zeros with NDOB) to every block of the range.
+// UNMAP=1 lets the target deallocate: all-zero data goes to the volume's
+// write-zeroes, which deallocates whole objects and zeroes the rest, so
+// the blocks read back as written whatever the volume does; other data
+// is written as such (SBC-4 §5.50: the device server may write instead of
+// unmapping).
+func (u *logicalUnit) writeSame(r *scsiRequest, cdb, out []byte) (scsiResult, bool) {
+	bad := func(key byte, asc uint16) (scsiResult, bool) { return u.senseResult(cdb, key, asc), true }
+	ws, ok := parseWriteSame(cdb)
+	if !ok || ws.wrprotect != 0 || ws.anchor || ws.obsolete {
+		// no protection information; ANC_SUP is 0; LBDATA/PBDATA obsolete
+		return bad(senseIllegalRequest, ascInvalidFieldInCDB)
+	}
+	end := u.lu.Size >> blockShift
+	if ws.lba >= end {
+		return bad(senseIllegalRequest, ascLBAOutOfRange)
+	}
+	n := ws.blocks
+	if n == 0 { // WSNZ is 0: to the end of the medium
+		n = end - ws.lba
+	}
+	if !inRange(ws.lba, n, end) {
+		return bad(senseIllegalRequest, ascLBAOutOfRange)
+	}
+	if n > maxWriteSameBlocks {
+		return bad(senseIllegalRequest, ascInvalidFieldInCDB)
+	}
+	const bs = 1 << blockShift
+	block := make([]byte, bs)
+	if ws.ndob {
+		if r.edtl != 0 {
+			return bad(senseIllegalRequest, ascInvalidFieldInCDB)
+		}
+	} else {
+		if !r.write || r.edtl != bs || len(out) != bs {
+			// the Data-Out buffer is exactly one logical block
+			res := u.senseResult(cdb, senseIllegalRequest, ascInvalidFieldInCDB)
+			if r.edtl < bs {
+				res.underflow, res.residual = true, bs-r.edtl
+			} else {
+				res.overflow, res.residual = true, r.edtl-bs
+			}
+			return res, true
+		}
+		copy(block, out)
+	}
+	if u.writeProtected() {
+		return bad(senseDataProtect, ascWriteProtected)
+	}
+	if err := u.fill(block, ws.lba<<blockShift, n<<blockShift); err != nil {
+		u.log.Warn("iscsi WRITE SAME failed", "iqn", u.res.iqn, "lba", ws.lba, "blocks", n, "err", err)
+		return bad(senseMediumError, ascWriteError)
+	}
+	return scsiResult{status: statusGood}, true
+}
+
+// fill writes block over n bytes at off (n a multiple of its length).
+func (u *logicalUnit) fill(block []byte, off, n uint64) error {
+	zero := true
+	for _, b := range block {
+		if b != 0 {
+			zero = false
+			break
+		}
+	}
+	if z, ok := u.vol.(zeroWriter); ok && zero {
+		return z.WriteZeroes(off, n)
+	}
+	if s, ok := u.vol.(sameWriter); ok {
+		return s.WriteSame(block, off, n)
+	}
+	buf := make([]byte, min(n, fillChunk))
+	for i := 0; i < len(buf); i += len(block) {
+		copy(buf[i:], block)
+	}
+	for done := uint64(0); done < n; {
+		k := min(uint64(len(buf)), n-done)
+		if _, err := u.vol.WriteAt(buf[:k], int64(off+done)); err != nil {
+			return err
+		}
+		done += k
+	}
+	return nil
+}
+
+// orWrite answers ORWRITE (16): each block becomes its old data OR the
+// Data-Out's, atomically for the target's other commands (it runs under
+// the LU's exclusive lock). execute has checked the range and cut the
+// Data-Out to the CDB's blocks.
+func (u *logicalUnit) orWrite(_ *scsiRequest, cdb, out []byte) (scsiResult, bool) {
+	if cdb[1]&0xe0 != 0 { // ORPROTECT: no protection information
+		return u.senseResult(cdb, senseIllegalRequest, ascInvalidFieldInCDB), true
+	}
+	blocks, _, _ := rwBlocks(cdb)
+	n := min(uint64(len(out)), uint64(blocks)<<blockShift)
+	if n == 0 {
+		return scsiResult{status: statusGood}, true
+	}
+	if u.writeProtected() {
+		return u.senseResult(cdb, senseDataProtect, ascWriteProtected), true
+	}
+	off := int64(rwLBA(cdb) << blockShift)
+	buf := make([]byte, n)
+	got, err := u.vol.ReadAt(buf, off)
+	if err == io.EOF && uint64(got) == n {
+		err = nil
+	}
+	if err != nil || uint64(got) != n {
+		return u.senseResult(cdb, senseMediumError, ascReadError), true
+	}
+	for i := range buf {
+		buf[i] |= out[i]
+	}
+	if _, err := u.vol.WriteAt(buf, off); err != nil {
+		return u.senseResult(cdb, senseMediumError, ascWriteError), true
+	}
+	return scsiResult{status: statusGood}, true
+}
+
+// getLBAStatus answers GET LBA STATUS with one descriptor from the
+// requested LBA to the end (at most 2^32-1 blocks): "mapped or unknown"
+// (SBC-4 §5.6, provisioning status 0), the one answer that is true
+// whatever the volume has allocated.
+func (u *logicalUnit) getLBAStatus(r *scsiRequest, cdb, _ []byte) (scsiResult, bool) {
+	if len(cdb) < 16 {
+		return u.senseResult(cdb, senseIllegalRequest, ascInvalidFieldInCDB), true
+	}
+	lba, end := binary.BigEndian.Uint64(cdb[2:]), u.lu.Size>>blockShift
+	if !inRange(lba, 0, end) {
+		return u.senseResult(cdb, senseIllegalRequest, ascLBAOutOfRange), true
+	}
+	data := make([]byte, 24)
+	binary.BigEndian.PutUint32(data, 20)
+	binary.BigEndian.PutUint64(data[8:], lba)
+	binary.BigEndian.PutUint32(data[16:], uint32(min(end-lba, 0xffffffff)))
+	return dataIn(r, data, uint64(binary.BigEndian.Uint32(cdb[10:]))), true
+}
+
+// vpdPages are the VPD pages INQUIRY returns, in ascending order: gotgt
+// builds 0x80 and 0x83, we build the others.
+var vpdPages = []byte{0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2}
+
+// inquiryVPD answers INQUIRY for the VPD pages we build.
+func (u *logicalUnit) inquiryVPD(r *scsiRequest, cdb, _ []byte) (scsiResult, bool) {
+	if len(cdb) < 6 || cdb[1]&0x01 == 0 {
+		return scsiResult{}, false
+	}
+	var page []byte
+	switch cdb[2] {
+	case 0x00: // Supported VPD Pages
+		page = append([]byte{0, 0x00, 0, byte(len(vpdPages))}, vpdPages...)
+	case 0xb0: // Block Limits (SBC-4 §6.6.4)
+		page = make([]byte, 64)
+		page[1], page[3] = 0xb0, 0x3c
+		binary.BigEndian.PutUint32(page[8:], maxTransfer>>blockShift)
+		binary.BigEndian.PutUint32(page[20:], maxUnmapBlocks)
+		binary.BigEndian.PutUint32(page[24:], maxUnmapDescriptors)
+		binary.BigEndian.PutUint64(page[36:], maxWriteSameBlocks)
+	case 0xb1: // Block Device Characteristics (SBC-4 §6.6.2)
+		page = make([]byte, 64)
+		page[1], page[3] = 0xb1, 0x3c
+		binary.BigEndian.PutUint16(page[4:], 1) // MEDIUM ROTATION RATE: non-rotating
+	case 0xb2: // Logical Block Provisioning (SBC-4 §6.6.6)
+		page = make([]byte, 8)
+		page[1], page[3] = 0xb2, 4
+		page[5] = 0x80 | 0x40 | 0x20 // LBPU, LBPWS, LBPWS10; LBPRZ 0, ANC_SUP 0
+		page[6] = 0x02               // PROVISIONING TYPE: thin
+	default:
+		return scsiResult{}, false
+	}
+	page[0] = byte(u.lu.Attrs.DeviceType)
+	return dataIn(r, page, uint64(binary.BigEndian.Uint16(cdb[3:]))), true
+}
