@@ -82,6 +82,10 @@ func newLogicalUnit(ctx context.Context, iqn, key string, id uint64, vol Volume,
 		}},
 		ITNexus: map[uuid.UUID]*api.ITNexus{},
 	}
+	// 512-byte physical blocks, as tgtd reports for RBD (libiscsi's GET LBA
+	// STATUS test assumes it); 4 KiB is advertised as the optimal transfer
+	// granularity instead (Block Limits VPD).
+	lu.Attrs.Lbppbe = 0
 	lu.Attrs.VendorID = "BMI"
 	lu.Attrs.ProductID = "VOLUME"
 	lu.Attrs.ProductRev = "1.0"

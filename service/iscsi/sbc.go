@@ -45,9 +45,9 @@ func ownOp(cdb []byte) ownOpFunc {
 
 // The limits advertised in the Block Limits VPD page.
 const (
-	// maxWriteSameBlocks is the MAXIMUM WRITE SAME LENGTH: 1 GiB, so that
-	// one command (which holds a worker) stays bounded.
-	maxWriteSameBlocks = (1 << 30) >> blockShift
+	// maxWriteSameBlocks is the MAXIMUM WRITE SAME LENGTH: as for every
+	// other command, at most maxTransfer per command (it holds a worker).
+	maxWriteSameBlocks = maxTransfer >> blockShift
 	// maxUnmapBlocks and maxUnmapDescriptors bound one UNMAP.
 	maxUnmapBlocks      = 0xffffffff
 	maxUnmapDescriptors = 16
@@ -245,6 +245,7 @@ func (u *logicalUnit) inquiryVPD(r *scsiRequest, cdb, _ []byte) (scsiResult, boo
 	case 0xb0: // Block Limits (SBC-4 §6.6.4)
 		page = make([]byte, 64)
 		page[1], page[3] = 0xb0, 0x3c
+		binary.BigEndian.PutUint16(page[6:], 4096>>blockShift) // OPTIMAL TRANSFER LENGTH GRANULARITY
 		binary.BigEndian.PutUint32(page[8:], maxTransfer>>blockShift)
 		binary.BigEndian.PutUint32(page[20:], maxUnmapBlocks)
 		binary.BigEndian.PutUint32(page[24:], maxUnmapDescriptors)
