@@ -94,4 +94,3 @@ func TestLibiscsiTools(t *testing.T) {
 		}
 	})
 }
-
