@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gostor/gotgt/pkg/api"
 	"github.com/gostor/gotgt/pkg/config"
@@ -28,6 +29,7 @@ type logicalUnit struct {
 	fastRead bool // READ goes through u.read (read.go)
 	res      *reservations
 	log      *slog.Logger
+	resets   atomic.Uint64 // LOGICAL UNIT RESETs so far (unitAttention)
 }
 
 // maxTransfer is the most one command may move, in bytes (advertised as
@@ -133,6 +135,10 @@ type scsiResult struct {
 type nexus struct {
 	itn    api.ITNexus
 	luInfo api.ITNexusLuInfo
+	// resets is the LU's reset count this nexus has been told about (a
+	// UNIT ATTENTION); resetsKnown says it has been set.
+	resets      atomic.Uint64
+	resetsKnown atomic.Bool
 }
 
 // exclusiveOps change LU state that gotgt reads and writes without locks,
@@ -202,6 +208,10 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 		} else {
 			u.mu.RLock()
 			defer u.mu.RUnlock()
+		}
+		if ua, ok := u.unitAttention(r.nexus, cdb); ok {
+			own = &ua
+			return
 		}
 		if u.res.conflicts(r.nexus, cdb) {
 			own = &scsiResult{status: statusReservationConflict}
@@ -327,4 +337,32 @@ func (u *logicalUnit) engine(r *scsiRequest, cdb, out []byte, rw, isWrite bool, 
 		}
 	}()
 	return cmd, u.lu.PerformCommand(0, cmd), release
+}
+
+// uaExempt are the commands a pending UNIT ATTENTION does not stop (SAM-5
+// §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE).
+var uaExempt = map[byte]bool{opInquiry: true, opReportLUNs: true, opRequestSense: true}
+
+// unitAttention reports the UNIT ATTENTION nx has pending: a LOGICAL UNIT
+// RESET happened since its last command (SAM-5 §6.3.4: every I_T nexus
+// gets one; ASC BUS DEVICE RESET FUNCTION OCCURRED). It is reported once.
+func (u *logicalUnit) unitAttention(nx *nexus, cdb []byte) (scsiResult, bool) {
+	if nx == nil {
+		return scsiResult{}, false
+	}
+	now := u.resets.Load()
+	if !nx.resetsKnown.Load() {
+		nx.resets.Store(now)
+		nx.resetsKnown.Store(true)
+		return scsiResult{}, false
+	}
+	if uaExempt[cdb[0]] || nx.resets.Load() == now || !nx.resets.CompareAndSwap(nx.resets.Load(), now) {
+		return scsiResult{}, false
+	}
+	return u.senseResult(cdb, senseUnitAttention, ascResetOccurred), true
+}
+
+// pendingUnitAttention reports whether nx has a UNIT ATTENTION to get.
+func (u *logicalUnit) pendingUnitAttention(nx *nexus) bool {
+	return nx != nil && nx.resetsKnown.Load() && nx.resets.Load() != u.resets.Load()
 }

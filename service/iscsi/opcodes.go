@@ -110,8 +110,16 @@ func (u *logicalUnit) reportSupportedOpcodes(r *scsiRequest, cdb, _ []byte) (scs
 			}
 		}
 		if options == 1 && hasSA || options == 2 && exists && !hasSA {
-			// 001b is for commands without service actions, 010b with
-			return u.senseResult(cdb, senseIllegalRequest, ascInvalidFieldInCDB), true
+			// 001b is for commands without service actions, 010b with.
+			// The field pointer names REPORTING OPTIONS (byte 2): an
+			// INVALID FIELD IN CDB without one, or pointing at the service
+			// action (byte 1), reads as "command not supported".
+			res := u.senseResult(cdb, senseIllegalRequest, ascInvalidFieldInCDB)
+			if len(res.sense) >= 18 && res.sense[0]&0x7f == 0x70 {
+				res.sense[15] = 0xc0 // SKSV, C/D: a field of the CDB
+				binary.BigEndian.PutUint16(res.sense[16:], 2)
+			}
+			return res, true
 		}
 		data = make([]byte, 4)
 		data[1] = 0x01 // SUPPORT: not supported

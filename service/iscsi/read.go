@@ -106,7 +106,7 @@ func (u *logicalUnit) startRead(r *scsiRequest, done func(scsiResult)) bool {
 	}
 	u.mu.RLock() // the exclusive operations change the attributes readRange reads
 	off, n, key, _ := readRange(u.lu, r.cdb)
-	conflict := u.res.conflicts(r.nexus, r.cdb)
+	conflict := u.res.conflicts(r.nexus, r.cdb) || u.pendingUnitAttention(r.nexus)
 	u.mu.RUnlock()
 	if key != 0 || conflict || n == 0 || n != uint64(r.edtl) || n > maxTransfer {
 		return false

@@ -249,9 +249,13 @@ func (u *logicalUnit) nexusLost(nx *nexus) {
 	u.releaseSPC2(func(holder string) bool { return holder == nx.port() })
 }
 
-// lunReset ends the SPC-2 reservation (a LOGICAL UNIT RESET releases it;
-// persistent reservations stay).
-func (u *logicalUnit) lunReset() { u.releaseSPC2(func(string) bool { return true }) }
+// lunReset applies a LOGICAL UNIT RESET: it ends the SPC-2 reservation
+// (persistent reservations stay) and gives every I_T nexus a UNIT
+// ATTENTION.
+func (u *logicalUnit) lunReset() {
+	u.releaseSPC2(func(string) bool { return true })
+	u.resets.Add(1)
+}
 
 func (u *logicalUnit) releaseSPC2(match func(holder string) bool) {
 	u.mu.Lock()

@@ -7,7 +7,8 @@ import (
 
 // The commands the target implements itself rather than through gotgt's
 // engine, where gotgt's are missing or wrong: WRITE SAME (gotgt's
-// answered GOOD and wrote nothing), ORWRITE, GET LBA STATUS, the Block
+// answered GOOD and wrote nothing), COMPARE AND WRITE (gotgt's wrote
+// without comparing), ORWRITE, GET LBA STATUS, the Block
 // Limits, Block Device Characteristics and Logical Block Provisioning VPD
 // pages, REPORT SUPPORTED OPERATION CODES (opcodes.go) and the
 // reservations (reserve.go, pr.go).
@@ -23,6 +24,8 @@ func ownOp(cdb []byte) ownOpFunc {
 		return (*logicalUnit).writeSame
 	case opOrWrite16:
 		return (*logicalUnit).orWrite
+	case opCompareAndWrite:
+		return (*logicalUnit).compareAndWrite
 	case opInquiry:
 		return (*logicalUnit).inquiryVPD
 	case opServiceActionIn:
@@ -49,7 +52,9 @@ const (
 	// other command, at most maxTransfer per command (it holds a worker).
 	maxWriteSameBlocks = maxTransfer >> blockShift
 	// maxUnmapBlocks and maxUnmapDescriptors bound one UNMAP.
-	maxUnmapBlocks      = 0xffffffff
+	maxUnmapBlocks = 0xffffffff
+	// maxCompareAndWrite is the MAXIMUM COMPARE AND WRITE LENGTH in blocks.
+	maxCompareAndWrite  = 255
 	maxUnmapDescriptors = 16
 	// fillChunk is the buffer WRITE SAME writes through when the volume
 	// has no write-same or write-zeroes of its own.
@@ -245,6 +250,7 @@ func (u *logicalUnit) inquiryVPD(r *scsiRequest, cdb, _ []byte) (scsiResult, boo
 	case 0xb0: // Block Limits (SBC-4 §6.6.4)
 		page = make([]byte, 64)
 		page[1], page[3] = 0xb0, 0x3c
+		page[5] = maxCompareAndWrite
 		binary.BigEndian.PutUint16(page[6:], 4096>>blockShift) // OPTIMAL TRANSFER LENGTH GRANULARITY
 		binary.BigEndian.PutUint32(page[8:], maxTransfer>>blockShift)
 		binary.BigEndian.PutUint32(page[20:], maxUnmapBlocks)
@@ -264,4 +270,61 @@ func (u *logicalUnit) inquiryVPD(r *scsiRequest, cdb, _ []byte) (scsiResult, boo
 	}
 	page[0] = byte(u.lu.Attrs.DeviceType)
 	return dataIn(r, page, uint64(binary.BigEndian.Uint16(cdb[3:]))), true
+}
+
+// compareAndWrite answers COMPARE AND WRITE (SBC-4 §5.3): if the blocks
+// hold the first half of the Data-Out, they get the second half; else
+// MISCOMPARE with the offset of the first differing byte, and nothing is
+// written. It runs under the LU's exclusive lock, so the compare and the
+// write are atomic for the target's other commands.
+func (u *logicalUnit) compareAndWrite(r *scsiRequest, cdb, out []byte) (scsiResult, bool) {
+	bad := func(key byte, asc uint16) (scsiResult, bool) { return u.senseResult(cdb, key, asc), true }
+	if len(cdb) < 16 || cdb[1]&0xe0 != 0 { // WRPROTECT: no protection information
+		return bad(senseIllegalRequest, ascInvalidFieldInCDB)
+	}
+	lba, blocks := binary.BigEndian.Uint64(cdb[2:]), uint64(cdb[13])
+	if !inRange(lba, blocks, u.lu.Size>>blockShift) {
+		return bad(senseIllegalRequest, ascLBAOutOfRange)
+	}
+	if blocks > maxCompareAndWrite {
+		return bad(senseIllegalRequest, ascInvalidFieldInCDB)
+	}
+	n := blocks << blockShift
+	if uint64(r.edtl) != 2*n || uint64(len(out)) != 2*n {
+		return bad(senseIllegalRequest, ascInvalidFieldInCDB) // the Data-Out is both halves, exactly
+	}
+	if blocks == 0 {
+		return scsiResult{status: statusGood}, true
+	}
+	if u.writeProtected() {
+		return bad(senseDataProtect, ascWriteProtected)
+	}
+	off := int64(lba << blockShift)
+	cur := make([]byte, n)
+	got, err := u.vol.ReadAt(cur, off)
+	if err == io.EOF && uint64(got) == n {
+		err = nil
+	}
+	if err != nil || uint64(got) != n {
+		return bad(senseMediumError, ascReadError)
+	}
+	for i := range cur {
+		if cur[i] != out[i] {
+			res := u.senseResult(cdb, senseMiscompare, ascMiscompareDuringVerify)
+			if len(res.sense) >= 7 && res.sense[0]&0x7f == 0x70 {
+				res.sense[0] |= 0x80 // VALID: INFORMATION is the offset of the miscompare
+				binary.BigEndian.PutUint32(res.sense[3:], uint32(i))
+			}
+			return res, true
+		}
+	}
+	if _, err := u.vol.WriteAt(out[n:], off); err != nil {
+		return bad(senseMediumError, ascWriteError)
+	}
+	if cdb[1]&0x08 != 0 { // FUA
+		if err := u.vol.Flush(); err != nil {
+			return bad(senseMediumError, ascWriteError)
+		}
+	}
+	return scsiResult{status: statusGood}, true
 }

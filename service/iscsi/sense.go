@@ -20,24 +20,28 @@ const (
 	senseMediumError    = 0x03
 	senseHardwareError  = 0x04
 	senseIllegalRequest = 0x05
+	senseUnitAttention  = 0x06
 	senseDataProtect    = 0x07
 	senseAbortedCommand = 0x0b
+	senseMiscompare     = 0x0e
 )
 
 // Additional sense codes, ASC<<8 | ASCQ (SPC-4 §4.5.6, table 28).
 const (
-	ascWriteError            = 0x0c00 // WRITE ERROR
-	ascReadError             = 0x1100 // UNRECOVERED READ ERROR
-	ascParamListLength       = 0x1a00 // PARAMETER LIST LENGTH ERROR
-	ascInvalidOpcode         = 0x2000 // INVALID COMMAND OPERATION CODE
-	ascLBAOutOfRange         = 0x2100 // LOGICAL BLOCK ADDRESS OUT OF RANGE
-	ascInvalidFieldInCDB     = 0x2400 // INVALID FIELD IN CDB
-	ascLUNNotSupported       = 0x2500 // LOGICAL UNIT NOT SUPPORTED
-	ascInvalidFieldInParams  = 0x2600 // INVALID FIELD IN PARAMETER LIST
-	ascInvalidReleaseOfPR    = 0x2604 // INVALID RELEASE OF PERSISTENT RESERVATION
-	ascWriteProtected        = 0x2700 // WRITE PROTECTED
-	ascInternalTargetFailure = 0x4400 // INTERNAL TARGET FAILURE
-	ascDataPhaseError        = 0x4b00 // DATA PHASE ERROR
+	ascWriteError             = 0x0c00 // WRITE ERROR
+	ascReadError              = 0x1100 // UNRECOVERED READ ERROR
+	ascMiscompareDuringVerify = 0x1d00 // MISCOMPARE DURING VERIFY OPERATION
+	ascParamListLength        = 0x1a00 // PARAMETER LIST LENGTH ERROR
+	ascInvalidOpcode          = 0x2000 // INVALID COMMAND OPERATION CODE
+	ascLBAOutOfRange          = 0x2100 // LOGICAL BLOCK ADDRESS OUT OF RANGE
+	ascInvalidFieldInCDB      = 0x2400 // INVALID FIELD IN CDB
+	ascLUNNotSupported        = 0x2500 // LOGICAL UNIT NOT SUPPORTED
+	ascInvalidFieldInParams   = 0x2600 // INVALID FIELD IN PARAMETER LIST
+	ascInvalidReleaseOfPR     = 0x2604 // INVALID RELEASE OF PERSISTENT RESERVATION
+	ascWriteProtected         = 0x2700 // WRITE PROTECTED
+	ascResetOccurred          = 0x2903 // BUS DEVICE RESET FUNCTION OCCURRED
+	ascInternalTargetFailure  = 0x4400 // INTERNAL TARGET FAILURE
+	ascDataPhaseError         = 0x4b00 // DATA PHASE ERROR
 )
 
 // fixedSense builds fixed-format sense data.

@@ -126,3 +126,44 @@ func TestWriteSameMemory(t *testing.T) {
 	checkWriteSame(t, c, size, vol.snapshot)
 	c.logout()
 }
+
+// TestRefusedCommands: the commands declared unsupported in the
+// conformance run are refused as invalid operation codes, and a COMPARE
+// AND WRITE with a wrong Data-Out size is refused; none writes anything.
+func TestRefusedCommands(t *testing.T) {
+	vol := newMemVolume(1 << 20)
+	want := vol.fillRandom(3)
+	tg, addr := startTarget(t, Config{})
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(1)}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	caw := make([]byte, 16)
+	caw[0], caw[13] = opCompareAndWrite, 1
+	block := make([]byte, 512)
+	cases := map[string]struct {
+		cdb []byte
+		out []byte
+		asc uint16
+	}{
+		"SANITIZE overwrite":      {[]byte{0x48, 0x01, 0, 0, 0, 0, 0, 0, 8, 0}, make([]byte, 8), ascInvalidOpcode},
+		"EXTENDED COPY":           {[]byte{0x83, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil, ascInvalidOpcode},
+		"WRITE ATOMIC (16)":       {[]byte{0x9c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}, block, ascInvalidOpcode},
+		"READ DEFECT DATA (10)":   {[]byte{0x37, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil, ascInvalidOpcode},
+		"CAW with half its data":  {caw, block, ascInvalidFieldInCDB},
+		"CAW with too much data":  {caw, make([]byte, 3*512), ascInvalidFieldInCDB},
+		"WRITE SAME of 2 blocks":  {writeSame10(0, 0, 1), make([]byte, 1024), ascInvalidFieldInCDB},
+		"WRITE SAME without data": {writeSame10(0, 0, 1), nil, ascInvalidFieldInCDB},
+	}
+	for name, tc := range cases {
+		tk := c.submit(tc.cdb, uint32(len(tc.out)), false, tc.out)
+		c.wait(tk)
+		if tk.status != statusCheckCondition || senseASC(tk.sense) != tc.asc {
+			t.Errorf("%s: status 0x%x sense %x, want CHECK CONDITION with ASC 0x%04x", name, tk.status, tk.sense, tc.asc)
+		}
+	}
+	if !bytes.Equal(vol.snapshot(), want) {
+		t.Fatal("a refused command changed the volume")
+	}
+}
