@@ -75,7 +75,7 @@ func TestRBDTarget(t *testing.T) {
 	if !ValidIQN(iqn) {
 		iqn = testIQN(42)
 	}
-	mustExport(t, tg, Export{IQN: iqn, Volume: im, CHAP: nodeCHAP, Initiators: []string{initiatorIQN, "iqn.2026-11.org.test:init"}})
+	mustExport(t, tg, Export{IQN: iqn, Volume: im, CHAP: nodeCHAP, Initiators: []string{initiatorIQN, initiatorIQN + "-2", "iqn.2026-11.org.test:init"}})
 
 	c := dial(t, addr)
 	if st, _ := c.login(loginOpts{target: iqn, chap: nodeCHAP, keys: []keyValue{{"MaxRecvDataSegmentLength", "65536"}}}); st != 0 {
