@@ -191,21 +191,21 @@ func (s *session) start(t *task) {
 }
 
 // startReady starts the ready commands (read loop only): a READ the
-// volume can serve asynchronously starts at once (startRead), any other
+// volume can serve asynchronously starts at once (startAsyncRead), any other
 // command goes to the workers.
 func (s *session) startReady() {
 	for _, t := range s.ready {
-		if !s.startRead(t) {
+		if !s.startAsyncRead(t) {
 			s.work <- t
 		}
 	}
 	s.ready = s.ready[:0]
 }
 
-// startRead starts t as an asynchronous read if it is one, within the
+// startAsyncRead starts t as an asynchronous read if it is one, within the
 // session's read budget; its completion sends the answer. It returns
 // false, having done nothing, otherwise.
-func (s *session) startRead(t *task) bool {
+func (s *session) startAsyncRead(t *task) bool {
 	if s.exp == nil || t.fail != nil || t.dataErr || t.buf != nil || s.closing.Load() || s.isAborted(t) {
 		return false
 	}
@@ -217,7 +217,7 @@ func (s *session) startRead(t *task) bool {
 		return false
 	}
 	s.async.Add(1)
-	started := s.exp.unit.startRead(&t.req, func(res scsiResult) {
+	started := s.exp.unit.readAsync(&t.req, func(res scsiResult) {
 		defer s.async.Done()
 		rel := res.release
 		res.release = func() {

@@ -45,7 +45,7 @@ const maxTransfer = 16 << 20
 const maxSessionWriteBuf = 4 * maxTransfer
 
 // maxSessionReadBuf bounds the Data-In buffers of a session's
-// asynchronous reads (startRead): past it a READ waits for a worker, and
+// asynchronous reads (startAsyncRead): past it a READ waits for a worker, and
 // the workers, cfg.Workers of them, hold one buffer each.
 const maxSessionReadBuf = 4 * maxTransfer
 

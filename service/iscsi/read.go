@@ -92,14 +92,14 @@ type asyncReader interface {
 	ReadAsync(p []byte, off int64, done func(n int, err error)) error
 }
 
-// startRead starts a READ without the engine and without a worker, when
+// readAsync starts a READ without the engine and without a worker, when
 // the volume reads asynchronously and the command is a plain one: a READ
 // of LUN 0 whose EDTL is its transfer length, which passes readRange and
 // the reservations.
 // done gets the result, on another goroutine. It returns false, having
 // done nothing, for any other command: the caller executes it as usual,
 // and that produces the answer (its CHECK CONDITION, its residuals).
-func (u *logicalUnit) startRead(r *scsiRequest, done func(scsiResult)) bool {
+func (u *logicalUnit) readAsync(r *scsiRequest, done func(scsiResult)) bool {
 	ar, ok := u.vol.(asyncReader)
 	if !ok || !u.fastRead || r.lun != 0 || r.write || !r.read || len(r.cdb) == 0 || !slices.Contains(readOps, r.cdb[0]) {
 		return false

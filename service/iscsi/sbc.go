@@ -8,7 +8,7 @@ import (
 // The commands the target implements itself rather than through gotgt's
 // engine, where gotgt's are missing or wrong: WRITE SAME (gotgt's
 // answered GOOD and wrote nothing), COMPARE AND WRITE (gotgt's wrote
-// without comparing), ORWRITE, GET LBA STATUS, the Block
+// without comparing), UNMAP (gotgt's checked no limits), ORWRITE, GET LBA STATUS, the Block
 // Limits, Block Device Characteristics and Logical Block Provisioning VPD
 // pages, REPORT SUPPORTED OPERATION CODES (opcodes.go) and the
 // reservations (reserve.go, pr.go).
@@ -26,6 +26,8 @@ func ownOp(cdb []byte) ownOpFunc {
 		return (*logicalUnit).orWrite
 	case opCompareAndWrite:
 		return (*logicalUnit).compareAndWrite
+	case opUnmap:
+		return (*logicalUnit).unmap
 	case opInquiry:
 		return (*logicalUnit).inquiryVPD
 	case opServiceActionIn:
@@ -270,6 +272,57 @@ func (u *logicalUnit) inquiryVPD(r *scsiRequest, cdb, _ []byte) (scsiResult, boo
 	}
 	page[0] = byte(u.lu.Attrs.DeviceType)
 	return dataIn(r, page, uint64(binary.BigEndian.Uint16(cdb[3:]))), true
+}
+
+// unmap answers UNMAP (SBC-4 §5.32): it checks every block descriptor
+// against the Block Limits and the capacity before it discards anything.
+// The volume's discard may leave unaligned pieces as they were (LBPRZ is
+// 0: unmapped blocks read back undefined).
+func (u *logicalUnit) unmap(r *scsiRequest, cdb, out []byte) (scsiResult, bool) {
+	bad := func(key byte, asc uint16) (scsiResult, bool) { return u.senseResult(cdb, key, asc), true }
+	if len(cdb) < 10 || cdb[1]&0x01 != 0 { // ANCHOR: ANC_SUP is 0
+		return bad(senseIllegalRequest, ascInvalidFieldInCDB)
+	}
+	plen := int(binary.BigEndian.Uint16(cdb[7:]))
+	if plen == 0 {
+		return scsiResult{status: statusGood}, true
+	}
+	if plen < 8 || len(out) < plen {
+		return bad(senseIllegalRequest, ascParamListLength)
+	}
+	dlen := int(binary.BigEndian.Uint16(out[2:]))
+	if 8+dlen > plen || dlen%16 != 0 {
+		return bad(senseIllegalRequest, ascParamListLength)
+	}
+	if dlen/16 > maxUnmapDescriptors {
+		return bad(senseIllegalRequest, ascInvalidFieldInParams)
+	}
+	end := u.lu.Size >> blockShift
+	var total uint64
+	for d := out[8 : 8+dlen]; len(d) >= 16; d = d[16:] {
+		lba, n := binary.BigEndian.Uint64(d), uint64(binary.BigEndian.Uint32(d[8:]))
+		if n > 0 && !inRange(lba, n, end) {
+			return bad(senseIllegalRequest, ascLBAOutOfRange)
+		}
+		total += n
+	}
+	if total > maxUnmapBlocks {
+		return bad(senseIllegalRequest, ascInvalidFieldInParams)
+	}
+	if u.writeProtected() {
+		return bad(senseDataProtect, ascWriteProtected)
+	}
+	for d := out[8 : 8+dlen]; len(d) >= 16; d = d[16:] {
+		lba, n := binary.BigEndian.Uint64(d), uint64(binary.BigEndian.Uint32(d[8:]))
+		if n == 0 {
+			continue
+		}
+		if err := u.vol.Discard(lba<<blockShift, n<<blockShift); err != nil {
+			u.log.Warn("iscsi UNMAP failed", "iqn", u.res.iqn, "lba", lba, "blocks", n, "err", err)
+			return bad(senseMediumError, ascWriteError)
+		}
+	}
+	return scsiResult{status: statusGood}, true
 }
 
 // compareAndWrite answers COMPARE AND WRITE (SBC-4 §5.3): if the blocks

@@ -366,7 +366,7 @@ func TestIQN(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := IQN(c.prefix, c.uid, c.disk)
+			got, err := diskIQN(c.prefix, c.uid, c.disk)
 			if (err == nil) != c.ok || got != c.want {
 				t.Fatalf("IQN = %q, %v", got, err)
 			}

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +66,7 @@ func (c *Config) setDefaults() {
 
 // Export describes one target to export.
 type Export struct {
-	// IQN is the target name (see IQN).
+	// IQN is the target name (service/core builds it: core.IQN).
 	IQN string
 	// Volume is the disk, exported as LUN 0. The Target closes it at Unexport.
 	Volume Volume
@@ -109,17 +108,6 @@ var iqnRE = regexp.MustCompile(`^iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-
 
 // ValidIQN reports whether name is a well-formed iqn. name of at most 223 bytes.
 func ValidIQN(name string) bool { return len(name) <= 223 && iqnRE.MatchString(name) }
-
-// IQN builds a disk's target name: "<prefix>:<uid>.<disk id>", e.g.
-// "iqn.2026-11.org.bmi:3f2a.node7-os". prefix is the configured iqn_prefix,
-// uid the BMI instance's identity and disk the disk's id; all are lower-cased.
-func IQN(prefix, uid, disk string) (string, error) {
-	name := strings.ToLower(prefix + ":" + uid + "." + disk)
-	if uid == "" || disk == "" || !ValidIQN(name) {
-		return "", fault.Errorf(fault.Invalid, "invalid target name %q", name)
-	}
-	return name, nil
-}
 
 // export is an Export with its runtime state.
 type export struct {

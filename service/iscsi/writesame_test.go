@@ -155,6 +155,10 @@ func TestRefusedCommands(t *testing.T) {
 		"CAW with too much data":  {caw, make([]byte, 3*512), ascInvalidFieldInCDB},
 		"WRITE SAME of 2 blocks":  {writeSame10(0, 0, 1), make([]byte, 1024), ascInvalidFieldInCDB},
 		"WRITE SAME without data": {writeSame10(0, 0, 1), nil, ascInvalidFieldInCDB},
+		"UNMAP past the end":      {unmapCDB(0, 40), unmapList([2]uint64{0, 8}, [2]uint64{2047, 2}), ascLBAOutOfRange},
+		"UNMAP of 17 descriptors": {unmapCDB(0, 8+17*16), unmapList(make([][2]uint64, 17)...), ascInvalidFieldInParams},
+		"UNMAP with ANCHOR":       {unmapCDB(1, 24), unmapList([2]uint64{0, 8}), ascInvalidFieldInCDB},
+		"UNMAP list too short":    {unmapCDB(0, 4), []byte{0, 2, 0, 0}, ascParamListLength},
 	}
 	for name, tc := range cases {
 		tk := c.submit(tc.cdb, uint32(len(tc.out)), false, tc.out)
@@ -166,4 +170,24 @@ func TestRefusedCommands(t *testing.T) {
 	if !bytes.Equal(vol.snapshot(), want) {
 		t.Fatal("a refused command changed the volume")
 	}
+}
+
+// unmapCDB builds UNMAP with an ANCHOR bit and a parameter list length.
+func unmapCDB(anchor byte, plen uint16) []byte {
+	c := make([]byte, 10)
+	c[0], c[1] = opUnmap, anchor
+	binary.BigEndian.PutUint16(c[7:], plen)
+	return c
+}
+
+// unmapList builds UNMAP's parameter list of (LBA, blocks) descriptors.
+func unmapList(ds ...[2]uint64) []byte {
+	b := make([]byte, 8+16*len(ds))
+	binary.BigEndian.PutUint16(b, uint16(6+16*len(ds)))
+	binary.BigEndian.PutUint16(b[2:], uint16(16*len(ds)))
+	for i, d := range ds {
+		binary.BigEndian.PutUint64(b[8+16*i:], d[0])
+		binary.BigEndian.PutUint32(b[16+16*i:], uint32(d[1]))
+	}
+	return b
 }
