@@ -218,7 +218,7 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 			return
 		}
 		if op := ownOp(cdb); op != nil {
-			if res, ok := op(u, r, cdb, out); ok {
+			if res, ok := u.runOwn(op, r, cdb, out); ok {
 				own = &res
 				return
 			}
@@ -365,4 +365,16 @@ func (u *logicalUnit) unitAttention(nx *nexus, cdb []byte) (scsiResult, bool) {
 // pendingUnitAttention reports whether nx has a UNIT ATTENTION to get.
 func (u *logicalUnit) pendingUnitAttention(nx *nexus) bool {
 	return nx != nil && nx.resetsKnown.Load() && nx.resets.Load() != u.resets.Load()
+}
+
+// runOwn runs one of our own operations; a panic in it (a bug) answers
+// INTERNAL TARGET FAILURE instead of ending bmid.
+func (u *logicalUnit) runOwn(op ownOpFunc, r *scsiRequest, cdb, out []byte) (res scsiResult, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			u.log.Error("iscsi command panicked", "iqn", u.res.iqn, "cdb", fmt.Sprintf("%x", cdb), "panic", fmt.Sprint(p))
+			res, ok = checkCondition(senseHardwareError, ascInternalTargetFailure), true
+		}
+	}()
+	return op(u, r, cdb, out)
 }

@@ -188,10 +188,10 @@ func (u *logicalUnit) fill(block []byte, off, n uint64) error {
 // the LU's exclusive lock). execute has checked the range and cut the
 // Data-Out to the CDB's blocks.
 func (u *logicalUnit) orWrite(_ *scsiRequest, cdb, out []byte) (scsiResult, bool) {
-	if cdb[1]&0xe0 != 0 { // ORPROTECT: no protection information
+	blocks, rw, _ := rwBlocks(cdb)
+	if !rw || cdb[1]&0xe0 != 0 { // ORPROTECT: no protection information
 		return u.senseResult(cdb, senseIllegalRequest, ascInvalidFieldInCDB), true
 	}
-	blocks, _, _ := rwBlocks(cdb)
 	n := min(uint64(len(out)), uint64(blocks)<<blockShift)
 	if n == 0 {
 		return scsiResult{status: statusGood}, true
