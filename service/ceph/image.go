@@ -194,7 +194,9 @@ func (im *Image) Flush() error {
 	return mapError(img.flush(), imageAction("flush", im.name))
 }
 
-// Discard deallocates length bytes at off; they read as zeros after.
+// Discard deallocates length bytes at off. librbd skips the pieces of the
+// range smaller than its discard granularity, so they may keep their data
+// (WriteZeroes guarantees zeros).
 func (im *Image) Discard(off, length uint64) error {
 	img, done, err := im.io()
 	if err != nil {
@@ -206,6 +208,36 @@ func (im *Image) Discard(off, length uint64) error {
 	}
 	err = img.discard(off, length)
 	return mapError(err, fmt.Sprintf("discard image %q at %d", im.name, off))
+}
+
+// WriteSame writes the pattern block over n bytes at off (SCSI WRITE
+// SAME); n must be a multiple of len(block). A range that would cross the
+// end of the image is refused (fault.ErrInvalid) and writes nothing.
+func (im *Image) WriteSame(block []byte, off, n uint64) error {
+	img, done, err := im.io()
+	if err != nil {
+		return mapError(err, imageAction("write", im.Name()))
+	}
+	defer done()
+	if len(block) == 0 || n%uint64(len(block)) != 0 || off+n > im.size || off+n < off {
+		return fault.Errorf(fault.Invalid, "ceph: write-same image %q: %d bytes of a %d-byte pattern at %d (image of %d bytes)", im.name, n, len(block), off, im.size)
+	}
+	return mapError(img.writeSame(block, off, n), fmt.Sprintf("write-same image %q at %d", im.name, off))
+}
+
+// WriteZeroes zeroes n bytes at off, deallocating whole objects; the
+// range reads as zeros after. A range that would cross the end of the
+// image is refused (fault.ErrInvalid) and changes nothing.
+func (im *Image) WriteZeroes(off, n uint64) error {
+	img, done, err := im.io()
+	if err != nil {
+		return mapError(err, imageAction("write zeroes", im.Name()))
+	}
+	defer done()
+	if off+n > im.size || off+n < off {
+		return fault.Errorf(fault.Invalid, "ceph: write zeroes image %q: %d bytes at %d cross the end of the image (%d bytes)", im.name, n, off, im.size)
+	}
+	return mapError(img.writeZeroes(off, n), fmt.Sprintf("write zeroes image %q at %d", im.name, off))
 }
 
 // Close closes the image. Closing twice, or a nil Image, is a no-op.

@@ -237,6 +237,30 @@ func (h *rbdHandle) discard(off, n uint64) error {
 	return nil
 }
 
+// writeSame writes the pattern p over n bytes at off (n a multiple of
+// len(p)), with librbd's rbd_writesame: the OSDs expand it, p crosses the
+// wire once per object.
+func (h *rbdHandle) writeSame(p []byte, off, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	ret := C.rbd_writesame(h.img, C.uint64_t(off), C.size_t(n), (*C.char)(unsafe.Pointer(&p[0])), C.size_t(len(p)), 0)
+	_, err := count(int64(ret), int(n), io.ErrShortWrite)
+	return err
+}
+
+// writeZeroes zeroes n bytes at off with librbd's rbd_write_zeroes: whole
+// objects are deallocated, partial ones zeroed, so the range reads as
+// zeros after (unlike discard, which skips partial pieces).
+func (h *rbdHandle) writeZeroes(off, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	ret := C.rbd_write_zeroes(h.img, C.uint64_t(off), C.size_t(n), 0, 0)
+	_, err := count(int64(ret), int(n), io.ErrShortWrite)
+	return err
+}
+
 // readAsync starts reading len(p) bytes at off (len(p) > 0). done is
 // called once, on the completions goroutine, when librbd is done with p:
 // with n == len(p) and nil, or with an error. It must not block for long:

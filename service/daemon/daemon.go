@@ -80,7 +80,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		log.Warn("iSCSI CHAP is OFF: any host on the provisioning network can log in to any disk; use this for tests only")
 	}
 	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
-		DrainTimeout: cfg.ISCSI.DrainTimeout, Time2Wait: cfg.ISCSI.Time2Wait},
+		DrainTimeout: cfg.ISCSI.DrainTimeout, Time2Wait: cfg.ISCSI.Time2Wait,
+		Reservations: d.db}, // SCSI reservations survive restarts; deprovisioning releases them
 		log.With("component", "iscsi")); err != nil {
 		return nil, err
 	}

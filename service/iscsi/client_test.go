@@ -26,7 +26,8 @@ type client struct {
 	tasks     map[uint32]*ctask
 	pings     int // NOP-In pings answered
 	noAnswer  bool
-	lun       byte // LUN of the commands (tgtd exports its disks from LUN 1)
+	lun       byte    // LUN of the commands (tgtd exports its disks from LUN 1)
+	isid      [6]byte // the session's ISID; zero: 80 00 00 12 34 56
 }
 
 // ctask is one command of the client.
@@ -118,6 +119,9 @@ func (c *client) loginPDU(csg, nsg byte, transit bool, kvs []keyValue) *pdu {
 		p.bhs[1] |= 0x80
 	}
 	copy(p.bhs[8:14], []byte{0x80, 0, 0, 0x12, 0x34, 0x56})
+	if c.isid != ([6]byte{}) {
+		copy(p.bhs[8:14], c.isid[:])
+	}
 	p.put32(16, c.nextITT())
 	p.put32(24, c.cmdSN)
 	p.put32(28, c.expStatSN)

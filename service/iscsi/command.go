@@ -27,26 +27,6 @@ type task struct {
 	done      chan struct{}
 }
 
-// decodeLUN reads a single-level LUN (peripheral or flat addressing);
-// anything else maps to a LUN that does not exist.
-func decodeLUN(b [8]byte) uint64 {
-	for _, x := range b[2:] {
-		if x != 0 {
-			return 1 << 32
-		}
-	}
-	switch b[0] >> 6 {
-	case 0:
-		if b[0] != 0 {
-			return 1 << 32
-		}
-		return uint64(b[1])
-	case 1:
-		return uint64(b[0]&0x3f)<<8 | uint64(b[1])
-	}
-	return 1 << 32
-}
-
 // scsiCommand starts a SCSI Command: it collects immediate data, asks for
 // the rest with R2Ts, and hands the command to the workers.
 func (s *session) scsiCommand(p *pdu) error {
@@ -97,7 +77,7 @@ func (s *session) scsiCommand(p *pdu) error {
 	if edtl > maxTransfer {
 		// Refuse before allocating; any unsolicited Data-Out that follows
 		// is rejected, as for a finished task.
-		res := checkCondition(senseIllegalRequest, 0x2400) // INVALID FIELD IN CDB
+		res := checkCondition(senseIllegalRequest, ascInvalidFieldInCDB)
 		t.fail = &res
 		s.start(t)
 		return nil
@@ -217,21 +197,21 @@ func (s *session) start(t *task) {
 }
 
 // startReady starts the ready commands (read loop only): a READ the
-// volume can serve asynchronously starts at once (startRead), any other
+// volume can serve asynchronously starts at once (startAsyncRead), any other
 // command goes to the workers.
 func (s *session) startReady() {
 	for _, t := range s.ready {
-		if !s.startRead(t) {
+		if !s.startAsyncRead(t) {
 			s.work <- t
 		}
 	}
 	s.ready = s.ready[:0]
 }
 
-// startRead starts t as an asynchronous read if it is one, within the
+// startAsyncRead starts t as an asynchronous read if it is one, within the
 // session's read budget; its completion sends the answer. It returns
 // false, having done nothing, otherwise.
-func (s *session) startRead(t *task) bool {
+func (s *session) startAsyncRead(t *task) bool {
 	if s.exp == nil || t.fail != nil || t.dataErr || t.buf != nil || s.closing.Load() || s.isAborted(t) {
 		return false
 	}
@@ -243,7 +223,7 @@ func (s *session) startRead(t *task) bool {
 		return false
 	}
 	s.async.Add(1)
-	started := s.exp.unit.startRead(&t.req, func(res scsiResult) {
+	started := s.exp.unit.readAsync(&t.req, func(res scsiResult) {
 		defer s.async.Done()
 		rel := res.release
 		res.release = func() {
@@ -271,7 +251,7 @@ func (s *session) worker() {
 		case t.fail != nil:
 			res = t.fail
 		case t.dataErr:
-			r := checkCondition(senseAbortedCommand, 0x4b00) // DATA PHASE ERROR
+			r := checkCondition(senseAbortedCommand, ascDataPhaseError)
 			res = &r
 		default:
 			r := s.exp.unit.execute(&t.req)

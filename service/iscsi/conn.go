@@ -125,6 +125,9 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			"header_digest", s.dig.header, "data_digest", s.dig.data)
 	}
 	err := s.serve(ctx)
+	if !l.discovery && ctx.Err() == nil {
+		s.exp.unit.nexusLost(s.nx) // [scsi] hook: SPC-2 reservations end with their I_T nexus, not at a stop
+	}
 	if !l.discovery {
 		t.log.Info("iscsi session ended", "target", s.exp.IQN, "initiator", l.initiator, "remote", s.addr)
 	}

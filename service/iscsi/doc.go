@@ -10,10 +10,21 @@
 // Target; every target and LU this package creates is private to the Target
 // that created it.
 //
-// A disk's target name is "<prefix>:<uid>.<disk id>" (see IQN), its image is
-// LUN 0 (iPXE sanboot and Linux both accept it), and every target has its own
-// CHAP credentials and initiator ACL. Error recovery level 0 and one
-// connection per session are supported.
+// A disk's target name is built by service/core (core.IQN:
+// "<prefix>:<uid>.<disk id>"), its image is LUN 0 (iPXE sanboot and Linux
+// both accept it), and every target has its own CHAP credentials and
+// initiator ACL. Error recovery level 0 and one connection per session are
+// supported.
+//
+// The commands gotgt lacks or gets wrong are ours (sbc.go, opcodes.go):
+// WRITE SAME (10/16, with UNMAP and NDOB) over the volume's write-same and
+// write-zeroes, COMPARE AND WRITE, ORWRITE, GET LBA STATUS, REPORT
+// SUPPORTED OPERATION CODES, the Block Limits, Block Device
+// Characteristics and Logical Block Provisioning VPD pages, and the
+// reservations: SPC-2 RESERVE/RELEASE and SPC-3 persistent reservations
+// (reserve.go, pr.go), kept in a ReservationStore (bmid's state database)
+// so that they survive a restart. CDB fields are decoded in cdb.go, sense
+// codes named in sense.go.
 //
 // Commands run on a bounded pool of workers per session, except a plain
 // READ of a Volume that can read asynchronously (asyncReader, as

@@ -24,9 +24,9 @@ func (v slowVolume) WriteAt(p []byte, off int64) (int, error) {
 	return v.memVolume.WriteAt(p, off)
 }
 
-// serveUntil serves tg on a free port until the returned cancel is
+// serveStoppable serves tg on a free port until the returned cancel is
 // called; done is closed when Serve has returned.
-func serveUntil(t *testing.T, cfg Config) (tg *Target, addr string, cancel func(), done chan struct{}) {
+func serveStoppable(t *testing.T, cfg Config) (tg *Target, addr string, cancel func(), done chan struct{}) {
 	t.Helper()
 	addr = freeAddr(t)
 	cfg.Listen = []string{addr}
@@ -59,7 +59,7 @@ func serveUntil(t *testing.T, cfg Config) (tg *Target, addr string, cancel func(
 // command sent after the message is not started, and the connection
 // closes; new logins are refused from the start of the stop.
 func TestGracefulStop(t *testing.T) {
-	tg, addr, stop, done := serveUntil(t, Config{Time2Wait: 2 * time.Second})
+	tg, addr, stop, done := serveStoppable(t, Config{Time2Wait: 2 * time.Second})
 	vol := slowVolume{newMemVolume(1 << 20), 300 * time.Millisecond}
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
 	c := dial(t, addr)
@@ -114,7 +114,7 @@ func TestGracefulStop(t *testing.T) {
 // TestGracefulStopBounded: a command that outlasts DrainTimeout does not
 // hold the stop: the connection closes and Serve returns.
 func TestGracefulStopBounded(t *testing.T) {
-	tg, addr, stop, done := serveUntil(t, Config{DrainTimeout: 200 * time.Millisecond})
+	tg, addr, stop, done := serveStoppable(t, Config{DrainTimeout: 200 * time.Millisecond})
 	vol := slowVolume{newMemVolume(1 << 20), 3 * time.Second}
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
 	c := dial(t, addr)
@@ -309,7 +309,7 @@ func TestStaleCmdSNAfterReconnect(t *testing.T) {
 // waits for a session's slow command: both finish within their bounds,
 // the volume is closed once, and nothing hangs.
 func TestStopDuringUnexport(t *testing.T) {
-	tg, addr, stop, done := serveUntil(t, Config{DrainTimeout: 500 * time.Millisecond})
+	tg, addr, stop, done := serveStoppable(t, Config{DrainTimeout: 500 * time.Millisecond})
 	vol := slowVolume{newMemVolume(1 << 20), time.Second}
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: vol})
 	c := dial(t, addr)

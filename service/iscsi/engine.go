@@ -1,9 +1,11 @@
 package iscsi
 
 import (
-	"encoding/binary"
+	"context"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gostor/gotgt/pkg/api"
 	"github.com/gostor/gotgt/pkg/config"
@@ -15,24 +17,6 @@ import (
 // emulation expect).
 const blockShift = 9
 
-// SCSI status codes and sense keys we produce ourselves.
-const (
-	statusGood           = 0x00
-	statusCheckCondition = 0x02
-	statusBusy           = 0x08
-	statusTaskSetFull    = 0x28
-	statusTaskAborted    = 0x40
-
-	senseIllegalRequest = 0x05
-	senseHardwareError  = 0x04
-	senseMediumError    = 0x03
-	senseAbortedCommand = 0x0b
-)
-
-// prMu serialises gotgt's persistent-reservation operator, a package-level
-// map without a lock of its own, across all targets.
-var prMu sync.Mutex
-
 // logicalUnit is one exported Volume as a gotgt SCSI LU. Commands that only
 // read the LU's shared state run concurrently under mu.RLock; the few that
 // change it (reservations, PREVENT ALLOW MEDIUM REMOVAL, START STOP, MODE
@@ -43,6 +27,9 @@ type logicalUnit struct {
 	target   *api.SCSITarget
 	vol      Volume
 	fastRead bool // READ goes through u.read (read.go)
+	res      *reservations
+	log      *slog.Logger
+	resets   atomic.Uint64 // LOGICAL UNIT RESETs so far (unitAttention)
 }
 
 // maxTransfer is the most one command may move, in bytes (advertised as
@@ -58,13 +45,18 @@ const maxTransfer = 16 << 20
 const maxSessionWriteBuf = 4 * maxTransfer
 
 // maxSessionReadBuf bounds the Data-In buffers of a session's
-// asynchronous reads (startRead): past it a READ waits for a worker, and
+// asynchronous reads (startAsyncRead): past it a READ waits for a worker, and
 // the workers, cfg.Workers of them, hold one buffer each.
 const maxSessionReadBuf = 4 * maxTransfer
 
 // newLogicalUnit builds an LU for vol under the target name iqn. key is the
 // unique path vol is registered under; id a process-unique device id.
-func newLogicalUnit(iqn, key string, id uint64, vol Volume) (*logicalUnit, error) {
+// Its reservations are loaded from store (nil: none kept across restarts).
+func newLogicalUnit(ctx context.Context, iqn, key string, id uint64, vol Volume, store ReservationStore, log *slog.Logger) (*logicalUnit, error) {
+	res, err := loadReservations(ctx, iqn, store)
+	if err != nil {
+		return nil, err
+	}
 	registerStore()
 	volumes.Store(key, vol)
 	lu, err := scsi.NewSCSILu(&config.BackendStorage{
@@ -92,6 +84,10 @@ func newLogicalUnit(iqn, key string, id uint64, vol Volume) (*logicalUnit, error
 		}},
 		ITNexus: map[uuid.UUID]*api.ITNexus{},
 	}
+	// 512-byte physical blocks, as tgtd reports for RBD (libiscsi's GET LBA
+	// STATUS test assumes it); 4 KiB is advertised as the optimal transfer
+	// granularity instead (Block Limits VPD).
+	lu.Attrs.Lbppbe = 0
 	lu.Attrs.VendorID = "BMI"
 	lu.Attrs.ProductID = "VOLUME"
 	lu.Attrs.ProductRev = "1.0"
@@ -100,21 +96,13 @@ func newLogicalUnit(iqn, key string, id uint64, vol Volume) (*logicalUnit, error
 			lu.Attrs.VersionDesction[i] = 0x04c0
 		}
 	}
-	prMu.Lock()
-	if op, ok := scsi.GetSCSIReservationOperator().(*scsi.SCSISimpleReservationOperator); ok {
-		op.InitLUReservation(iqn, id)
-	}
-	prMu.Unlock()
-	u := &logicalUnit{lu: lu, target: tgt, vol: vol}
+	u := &logicalUnit{lu: lu, target: tgt, vol: vol, res: res, log: log}
 	u.installReadOps()
 	return u, nil
 }
 
-// release forgets the LU's reservations and the volume registration.
+// release forgets the volume registration (the reservations stay saved).
 func (u *logicalUnit) release(key string) {
-	prMu.Lock()
-	scsi.GetSCSIReservationOperator().RemoveAllReservation(u.target.Name, u.lu.UUID)
-	prMu.Unlock()
 	volumes.Delete(key)
 }
 
@@ -147,97 +135,43 @@ type scsiResult struct {
 type nexus struct {
 	itn    api.ITNexus
 	luInfo api.ITNexusLuInfo
+	// resets is the LU's reset count this nexus has been told about (a
+	// UNIT ATTENTION); resetsKnown says it has been set.
+	resets      atomic.Uint64
+	resetsKnown atomic.Bool
 }
 
-// exclusiveOps change LU state that gotgt reads and writes without locks.
+// exclusiveOps change LU state that gotgt reads and writes without locks,
+// or must not interleave with other commands' writes (ORWRITE, COMPARE
+// AND WRITE read and write the same blocks).
 var exclusiveOps = map[byte]bool{
-	0x15: true, 0x55: true, // MODE SELECT
-	0x16: true, 0x17: true, 0x56: true, 0x57: true, // RESERVE, RELEASE
-	0x1b: true,             // START STOP UNIT
-	0x1e: true,             // PREVENT ALLOW MEDIUM REMOVAL
-	0x5e: true, 0x5f: true, // PERSISTENT RESERVE IN/OUT
+	opModeSelect6: true, opModeSelect10: true,
+	opReserve6: true, opRelease6: true, opReserve10: true, opRelease10: true,
+	opStartStop:    true,
+	opPreventAllow: true,
+	opPRIn:         true, opPROut: true,
+	opOrWrite16: true, opCompareAndWrite: true,
 }
 
-// rwBlocks returns the transfer length in blocks of a READ/WRITE-family
-// CDB, and whether the CDB is one (isWrite: it moves data to the medium).
-func rwBlocks(cdb []byte) (blocks uint32, rw, isWrite bool) {
-	if len(cdb) < 6 {
-		return 0, false, false
-	}
-	switch cdb[0] {
-	case 0x08, 0x0a: // READ(6), WRITE(6)
-		b := uint32(cdb[4])
-		if b == 0 {
-			b = 256
-		}
-		return b, true, cdb[0] == 0x0a
-	case 0x28, 0x2a, 0x2e: // READ(10), WRITE(10), WRITE AND VERIFY(10)
-		if len(cdb) < 10 {
-			return 0, false, false
-		}
-		return uint32(binary.BigEndian.Uint16(cdb[7:])), true, cdb[0] != 0x28
-	case 0xa8, 0xaa, 0xae: // the 12-byte ones
-		if len(cdb) < 12 {
-			return 0, false, false
-		}
-		return binary.BigEndian.Uint32(cdb[6:]), true, cdb[0] != 0xa8
-	case 0x88, 0x8a, 0x8e: // the 16-byte ones
-		if len(cdb) < 16 {
-			return 0, false, false
-		}
-		return binary.BigEndian.Uint32(cdb[10:]), true, cdb[0] != 0x88
-	}
-	return 0, false, false
-}
-
-// setRWBlocks rewrites the transfer length of a READ/WRITE CDB.
-func setRWBlocks(cdb []byte, blocks uint32) {
-	switch cdb[0] {
-	case 0x08, 0x0a:
-		cdb[4] = byte(blocks)
-	case 0x28, 0x2a, 0x2e:
-		binary.BigEndian.PutUint16(cdb[7:], uint16(blocks))
-	case 0xa8, 0xaa, 0xae:
-		binary.BigEndian.PutUint32(cdb[6:], blocks)
-	case 0x88, 0x8a, 0x8e:
-		binary.BigEndian.PutUint32(cdb[10:], blocks)
-	}
-}
-
-// fixedSense builds fixed-format sense data.
-func fixedSense(key byte, asc uint16) []byte {
-	s := make([]byte, 18)
-	s[0] = 0x70
-	s[2] = key
-	s[7] = 10
-	s[12] = byte(asc >> 8)
-	s[13] = byte(asc)
-	return s
-}
-
-func checkCondition(key byte, asc uint16) scsiResult {
-	return scsiResult{status: statusCheckCondition, sense: fixedSense(key, asc)}
-}
-
-// execute runs one command through gotgt's engine and applies the iSCSI
-// residual rules (RFC 7143 §11.4.5) around it.
+// execute runs one command, through our own operations (ownOp) or
+// gotgt's engine, and applies the iSCSI residual rules (RFC 7143 §11.4.5)
+// around it. Every command first passes the LU's reservations.
 func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 	if r.lun != 0 {
-		return checkCondition(senseIllegalRequest, 0x2500) // LOGICAL UNIT NOT SUPPORTED
+		return checkCondition(senseIllegalRequest, ascLUNNotSupported)
 	}
 	if len(r.cdb) == 0 {
-		return checkCondition(senseIllegalRequest, 0x2000)
+		return checkCondition(senseIllegalRequest, ascInvalidOpcode)
 	}
 	cdb := append([]byte(nil), r.cdb...)
 	blocks, rw, isWrite := rwBlocks(cdb)
 	xfer := uint64(blocks) << blockShift
 	if rw {
 		if xfer > maxTransfer {
-			return checkCondition(senseIllegalRequest, 0x2400) // INVALID FIELD IN CDB
+			return checkCondition(senseIllegalRequest, ascInvalidFieldInCDB)
 		}
-		lba, end := rwLBA(cdb), u.lu.Size>>blockShift
-		if (blocks > 0 && (lba+uint64(blocks) < lba || lba+uint64(blocks) > end)) || (blocks == 0 && lba >= end) {
-			return checkCondition(senseIllegalRequest, 0x2100) // LOGICAL BLOCK ADDRESS OUT OF RANGE
+		if !inRange(rwLBA(cdb), uint64(blocks), u.lu.Size>>blockShift) {
+			return checkCondition(senseIllegalRequest, ascLBAOutOfRange)
 		}
 	}
 	var residual uint32
@@ -259,7 +193,103 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 			underflow, residual = true, uint32(uint64(r.edtl)-xfer)
 		}
 	}
-	cmd := &api.SCSICommand{
+	out := r.out
+	if rw && isWrite && uint64(len(out)) > xfer {
+		out = out[:xfer] // never write past the CDB's blocks
+	}
+	var own *scsiResult
+	var cmd *api.SCSICommand
+	var stat api.SAMStat
+	var release func()
+	func() {
+		if exclusiveOps[cdb[0]] {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+		} else {
+			u.mu.RLock()
+			defer u.mu.RUnlock()
+		}
+		if ua, ok := u.unitAttention(r.nexus, cdb); ok {
+			own = &ua
+			return
+		}
+		if u.res.conflicts(r.nexus, cdb) {
+			own = &scsiResult{status: statusReservationConflict}
+			return
+		}
+		if op := ownOp(cdb); op != nil {
+			if res, ok := u.runOwn(op, r, cdb, out); ok {
+				own = &res
+				return
+			}
+		}
+		cmd, stat, release = u.engine(r, cdb, out, rw, isWrite, xfer)
+	}()
+	if own != nil {
+		if own.status == statusGood && rw {
+			own.residual, own.overflow, own.underflow = residual, overflow, underflow
+		}
+		return *own
+	}
+	if release != nil {
+		// READ: u.read filled a pooled buffer; the writer recycles it once sent.
+		defer func() {
+			if res.data != nil {
+				res.release = release
+			} else {
+				release()
+			}
+		}()
+	}
+
+	switch {
+	case stat.Stat == 0xff:
+		return checkCondition(senseHardwareError, ascInternalTargetFailure)
+	case stat.Stat != statusGood:
+		res.status = stat.Stat
+		if cmd.SenseBuffer != nil && len(cmd.SenseBuffer.Buffer) > 0 {
+			// gotgt answers BUSY for a failed backing-store I/O, with
+			// MEDIUM ERROR sense: that is a CHECK CONDITION.
+			res.status = statusCheckCondition
+			res.sense = append([]byte(nil), cmd.SenseBuffer.Buffer...)
+		}
+		return res
+	}
+	if rw && !isWrite && xfer > 0 && cmd.InSDBBuffer.Resid == 0 {
+		// gotgt's own read operation (used if ours could not be installed)
+		// loses the error of a failed backing-store read and answers GOOD
+		// with zeros; the length it records (Resid) is 0 only then.
+		return checkCondition(senseMediumError, ascReadError)
+	}
+	res.status = statusGood
+	if cmd.InSDBBuffer != nil && r.read {
+		buf := cmd.InSDBBuffer.Buffer
+		var actual uint64
+		if rw {
+			actual = xfer
+		} else {
+			actual = responseLength(cdb, buf, cmd.InSDBBuffer.Resid)
+			if alloc, ok := allocLength(cdb); ok && alloc < actual {
+				actual = alloc
+			}
+			switch {
+			case actual < uint64(r.edtl):
+				underflow, residual = true, uint32(uint64(r.edtl)-actual)
+			case actual > uint64(r.edtl):
+				overflow, residual = true, uint32(actual-uint64(r.edtl))
+			}
+		}
+		n := min(actual, uint64(r.edtl), uint64(len(buf)))
+		res.data = buf[:n]
+	}
+	res.residual, res.overflow, res.underflow = residual, overflow, underflow
+	return res
+}
+
+// engine runs a command through gotgt's engine; the caller holds u.mu.
+// release recycles the pooled Data-In buffer of a READ (nil: none).
+func (u *logicalUnit) engine(r *scsiRequest, cdb, out []byte, rw, isWrite bool, xfer uint64) (cmd *api.SCSICommand, stat api.SAMStat, release func()) {
+	cmd = &api.SCSICommand{
 		OpCode:          cdb[0],
 		Target:          u.target,
 		Device:          u.lu,
@@ -286,98 +316,65 @@ func (u *logicalUnit) execute(r *scsiRequest) (res scsiResult) {
 	}
 	if !rw {
 		// gotgt writes whole pages whatever the allocation length: give it
-		// room, the answer is cut to the allocation length and EDTL below.
+		// room, the answer is cut to the allocation length and EDTL later.
 		alloc, _ := allocLength(cdb)
 		inLen = max(min(inLen, maxTransfer), min(alloc, 1<<20), 8192)
 	}
 	switch {
 	case rw && !isWrite && u.fastRead:
-		// READ: u.read fills it; the writer recycles it once sent.
-		buf, release := getBuf(int(inLen))
+		var buf []byte
+		buf, release = getBuf(int(inLen))
 		cmd.InSDBBuffer = &api.SCSIDataBuffer{Buffer: buf, Length: uint32(inLen)}
-		defer func() {
-			if res.data != nil {
-				res.release = release
-			} else {
-				release()
-			}
-		}()
 	case !(rw && isWrite):
 		cmd.InSDBBuffer = &api.SCSIDataBuffer{Buffer: make([]byte, inLen), Length: uint32(inLen)}
 	}
 	if r.write {
-		out := r.out
-		if rw && isWrite && uint64(len(out)) > xfer {
-			out = out[:xfer] // never write past the CDB's blocks
-		}
 		cmd.OutSDBBuffer = &api.SCSIDataBuffer{Buffer: out, Length: uint32(len(out))}
 	}
-
-	var stat api.SAMStat
-	func() {
-		if exclusiveOps[cdb[0]] {
-			u.mu.Lock()
-			defer u.mu.Unlock()
-			if cdb[0] == 0x5e || cdb[0] == 0x5f {
-				prMu.Lock()
-				defer prMu.Unlock()
-			}
-		} else {
-			u.mu.RLock()
-			defer u.mu.RUnlock()
+	defer func() {
+		if p := recover(); p != nil {
+			stat = api.SAMStat{Stat: 0xff, Err: fmt.Errorf("engine panic: %v", p)}
 		}
-		defer func() {
-			if p := recover(); p != nil {
-				stat = api.SAMStat{Stat: 0xff, Err: fmt.Errorf("engine panic: %v", p)}
-			}
-		}()
-		stat = u.lu.PerformCommand(0, cmd)
 	}()
+	return cmd, u.lu.PerformCommand(0, cmd), release
+}
 
-	switch {
-	case stat.Stat == 0xff:
-		return checkCondition(senseHardwareError, 0x4400) // INTERNAL TARGET FAILURE
-	case stat.Stat != statusGood:
-		res.status = stat.Stat
-		if cmd.SenseBuffer != nil && len(cmd.SenseBuffer.Buffer) > 0 {
-			// gotgt answers BUSY for a failed backing-store I/O, with
-			// MEDIUM ERROR sense: that is a CHECK CONDITION.
-			res.status = statusCheckCondition
-			res.sense = append([]byte(nil), cmd.SenseBuffer.Buffer...)
+// uaExempt are the commands a pending UNIT ATTENTION does not stop (SAM-5
+// §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE).
+var uaExempt = map[byte]bool{opInquiry: true, opReportLUNs: true, opRequestSense: true}
+
+// unitAttention reports the UNIT ATTENTION nx has pending: a LOGICAL UNIT
+// RESET happened since its last command (SAM-5 §6.3.4: every I_T nexus
+// gets one; ASC BUS DEVICE RESET FUNCTION OCCURRED). It is reported once.
+func (u *logicalUnit) unitAttention(nx *nexus, cdb []byte) (scsiResult, bool) {
+	if nx == nil {
+		return scsiResult{}, false
+	}
+	now := u.resets.Load()
+	if !nx.resetsKnown.Load() {
+		nx.resets.Store(now)
+		nx.resetsKnown.Store(true)
+		return scsiResult{}, false
+	}
+	if uaExempt[cdb[0]] || nx.resets.Load() == now || !nx.resets.CompareAndSwap(nx.resets.Load(), now) {
+		return scsiResult{}, false
+	}
+	return u.senseResult(cdb, senseUnitAttention, ascResetOccurred), true
+}
+
+// pendingUnitAttention reports whether nx has a UNIT ATTENTION to get.
+func (u *logicalUnit) pendingUnitAttention(nx *nexus) bool {
+	return nx != nil && nx.resetsKnown.Load() && nx.resets.Load() != u.resets.Load()
+}
+
+// runOwn runs one of our own operations; a panic in it (a bug) answers
+// INTERNAL TARGET FAILURE instead of ending bmid.
+func (u *logicalUnit) runOwn(op ownOpFunc, r *scsiRequest, cdb, out []byte) (res scsiResult, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			u.log.Error("iscsi command panicked", "iqn", u.res.iqn, "cdb", fmt.Sprintf("%x", cdb), "panic", fmt.Sprint(p))
+			res, ok = checkCondition(senseHardwareError, ascInternalTargetFailure), true
 		}
-		return res
-	}
-	if rw && !isWrite && xfer > 0 && cmd.InSDBBuffer.Resid == 0 {
-		// gotgt's own read operation (used if ours could not be installed)
-		// loses the error of a failed backing-store read and answers GOOD
-		// with zeros; the length it records (Resid) is 0 only then.
-		return checkCondition(senseMediumError, 0x1100) // UNRECOVERED READ ERROR
-	}
-	res.status = statusGood
-	if cdb[0] == 0x12 && cdb[1]&1 != 0 && cdb[2] == 0xb0 && len(cmd.InSDBBuffer.Buffer) >= 12 {
-		// Block Limits: gotgt leaves MAXIMUM TRANSFER LENGTH at 0 (none)
-		binary.BigEndian.PutUint32(cmd.InSDBBuffer.Buffer[8:], maxTransfer>>blockShift)
-	}
-	if cmd.InSDBBuffer != nil && r.read {
-		buf := cmd.InSDBBuffer.Buffer
-		var actual uint64
-		if rw {
-			actual = xfer
-		} else {
-			actual = responseLength(cdb, buf, cmd.InSDBBuffer.Resid)
-			if alloc, ok := allocLength(cdb); ok && alloc < actual {
-				actual = alloc
-			}
-			switch {
-			case actual < uint64(r.edtl):
-				underflow, residual = true, uint32(uint64(r.edtl)-actual)
-			case actual > uint64(r.edtl):
-				overflow, residual = true, uint32(actual-uint64(r.edtl))
-			}
-		}
-		n := min(actual, uint64(r.edtl), uint64(len(buf)))
-		res.data = buf[:n]
-	}
-	res.residual, res.overflow, res.underflow = residual, overflow, underflow
-	return res
+	}()
+	return op(u, r, cdb, out)
 }

@@ -2,6 +2,7 @@ package iscsi
 
 import (
 	"encoding/binary"
+	"github.com/bmi-go/bmi/service/logging"
 	"sync"
 	"testing"
 )
@@ -11,7 +12,7 @@ import (
 // proves the engine, as we drive it, is safe to run concurrently.
 func TestEngineConcurrent(t *testing.T) {
 	vol := newMemVolume(4 << 20)
-	u, err := newLogicalUnit(testIQN(1), "race-test", deviceIDs.Add(1), vol)
+	u, err := newLogicalUnit(t0(), testIQN(1), "race-test", deviceIDs.Add(1), vol, nil, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestResiduals(t *testing.T) {
 	for i := range vol.data {
 		vol.data[i] = 'a'
 	}
-	u, err := newLogicalUnit(testIQN(2), "residual-test", deviceIDs.Add(1), vol)
+	u, err := newLogicalUnit(t0(), testIQN(2), "residual-test", deviceIDs.Add(1), vol, nil, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

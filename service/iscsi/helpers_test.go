@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/logging"
 )
 
@@ -178,4 +180,16 @@ func t0() context.Context { return context.Background() }
 func hasCommand(name string) bool {
 	_, err := exec.LookPath(name)
 	return err == nil
+}
+
+// diskIQN builds a disk's target name the way service/core names them (core.IQN)
+// for the tests: "<prefix>:<uid>.<disk id>", e.g.
+// "iqn.2026-11.org.bmi:3f2a.node7-os". prefix is the configured iqn_prefix,
+// uid the BMI instance's identity and disk the disk's id; all are lower-cased.
+func diskIQN(prefix, uid, disk string) (string, error) {
+	name := strings.ToLower(prefix + ":" + uid + "." + disk)
+	if uid == "" || disk == "" || !ValidIQN(name) {
+		return "", fault.Errorf(fault.Invalid, "invalid target name %q", name)
+	}
+	return name, nil
 }

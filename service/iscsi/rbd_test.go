@@ -75,7 +75,7 @@ func TestRBDTarget(t *testing.T) {
 	if !ValidIQN(iqn) {
 		iqn = testIQN(42)
 	}
-	mustExport(t, tg, Export{IQN: iqn, Volume: im, CHAP: nodeCHAP, Initiators: []string{initiatorIQN, "iqn.2026-11.org.test:init"}})
+	mustExport(t, tg, Export{IQN: iqn, Volume: im, CHAP: nodeCHAP, Initiators: []string{initiatorIQN, initiatorIQN + "-2", "iqn.2026-11.org.test:init"}})
 
 	c := dial(t, addr)
 	if st, _ := c.login(loginOpts{target: iqn, chap: nodeCHAP, keys: []keyValue{{"MaxRecvDataSegmentLength", "65536"}}}); st != 0 {
@@ -123,7 +123,7 @@ func TestRBDTarget(t *testing.T) {
 			t.Fatalf("iscsi-readcapacity16: %v\n%s", err, got)
 		}
 		testenv.RequireCommand(t, "iscsi-test-cu", "libiscsi-bin")
-		writeConformance(t, "RBD image (service/ceph)", runConformance(t, addr, iqn, nodeCHAP, conformanceTests))
+		writeConformance(t, "RBD image (service/ceph)", runConformance(t, addr, iqn, nodeCHAP))
 	}
 
 	if err := tg.Unexport(context.Background(), iqn); err != nil {
@@ -136,6 +136,45 @@ func TestRBDTarget(t *testing.T) {
 		t.Fatalf("remove after unexport: %v", err)
 	}
 	if err := s.Create(ctx, name, 1<<20); err != nil { // for the cleanup's removal
+		t.Fatal(err)
+	}
+}
+
+// TestRBDWriteSame: WRITE SAME through librbd's write-same and
+// write-zeroes, checked byte for byte with `rbd export` of the image
+// (after SYNCHRONIZE CACHE) after every case.
+func TestRBDWriteSame(t *testing.T) {
+	const size = 20 << 20
+	_, conf, pool, name, im := rbdImage(t, size)
+	rng := rand.New(rand.NewPCG(5, 6))
+	init := make([]byte, size)
+	for i := range init {
+		init[i] = byte(rng.Uint32())
+	}
+	if _, err := im.WriteAt(init, 0); err != nil {
+		t.Fatal(err)
+	}
+	tg, addr := startTarget(t, Config{})
+	mustExport(t, tg, Export{IQN: testIQN(43), Volume: im, CHAP: nodeCHAP})
+	c := dial(t, addr)
+	if st, _ := c.login(loginOpts{target: testIQN(43), chap: nodeCHAP}); st != 0 {
+		t.Fatalf("login: 0x%04x", st)
+	}
+	read := func() []byte {
+		sync := c.submit([]byte{0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0, false, nil)
+		c.wait(sync)
+		if sync.status != statusGood {
+			t.Fatalf("SYNCHRONIZE CACHE: 0x%x", sync.status)
+		}
+		out, err := cephtest.RBD(conf, pool, "export", name, "-")
+		if err != nil || len(out) != size {
+			t.Fatalf("rbd export: %v (%d bytes)", err, len(out))
+		}
+		return []byte(out)
+	}
+	checkWriteSame(t, c, size, read)
+	c.logout()
+	if err := tg.Unexport(context.Background(), testIQN(43)); err != nil {
 		t.Fatal(err)
 	}
 }

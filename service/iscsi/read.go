@@ -1,7 +1,6 @@
 package iscsi
 
 import (
-	"encoding/binary"
 	"io"
 	"math/bits"
 	"slices"
@@ -37,19 +36,6 @@ func (u *logicalUnit) installReadOps() {
 	u.fastRead = true
 }
 
-// rwLBA returns the starting LBA of a READ/WRITE-family CDB (rwBlocks
-// has checked its length).
-func rwLBA(cdb []byte) uint64 {
-	switch cdb[0] {
-	case 0x08, 0x0a:
-		return uint64(cdb[1]&0x1f)<<16 | uint64(cdb[2])<<8 | uint64(cdb[3])
-	case 0x28, 0x2a, 0x2e, 0xa8, 0xaa, 0xae:
-		return uint64(binary.BigEndian.Uint32(cdb[2:]))
-	default:
-		return binary.BigEndian.Uint64(cdb[2:])
-	}
-}
-
 // readRange makes gotgt's checks of a READ CDB on dev: it returns the
 // bytes to read, or the sense key and code of the CHECK CONDITION.
 func readRange(dev *api.SCSILu, cdb []byte) (off, n uint64, key byte, asc scsi.SCSISubError) {
@@ -63,11 +49,10 @@ func readRange(dev *api.SCSILu, cdb []byte) (off, n uint64, key byte, asc scsi.S
 	if cdb[0] != 0x08 && cdb[1]&0xe0 != 0 { // protection information: type 0 only
 		return 0, 0, scsi.ILLEGAL_REQUEST, scsi.ASC_INVALID_FIELD_IN_CDB
 	}
-	lba, end := rwLBA(cdb), dev.Size>>dev.BlockShift
-	if (blocks > 0 && (lba+uint64(blocks) < lba || lba+uint64(blocks) > end)) || (blocks == 0 && lba >= end) {
+	if !inRange(rwLBA(cdb), uint64(blocks), dev.Size>>dev.BlockShift) {
 		return 0, 0, scsi.ILLEGAL_REQUEST, scsi.ASC_LBA_OUT_OF_RANGE
 	}
-	return lba << dev.BlockShift, uint64(blocks) << dev.BlockShift, 0, 0
+	return rwLBA(cdb) << dev.BlockShift, uint64(blocks) << dev.BlockShift, 0, 0
 }
 
 // read is gotgt's SBCReadWrite for READ commands, reading into
@@ -107,21 +92,23 @@ type asyncReader interface {
 	ReadAsync(p []byte, off int64, done func(n int, err error)) error
 }
 
-// startRead starts a READ without the engine and without a worker, when
+// readAsync starts a READ without the engine and without a worker, when
 // the volume reads asynchronously and the command is a plain one: a READ
-// of LUN 0 whose EDTL is its transfer length, which passes readRange.
+// of LUN 0 whose EDTL is its transfer length, which passes readRange and
+// the reservations.
 // done gets the result, on another goroutine. It returns false, having
 // done nothing, for any other command: the caller executes it as usual,
 // and that produces the answer (its CHECK CONDITION, its residuals).
-func (u *logicalUnit) startRead(r *scsiRequest, done func(scsiResult)) bool {
+func (u *logicalUnit) readAsync(r *scsiRequest, done func(scsiResult)) bool {
 	ar, ok := u.vol.(asyncReader)
 	if !ok || !u.fastRead || r.lun != 0 || r.write || !r.read || len(r.cdb) == 0 || !slices.Contains(readOps, r.cdb[0]) {
 		return false
 	}
 	u.mu.RLock() // the exclusive operations change the attributes readRange reads
 	off, n, key, _ := readRange(u.lu, r.cdb)
+	conflict := u.res.conflicts(r.nexus, r.cdb) || u.pendingUnitAttention(r.nexus)
 	u.mu.RUnlock()
-	if key != 0 || n == 0 || n != uint64(r.edtl) || n > maxTransfer {
+	if key != 0 || conflict || n == 0 || n != uint64(r.edtl) || n > maxTransfer {
 		return false
 	}
 	buf, release := getBuf(int(n))

@@ -212,8 +212,22 @@ func TestTaskManagement(t *testing.T) {
 	}
 	tk := c.submit(rw10(0x28, 0, 1), 512, true, nil)
 	c.wait(tk)
-	if got := tmf(tmfAbortTask, 0, tk.itt, c.cmdSN-1); got != tmfComplete {
-		t.Errorf("abort of an answered task: %d, want %d", got, tmfComplete)
+	// RFC 7143 §11.6.1 c): the answered task's CmdSN is below ExpCmdSN,
+	// outside the window.
+	if got := tmf(tmfAbortTask, 0, tk.itt, c.cmdSN-1); got != tmfNoTask {
+		t.Errorf("abort of an answered task: %d, want %d (task does not exist)", got, tmfNoTask)
+	}
+	// b): a command lost on its way (CmdSN inside the window, before the
+	// request's) counts as received: the window moves past it.
+	lost := c.cmdSN
+	c.cmdSN++
+	if got := tmf(tmfAbortTask, 0, 4242, lost); got != tmfComplete {
+		t.Errorf("abort of a command not received: %d, want %d", got, tmfComplete)
+	}
+	after := c.submit(rw10(0x28, 0, 1), 512, true, nil)
+	c.wait(after)
+	if after.status != statusGood {
+		t.Errorf("command after the aborted CmdSN: %v", after)
 	}
 	if got := tmf(tmfLUNReset, 0, reservedTag, 0); got != tmfComplete {
 		t.Errorf("LUN reset: %d", got)
@@ -352,7 +366,7 @@ func TestIQN(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := IQN(c.prefix, c.uid, c.disk)
+			got, err := diskIQN(c.prefix, c.uid, c.disk)
 			if (err == nil) != c.ok || got != c.want {
 				t.Fatalf("IQN = %q, %v", got, err)
 			}

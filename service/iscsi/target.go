@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +49,9 @@ type Config struct {
 	// initiators to wait before they log in again (whole seconds, at most
 	// 3600); default 1s, about what a bmid restart takes.
 	Time2Wait time.Duration
+	// Reservations keeps the targets' SCSI reservations across restarts;
+	// nil keeps them in memory only, until the target is unexported.
+	Reservations ReservationStore
 }
 
 func (c *Config) setDefaults() {
@@ -79,7 +81,7 @@ func (c *Config) setDefaults() {
 
 // Export describes one target to export.
 type Export struct {
-	// IQN is the target name (see IQN).
+	// IQN is the target name (service/core builds it: core.IQN).
 	IQN string
 	// Volume is the disk, exported as LUN 0. The Target closes it at Unexport.
 	Volume Volume
@@ -121,17 +123,6 @@ var iqnRE = regexp.MustCompile(`^iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9]([a-z0-9.-]*[a-
 
 // ValidIQN reports whether name is a well-formed iqn. name of at most 223 bytes.
 func ValidIQN(name string) bool { return len(name) <= 223 && iqnRE.MatchString(name) }
-
-// IQN builds a disk's target name: "<prefix>:<uid>.<disk id>", e.g.
-// "iqn.2026-11.org.bmi:3f2a.node7-os". prefix is the configured iqn_prefix,
-// uid the BMI instance's identity and disk the disk's id; all are lower-cased.
-func IQN(prefix, uid, disk string) (string, error) {
-	name := strings.ToLower(prefix + ":" + uid + "." + disk)
-	if uid == "" || disk == "" || !ValidIQN(name) {
-		return "", fault.Errorf(fault.Invalid, "invalid target name %q", name)
-	}
-	return name, nil
-}
 
 // export is an Export with its runtime state.
 type export struct {
@@ -245,7 +236,7 @@ func (t *Target) Export(ctx context.Context, e Export) error {
 	}
 	id := deviceIDs.Add(1)
 	key := fmt.Sprintf("vol%d", id)
-	u, err := newLogicalUnit(e.IQN, key, id, e.Volume)
+	u, err := newLogicalUnit(ctx, e.IQN, key, id, e.Volume, t.cfg.Reservations, t.log)
 	if err != nil {
 		return fault.Errorf(fault.Internal, "export %s: %v", e.IQN, err)
 	}
@@ -287,6 +278,28 @@ func (t *Target) Unexport(ctx context.Context, iqn string) error {
 		return fmt.Errorf("unexport %s: close its volume: %w", iqn, err)
 	}
 	t.log.Info("iscsi target unexported", "iqn", iqn, "sessions_closed", len(sess))
+	return nil
+}
+
+// ReleaseReservations forgets every SCSI reservation of the target iqn,
+// exported or not, in memory and in the ReservationStore: the disk is
+// deprovisioned. (service/store also forgets them with the target's row.)
+func (t *Target) ReleaseReservations(ctx context.Context, iqn string) error {
+	if e := t.lookup(iqn); e != nil {
+		e.unit.mu.Lock()
+		err := e.unit.res.forget(ctx)
+		e.unit.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("release the reservations of %s: %w", iqn, err)
+		}
+		return nil
+	}
+	if t.cfg.Reservations == nil {
+		return nil
+	}
+	if err := t.cfg.Reservations.DeleteReservations(ctx, iqn); err != nil {
+		return fmt.Errorf("release the reservations of %s: %w", iqn, err)
+	}
 	return nil
 }
 

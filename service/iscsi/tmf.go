@@ -56,14 +56,7 @@ func (s *session) taskManagement(p *pdu) {
 		}
 		s.mu.Unlock()
 		if t == nil {
-			// RFC 7143 §11.6.1: a task already answered (RefCmdSN within the
-			// window and before this request) counts as aborted.
-			ref := p.u32(32)
-			if snaGT(p.u32(24), ref) || p.u32(24) == ref && p.immediate() {
-				respond(tmfComplete, nil)
-			} else {
-				respond(tmfNoTask, nil)
-			}
+			respond(s.abortMissing(p.u32(32), p.u32(24)), nil)
 			return
 		}
 		s.abortCollecting([]*task{t})
@@ -81,12 +74,49 @@ func (s *session) taskManagement(p *pdu) {
 		}
 		s.mu.Unlock()
 		s.abortCollecting(ts)
+		if fn == tmfLUNReset {
+			s.exp.unit.lunReset()
+		}
 		respond(tmfComplete, ts)
 	case tmfTaskReassign:
 		respond(tmfNoReassign, nil)
 	default: // CLEAR ACA, target resets
 		respond(tmfNotSupported, nil)
 	}
+}
+
+// abortMissing answers an ABORT TASK whose Referenced Task Tag names no
+// task of the session, as RFC 7143 §11.6.1 requires: if RefCmdSN is inside
+// the valid CmdSN window [ExpCmdSN, MaxCmdSN] and before the request's own
+// CmdSN, the command has not been received yet (or waits behind a gap):
+// its CmdSN counts as received, the command is discarded if it arrives,
+// and the answer is "Function complete" (b). Otherwise, notably for a
+// command already executed and answered (its CmdSN is below ExpCmdSN),
+// the answer is "Task does not exist" (c).
+func (s *session) abortMissing(ref, cmdSN uint32) byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inWindow := !snaGT(s.expCmdSN, ref) && !snaGT(ref, s.maxAdv)
+	if !inWindow || !snaGT(cmdSN, ref) {
+		return tmfNoTask
+	}
+	// The command's CmdSN counts as received: if it is the next one
+	// expected, the window moves past it; if a gap precedes it, a NOP-Out
+	// that needs no answer takes its place in the CmdSN order. Either way
+	// the command itself, if it comes, is a duplicate and dropped. (On our
+	// single TCP connection a command the initiator sent before this
+	// request can only be missing if it broke the window; commands it sent
+	// after a missing one wait for that one, as admit orders them.)
+	if ref == s.expCmdSN && len(s.held) == 0 {
+		s.expCmdSN++
+	} else {
+		nop := newPDU(opNOPOut)
+		nop.put32(16, reservedTag)
+		nop.put32(20, reservedTag)
+		nop.put32(24, ref)
+		s.held[ref] = nop
+	}
+	return tmfComplete
 }
 
 // abortCollecting finishes aborted tasks that are still waiting for data

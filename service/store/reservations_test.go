@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/logging"
+)
+
+// TestReservations: the state survives closing and reopening the
+// database, is replaced by a save, needs a recorded target, and goes with
+// the target's row (deprovisioning releases the reservations).
+func TestReservations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bmi.db")
+	s, err := Open(ctx, path, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateProject(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "deb", Kind: core.KindImage, State: core.StateReady}, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "d", Kind: core.KindDisk, ParentID: img.ID, State: core.StateReady}, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const iqn = "iqn.2026-11.org.bmi:u1.2"
+	if err := s.PutTarget(ctx, core.Target{DiskID: disk.ID, IQN: iqn, CHAPUser: "u", CHAPSecret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadReservations(ctx, iqn); err != nil || got != nil {
+		t.Fatalf("LoadReservations before any save = %q, %v; want nil, nil", got, err)
+	}
+	for _, state := range []string{`{"generation":1}`, `{"generation":2,"type":1}`} {
+		if err := s.SaveReservations(ctx, iqn, []byte(state)); err != nil {
+			t.Fatalf("SaveReservations(%s): %v", state, err)
+		}
+	}
+	if err := s.SaveReservations(ctx, "iqn.2026-11.org.bmi:u1.99", []byte(`{}`)); fault.Of(err) != fault.Conflict {
+		t.Fatalf("SaveReservations of an unknown target: %v, want a conflict", err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, path, logging.Discard()) // a restart of bmid
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.LoadReservations(ctx, iqn); err != nil || string(got) != `{"generation":2,"type":1}` {
+		t.Fatalf("LoadReservations after reopen = %q, %v", got, err)
+	}
+	if err := s.DeleteTarget(ctx, disk.ID); err != nil { // deprovision
+		t.Fatal(err)
+	}
+	if got, err := s.LoadReservations(ctx, iqn); err != nil || got != nil {
+		t.Fatalf("LoadReservations after the target's deletion = %q, %v; want nil", got, err)
+	}
+	if err := s.DeleteReservations(ctx, iqn); err != nil {
+		t.Fatalf("DeleteReservations of nothing: %v", err)
+	}
+}
