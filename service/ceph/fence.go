@@ -9,38 +9,32 @@ package ceph
 #include <string.h>
 #include <rbd/librbd.h>
 
-// bmi_break_lock breaks the image's exclusive lock if another client holds
-// it: librbd blocklists that client (rbd_blocklist_on_break_lock, on by
-// default) before it removes the lock, so the old owner can never write
-// again. It writes the owners it broke, space-separated, into out. Returns
-// 0 (also when nobody holds the lock or the image has no exclusive-lock
-// feature) or a negative errno.
-static int bmi_break_lock(rbd_image_t img, const char *self, char *out, size_t outlen) {
-	rbd_lock_mode_t mode;
+// bmi_lock_owners writes the clients holding the image's exclusive lock,
+// newline-separated, into out and their lock mode into mode. Returns 0
+// (also when nobody holds the lock or the image has no exclusive-lock
+// feature: out is then empty) or a negative errno.
+static int bmi_lock_owners(rbd_image_t img, rbd_lock_mode_t *mode, char *out, size_t outlen) {
 	char *owners[16];
 	size_t n = 16;
 	out[0] = 0;
-	int r = rbd_lock_get_owners(img, &mode, owners, &n);
+	int r = rbd_lock_get_owners(img, mode, owners, &n);
 	if (r == -ENOENT || r == -EINVAL) return 0;
 	if (r < 0) return r;
-	int ret = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (strstr(self, owners[i]) != NULL) continue; // never fence ourselves
-		int b = rbd_lock_break(img, mode, owners[i]);
-		if (b < 0 && b != -ENOENT && ret == 0) ret = b;
-		if (b >= 0 && strlen(out) + strlen(owners[i]) + 2 < outlen) {
-			if (out[0]) strcat(out, " ");
+		if (strlen(out) + strlen(owners[i]) + 2 < outlen) {
 			strcat(out, owners[i]);
+			strcat(out, "\n");
 		}
 	}
 	rbd_lock_get_owners_cleanup(owners, n);
-	return ret;
+	return 0;
 }
 */
 import "C"
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"unsafe"
@@ -48,37 +42,89 @@ import (
 
 // FenceStaleOwner makes this process the image's only writer: if another
 // client holds the image's exclusive lock, that client is blocklisted in
-// the OSD map and its lock broken; it returns the owners fenced, by client
-// address (e.g. "10.0.0.2:0/1665656050"). bmid calls it for every disk it exports at start-up:
-// the owner is then the bmid that ran before, killed or lost, whose watch
-// on the image the OSDs keep until osd_client_watch_timeout (30 s by
-// default). Without fencing, the node's first write after the restart
+// the OSD map (once per process, however many images it held) and its
+// lock broken; it returns the owners fenced, by client address (e.g.
+// "10.0.0.2:0/1665656050"). bmid calls it for every disk it exports: at
+// start-up the owner is the bmid that ran before, killed or lost, whose
+// watch on the image the OSDs keep until osd_client_watch_timeout (30 s by
+// default); without fencing, the node's first write after the restart
 // would wait that long for the lock. Fencing is what makes breaking the
 // lock safe: a blocklisted client's I/O is refused by every OSD, so even a
-// previous bmid that is hung rather than dead can never write to the
-// disk again. The caller's cephx user needs the right to blocklist
-// (`profile rbd` on the monitors grants it).
+// previous bmid that is hung rather than dead can never write to the disk
+// again. The caller's cephx user needs the right to blocklist (`profile
+// rbd` on the monitors grants it).
 func (im *Image) FenceStaleOwner(ctx context.Context) ([]string, error) {
+	act := imageAction("fence the lock owner of", im.Name())
 	img, done, err := im.io()
 	if err != nil {
-		return nil, mapError(err, imageAction("fence the lock owner of", im.Name()))
+		return nil, mapError(err, act)
 	}
 	defer done()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// Lock owners are named by their client address with its nonce, e.g.
-	// "127.0.0.1:0/1665656050"; ours is among our own addresses.
-	addrs, err := im.s.conn.GetAddrs()
-	if err != nil || addrs == "" {
-		return nil, mapError(fmt.Errorf("our own client address: %w", err), imageAction("fence the lock owner of", im.Name()))
+	var mode C.rbd_lock_mode_t
+	buf := make([]byte, 4096)
+	if err := retErr(C.bmi_lock_owners(img.img, &mode, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))); err != nil {
+		return nil, mapError(err, act)
 	}
-	self := C.CString(addrs)
-	defer C.free(unsafe.Pointer(self))
-	buf := make([]byte, 1024)
-	ret := C.bmi_break_lock(img.img, self, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
-	if err := retErr(ret); err != nil {
-		return nil, mapError(err, imageAction("fence the lock owner of", im.Name()))
+	owners := strings.Fields(C.GoString((*C.char)(unsafe.Pointer(&buf[0]))))
+	if len(owners) == 0 {
+		return nil, nil
 	}
-	return strings.Fields(C.GoString((*C.char)(unsafe.Pointer(&buf[0])))), nil
+	// Lock owners are named by their client address with its nonce; ours
+	// is among our own addresses.
+	self, err := im.s.conn.GetAddrs()
+	if err != nil || self == "" {
+		return nil, mapError(fmt.Errorf("our own client address: %w", err), act)
+	}
+	var fenced []string
+	for _, o := range owners {
+		if strings.Contains(self, o) {
+			continue // never fence ourselves
+		}
+		if err := im.s.blocklist(o); err != nil {
+			return fenced, mapError(err, act)
+		}
+		co := C.CString(o)
+		// The Store's connection sets rbd_blocklist_on_break_lock=false:
+		// the owner is blocklisted above, once, instead of once per image
+		// with a wait for a new OSD map each time.
+		ret := C.rbd_lock_break(img.img, mode, co)
+		C.free(unsafe.Pointer(co))
+		if ret < 0 && ret != -C.ENOENT {
+			return fenced, mapError(rbdErrno(ret), act)
+		}
+		fenced = append(fenced, o)
+	}
+	return fenced, nil
+}
+
+// blocklist adds addr to the OSD map's blocklist, unless this process
+// already did, and waits until this client has the OSD map that holds it:
+// from then on every request this client sends makes the OSD catch up to
+// that map first, so the blocklisted client's writes are refused before
+// any of ours is applied.
+func (s *Store) blocklist(addr string) error {
+	s.fenceMu.Lock()
+	defer s.fenceMu.Unlock()
+	if s.fenced[addr] {
+		return nil
+	}
+	cmd, err := json.Marshal(map[string]any{"prefix": "osd blocklist", "blocklistop": "add", "addr": addr})
+	if err != nil {
+		return err
+	}
+	if _, status, err := s.conn.MonCommand(cmd); err != nil {
+		return fmt.Errorf("osd blocklist add %s: %w (%s)", addr, err, status)
+	}
+	if err := s.conn.WaitForLatestOSDMap(); err != nil {
+		return fmt.Errorf("wait for the OSD map blocklisting %s: %w", addr, err)
+	}
+	if s.fenced == nil {
+		s.fenced = map[string]bool{}
+	}
+	s.fenced[addr] = true
+	s.log.Warn("blocklisted a previous client that held disks' locks", "client", addr)
+	return nil
 }

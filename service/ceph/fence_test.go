@@ -17,8 +17,9 @@ import (
 )
 
 // TestFenceHelperProcess is not a test: TestFenceStaleOwner runs the test
-// binary with BMI_FENCE_HELPER=<conf>,<pool>,<image> to be the client that
-// takes an image's exclusive lock and is then killed, as a crashed bmid.
+// binary with BMI_FENCE_HELPER=<conf>,<pool>,<image>[,<image>...] to be
+// the client that takes images' exclusive locks and is then killed, as a
+// crashed bmid.
 func TestFenceHelperProcess(t *testing.T) {
 	arg := os.Getenv("BMI_FENCE_HELPER")
 	if arg == "" {
@@ -30,35 +31,47 @@ func TestFenceHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.Open(ctx, f[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := img.WriteAt(bytes.Repeat([]byte{1}, 4096), 0); err != nil { // takes the exclusive lock
-		t.Fatal(err)
-	}
-	if err := img.Flush(); err != nil {
-		t.Fatal(err)
+	for _, name := range f[2:] {
+		img, err := s.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := img.WriteAt(bytes.Repeat([]byte{1}, 4096), 0); err != nil { // takes the exclusive lock
+			t.Fatal(err)
+		}
+		if err := img.Flush(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	os.Stdout.WriteString("LOCKED\n")
 	time.Sleep(10 * time.Minute) // killed by the test
 }
 
-// TestFenceStaleOwner: a client that held an image's exclusive lock is
-// SIGKILLed (a crashed bmid); its watch stays on the image. A new process
-// opening the image fences it: the old client is blocklisted (its watch is
-// gone at once) and its lock broken; the new process writes; fencing again
-// finds nothing to fence (never itself).
+// TestFenceStaleOwner: a client that held two images' exclusive locks is
+// SIGKILLed (a crashed bmid); its watches stay on the images. A new
+// process opening them fences it: the old client is blocklisted once (its
+// watches are gone at once) and both locks broken; the new process
+// writes; fencing again finds nothing to fence (never itself).
 func TestFenceStaleOwner(t *testing.T) {
 	s, p := newStore(t)
 	conf, pool := clusterOf(t)
 	ctx := context.Background()
-	name := p + cephtest.Prefix(t)[1:9] + "-fence"
-	mustOK(t, s.Create(ctx, name, 4<<20))
-	defer cleanup(t, s, name)
+	names := []string{p + cephtest.Prefix(t)[1:9] + "-fence1", p + cephtest.Prefix(t)[1:9] + "-fence2"}
+	for _, n := range names {
+		mustOK(t, s.Create(ctx, n, 4<<20))
+	}
+	defer cleanup(t, s, names...)
+	listed := func() int {
+		out, err := exec.Command("ceph", "--conf", conf, "osd", "blocklist", "ls").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ceph osd blocklist ls: %v\n%s", err, out)
+		}
+		return bytes.Count(out, []byte(":0/"))
+	}
+	before := listed()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFenceHelperProcess$")
-	cmd.Env = append(os.Environ(), "BMI_FENCE_HELPER="+conf+","+pool+","+name)
+	cmd.Env = append(os.Environ(), "BMI_FENCE_HELPER="+conf+","+pool+","+strings.Join(names, ","))
 	out, err := cmd.StdoutPipe()
 	mustOK(t, err)
 	cmd.Stderr = os.Stderr
@@ -72,29 +85,38 @@ func TestFenceStaleOwner(t *testing.T) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 
-	img, err := s.Open(ctx, name)
-	mustOK(t, err)
-	defer img.Close()
-	if st, err := s.Stat(ctx, name); err != nil || st.Watchers != 2 {
-		t.Fatalf("before fencing: watchers %d (%v), want 2: ours and the dead client's", st.Watchers, err)
+	var imgs []*Image
+	for _, n := range names {
+		img, err := s.Open(ctx, n)
+		mustOK(t, err)
+		defer img.Close()
+		imgs = append(imgs, img)
+		if st, err := s.Stat(ctx, n); err != nil || st.Watchers != 2 {
+			t.Fatalf("%s before fencing: watchers %d (%v), want 2: ours and the dead client's", n, st.Watchers, err)
+		}
 	}
-	fenced, err := img.FenceStaleOwner(ctx)
-	mustOK(t, err)
-	if len(fenced) != 1 || !strings.Contains(fenced[0], ":0/") {
-		t.Fatalf("fenced %v, want the dead client", fenced)
+	var dead string
+	for i, n := range names {
+		img := imgs[i]
+		fenced, err := img.FenceStaleOwner(ctx)
+		mustOK(t, err)
+		if len(fenced) != 1 || !strings.Contains(fenced[0], ":0/") || (dead != "" && fenced[0] != dead) {
+			t.Fatalf("%s: fenced %v, want the dead client (%s)", n, fenced, dead)
+		}
+		dead = fenced[0]
+		if st, err := s.Stat(ctx, n); err != nil || st.Watchers != 1 {
+			t.Fatalf("%s after fencing: watchers %d (%v), want 1 (ours): the dead client's watch must be gone", n, st.Watchers, err)
+		}
+		if _, err := img.WriteAt(bytes.Repeat([]byte{2}, 4096), 0); err != nil {
+			t.Fatalf("write after fencing: %v", err)
+		}
+		mustOK(t, img.Flush())
+		if again, err := img.FenceStaleOwner(ctx); err != nil || len(again) != 0 {
+			t.Fatalf("fencing again (we hold the lock now): %v, %v; want nothing fenced", again, err)
+		}
 	}
-	if st, err := s.Stat(ctx, name); err != nil || st.Watchers != 1 {
-		t.Fatalf("after fencing: watchers %d (%v), want 1 (ours): the dead client's watch must be gone", st.Watchers, err)
-	}
-	bl, err := exec.Command("ceph", "--conf", conf, "osd", "blocklist", "ls").CombinedOutput()
-	if err != nil || !bytes.Contains(bl, []byte(fenced[0])) {
-		t.Fatalf("ceph osd blocklist ls: %v\n%s", err, bl)
-	}
-	if _, err := img.WriteAt(bytes.Repeat([]byte{2}, 4096), 0); err != nil {
-		t.Fatalf("write after fencing: %v", err)
-	}
-	mustOK(t, img.Flush())
-	if again, err := img.FenceStaleOwner(ctx); err != nil || len(again) != 0 {
-		t.Fatalf("fencing again (we hold the lock now): %v, %v; want nothing fenced", again, err)
+	// One blocklist entry for the dead client, however many locks it held.
+	if got := listed() - before; got != 1 {
+		t.Fatalf("%d new blocklist entries, want 1 (the dead client, once)", got)
 	}
 }

@@ -59,6 +59,9 @@ type Store struct {
 	imagesMu sync.Mutex
 	images   map[*Image]struct{} // open images, closed by Close
 
+	fenceMu sync.Mutex
+	fenced  map[string]bool // client addresses this process blocklisted (Image.FenceStaleOwner)
+
 	// asynchronous reads in flight on all images (Image.ReadAsync)
 	asyncOps, asyncBytes atomic.Int64
 }
@@ -99,6 +102,11 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		// the Objecter's in-flight budget, Image.ReadAsync keeps clear of
 		// (asyncMaxOps, asyncMaxBytes).
 		"rbd_non_blocking_aio": "false",
+		// Image.FenceStaleOwner blocklists a dead lock owner itself, once
+		// for all its images, before it breaks their locks; librbd would
+		// blocklist it again for every image and wait for a new OSD map
+		// each time (8 disks of a killed bmid: 11 s instead of 2).
+		"rbd_blocklist_on_break_lock": "false",
 	}
 	if cfg.Keyring != "" {
 		opts["keyring"] = cfg.Keyring
