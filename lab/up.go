@@ -21,11 +21,14 @@ import (
 	"github.com/bmi-go/bmi/service/fault"
 )
 
-// Ports of the lab's services on the lab end of the host link (and, for
-// the API, on the provisioning bridge, where nodes fetch their scripts).
+// Ports of the lab's services on the lab end of the host link; BootPort
+// is on the provisioning bridge, where nodes fetch their scripts (the API
+// does not answer there).
 const (
 	HILPort = 5000
 	APIPort = 8080
+	// BootPort is bmid's boot HTTP listener (iPXE scripts) on the bridge.
+	BootPort = 8081
 )
 
 // GoldenImage is the name of the golden image `up` uploads into Project.
@@ -90,7 +93,7 @@ log:
   format: json
   level: info
 api:
-  listen: 0.0.0.0:{{.APIPort}}
+  listen: {{.LabAddr}}:{{.APIPort}}
 state:
   path: {{.Dir}}/bmid/bmid.db
 ceph:
@@ -108,7 +111,8 @@ iscsi:
   portal: {{.BridgeAddr}}:3260
 boot:
   interfaces: [{{.Bridge}}]
-  base_url: http://{{.BridgeAddr}}:{{.APIPort}}
+  base_url: http://{{.BridgeAddr}}:{{.BootPort}}
+  http_listen: {{.BridgeAddr}}:{{.BootPort}}
   dhcp:
     mode: server
     range_start: {{.RangeStart}}
@@ -205,7 +209,7 @@ func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
 	var b bytes.Buffer
 	err = bmidConfig.Execute(&b, map[string]any{
 		"HILUser": HILBMIUser, "HILPasswordFile": pwFile,
-		"AdminProject": AdminProject, "APIPort": APIPort, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
+		"AdminProject": AdminProject, "APIPort": APIPort, "BootPort": BootPort, "LabAddr": l.LabAddr, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
 		"Keyring": ceph.KeyringPath(), "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
 		"BridgeAddr": br, "Bridge": l.Bridge, "RangeStart": prefix + ".100", "RangeEnd": prefix + ".199",
 		"Netmask": "255.255.255.0",

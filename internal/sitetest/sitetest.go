@@ -42,6 +42,10 @@ type Options struct {
 type Site struct {
 	// URL is bmid's API base URL.
 	URL string
+	// BootURL is the base URL of the boot listener (iPXE scripts). The
+	// in-process site has no DHCP, so it serves scripts without the lease
+	// and token checks (boot.ipxe.require_lease, script_token off).
+	BootURL string
 	// HILURL is the HIL bmid talks to.
 	HILURL string
 	// Config is bmid's configuration (Ceph conf and pool, portal...).
@@ -91,6 +95,8 @@ func Start(tb testing.TB, o Options) *Site {
 	cfg.API.Listen = FreeAddr(tb)
 	portal := FreeAddr(tb)
 	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
+	cfg.Boot.HTTPListen = FreeAddr(tb)
+	cfg.Boot.IPXE.RequireLease, cfg.Boot.IPXE.ScriptToken = false, false
 	if o.TFTPRoot != "" {
 		cfg.Boot.TFTP.Root = o.TFTPRoot
 	}
@@ -126,7 +132,7 @@ func Start(tb testing.TB, o Options) *Site {
 			tb.Fatalf("bmid not ready within %v", o.ReadyWait)
 		}
 	}
-	return &Site{URL: base, HILURL: o.HILURL, Config: cfg, Daemon: d}
+	return &Site{URL: base, BootURL: "http://" + cfg.Boot.HTTPListen, HILURL: o.HILURL, Config: cfg, Daemon: d}
 }
 
 // FreeAddr returns a loopback address with a port free at the time.

@@ -134,9 +134,18 @@ type Boot struct {
 	// Interfaces are the network interfaces DHCP answers on; empty means no
 	// DHCP at all (a site whose own DHCP server chains to our iPXE scripts).
 	Interfaces []string `yaml:"interfaces"`
-	// BaseURL is the URL nodes fetch their iPXE scripts from (this bmid's
-	// API address as seen from the provisioning network).
+	// BaseURL is the URL nodes fetch their iPXE scripts from: HTTPListen
+	// as seen from the provisioning network.
 	BaseURL string `yaml:"base_url"`
+	// HTTPListen is the host:port of the provisioning network's own HTTP
+	// listener, which serves iPXE scripts and binaries and nothing else
+	// (the API and /metrics never answer there); empty: no boot HTTP.
+	HTTPListen string `yaml:"http_listen"`
+	// RequirePowerOn answers DHCP and serves scripts for a node's MAC only
+	// while HIL reports the node powered on, so a host that takes a
+	// powered-off node's MAC gets neither its lease nor its script. It
+	// needs hil.user (BMI's HIL account asks the power status).
+	RequirePowerOn bool `yaml:"require_power_on"`
 	// DHCP configures the DHCP server.
 	DHCP DHCP `yaml:"dhcp"`
 	// TFTP configures the TFTP server for iPXE binaries.
@@ -168,6 +177,11 @@ type IPXE struct {
 	// RequireLease serves a node's script (with its CHAP secret) only to
 	// the address BMI's DHCP leased to the node (server mode only).
 	RequireLease bool `yaml:"require_lease"`
+	// ScriptToken puts a random one-time token into the script URL of
+	// each DHCP answer to iPXE; a script is served only with an unused,
+	// unexpired token issued for its MAC. It needs bmid's DHCP (server or
+	// proxy mode) and is proxy mode's counterpart of RequireLease.
+	ScriptToken bool `yaml:"script_token"`
 }
 
 // BootFaults injects faults per boot service.
@@ -274,7 +288,9 @@ func Default() Config {
 		Boot: Boot{
 			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour, IPv6RA: true},
 			TFTP: TFTP{Root: "/usr/lib/ipxe", Preload: []string{"ipxe.efi"}},
-			IPXE: IPXE{Attempts: 4, RetryDelay: 2 * time.Second, RebootDelay: 10 * time.Second, NoConfigPause: 5 * time.Second},
+			IPXE: IPXE{Attempts: 4, RetryDelay: 2 * time.Second, RebootDelay: 10 * time.Second, NoConfigPause: 5 * time.Second,
+				RequireLease: true, ScriptToken: true},
+			RequirePowerOn: true,
 		},
 	}
 }

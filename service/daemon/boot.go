@@ -27,12 +27,12 @@ type bootSpecs struct {
 	store  *store.SQLite
 	portal string // host of the iSCSI portal nodes log in to
 	port   int
+	power  *powerGate // nil: boot.require_power_on is off
 }
 
 var (
-	_ ipxe.BootSpecs     = bootSpecs{}
-	_ ipxe.NodeBootSpecs = bootSpecs{}
-	_ dhcpd.Nodes        = bootSpecs{}
+	_ ipxe.BootSpecs = bootSpecs{}
+	_ dhcpd.Nodes    = bootSpecs{}
 )
 
 func (b bootSpecs) spec(bc core.BootConfig, t core.Target) ipxe.Spec {
@@ -45,28 +45,18 @@ func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spe
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
+	if err := b.power.allow(ctx, bc.Node); err != nil {
+		return ipxe.Spec{}, err
+	}
 	return b.spec(bc, t), nil
-}
-
-func (b bootSpecs) NodeBootSpec(ctx context.Context, node string) (ipxe.Spec, net.HardwareAddr, error) {
-	bc, err := b.store.Boot(ctx, node)
-	if err != nil {
-		return ipxe.Spec{}, nil, err
-	}
-	mac, err := net.ParseMAC(bc.MAC)
-	if err != nil {
-		return ipxe.Spec{}, nil, fault.Errorf(fault.Internal, "boot config of node %q: MAC %q: %v", node, bc.MAC, err)
-	}
-	_, t, err := b.svc.BootTarget(ctx, bc.MAC)
-	if err != nil {
-		return ipxe.Spec{}, nil, err
-	}
-	return b.spec(bc, t), mac, nil
 }
 
 func (b bootSpecs) BootNode(ctx context.Context, mac net.HardwareAddr) (string, error) {
 	bc, _, err := b.svc.BootTarget(ctx, mac.String())
-	return bc.Node, err
+	if err != nil {
+		return "", err
+	}
+	return bc.Node, b.power.allow(ctx, bc.Node)
 }
 
 // splitPortal splits "host:port" (port default 3260).

@@ -39,6 +39,7 @@ type Daemon struct {
 	api      *apiserver.Server
 	dhcp     *dhcpd.Server
 	tftp     *tftpd.Server
+	bootHTTP *ipxe.Server
 	timeline *boot.Timeline
 	hilURL   string
 }
@@ -98,40 +99,63 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port}
+	if cfg.Boot.RequirePowerOn {
+		if deps.Networks == nil {
+			log.Warn("boot.require_power_on is set but hil.user is not: bmid cannot ask HIL whether a node is on, " +
+				"so a host that takes a powered-off node's MAC gets its lease and script")
+		} else {
+			specs.power = &powerGate{hil: hc, cred: deps.Networks.(hilNetworks).cred, onTTL: 2 * time.Second,
+				now: time.Now, log: log.With("component", "boot").Warn, on: map[string]time.Time{}}
+		}
+	}
 	if err := d.buildBoot(specs); err != nil {
 		return nil, err
 	}
-	if err := d.buildAPI(specs); err != nil {
+	if err := d.buildBootHTTP(specs); err != nil {
+		return nil, err
+	}
+	d.api, err = apiserver.New(apiserver.Config{Ops: d.svc, Log: d.log.With("component", "api"), Ready: d.ready,
+		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes})
+	if err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *Daemon) buildAPI(specs bootSpecs) error {
-	var err error
-	d.api, err = apiserver.New(apiserver.Config{Ops: d.svc, Log: d.log.With("component", "api"), Ready: d.ready,
-		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes})
+// buildBootHTTP builds the provisioning network's own HTTP listener
+// (boot.http_listen): iPXE scripts and binaries, never the API.
+func (d *Daemon) buildBootHTTP(specs bootSpecs) error {
+	c := d.cfg.Boot
+	if c.HTTPListen == "" {
+		return nil
+	}
+	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(c.IPXE))
 	if err != nil {
 		return err
 	}
-	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(d.cfg.Boot.IPXE))
-	if err != nil {
-		return err
-	}
-	h := &ipxe.Handler{Specs: specs, Nodes: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
-		Recorder: d.timeline, Faults: boot.FaultsFromConfig(d.cfg.Boot.Faults.HTTP), RequireLease: d.cfg.Boot.IPXE.RequireLease}
+	h := &ipxe.Handler{Specs: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
+		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease}
 	if d.dhcp != nil {
 		h.Clients = d.dhcp
 	}
-	if h.RequireLease && h.Clients == nil {
-		return fmt.Errorf("boot.ipxe.require_lease needs bmid's DHCP server (boot.interfaces)")
+	if h.RequireLease && (d.dhcp == nil || d.dhcp.Mode == dhcpd.ModeProxy) {
+		return fmt.Errorf("boot.ipxe.require_lease needs bmid's DHCP in server mode (boot.interfaces, boot.dhcp.mode: server); " +
+			"in proxy mode turn it off and keep boot.ipxe.script_token")
 	}
-	if d.cfg.Boot.TFTP.Root != "" {
-		if st, err := os.Stat(d.cfg.Boot.TFTP.Root); err == nil && st.IsDir() {
-			h.Files = os.DirFS(d.cfg.Boot.TFTP.Root)
+	if c.IPXE.ScriptToken {
+		if d.dhcp == nil {
+			return fmt.Errorf("boot.ipxe.script_token needs bmid's DHCP (boot.interfaces): the token travels in its answer")
+		}
+		h.Tokens = ipxe.NewTokens(nil)
+		d.dhcp.Tokens = h.Tokens
+	}
+	if c.TFTP.Root != "" {
+		if st, err := os.Stat(c.TFTP.Root); err == nil && st.IsDir() {
+			h.Files = os.DirFS(c.TFTP.Root)
 		}
 	}
-	return d.api.Mount("/boot/", h)
+	d.bootHTTP = &ipxe.Server{Addr: c.HTTPListen, Handler: h, Log: d.log.With("component", "ipxe")}
+	return nil
 }
 
 func (d *Daemon) buildBoot(specs bootSpecs) error {
@@ -200,8 +224,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.tftp != nil {
 		g.Go(func() error { return d.tftp.Serve(gctx) })
 	}
+	if d.bootHTTP != nil {
+		g.Go(func() error { return d.bootHTTP.Serve(gctx) })
+	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
-	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen)
+	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen, "boot_http", d.cfg.Boot.HTTPListen)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -94,6 +94,11 @@ func siteConfig(t testing.TB, uid, hilURL, stateDir string) config.Config {
 	portal := freeAddr(t)
 	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
 	cfg.Boot.TFTP.Root = "/usr/lib/ipxe"
+	// No DHCP here: scripts are fetched straight from the boot listener,
+	// so the lease and token checks (tested in service/ipxe and by the
+	// namespace attack test) are off; the power check stays on.
+	cfg.Boot.HTTPListen = freeAddr(t)
+	cfg.Boot.IPXE.RequireLease, cfg.Boot.IPXE.ScriptToken = false, false
 	cfg.HIL.ProvisioningNetwork, cfg.HIL.User = "bmi-provision", "bmi"
 	cfg.HIL.PasswordFile = filepath.Join(stateDir, "hil-password")
 	if err := os.WriteFile(cfg.HIL.PasswordFile, []byte("bmi-secret\n"), 0o600); err != nil {
@@ -146,9 +151,19 @@ func (s *site) waitReady() {
 	s.t.Fatal("bmid not ready within 60 s")
 }
 
+// get fetches path from the boot listener (/boot/...) or the API.
 func (s *site) get(path string) (int, string) {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.cfg.API.Listen + path)
+	addr := s.cfg.API.Listen
+	if strings.HasPrefix(path, "/boot/") {
+		addr = s.cfg.Boot.HTTPListen
+	}
+	return s.getFrom(addr, path)
+}
+
+func (s *site) getFrom(addr, path string) (int, string) {
+	s.t.Helper()
+	resp, err := http.Get("http://" + addr + path)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -212,6 +227,19 @@ func TestEndToEnd(t *testing.T) {
 	// Provision put the node's NIC on the provisioning network (HIL says so).
 	if nets := s.nicNetworks("node-01", "eth0"); nets["vlan/native"] != "bmi-provision" {
 		t.Fatalf("node-01/eth0 networks after provision: %v", nets)
+	}
+	// While HIL says node-01 is off, its MAC gets no script with a secret:
+	// the request cannot come from the node.
+	if code, script := s.get("/boot/52:54:00:00:01:01.ipxe"); code != 200 || !strings.Contains(script, "BMI-NO-BOOT-CONFIG") ||
+		strings.Contains(script, d1.Target.CHAPSecret) {
+		t.Fatalf("script of a powered-off node = %d\n%s", code, script)
+	}
+	if err := hil.New(s.cfg.HIL.URL, nil).PowerOn(ctx, hil.Credentials{User: alice.User, Password: alice.Password}, "node-01"); err != nil {
+		t.Fatal(err)
+	}
+	// The API listener serves no boot scripts.
+	if code, body := s.getFrom(s.cfg.API.Listen, "/boot/52:54:00:00:01:01.ipxe"); code != 404 || strings.Contains(body, d1.Target.CHAPSecret) {
+		t.Fatalf("GET /boot/... on the API listener = %d %s, want 404", code, body)
 	}
 	// The node's script names its target; a real initiator logs in with CHAP.
 	code, script := s.get("/boot/52:54:00:00:01:01.ipxe")
