@@ -77,7 +77,9 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		}
 		if lerr != nil {
 			var le *loginError
-			if errors.As(lerr, &le) && (le.status == loginAuthFailed || le.status == loginForbidden) {
+			authFailed := errors.As(lerr, &le) && (le.status == loginAuthFailed || le.status == loginForbidden)
+			t.loginDone(l, false, authFailed, lerr.Error())
+			if authFailed {
 				t.log.Warn("iscsi login refused", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "reason", le.msg)
 			} else {
 				t.log.Info("iscsi login refused", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "reason", lerr.Error())
@@ -86,6 +88,7 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		}
 		last = req
 	}
+	t.loginDone(l, true, false, "")
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
@@ -110,6 +113,19 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		t.log.Info("iscsi session ended", "target", s.exp.IQN, "initiator", l.initiator, "remote", s.addr)
 	}
 	return err
+}
+
+// loginDone tells the guard how a login ended.
+func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
+	if t.cfg.Guard == nil {
+		return
+	}
+	ev := LoginEvent{Remote: l.remote, Initiator: l.initiator, User: l.chapUser, Discovery: l.discovery,
+		OK: ok, AuthFailed: authFailed, Reason: reason}
+	if l.exp != nil {
+		ev.Target = l.exp.IQN
+	}
+	t.cfg.Guard.Done(ev)
 }
 
 // newTSIH returns a non-zero session handle.

@@ -46,6 +46,8 @@ func refuse(status uint16, format string, args ...any) *loginError {
 type login struct {
 	t      *Target
 	remote string // initiator's address (no port)
+	// chapUser is the CHAP user name the initiator gave (for the guard).
+	chapUser string
 
 	started     bool
 	isid        [6]byte
@@ -184,6 +186,9 @@ func (l *login) first(req *pdu, kvs []keyValue) *loginError {
 		return refuse(loginMissingParam, "no InitiatorName")
 	}
 	l.initiator = name
+	if g := l.t.cfg.Guard; g != nil && !g.Allow(l.remote, name) {
+		return refuse(loginThrottled, "too many failed logins from %s or as %s: throttled", l.remote, name)
+	}
 	l.alias, _ = get("InitiatorAlias")
 	st, _ := get("SessionType")
 	switch st {
@@ -304,6 +309,7 @@ func (l *login) chooseAuth(offer []string) (string, *loginError) {
 // verifyCHAP checks CHAP_N/CHAP_R and answers a mutual challenge.
 func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 	user := vals["CHAP_N"]
+	l.chapUser = user
 	resp, err := decodeBinary(vals["CHAP_R"])
 	if err != nil || user == "" {
 		return nil, refuse(loginAuthFailed, "malformed CHAP response from %s", l.initiator)

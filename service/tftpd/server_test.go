@@ -2,8 +2,8 @@ package tftpd
 
 import (
 	"bytes"
-	"io"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
