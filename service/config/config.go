@@ -32,6 +32,26 @@ type Config struct {
 	ISCSI ISCSI `yaml:"iscsi"`
 	// Boot configures the network boot services (DHCP, TFTP, iPXE scripts).
 	Boot Boot `yaml:"boot"`
+	// Security bounds failed authentication attempts.
+	Security Security `yaml:"security"`
+}
+
+// Security bounds failed authentication attempts: a token bucket per
+// source address and per user (API) or initiator name (iSCSI) that each
+// failure drains; an empty bucket is refused (429, or a login reject)
+// before its credentials are checked, and refills one failure per
+// interval.
+type Security struct {
+	// AuthFailBurst is how many failed API authentications a source or a
+	// user may have at once.
+	AuthFailBurst int `yaml:"auth_fail_burst"`
+	// AuthFailInterval is how often one more failure is allowed.
+	AuthFailInterval time.Duration `yaml:"auth_fail_interval"`
+	// LoginFailBurst is how many failed iSCSI logins a source or an
+	// initiator name may have at once.
+	LoginFailBurst int `yaml:"login_fail_burst"`
+	// LoginFailInterval is how often one more failed login is allowed.
+	LoginFailInterval time.Duration `yaml:"login_fail_interval"`
 }
 
 // Log configures logging.
@@ -292,5 +312,7 @@ func Default() Config {
 				RequireLease: true, ScriptToken: true},
 			RequirePowerOn: true,
 		},
+		Security: Security{AuthFailBurst: 10, AuthFailInterval: 6 * time.Second,
+			LoginFailBurst: 10, LoginFailInterval: 6 * time.Second},
 	}
 }

@@ -85,6 +85,10 @@ func (c Config) checks() []check {
 		{"boot.faults.tftp.delay", nonNegative(int64(c.Boot.Faults.TFTP.Delay))},
 		{"boot.faults.http.drop_percent", between(int64(c.Boot.Faults.HTTP.DropPercent), 0, 100)},
 		{"boot.faults.http.delay", nonNegative(int64(c.Boot.Faults.HTTP.Delay))},
+		{"security.auth_fail_burst", between(int64(c.Security.AuthFailBurst), 1, 100000)},
+		{"security.auth_fail_interval", positive(int64(c.Security.AuthFailInterval))},
+		{"security.login_fail_burst", between(int64(c.Security.LoginFailBurst), 1, 100000)},
+		{"security.login_fail_interval", positive(int64(c.Security.LoginFailInterval))},
 	}
 	if len(c.Boot.Interfaces) > 0 && c.Boot.DHCP.Mode == "server" {
 		out = append(out,

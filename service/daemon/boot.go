@@ -28,6 +28,8 @@ type bootSpecs struct {
 	portal string // host of the iSCSI portal nodes log in to
 	port   int
 	power  *powerGate // nil: boot.require_power_on is off
+	// initiator names a node's initiator (the name its ACL entry has).
+	initiator func(node string) string
 }
 
 var (
@@ -37,7 +39,8 @@ var (
 
 func (b bootSpecs) spec(bc core.BootConfig, t core.Target) ipxe.Spec {
 	return ipxe.Spec{Node: bc.Node, Disk: bc.Disk, Portal: b.portal, Port: b.port, LUN: 0, TargetIQN: t.IQN,
-		CHAP: &ipxe.CHAP{User: t.CHAPUser, Secret: logging.Secret(t.CHAPSecret)}}
+		InitiatorIQN: b.initiator(bc.Node),
+		CHAP:         &ipxe.CHAP{User: t.CHAPUser, Secret: logging.Secret(t.CHAPSecret)}}
 }
 
 func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spec, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/dhcpd"
+	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/iscsi"
@@ -40,6 +41,7 @@ type Daemon struct {
 	dhcp     *dhcpd.Server
 	tftp     *tftpd.Server
 	bootHTTP *ipxe.Server
+	sec      *security
 	timeline *boot.Timeline
 	hilURL   string
 }
@@ -73,14 +75,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if !cfg.ISCSI.CHAP {
 		log.Warn("iSCSI CHAP is OFF: any host on the provisioning network can log in to any disk; use this for tests only")
 	}
-	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP},
-		log.With("component", "iscsi")); err != nil {
+	d.sec = &security{db: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, log: log.With("component", "security"),
+		logins: guard.New(cfg.Security.LoginFailInterval, cfg.Security.LoginFailBurst, nil)}
+	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
+		Guard: d.sec}, log.With("component", "iscsi")); err != nil {
 		return nil, err
 	}
+	d.sec.target = d.target
 	hc := hil.New(cfg.HIL.URL, &http.Client{Timeout: cfg.HIL.Timeout},
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
-	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph},
+	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec},
 		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
@@ -98,7 +103,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		ProvisioningNetwork: cfg.HIL.ProvisioningNetwork, Channel: cfg.HIL.Channel}, deps); err != nil {
 		return nil, err
 	}
-	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port}
+	d.sec.svc = d.svc
+	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port, initiator: d.sec.nodeIQN}
 	if cfg.Boot.RequirePowerOn {
 		if deps.Networks == nil {
 			log.Warn("boot.require_power_on is set but hil.user is not: bmid cannot ask HIL whether a node is on, " +
@@ -114,8 +120,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.buildBootHTTP(specs); err != nil {
 		return nil, err
 	}
-	d.api, err = apiserver.New(apiserver.Config{Ops: d.svc, Log: d.log.With("component", "api"), Ready: d.ready,
-		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes})
+	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec}, Log: d.log.With("component", "api"), Ready: d.ready,
+		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
+		Security: d.sec, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil)})
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +222,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, p := range rep.Errors {
 		d.log.Warn("start-up reconcile", "problem", p)
 	}
+	d.sec.syncAll(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.api.Serve(gctx) })
 	g.Go(func() error { return d.target.Serve(gctx) })

@@ -1,0 +1,236 @@
+//go:build ceph_preview
+
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/bmi-go/bmi/service/api"
+	"github.com/bmi-go/bmi/service/apiserver"
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/guard"
+	"github.com/bmi-go/bmi/service/iscsi"
+	"github.com/bmi-go/bmi/service/store"
+)
+
+// security keeps the iSCSI initiator ACLs and the audit log, bounds failed
+// iSCSI logins, and serves both to the API.
+//
+// A disk's effective ACL is the names added through the API plus the
+// initiator name of every node whose boot config boots the disk (the name
+// its boot script sets); it is applied to the target after every export
+// and every change of boot configs or ACLs. An empty ACL lets no one in.
+type security struct {
+	svc    *core.Service
+	db     *store.SQLite
+	target *iscsi.Target
+	prefix string // iscsi.iqn_prefix
+	uid    string
+	log    *slog.Logger
+	logins *guard.Limiter
+}
+
+var (
+	_ apiserver.Security = (*security)(nil)
+	_ iscsi.LoginGuard   = (*security)(nil)
+)
+
+func (s *security) nodeIQN(node string) string { return iscsi.NodeInitiator(s.prefix, s.uid, node) }
+
+// nodes returns the initiator names of the nodes that boot t's disk.
+func (s *security) nodes(ctx context.Context, t core.Target) ([]string, error) {
+	boots, err := s.db.Boots(ctx, "", t.DiskID)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, b := range boots {
+		out = append(out, s.nodeIQN(b.Node))
+	}
+	return out, nil
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// syncAll applies the effective ACL of every exported target.
+func (s *security) syncAll(ctx context.Context) {
+	ts, err := s.db.Targets(ctx)
+	if err != nil {
+		s.log.Warn("initiator ACLs not applied", "err", err)
+		return
+	}
+	for _, t := range ts {
+		nodes, err := s.nodes(ctx, t)
+		if err != nil {
+			s.log.Warn("initiator ACL not applied", "iqn", t.IQN, "err", err)
+			continue
+		}
+		err = s.target.SetInitiators(ctx, t.IQN, union(t.Initiators, nodes))
+		if err != nil && !errorsIsNotFound(err) {
+			s.log.Warn("initiator ACL not applied", "iqn", t.IQN, "err", err)
+		}
+	}
+}
+
+func errorsIsNotFound(err error) bool { return fault.Of(err) == fault.NotFound }
+
+// find returns the target of project's disk, checking who is a member.
+func (s *security) find(ctx context.Context, who core.Principal, project, disk string) (core.TargetInfo, error) {
+	infos, err := s.svc.ListTargets(ctx, who, project)
+	if err != nil {
+		return core.TargetInfo{}, err
+	}
+	for _, ti := range infos {
+		if ti.Disk == disk {
+			return ti, nil
+		}
+	}
+	return core.TargetInfo{}, fault.Errorf(fault.NotFound, "disk %q of project %q has no iSCSI target", disk, project)
+}
+
+func (s *security) aclOf(ctx context.Context, project, disk string, t core.Target) (api.ACL, error) {
+	nodes, err := s.nodes(ctx, t)
+	if err != nil {
+		return api.ACL{}, err
+	}
+	inits := union(t.Initiators, nil)
+	return api.ACL{Project: project, Disk: disk, IQN: t.IQN, Initiators: inits, Nodes: nodes, Effective: union(inits, nodes)}, nil
+}
+
+// ACL implements apiserver.Security.
+func (s *security) ACL(ctx context.Context, who core.Principal, project, disk string) (api.ACL, error) {
+	ti, err := s.find(ctx, who, project, disk)
+	if err != nil {
+		return api.ACL{}, err
+	}
+	return s.aclOf(ctx, project, disk, ti.Target)
+}
+
+// ChangeACL implements apiserver.Security.
+func (s *security) ChangeACL(ctx context.Context, who core.Principal, project, disk string, ch api.ACLChange) (api.ACL, error) {
+	ti, err := s.find(ctx, who, project, disk)
+	if err != nil {
+		return api.ACL{}, err
+	}
+	t, err := s.db.Target(ctx, ti.DiskID)
+	if err != nil {
+		return api.ACL{}, err
+	}
+	for _, n := range ch.Add {
+		if !iscsi.ValidIQN(n) {
+			return api.ACL{}, fault.Errorf(fault.Invalid, "initiator name %.80q is not a valid iqn. name", n)
+		}
+	}
+	t.Initiators = slices.DeleteFunc(union(t.Initiators, ch.Add), func(n string) bool { return slices.Contains(ch.Remove, n) })
+	if err := s.db.PutTarget(ctx, t); err != nil {
+		return api.ACL{}, err
+	}
+	s.syncAll(ctx)
+	return s.aclOf(ctx, project, disk, t)
+}
+
+// Audit implements apiserver.Security: administrators only (listing every
+// project's targets is the core's admin check).
+func (s *security) Audit(ctx context.Context, who core.Principal, q api.AuditQuery) ([]api.AuditEntry, error) {
+	if _, err := s.svc.ListTargets(ctx, who, ""); err != nil {
+		return nil, err
+	}
+	es, err := s.db.Audit(ctx, store.AuditFilter{Kind: q.Kind, Actor: q.Actor, Source: q.Source, Limit: q.Limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.AuditEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, api.AuditEntry{ID: e.ID, At: e.At, Kind: e.Kind, Actor: e.Actor, Source: e.Source,
+			Action: e.Action, Object: e.Object, Outcome: e.Outcome, Detail: e.Detail})
+	}
+	return out, nil
+}
+
+// Record implements apiserver.Security: one structured log line and one
+// row per entry.
+func (s *security) Record(ctx context.Context, e api.AuditEntry) {
+	s.log.Info("audit", "kind", e.Kind, "actor", e.Actor, "remote", e.Source, "action", e.Action,
+		"object", e.Object, "outcome", e.Outcome, "detail", e.Detail)
+	if err := s.db.AppendAudit(ctx, store.AuditEntry{Kind: e.Kind, Actor: e.Actor, Source: e.Source, Action: e.Action,
+		Object: e.Object, Outcome: e.Outcome, Detail: e.Detail}); err != nil {
+		s.log.Error("audit entry not stored", "err", err)
+	}
+}
+
+// Allow implements iscsi.LoginGuard: a source or initiator name with too
+// many failed logins is refused before its credentials are checked.
+func (s *security) Allow(remote, initiator string) bool {
+	return !s.logins.Throttled("ip:"+remote) && !s.logins.Throttled("iqn:"+initiator)
+}
+
+// Done implements iscsi.LoginGuard.
+func (s *security) Done(ev iscsi.LoginEvent) {
+	outcome := "ok"
+	switch {
+	case ev.OK:
+	case strings.Contains(ev.Reason, "throttled"):
+		outcome = "throttled"
+	default:
+		outcome = "refused"
+	}
+	if ev.AuthFailed {
+		s.logins.Fail("ip:" + ev.Remote)
+		s.logins.Fail("iqn:" + ev.Initiator)
+	}
+	action := "login"
+	if ev.Discovery {
+		action = "discovery"
+	}
+	detail := ev.Reason
+	if ev.User != "" {
+		detail = strings.TrimSpace("chap_user=" + ev.User + " " + detail)
+	}
+	s.Record(context.Background(), api.AuditEntry{Kind: "iscsi", Actor: ev.Initiator, Source: ev.Remote,
+		Action: action, Object: ev.Target, Outcome: outcome, Detail: detail})
+}
+
+// aclOps is the core with the ACLs kept in step: after every operation
+// that changes which disk a node boots or what is exported.
+type aclOps struct {
+	*core.Service
+	sec *security
+}
+
+func (o aclOps) ExportDisk(ctx context.Context, who core.Principal, project, disk string) (core.Target, error) {
+	t, err := o.Service.ExportDisk(ctx, who, project, disk)
+	o.sec.syncAll(ctx)
+	return t, err
+}
+
+func (o aclOps) SetBoot(ctx context.Context, who core.Principal, project, node, nic, disk string) (core.BootConfig, error) {
+	b, err := o.Service.SetBoot(ctx, who, project, node, nic, disk)
+	o.sec.syncAll(ctx)
+	return b, err
+}
+
+func (o aclOps) ClearBoot(ctx context.Context, who core.Principal, project, node string) error {
+	err := o.Service.ClearBoot(ctx, who, project, node)
+	o.sec.syncAll(ctx)
+	return err
+}
+
+func (o aclOps) Provision(ctx context.Context, who core.Principal, project, node, image, nic string) (core.DiskInfo, error) {
+	d, err := o.Service.Provision(ctx, who, project, node, image, nic)
+	o.sec.syncAll(ctx)
+	return d, err
+}
+
+func (o aclOps) Deprovision(ctx context.Context, who core.Principal, project, node, nic string) error {
+	err := o.Service.Deprovision(ctx, who, project, node, nic)
+	o.sec.syncAll(ctx)
+	return err
+}
