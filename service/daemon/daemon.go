@@ -248,18 +248,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 // step (or whose rollback did not finish) are retried.
 const retryInterval = 30 * time.Second
 
-// retryLoop retries failed operations until ctx ends.
+// aclInterval is how often every target's initiator ACL is applied again
+// from the state DB, for changes made outside the API (operations the
+// journal finished, another process on the same DB).
+const aclInterval = 5 * time.Second
+
+// retryLoop retries failed operations until ctx ends, and keeps the
+// initiator ACLs in step.
 func (d *Daemon) retryLoop(ctx context.Context) {
 	t := time.NewTicker(retryInterval)
 	defer t.Stop()
+	acl := time.NewTicker(aclInterval)
+	defer acl.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-acl.C:
+			d.sec.syncAll(ctx)
 		case <-t.C:
 			if err := d.svc.RetryFailed(ctx); err != nil {
 				d.log.Warn("retry of failed operations", "err", err)
 			}
+			d.sec.syncAll(ctx)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/hil"
+	"github.com/bmi-go/bmi/service/iscsi"
 	"github.com/bmi-go/bmi/service/hilmock"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -200,6 +201,11 @@ func iscsiURL(portal string, t core.Target) string {
 	return fmt.Sprintf("iscsi://%s%%%s@%s/%s/0", t.CHAPUser, t.CHAPSecret, portal, t.IQN)
 }
 
+// nodeInitiator is the initiator name the boot script gives node.
+func (s *site) nodeInitiator(node string) string {
+	return iscsi.NodeInitiator(s.cfg.ISCSI.IQNPrefix, s.cfg.UID, node)
+}
+
 func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	readcap := testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
@@ -246,14 +252,29 @@ func TestEndToEnd(t *testing.T) {
 	if code != 200 || !strings.Contains(script, d1.Target.IQN) || !strings.Contains(script, "sanboot") {
 		t.Fatalf("GET script = %d\n%s", code, script)
 	}
-	out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput()
+	if !strings.Contains(script, "set initiator-iqn "+s.nodeInitiator("node-01")) {
+		t.Fatalf("script sets no initiator name %s:\n%s", s.nodeInitiator("node-01"), script)
+	}
+	s.d.sec.syncAll(ctx) // the test calls the core directly, not through the API
+	out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-01"), iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "67108864") {
 		t.Fatalf("iscsi-readcapacity16: %v\n%s", err, out)
 	}
 	bad := *d1.Target
 	bad.CHAPSecret = "wrong-secret-123"
-	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, bad)).CombinedOutput(); err == nil {
+	if out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-01"), iscsiURL(s.cfg.ISCSI.Portal, bad)).CombinedOutput(); err == nil {
 		t.Fatalf("login with a wrong CHAP secret succeeded:\n%s", out)
+	}
+	// The right secret under another initiator name (libiscsi's default,
+	// or not an IQN at all) is refused: the disk's ACL names its node.
+	for _, name := range []string{"", "not-an-iqn", s.nodeInitiator("node-02")} {
+		args := []string{iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)}
+		if name != "" {
+			args = append([]string{"-i", name}, args...)
+		}
+		if out, err := exec.Command(readcap, args...).CombinedOutput(); err == nil {
+			t.Fatalf("login with the stolen secret as initiator %q succeeded:\n%s", name, out)
+		}
 	}
 	// Node 1 writes a record; its snapshot carries it to node 2's disk.
 	if _, err := svc.CreateSnapshot(ctx, alice, "tenant-a", "node-01", "node1-snap"); err != nil {
@@ -270,7 +291,7 @@ func TestEndToEnd(t *testing.T) {
 	s.stop()
 	s.start()
 	svc = s.d.Service()
-	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d2.Target)).CombinedOutput(); err != nil {
+	if out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-02"), iscsiURL(s.cfg.ISCSI.Portal, *d2.Target)).CombinedOutput(); err != nil {
 		t.Fatalf("after restart: %v\n%s", err, out)
 	}
 	for _, n := range []string{"node-02", "node-01"} {
@@ -284,7 +305,7 @@ func TestEndToEnd(t *testing.T) {
 	if code, _ := s.get("/boot/52:54:00:00:01:01.ipxe"); code != 200 {
 		t.Fatalf("script of a deprovisioned node: %d", code)
 	}
-	if out, err := exec.Command(readcap, iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput(); err == nil {
+	if out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-01"), iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput(); err == nil {
 		t.Fatalf("the deprovisioned node's target still answers:\n%s", out)
 	}
 	for _, im := range []string{"node1-snap", "debian"} {

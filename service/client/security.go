@@ -1,0 +1,38 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/bmi-go/bmi/service/api"
+)
+
+// ACL returns the initiator ACL of a disk's iSCSI target.
+func (c *Client) ACL(ctx context.Context, project, disk string) (api.ACL, error) {
+	var out api.ACL
+	return out, c.get(ctx, "/projects/"+seg(project)+"/targets/"+seg(disk)+"/acl", nil, &out)
+}
+
+// ChangeACL adds and removes initiator names of a disk's ACL.
+func (c *Client) ChangeACL(ctx context.Context, project, disk string, ch api.ACLChange) (api.ACL, error) {
+	var out api.ACL
+	_, _, err := c.do(ctx, http.MethodPatch, "/projects/"+seg(project)+"/targets/"+seg(disk)+"/acl", nil, ch, &out)
+	return out, err
+}
+
+// Audit returns audit log entries, newest first (administrators).
+func (c *Client) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditEntry, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"kind": q.Kind, "actor": q.Actor, "source": q.Source} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out []api.AuditEntry
+	return out, c.get(ctx, "/audit", v, &out)
+}
