@@ -15,6 +15,7 @@ import (
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/service/store"
@@ -27,7 +28,7 @@ type bootSpecs struct {
 	store  *store.SQLite
 	portal string // host of the iSCSI portal nodes log in to
 	port   int
-	power  *powerGate // nil: boot.require_power_on is off
+	power  *guard.PowerGate // nil: boot.require_power_on is off
 	// initiator names a node's initiator (the name its ACL entry has).
 	initiator func(node string) string
 }
@@ -48,7 +49,7 @@ func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spe
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
-	if err := b.power.allow(ctx, bc.Node); err != nil {
+	if err := b.power.Allow(ctx, bc.Node); err != nil {
 		return ipxe.Spec{}, err
 	}
 	return b.spec(bc, t), nil
@@ -59,7 +60,7 @@ func (b bootSpecs) BootNode(ctx context.Context, mac net.HardwareAddr) (string, 
 	if err != nil {
 		return "", err
 	}
-	return bc.Node, b.power.allow(ctx, bc.Node)
+	return bc.Node, b.power.Allow(ctx, bc.Node)
 }
 
 // splitPortal splits "host:port" (port default 3260).

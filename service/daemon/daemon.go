@@ -75,10 +75,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if !cfg.ISCSI.CHAP {
 		log.Warn("iSCSI CHAP is OFF: any host on the provisioning network can log in to any disk; use this for tests only")
 	}
-	d.sec = &security{db: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, log: log.With("component", "security"),
-		logins: guard.New(cfg.Security.LoginFailInterval, cfg.Security.LoginFailBurst, nil)}
+	d.sec = &security{db: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, log: log.With("component", "security")}
+	logins := &guard.Logins{Fails: guard.New(cfg.Security.LoginFailInterval, cfg.Security.LoginFailBurst, nil), Record: d.sec.Record}
 	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
-		Guard: d.sec}, log.With("component", "iscsi")); err != nil {
+		Guard: logins}, log.With("component", "iscsi")); err != nil {
 		return nil, err
 	}
 	d.sec.target = d.target
@@ -110,8 +110,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			log.Warn("boot.require_power_on is set but hil.user is not: bmid cannot ask HIL whether a node is on, " +
 				"so a host that takes a powered-off node's MAC gets its lease and script")
 		} else {
-			specs.power = &powerGate{hil: hc, cred: deps.Networks.(hilNetworks).cred, onTTL: 2 * time.Second,
-				now: time.Now, log: log.With("component", "boot").Warn, on: map[string]time.Time{}}
+			specs.power = guard.NewPowerGate(hc, deps.Networks.(hilNetworks).cred, 2*time.Second, log.With("component", "boot"))
 		}
 	}
 	if err := d.buildBoot(specs); err != nil {

@@ -6,19 +6,17 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 
 	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/apiserver"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/fault"
-	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/iscsi"
 	"github.com/bmi-go/bmi/service/store"
 )
 
-// security keeps the iSCSI initiator ACLs and the audit log, bounds failed
-// iSCSI logins, and serves both to the API.
+// security keeps the iSCSI initiator ACLs and the audit log, and serves
+// both to the API.
 //
 // A disk's effective ACL is the names added through the API plus the
 // initiator name of every node whose boot config boots the disk (the name
@@ -31,13 +29,9 @@ type security struct {
 	prefix string // iscsi.iqn_prefix
 	uid    string
 	log    *slog.Logger
-	logins *guard.Limiter
 }
 
-var (
-	_ apiserver.Security = (*security)(nil)
-	_ iscsi.LoginGuard   = (*security)(nil)
-)
+var _ apiserver.Security = (*security)(nil)
 
 func (s *security) nodeIQN(node string) string { return iscsi.NodeInitiator(s.prefix, s.uid, node) }
 
@@ -164,38 +158,6 @@ func (s *security) Record(ctx context.Context, e api.AuditEntry) {
 		Object: e.Object, Outcome: e.Outcome, Detail: e.Detail}); err != nil {
 		s.log.Error("audit entry not stored", "err", err)
 	}
-}
-
-// Allow implements iscsi.LoginGuard: a source or initiator name with too
-// many failed logins is refused before its credentials are checked.
-func (s *security) Allow(remote, initiator string) bool {
-	return !s.logins.Throttled("ip:"+remote) && !s.logins.Throttled("iqn:"+initiator)
-}
-
-// Done implements iscsi.LoginGuard.
-func (s *security) Done(ev iscsi.LoginEvent) {
-	outcome := "ok"
-	switch {
-	case ev.OK:
-	case strings.Contains(ev.Reason, "throttled"):
-		outcome = "throttled"
-	default:
-		outcome = "refused"
-	}
-	if ev.AuthFailed {
-		s.logins.Fail("ip:" + ev.Remote)
-		s.logins.Fail("iqn:" + ev.Initiator)
-	}
-	action := "login"
-	if ev.Discovery {
-		action = "discovery"
-	}
-	detail := ev.Reason
-	if ev.User != "" {
-		detail = strings.TrimSpace("chap_user=" + ev.User + " " + detail)
-	}
-	s.Record(context.Background(), api.AuditEntry{Kind: "iscsi", Actor: ev.Initiator, Source: ev.Remote,
-		Action: action, Object: ev.Target, Outcome: outcome, Detail: detail})
 }
 
 // aclOps is the core with the ACLs kept in step: after every operation

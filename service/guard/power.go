@@ -1,7 +1,8 @@
-package daemon
+package guard
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -10,30 +11,38 @@ import (
 	"github.com/bmi-go/bmi/service/hil"
 )
 
-// powerStatus asks HIL whether a node is powered on (*hil.Client).
-type powerStatus interface {
+// PowerStatus asks HIL whether a node is powered on (*hil.Client).
+type PowerStatus interface {
 	PowerStatus(ctx context.Context, cred hil.Credentials, node string) (string, error)
 }
 
-// powerGate withholds a node's boot config (DHCP answer and iPXE script)
+// PowerGate withholds a node's boot config (DHCP answer and iPXE script)
 // while HIL reports the node powered off (boot.require_power_on): a host
 // that takes a powered-off node's MAC gets neither its lease nor its
 // script. HIL is asked with BMI's own account; an "on" is trusted for
-// onTTL, an "off" or an error never.
-type powerGate struct {
-	hil   powerStatus
+// OnTTL, an "off" or an error never.
+type PowerGate struct {
+	hil   PowerStatus
 	cred  hil.Credentials
 	onTTL time.Duration
 	now   func() time.Time
 	limit boot.LogLimiter
-	log   func(msg string, args ...any)
+	log   *slog.Logger
 
 	mu sync.Mutex
 	on map[string]time.Time // node → until when "on" is trusted
 }
 
-// allow returns nil when node may get its boot config now.
-func (g *powerGate) allow(ctx context.Context, node string) error {
+// NewPowerGate returns a gate asking h with cred; an "on" is trusted for
+// onTTL.
+func NewPowerGate(h PowerStatus, cred hil.Credentials, onTTL time.Duration, log *slog.Logger) *PowerGate {
+	return &PowerGate{hil: h, cred: cred, onTTL: onTTL, now: time.Now, log: log, on: map[string]time.Time{}}
+}
+
+// Allow returns nil when node may get its boot config now: an error of
+// kind fault.NotFound when HIL says it is off, fault.Unavailable when HIL
+// does not answer. A nil gate allows everything.
+func (g *PowerGate) Allow(ctx context.Context, node string) error {
 	if g == nil {
 		return nil
 	}
@@ -62,8 +71,8 @@ func (g *powerGate) allow(ctx context.Context, node string) error {
 	return nil
 }
 
-func (g *powerGate) warn(msg string, args ...any) {
+func (g *PowerGate) warn(msg string, args ...any) {
 	if ok, suppressed := g.limit.Allow(); ok {
-		g.log(msg, append(args, "suppressed_before", suppressed)...)
+		g.log.Warn(msg, append(args, "suppressed_before", suppressed)...)
 	}
 }
