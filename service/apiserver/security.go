@@ -28,7 +28,10 @@ type Security interface {
 
 // Limiter counts failures per key (*guard.Limiter).
 type Limiter interface {
-	Throttled(key string) bool
+	// Refuse reports whether an attempt from source as user is refused
+	// unchecked.
+	Refuse(source, user string) bool
+	// Fail records one failure of key.
 	Fail(key string)
 }
 
@@ -44,9 +47,11 @@ func requestUser(r *http.Request) string {
 	return ""
 }
 
-// throttle refuses, with 429, requests from a source address or as a user
-// name that failed to authenticate too often (AuthFailures); the caller's
-// credentials are not even checked, so HIL never sees a guesser's tries.
+// throttle refuses, with 429, requests from a source address that failed
+// to authenticate too often, or from a failing source as a user name that
+// did (AuthFailures.Refuse); the caller's credentials are not even
+// checked, so HIL never sees a guesser's tries, and the real user, from an
+// address that has not failed, is not locked out.
 func (s *Server) throttle(c *gin.Context) {
 	lim := s.cfg.AuthFailures
 	if lim == nil || c.Request.Header.Get("Authorization") == "" {
@@ -54,7 +59,7 @@ func (s *Server) throttle(c *gin.Context) {
 		return
 	}
 	ip, user := c.ClientIP(), requestUser(c.Request)
-	if lim.Throttled("ip:"+ip) || lim.Throttled("user:"+user) {
+	if lim.Refuse("ip:"+ip, "user:"+user) {
 		s.log.Warn("api request throttled: too many failed authentications", "remote", ip, "user", user,
 			"path", c.Request.URL.Path, "request_id", requestID(c))
 		closeIfBody(c)

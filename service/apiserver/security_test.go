@@ -80,12 +80,16 @@ func TestAuthThrottle(t *testing.T) {
 	if got := do("10.0.0.7", "alice", "right"); got != 200 {
 		t.Fatalf("another source: %d, want 200", got)
 	}
-	// Per user: failures spread over sources still throttle the name.
+	// Per user: failures spread over sources throttle the name for those
+	// sources, but not for the real user's own (never failing) address.
 	for i := 0; i < 5; i++ {
 		do("10.1.0."+string(rune('1'+i)), "bob", "wrong")
 	}
-	if got := do("10.1.0.9", "bob", "right"); got != 429 {
-		t.Fatalf("user bob after 5 failures from 5 sources: %d, want 429", got)
+	if got := do("10.1.0.1", "bob", "wrong"); got != 429 {
+		t.Fatalf("user bob after 5 failures from 5 sources, from one of them: %d, want 429", got)
+	}
+	if got := do("10.1.0.9", "bob", "right"); got != 200 {
+		t.Fatalf("user bob from an address that never failed: %d, want 200 (no lock-out)", got)
 	}
 	sec.mu.Lock()
 	defer sec.mu.Unlock()

@@ -4,6 +4,11 @@
 // throttled: its next attempts are refused before they are checked, so a
 // password guesser neither reaches HIL nor learns anything, while other
 // sources and users go on as before.
+//
+// A throttled user name is refused only from sources that have failed
+// themselves (Refuse): a guesser spread over many addresses is bounded,
+// and the real user (or node), whose own address has not failed, is not
+// locked out by someone else's guesses at its name.
 package guard
 
 import (
@@ -61,6 +66,22 @@ func (l *Limiter) Throttled(key string) bool {
 		return false
 	}
 	return l.get(key).TokensAt(l.now()) < 1
+}
+
+// Failing reports whether key has failed recently (its bucket is not
+// full).
+func (l *Limiter) Failing(key string) bool {
+	if l == nil || key == "" {
+		return false
+	}
+	return l.get(key).TokensAt(l.now()) < float64(l.burst)
+}
+
+// Refuse reports whether an attempt from source as user is to be refused
+// unchecked: the source is throttled, or the user is and the source has
+// failed recently itself.
+func (l *Limiter) Refuse(source, user string) bool {
+	return l.Throttled(source) || l.Throttled(user) && l.Failing(source)
 }
 
 // Fail records one failure of key.

@@ -40,3 +40,26 @@ func TestLimiterBounded(t *testing.T) {
 		t.Fatalf("%d keys kept, want at most %d", len(l.m), maxKeys)
 	}
 }
+
+func TestRefuse(t *testing.T) {
+	l := New(time.Hour, 3, nil)
+	for i := 0; i < 3; i++ {
+		l.Fail("ip:10.0.0." + fmt.Sprint(i))
+		l.Fail("user:bob")
+	}
+	tests := map[string]struct {
+		source string
+		want   bool
+	}{
+		"a source that failed":    {"ip:10.0.0.1", true},
+		"a source that never did": {"ip:10.0.0.9", false},
+	}
+	for name, tc := range tests {
+		if got := l.Refuse(tc.source, "user:bob"); got != tc.want {
+			t.Errorf("%s: Refuse(%s, bob) = %v, want %v", name, tc.source, got, tc.want)
+		}
+	}
+	if l.Refuse("ip:10.0.0.1", "user:alice") {
+		t.Error("a source with one failure refused for another user")
+	}
+}

@@ -8,10 +8,11 @@ import (
 	"github.com/bmi-go/bmi/service/iscsi"
 )
 
-// Logins is the iSCSI target's login guard: a source address or an
-// initiator name with too many failed logins (CHAP or ACL refusals) is
-// refused before its credentials are checked, and every login, whatever
-// its outcome, goes to the audit log.
+// Logins is the iSCSI target's login guard: a source address with too
+// many failed logins (CHAP or ACL refusals), or a failing source trying an
+// initiator name with too many, is refused before its credentials are
+// checked (Limiter.Refuse); every login, whatever its outcome, goes to the
+// audit log.
 type Logins struct {
 	// Fails counts failed logins per "ip:<addr>" and "iqn:<name>".
 	Fails *Limiter
@@ -23,7 +24,7 @@ var _ iscsi.LoginGuard = (*Logins)(nil)
 
 // Allow implements iscsi.LoginGuard.
 func (g *Logins) Allow(remote, initiator string) bool {
-	return !g.Fails.Throttled("ip:"+remote) && !g.Fails.Throttled("iqn:"+initiator)
+	return !g.Fails.Refuse("ip:"+remote, "iqn:"+initiator)
 }
 
 // Done implements iscsi.LoginGuard.
