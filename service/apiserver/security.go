@@ -20,6 +20,8 @@ type Security interface {
 	ACL(ctx context.Context, who core.Principal, project, disk string) (api.ACL, error)
 	// ChangeACL adds and removes initiator names of a disk's ACL.
 	ChangeACL(ctx context.Context, who core.Principal, project, disk string, ch api.ACLChange) (api.ACL, error)
+	// RotateSecret gives a disk's target a new CHAP secret (never shown).
+	RotateSecret(ctx context.Context, who core.Principal, project, disk string) (core.Target, error)
 	// Audit returns audit entries, newest first; who must be an administrator.
 	Audit(ctx context.Context, who core.Principal, q api.AuditQuery) ([]api.AuditEntry, error)
 	// Record appends an entry to the audit log.
@@ -193,6 +195,18 @@ func (s *Server) listAudit(c *gin.Context) {
 				out = []api.AuditEntry{}
 			}
 			c.JSON(http.StatusOK, out)
+			return
+		}
+	}
+	s.fail(c, err)
+}
+
+func (s *Server) rotateSecret(c *gin.Context) {
+	sec, err := s.security()
+	if err == nil {
+		var t core.Target
+		if t, err = sec.RotateSecret(c.Request.Context(), principal(c), c.Param("project"), c.Param("disk")); err == nil {
+			c.JSON(http.StatusOK, toTarget(t))
 			return
 		}
 	}

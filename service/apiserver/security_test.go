@@ -30,6 +30,10 @@ func (r *recSecurity) ChangeACL(_ context.Context, _ core.Principal, project, di
 	return api.ACL{Project: project, Disk: disk, Initiators: ch.Add}, nil
 }
 
+func (r *recSecurity) RotateSecret(_ context.Context, _ core.Principal, _, _ string) (core.Target, error) {
+	return core.Target{IQN: "iqn.x", CHAPUser: "u", CHAPSecret: "never-shown-secret"}, nil
+}
+
 func (r *recSecurity) Audit(context.Context, core.Principal, api.AuditQuery) ([]api.AuditEntry, error) {
 	return nil, nil
 }
@@ -174,4 +178,18 @@ func FuzzACLChange(f *testing.F) {
 			t.Fatalf("PATCH %q %q: %d", req.URL.Path, body, rec.Code)
 		}
 	})
+}
+
+func TestRotateSecretHidesSecret(t *testing.T) {
+	s, err := New(Config{Ops: projectsOps{}, Log: slog.New(slog.DiscardHandler), Security: &recSecurity{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/api/v1/projects/p/targets/d1/rotate-secret", nil)
+	req.SetBasicAuth("alice", "pw")
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != 200 || strings.Contains(rec.Body.String(), "never-shown") || !strings.Contains(rec.Body.String(), `"iqn":"iqn.x"`) {
+		t.Fatalf("rotate-secret = %d %s", rec.Code, rec.Body.String())
+	}
 }

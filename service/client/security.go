@@ -36,3 +36,10 @@ func (c *Client) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditEntry,
 	var out []api.AuditEntry
 	return out, c.get(ctx, "/audit", v, &out)
 }
+
+// RotateSecret gives a disk's target a new CHAP secret.
+func (c *Client) RotateSecret(ctx context.Context, project, disk string) (api.Target, error) {
+	var out api.Target
+	_, _, err := c.do(ctx, http.MethodPost, "/projects/"+seg(project)+"/targets/"+seg(disk)+"/rotate-secret", nil, nil, &out)
+	return out, err
+}

@@ -42,6 +42,11 @@ type Config struct {
 // before its credentials are checked, and refills one failure per
 // interval.
 type Security struct {
+	// KeyFile holds the key (32 bytes, mode 0600) that seals CHAP secrets
+	// in the state database; empty means secret.key next to state.path.
+	// Created at first start; once secrets are sealed with it, a missing,
+	// unreadable, wrong-size or group/world-accessible file stops bmid.
+	KeyFile string `yaml:"key_file"`
 	// AuthFailBurst is how many failed API authentications a source or a
 	// user may have at once.
 	AuthFailBurst int `yaml:"auth_fail_burst"`

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -66,6 +67,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, fmt.Errorf("iscsi.portal: required when iscsi.listen is a wildcard address (%s): nodes need an address to log in to", portal)
 	}
 	if d.db, err = store.Open(ctx, cfg.State.Path, log.With("component", "store")); err != nil {
+		return nil, err
+	}
+	if err := d.loadKey(ctx); err != nil {
 		return nil, err
 	}
 	if d.ceph, err = ceph.Dial(ctx, ceph.Config{Conf: cfg.Ceph.Conf, ID: cfg.Ceph.ID, Keyring: cfg.Ceph.Keyring,
@@ -181,6 +185,37 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 		clients = d.dhcp
 	}
 	d.tftp = tftpd.NewFromConfig(b, d.log.With("component", "tftp"), clients, d.timeline)
+	return nil
+}
+
+// loadKey reads (or at first start creates) the key that seals CHAP
+// secrets in the state database, and seals those still in the clear.
+func (d *Daemon) loadKey(ctx context.Context) error {
+	path := d.cfg.Security.KeyFile
+	if path == "" {
+		path = filepath.Join(filepath.Dir(d.cfg.State.Path), "secret.key")
+	}
+	sealed, _, err := d.db.SealedSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	key, created, err := store.LoadKey(path, sealed == 0)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.log.Info("secrets key created; back it up with the state database", "path", path)
+	}
+	if err := d.db.SetKey(key); err != nil {
+		return err
+	}
+	n, err := d.db.SealAll(ctx)
+	if err != nil {
+		return fmt.Errorf("seal CHAP secrets: %w", err)
+	}
+	if n > 0 {
+		d.log.Info("CHAP secrets sealed in the state database", "count", n)
+	}
 	return nil
 }
 

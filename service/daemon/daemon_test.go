@@ -5,6 +5,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,8 +23,8 @@ import (
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/hil"
-	"github.com/bmi-go/bmi/service/iscsi"
 	"github.com/bmi-go/bmi/service/hilmock"
+	"github.com/bmi-go/bmi/service/iscsi"
 	"github.com/bmi-go/bmi/service/logging"
 )
 
@@ -287,8 +288,47 @@ func TestEndToEnd(t *testing.T) {
 	if info := rbd(t, s.conf, s.pool, "info", d2.CephName); !strings.Contains(info, "parent:") {
 		t.Fatalf("node-02's disk is not a clone:\n%s", info)
 	}
-	// Restart: targets come back from the database.
+	// The secrets are sealed in the state DB; rotation: the old secret
+	// stops working, the new one works.
+	if raw := rawSecrets(t, s.cfg.State.Path); strings.Contains(raw, d1.Target.CHAPSecret) || !strings.Contains(raw, "enc1:") {
+		t.Fatalf("CHAP secrets in the state DB are not sealed: %s", raw)
+	}
+	rot, err := s.d.sec.RotateSecret(ctx, alice, "tenant-a", "node-01")
+	if err != nil || rot.CHAPSecret == d1.Target.CHAPSecret {
+		t.Fatalf("RotateSecret = %+v, %v", rot, err)
+	}
+	if out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-01"), iscsiURL(s.cfg.ISCSI.Portal, *d1.Target)).CombinedOutput(); err == nil {
+		t.Fatalf("login with the secret from before the rotation succeeded:\n%s", out)
+	}
+	if out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-01"), iscsiURL(s.cfg.ISCSI.Portal, rot)).CombinedOutput(); err != nil {
+		t.Fatalf("login with the rotated secret: %v\n%s", err, out)
+	}
+	if _, script := s.get("/boot/52:54:00:00:01:01.ipxe"); !strings.Contains(script, rot.CHAPSecret) {
+		t.Fatalf("the script does not carry the rotated secret:\n%s", script)
+	}
+	d1.Target.CHAPSecret = rot.CHAPSecret
+	// Restart: targets come back from the database. A key file open to
+	// others, or missing, stops bmid with one line.
 	s.stop()
+	keyFile := filepath.Join(filepath.Dir(s.cfg.State.Path), "secret.key")
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(ctx, s.cfg, logging.Discard()); err == nil || !strings.Contains(err.Error(), "mode 0644") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("New with a world-readable key file = %v, want one line naming the mode", err)
+	}
+	if err := os.Rename(keyFile, keyFile+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(ctx, s.cfg, logging.Discard()); err == nil || !strings.Contains(err.Error(), "restore the file") {
+		t.Fatalf("New without the key file = %v, want a refusal", err)
+	}
+	if err := os.Rename(keyFile+".away", keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s.start()
 	svc = s.d.Service()
 	if out, err := exec.Command(readcap, "-i", s.nodeInitiator("node-02"), iscsiURL(s.cfg.ISCSI.Portal, *d2.Target)).CombinedOutput(); err != nil {
@@ -323,4 +363,28 @@ func TestEndToEnd(t *testing.T) {
 	if snaps := rbd(t, s.conf, s.pool, "snap", "ls", golden); strings.TrimSpace(snaps) != "" {
 		t.Fatalf("snapshots left on the golden image:\n%s", snaps)
 	}
+}
+
+// rawSecrets returns the chap_secret column of the state DB as stored.
+func rawSecrets(t *testing.T, dbPath string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT chap_secret FROM targets`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var all []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, v)
+	}
+	return strings.Join(all, " ")
 }

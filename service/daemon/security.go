@@ -4,6 +4,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -195,4 +198,31 @@ func (o aclOps) Deprovision(ctx context.Context, who core.Principal, project, no
 	err := o.Service.Deprovision(ctx, who, project, node, nic)
 	o.sec.syncAll(ctx)
 	return err
+}
+
+// RotateSecret implements apiserver.Security: a new CHAP secret for the
+// disk's target, sealed in the state DB and used by the target for logins
+// from now on.
+func (s *security) RotateSecret(ctx context.Context, who core.Principal, project, disk string) (core.Target, error) {
+	ti, err := s.find(ctx, who, project, disk)
+	if err != nil {
+		return core.Target{}, err
+	}
+	t, err := s.db.Target(ctx, ti.DiskID)
+	if err != nil {
+		return core.Target{}, err
+	}
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return core.Target{}, fmt.Errorf("chap secret: %w", err)
+	}
+	t.CHAPSecret = hex.EncodeToString(b[:])
+	if err := s.db.PutTarget(ctx, t); err != nil {
+		return core.Target{}, err
+	}
+	if err := s.target.SetCHAP(ctx, t.IQN, iscsi.CHAP{User: t.CHAPUser, Secret: t.CHAPSecret}); err != nil && !errorsIsNotFound(err) {
+		return core.Target{}, err
+	}
+	s.log.Info("CHAP secret rotated", "iqn", t.IQN, "project", project, "disk", disk, "user", who.User)
+	return t, nil
 }

@@ -95,3 +95,27 @@ func NodeInitiator(prefix, uid, node string) string {
 	}
 	return strings.ToLower(prefix + ":" + uid + ".node." + n)
 }
+
+// SetCHAP replaces the CHAP credentials of the exported target iqn for
+// logins from now on; sessions already logged in are kept.
+func (t *Target) SetCHAP(_ context.Context, iqn string, c CHAP) error {
+	if c.User == "" || len(c.Secret) < minCHAPSecret || len(c.Secret) > 255 {
+		return fault.Errorf(fault.Invalid, "target %s: CHAP needs a user and a secret of %d to 255 bytes", iqn, minCHAPSecret)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.exports[iqn]
+	if !ok {
+		return fault.Errorf(fault.NotFound, "iscsi: no target %s", iqn)
+	}
+	e.CHAP = &c
+	return nil
+}
+
+// chapOf returns e's CHAP credentials (nil: none), read under t.mu since
+// SetCHAP may replace them.
+func (t *Target) chapOf(e *export) *CHAP {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return e.CHAP
+}

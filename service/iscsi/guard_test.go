@@ -117,3 +117,33 @@ func TestNodeInitiator(t *testing.T) {
 		t.Error("two node names share an initiator name")
 	}
 }
+
+func TestSetCHAP(t *testing.T) {
+	tg, addr := startTarget(t, Config{})
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20), CHAP: nodeCHAP})
+	held := dial(t, addr)
+	// Another initiator name: the later logins (same ISID) must not
+	// reinstate, and so end, this session.
+	if st, _ := held.login(loginOpts{target: testIQN(1), chap: nodeCHAP, initiator: "iqn.2026-11.org.test:held"}); st != loginOK {
+		t.Fatalf("login before rotation: 0x%04x", st)
+	}
+	rotated := CHAP{User: nodeCHAP.User, Secret: "rotated-secret-0001"}
+	if err := tg.SetCHAP(t0(), testIQN(1), rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.SetCHAP(t0(), testIQN(1), CHAP{User: "u", Secret: "short"}); err == nil {
+		t.Fatal("SetCHAP accepted a 5-byte secret")
+	}
+	if st, _ := dial(t, addr).login(loginOpts{target: testIQN(1), chap: nodeCHAP}); st != loginAuthFailed {
+		t.Fatalf("old secret after rotation: 0x%04x, want auth failed", st)
+	}
+	if st, _ := dial(t, addr).login(loginOpts{target: testIQN(1), chap: &rotated}); st != loginOK {
+		t.Fatalf("new secret after rotation: 0x%04x", st)
+	}
+	// The session logged in before the rotation goes on.
+	tk := held.submit(rw10(0x28, 0, 1), 512, true, nil)
+	held.wait(tk)
+	if tk.status != statusGood {
+		t.Fatalf("read on the session from before the rotation: 0x%x", tk.status)
+	}
+}

@@ -215,7 +215,7 @@ func (l *login) first(req *pdu, kvs []keyValue) *loginError {
 		return refuse(loginForbidden, "initiator %s at %s may not log in to %s", l.initiator, l.remote, tn)
 	}
 	l.exp = exp
-	l.needAuth = exp.CHAP != nil || l.t.requireCHAP()
+	l.needAuth = l.t.chapOf(exp) != nil || l.t.requireCHAP()
 	return nil
 }
 
@@ -318,7 +318,7 @@ func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 	if l.discovery {
 		l.discoveryOK = map[string]bool{}
 		for _, e := range l.t.chapExports(user) {
-			if chapVerify(l.chapID, e.CHAP.Secret, l.chapChal, resp) && e.allows(l.initiator, l.remote) {
+			if c := l.t.chapOf(e); c != nil && chapVerify(l.chapID, c.Secret, l.chapChal, resp) && e.allows(l.initiator, l.remote) {
 				l.discoveryOK[e.IQN] = true
 				if mutual == nil {
 					mutual = e.MutualCHAP
@@ -329,7 +329,7 @@ func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 			return nil, refuse(loginAuthFailed, "CHAP failed for %s (user %q)", l.initiator, user)
 		}
 	} else {
-		c := l.exp.CHAP
+		c := l.t.chapOf(l.exp)
 		if c == nil || user != c.User || !chapVerify(l.chapID, c.Secret, l.chapChal, resp) {
 			return nil, refuse(loginAuthFailed, "CHAP failed for %s on %s (user %q)", l.initiator, l.exp.IQN, user)
 		}
