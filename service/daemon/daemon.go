@@ -43,6 +43,7 @@ type Daemon struct {
 	tftp     *tftpd.Server
 	bootHTTP *ipxe.Server
 	sec      *security
+	hil      *hil.Client
 	timeline *boot.Timeline
 	hilURL   string
 }
@@ -88,6 +89,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	d.sec.target = d.target
 	hc := hil.New(cfg.HIL.URL, &http.Client{Timeout: cfg.HIL.Timeout},
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
+	d.hil = hc
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
 	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec},
 		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
@@ -123,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.buildBootHTTP(specs); err != nil {
 		return nil, err
 	}
-	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec}, Log: d.log.With("component", "api"), Ready: d.ready,
+	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
 		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
 		Security: d.sec, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil)})
 	if err != nil {

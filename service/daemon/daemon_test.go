@@ -224,6 +224,30 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Through the API: a non-member gets 403 for a project that exists and
+	// for one that does not; a project HIL does not know cannot be created.
+	for _, c := range []struct {
+		method, path, user, pw, body string
+		want                         int
+	}{
+		{"GET", "/api/v1/projects/tenant-a/images", "bob", "bob-secret", "", 403},
+		{"GET", "/api/v1/projects/no-such-project/images", "bob", "bob-secret", "", 403},
+		{"POST", "/api/v1/projects", "hiladmin", "admin-secret", `{"name":"not-in-hil"}`, 400},
+		{"POST", "/api/v1/projects", "hiladmin", "admin-secret", `{"name":""}`, 400},
+	} {
+		req, _ := http.NewRequest(c.method, "http://"+s.cfg.API.Listen+c.path, strings.NewReader(c.body))
+		req.SetBasicAuth(c.user, c.pw)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("%s %s as %s = %d %s, want %d", c.method, c.path, c.user, resp.StatusCode, b, c.want)
+		}
+	}
 	if _, err := svc.ImportImage(ctx, admin, "tenant-a", golden, core.ImportOptions{Name: "debian"}); err != nil {
 		t.Fatal(err)
 	}

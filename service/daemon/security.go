@@ -14,6 +14,7 @@ import (
 	"github.com/bmi-go/bmi/service/apiserver"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/iscsi"
 	"github.com/bmi-go/bmi/service/store"
 )
@@ -168,6 +169,24 @@ func (s *security) Record(ctx context.Context, e api.AuditEntry) {
 type aclOps struct {
 	*core.Service
 	sec *security
+	hil *hil.Client
+}
+
+// CreateProject creates a project only if HIL has one of that name (BMI's
+// projects mirror HIL's).
+func (o aclOps) CreateProject(ctx context.Context, who core.Principal, name string) (core.Project, error) {
+	if err := core.ValidateName("project name", name); err != nil {
+		return core.Project{}, err
+	}
+	err := o.hil.CheckProjectAccess(ctx, creds(who), name)
+	switch fault.Of(err) {
+	case "":
+	case fault.NotFound:
+		return core.Project{}, fault.Errorf(fault.Invalid, "HIL has no project %q: create it in HIL first", name)
+	default:
+		return core.Project{}, err
+	}
+	return o.Service.CreateProject(ctx, who, name)
 }
 
 func (o aclOps) ExportDisk(ctx context.Context, who core.Principal, project, disk string) (core.Target, error) {
