@@ -68,6 +68,7 @@ func (s *Server) routes() {
 	g.POST("/projects/:project/nodes/:node/provision", s.provision)
 	g.DELETE("/projects/:project/nodes/:node/provision", s.deprovision)
 	g.GET("/projects/:project/nodes/:node/ip", s.nodeIP)
+	g.GET("/projects/:project/nodes/:node/boot.ipxe", s.bootScript)
 
 	g.GET("/projects/:project/targets/:disk/acl", s.showACL)
 	g.PATCH("/projects/:project/targets/:disk/acl", s.changeACL)

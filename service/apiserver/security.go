@@ -20,6 +20,9 @@ type Security interface {
 	ACL(ctx context.Context, who core.Principal, project, disk string) (api.ACL, error)
 	// ChangeACL adds and removes initiator names of a disk's ACL.
 	ChangeACL(ctx context.Context, who core.Principal, project, disk string, ch api.ACLChange) (api.ACL, error)
+	// BootScript renders the iPXE script of project's node as the node
+	// gets it, except that the CHAP secret is replaced by a placeholder.
+	BootScript(ctx context.Context, who core.Principal, project, node string) ([]byte, error)
 	// RotateSecret gives a disk's target a new CHAP secret (never shown).
 	RotateSecret(ctx context.Context, who core.Principal, project, disk string) (core.Target, error)
 	// Audit returns audit entries, newest first; who must be an administrator.
@@ -207,6 +210,19 @@ func (s *Server) rotateSecret(c *gin.Context) {
 		var t core.Target
 		if t, err = sec.RotateSecret(c.Request.Context(), principal(c), c.Param("project"), c.Param("disk")); err == nil {
 			c.JSON(http.StatusOK, toTarget(t))
+			return
+		}
+	}
+	s.fail(c, err)
+}
+
+func (s *Server) bootScript(c *gin.Context) {
+	sec, err := s.security()
+	if err == nil {
+		var b []byte
+		if b, err = sec.BootScript(c.Request.Context(), principal(c), c.Param("project"), c.Param("node")); err == nil {
+			c.Header("Cache-Control", "no-store")
+			c.Data(http.StatusOK, "text/plain; charset=utf-8", b)
 			return
 		}
 	}

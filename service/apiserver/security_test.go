@@ -30,6 +30,10 @@ func (r *recSecurity) ChangeACL(_ context.Context, _ core.Principal, project, di
 	return api.ACL{Project: project, Disk: disk, Initiators: ch.Add}, nil
 }
 
+func (r *recSecurity) BootScript(_ context.Context, _ core.Principal, _, node string) ([]byte, error) {
+	return []byte("#!ipxe\necho " + node + "\n"), nil
+}
+
 func (r *recSecurity) RotateSecret(_ context.Context, _ core.Principal, _, _ string) (core.Target, error) {
 	return core.Target{IQN: "iqn.x", CHAPUser: "u", CHAPSecret: "never-shown-secret"}, nil
 }

@@ -119,6 +119,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			specs.power = guard.NewPowerGate(hc, deps.Networks.(hilNetworks).cred, 2*time.Second, log.With("component", "boot"))
 		}
 	}
+	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(cfg.Boot.IPXE))
+	if err != nil {
+		return nil, err
+	}
+	d.sec.script = func(bc core.BootConfig, t core.Target) ([]byte, error) { return r.Script(specs.spec(bc, t)) }
 	if err := d.buildBoot(specs); err != nil {
 		return nil, err
 	}

@@ -277,6 +277,25 @@ func TestEndToEnd(t *testing.T) {
 	if code != 200 || !strings.Contains(script, d1.Target.IQN) || !strings.Contains(script, "sanboot") {
 		t.Fatalf("GET script = %d\n%s", code, script)
 	}
+	// Operators see the script by node name through the API, secret hidden;
+	// others do not see it at all.
+	for _, c := range []struct {
+		user, pw string
+		want     int
+	}{{"alice", "alice-secret", 200}, {"bob", "bob-secret", 403}, {"alice", "wrong", 401}} {
+		req, _ := http.NewRequest("GET", "http://"+s.cfg.API.Listen+"/api/v1/projects/tenant-a/nodes/node-01/boot.ipxe", nil)
+		req.SetBasicAuth(c.user, c.pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || strings.Contains(string(b), d1.Target.CHAPSecret) ||
+			c.want == 200 && (!strings.Contains(string(b), d1.Target.IQN) || !strings.Contains(string(b), "hidden-by-bmi")) {
+			t.Fatalf("script by name as %s = %d, want %d without the secret:\n%s", c.user, resp.StatusCode, c.want, b)
+		}
+	}
 	if !strings.Contains(script, "set initiator-iqn "+s.nodeInitiator("node-01")) {
 		t.Fatalf("script sets no initiator name %s:\n%s", s.nodeInitiator("node-01"), script)
 	}

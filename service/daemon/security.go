@@ -27,6 +27,9 @@ import (
 // its boot script sets); it is applied to the target after every export
 // and every change of boot configs or ACLs. An empty ACL lets no one in.
 type security struct {
+	// script renders a node's boot script (with its secret) from its boot
+	// config (set by the daemon once the boot specs exist).
+	script func(bc core.BootConfig, t core.Target) ([]byte, error)
 	svc    *core.Service
 	db     *store.SQLite
 	target *iscsi.Target
@@ -244,4 +247,22 @@ func (s *security) RotateSecret(ctx context.Context, who core.Principal, project
 	}
 	s.log.Info("CHAP secret rotated", "iqn", t.IQN, "project", project, "disk", disk, "user", who.User)
 	return t, nil
+}
+
+// hiddenSecret replaces the CHAP secret in scripts shown to operators.
+const hiddenSecret = "hidden-by-bmi"
+
+// BootScript implements apiserver.Security: the script of a node the
+// caller may see, with the CHAP secret hidden.
+func (s *security) BootScript(ctx context.Context, who core.Principal, project, node string) ([]byte, error) {
+	bc, err := s.svc.ShowBoot(ctx, who, project, node)
+	if err != nil {
+		return nil, err
+	}
+	_, t, err := s.svc.BootTarget(ctx, bc.MAC)
+	if err != nil {
+		return nil, err
+	}
+	t.CHAPSecret = hiddenSecret
+	return s.script(bc, t)
 }

@@ -25,7 +25,7 @@ func (f specsFunc) BootSpec(ctx context.Context, mac net.HardwareAddr) (Spec, er
 
 var mac1 = net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 1}
 
-func testHandler(t *testing.T) (*Handler, *boot.Timeline) {
+func testHandler(t testing.TB) (*Handler, *boot.Timeline) {
 	tl := boot.NewTimeline()
 	specs := specsFunc(func(_ context.Context, mac net.HardwareAddr) (Spec, error) {
 		switch mac.String() {
@@ -243,4 +243,33 @@ func TestTokensBounded(t *testing.T) {
 	if !tokens.Redeem(mac1, tok) {
 		t.Fatal("fresh token refused")
 	}
+}
+
+// FuzzHandlerPath: no path or query, from a client without the lease or
+// a token, gets the secret, and none makes the handler fail.
+func FuzzHandlerPath(f *testing.F) {
+	for _, s := range []string{"/boot/52-54-00-77-00-01.ipxe", "/boot/52:54:00:77:00:01.ipxe?token=x", "/boot/node/node1.ipxe",
+		"/boot/%2e%2e/52-54-00-77-00-01.ipxe", "/boot/52-54-00-77-00-01.ipxe/", "/boot/undionly.kpxe", "/boot/5254.0077.0001.ipxe",
+		"/boot/52-54-00-77-00-01.ipxe?token=" + strings.Repeat("a", 32) + "&token=b"} {
+		f.Add(s)
+	}
+	h, _ := testHandler(f)
+	h.RequireLease = true
+	h.Clients = clientsFunc(func(net.IP) net.HardwareAddr { return nil })
+	h.Tokens = NewTokens(nil)
+	f.Fuzz(func(t *testing.T, target string) {
+		req, err := http.NewRequest("GET", "http://bmid"+target, nil)
+		if err != nil || req.URL.Path == "" {
+			return
+		}
+		req.RemoteAddr = "192.0.2.9:4000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if strings.Contains(rec.Body.String(), "Zx9-secret") {
+			t.Fatalf("GET %q from a stranger got the secret", target)
+		}
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("GET %q: %d", target, rec.Code)
+		}
+	})
 }
