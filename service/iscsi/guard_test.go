@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recGuard throttles after max failures per remote and records events.
@@ -26,6 +27,18 @@ func (g *recGuard) Done(ev LoginEvent) {
 	g.events = append(g.events, ev)
 	if ev.AuthFailed {
 		g.fails[ev.Remote]++
+	}
+}
+
+// waitEvents waits until the guard heard n events (the target tells it
+// after it answered the initiator) and returns them, holding g.mu.
+func (g *recGuard) waitEvents(n int) []LoginEvent {
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		g.mu.Lock()
+		if len(g.events) >= n || time.Now().After(end) {
+			return g.events
+		}
+		g.mu.Unlock()
 	}
 }
 
@@ -87,7 +100,7 @@ func TestLoginGuard(t *testing.T) {
 	if st, _ := dial(t, addr).login(loginOpts{target: testIQN(1), chap: nodeCHAP}); st != loginThrottled {
 		t.Fatalf("right secret from a throttled source: 0x%04x, want throttled", st)
 	}
-	g.mu.Lock()
+	g.waitEvents(6)
 	defer g.mu.Unlock()
 	if len(g.events) != 6 || g.events[0].User != nodeCHAP.User || g.events[0].Target != testIQN(1) || !g.events[0].AuthFailed ||
 		g.events[3].AuthFailed || g.events[0].Remote != "127.0.0.1" {
@@ -97,7 +110,7 @@ func TestLoginGuard(t *testing.T) {
 	g.events = nil
 	g.mu.Unlock()
 	st, _ := dial(t, addr).login(loginOpts{target: testIQN(1), chap: nodeCHAP})
-	g.mu.Lock()
+	g.waitEvents(1)
 	if st != loginOK || len(g.events) != 1 || !g.events[0].OK {
 		t.Fatalf("good login after the bucket refilled: 0x%04x, events %+v", st, g.events)
 	}
