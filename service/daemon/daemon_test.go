@@ -212,6 +212,8 @@ func TestEndToEnd(t *testing.T) {
 	readcap := testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
 	s := &site{t: t, cfg: siteConfig(t, newUID(t), startHIL(t), t.TempDir())}
 	s.conf, s.pool = s.cfg.Ceph.Conf, s.cfg.Ceph.Pool
+	// bmid runs as its own cephx user with cephCaps, not client.admin.
+	s.cfg.Ceph.ID, s.cfg.Ceph.Keyring = leastPrivilegeUser(t, s.conf, s.pool, "bmid-"+s.cfg.UID, t.TempDir())
 	golden := s.cfg.UID + "-golden"
 	rbd(t, s.conf, s.pool, "create", "--size", "64M", golden)
 	t.Cleanup(func() { cephtest.RBD(s.conf, s.pool, "rm", golden) })
