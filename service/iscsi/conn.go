@@ -68,6 +68,13 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			resp.put32(32, req.u32(24)+uint32(t.cfg.QueueDepth)-1) // open the command window
 		}
 		l.statSN++
+		var le *loginError
+		authFailed := lerr != nil && errors.As(lerr, &le) && (le.status == loginAuthFailed || le.status == loginForbidden)
+		if lerr != nil {
+			// Counted before the initiator hears of it, so that its next
+			// attempt already sees the failure.
+			t.loginDone(l, false, authFailed, lerr.Error())
+		}
 		b, err := resp.marshal(digests{})
 		if err != nil {
 			return err
@@ -76,9 +83,6 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			return err
 		}
 		if lerr != nil {
-			var le *loginError
-			authFailed := errors.As(lerr, &le) && (le.status == loginAuthFailed || le.status == loginForbidden)
-			t.loginDone(l, false, authFailed, lerr.Error())
 			if authFailed {
 				t.log.Warn("iscsi login refused", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "reason", le.msg)
 			} else {
