@@ -46,3 +46,16 @@ type AuditQuery struct {
 	Source string
 	Limit  int
 }
+
+// Credentials are what a node logs in to its disk with: only an
+// administrator gets them, and only by asking for them (and the asking is
+// audited).
+type Credentials struct {
+	// IQN is the target's name.
+	IQN string `json:"iqn"`
+	// CHAPUser and CHAPSecret are the CHAP credentials.
+	CHAPUser   string `json:"chap_user"`
+	CHAPSecret string `json:"chap_secret"`
+	// Initiators are the names the target's ACL lets in.
+	Initiators []string `json:"initiators"`
+}

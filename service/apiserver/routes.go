@@ -73,6 +73,7 @@ func (s *Server) routes() {
 	g.GET("/projects/:project/targets/:disk/acl", s.showACL)
 	g.PATCH("/projects/:project/targets/:disk/acl", s.changeACL)
 	g.POST("/projects/:project/targets/:disk/rotate-secret", s.rotateSecret)
+	g.GET("/projects/:project/targets/:disk/credentials", s.credentials)
 	g.GET("/audit", s.listAudit)
 
 	g.GET("/operations", s.listOps)

@@ -23,6 +23,9 @@ type Security interface {
 	// BootScript renders the iPXE script of project's node as the node
 	// gets it, except that the CHAP secret is replaced by a placeholder.
 	BootScript(ctx context.Context, who core.Principal, project, node string) ([]byte, error)
+	// Credentials returns a disk's CHAP credentials; who must be an
+	// administrator.
+	Credentials(ctx context.Context, who core.Principal, project, disk string) (api.Credentials, error)
 	// RotateSecret gives a disk's target a new CHAP secret (never shown).
 	RotateSecret(ctx context.Context, who core.Principal, project, disk string) (core.Target, error)
 	// Audit returns audit entries, newest first; who must be an administrator.
@@ -39,6 +42,9 @@ type Limiter interface {
 	// Fail records one failure of key.
 	Fail(key string)
 }
+
+// keyAuditRead marks a read that is audited like a change (secrets).
+const keyAuditRead = "bmi.audit_read"
 
 // requestUser is the user name a request claims (basic or legacy
 // Authorization), verified or not.
@@ -100,7 +106,7 @@ func (s *Server) audit(c *gin.Context) {
 	status := c.Writer.Status()
 	switch c.Request.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		if status != http.StatusUnauthorized && status != http.StatusTooManyRequests {
+		if status != http.StatusUnauthorized && status != http.StatusTooManyRequests && !c.GetBool(keyAuditRead) {
 			return
 		}
 	}
@@ -223,6 +229,20 @@ func (s *Server) bootScript(c *gin.Context) {
 		if b, err = sec.BootScript(c.Request.Context(), principal(c), c.Param("project"), c.Param("node")); err == nil {
 			c.Header("Cache-Control", "no-store")
 			c.Data(http.StatusOK, "text/plain; charset=utf-8", b)
+			return
+		}
+	}
+	s.fail(c, err)
+}
+
+func (s *Server) credentials(c *gin.Context) {
+	c.Set(keyAuditRead, true)
+	sec, err := s.security()
+	if err == nil {
+		var cr api.Credentials
+		if cr, err = sec.Credentials(c.Request.Context(), principal(c), c.Param("project"), c.Param("disk")); err == nil {
+			c.Header("Cache-Control", "no-store")
+			c.JSON(http.StatusOK, cr)
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -32,6 +33,13 @@ func (r *recSecurity) ChangeACL(_ context.Context, _ core.Principal, project, di
 
 func (r *recSecurity) BootScript(_ context.Context, _ core.Principal, _, node string) ([]byte, error) {
 	return []byte("#!ipxe\necho " + node + "\n"), nil
+}
+
+func (r *recSecurity) Credentials(_ context.Context, who core.Principal, _, _ string) (api.Credentials, error) {
+	if who.User != "admin" {
+		return api.Credentials{}, fault.Errorf(fault.Forbidden, "administrators only")
+	}
+	return api.Credentials{IQN: "iqn.x", CHAPUser: "u", CHAPSecret: "s3cret"}, nil
 }
 
 func (r *recSecurity) RotateSecret(_ context.Context, _ core.Principal, _, _ string) (core.Target, error) {
@@ -195,5 +203,31 @@ func TestRotateSecretHidesSecret(t *testing.T) {
 	s.Handler().ServeHTTP(rec, req)
 	if rec.Code != 200 || strings.Contains(rec.Body.String(), "never-shown") || !strings.Contains(rec.Body.String(), `"iqn":"iqn.x"`) {
 		t.Fatalf("rotate-secret = %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestCredentialsAudited: reading a secret is audited, also when refused.
+func TestCredentialsAudited(t *testing.T) {
+	sec := &recSecurity{}
+	s, err := New(Config{Ops: projectsOps{}, Log: slog.New(slog.DiscardHandler), Security: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		user string
+		want int
+	}{{"admin", 200}, {"alice", 403}} {
+		req := httptest.NewRequest("GET", "/api/v1/projects/p/targets/d1/credentials", nil)
+		req.SetBasicAuth(c.user, "pw")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != c.want || c.want == 403 && strings.Contains(rec.Body.String(), "s3cret") {
+			t.Fatalf("credentials as %s = %d %s", c.user, rec.Code, rec.Body.String())
+		}
+	}
+	sec.mu.Lock()
+	defer sec.mu.Unlock()
+	if len(sec.entries) != 2 || sec.entries[0].Actor != "admin" || sec.entries[0].Outcome != "200" || sec.entries[1].Outcome != "403" {
+		t.Fatalf("audit %+v, want both reads", sec.entries)
 	}
 }

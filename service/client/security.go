@@ -43,3 +43,9 @@ func (c *Client) RotateSecret(ctx context.Context, project, disk string) (api.Ta
 	_, _, err := c.do(ctx, http.MethodPost, "/projects/"+seg(project)+"/targets/"+seg(disk)+"/rotate-secret", nil, nil, &out)
 	return out, err
 }
+
+// Credentials returns a disk's CHAP credentials (administrators only).
+func (c *Client) Credentials(ctx context.Context, project, disk string) (api.Credentials, error) {
+	var out api.Credentials
+	return out, c.get(ctx, "/projects/"+seg(project)+"/targets/"+seg(disk)+"/credentials", nil, &out)
+}

@@ -298,6 +298,23 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("script by name as %s = %d, want %d without the secret:\n%s", c.user, resp.StatusCode, c.want, b)
 		}
 	}
+	// The secret itself: administrators who ask, no one else.
+	for _, c := range []struct {
+		user, pw string
+		want     int
+	}{{"hiladmin", "admin-secret", 200}, {"alice", "alice-secret", 403}} {
+		req, _ := http.NewRequest("GET", "http://"+s.cfg.API.Listen+"/api/v1/projects/tenant-a/targets/node-01/credentials", nil)
+		req.SetBasicAuth(c.user, c.pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || (c.want == 200) != strings.Contains(string(b), d1.Target.CHAPSecret) {
+			t.Fatalf("credentials as %s = %d %s, want %d", c.user, resp.StatusCode, b, c.want)
+		}
+	}
 	if !strings.Contains(script, "set initiator-iqn "+s.nodeInitiator("node-01")) {
 		t.Fatalf("script sets no initiator name %s:\n%s", s.nodeInitiator("node-01"), script)
 	}

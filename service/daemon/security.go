@@ -266,3 +266,24 @@ func (s *security) BootScript(ctx context.Context, who core.Principal, project, 
 	t.CHAPSecret = hiddenSecret
 	return s.script(bc, t)
 }
+
+// Credentials implements apiserver.Security: administrators only.
+func (s *security) Credentials(ctx context.Context, who core.Principal, project, disk string) (api.Credentials, error) {
+	if _, err := s.svc.ListTargets(ctx, who, ""); err != nil {
+		return api.Credentials{}, err
+	}
+	ti, err := s.find(ctx, who, project, disk)
+	if err != nil {
+		return api.Credentials{}, err
+	}
+	t, err := s.db.Target(ctx, ti.DiskID)
+	if err != nil {
+		return api.Credentials{}, err
+	}
+	acl, err := s.aclOf(ctx, project, disk, t)
+	if err != nil {
+		return api.Credentials{}, err
+	}
+	s.log.Warn("CHAP secret read through the API", "user", who.User, "project", project, "disk", disk)
+	return api.Credentials{IQN: t.IQN, CHAPUser: t.CHAPUser, CHAPSecret: t.CHAPSecret, Initiators: acl.Effective}, nil
+}
