@@ -20,7 +20,9 @@ type PowerStatus interface {
 // while HIL reports the node powered off (boot.require_power_on): a host
 // that takes a powered-off node's MAC gets neither its lease nor its
 // script. HIL is asked with BMI's own account; an "on" is trusted for
-// OnTTL, an "off" or an error never.
+// OnTTL, an "off" never. When HIL cannot be reached the config is served
+// (with a warning): a node that reboots during a HIL outage must still
+// boot. Any other HIL error (a refusal of BMI's account) withholds it.
 type PowerGate struct {
 	hil   PowerStatus
 	cred  hil.Credentials
@@ -39,9 +41,10 @@ func NewPowerGate(h PowerStatus, cred hil.Credentials, onTTL time.Duration, log 
 	return &PowerGate{hil: h, cred: cred, onTTL: onTTL, now: time.Now, log: log, on: map[string]time.Time{}}
 }
 
-// Allow returns nil when node may get its boot config now: an error of
-// kind fault.NotFound when HIL says it is off, fault.Unavailable when HIL
-// does not answer. A nil gate allows everything.
+// Allow returns nil when node may get its boot config now (HIL says it is
+// on, or HIL cannot be reached): an error of kind fault.NotFound when HIL
+// says it is off, fault.Unavailable when HIL refuses to say. A nil gate
+// allows everything.
 func (g *PowerGate) Allow(ctx context.Context, node string) error {
 	if g == nil {
 		return nil
@@ -54,9 +57,15 @@ func (g *PowerGate) Allow(ctx context.Context, node string) error {
 		return nil
 	}
 	st, err := g.hil.PowerStatus(ctx, g.cred, node)
-	if err != nil {
+	switch {
+	case fault.Of(err) == fault.Unavailable:
+		// HIL is down: running nodes come first, and one that reboots
+		// must still find its disk. Served without the check, loudly.
+		g.warn("HIL unreachable: boot config served without the power check", "node", node, "err", err)
+		return nil
+	case err != nil:
 		g.warn("boot config withheld: HIL does not say whether the node is powered on", "node", node, "err", err)
-		return fault.Errorf(fault.Unavailable, "power status of node %q: %v", node, err)
+		return fault.Errorf(fault.Unavailable, "power status of node %q: %s", node, err.Error())
 	}
 	if st != "on" {
 		g.warn("boot config withheld: HIL reports the node powered off, so this request is not from it", "node", node)
