@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -48,4 +49,20 @@ func (c *Client) RotateSecret(ctx context.Context, project, disk string) (api.Ta
 func (c *Client) Credentials(ctx context.Context, project, disk string) (api.Credentials, error) {
 	var out api.Credentials
 	return out, c.get(ctx, "/projects/"+seg(project)+"/targets/"+seg(disk)+"/credentials", nil, &out)
+}
+
+// BootScript returns the iPXE script of project's node as the node gets
+// it, with the CHAP secret hidden.
+func (c *Client) BootScript(ctx context.Context, project, node string) (string, error) {
+	req, err := c.request(ctx, http.MethodGet, "/projects/"+seg(project)+"/nodes/"+seg(node)+"/boot.ipxe", nil, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return string(b), err
 }
