@@ -57,6 +57,9 @@ type Security struct {
 	LoginFailBurst int `yaml:"login_fail_burst"`
 	// LoginFailInterval is how often one more failed login is allowed.
 	LoginFailInterval time.Duration `yaml:"login_fail_interval"`
+	// AuditMaxRows bounds the audit log: older entries are deleted beyond
+	// it (a flood of refused logins cannot fill the disk).
+	AuditMaxRows int `yaml:"audit_max_rows"`
 }
 
 // Log configures logging.
@@ -318,6 +321,6 @@ func Default() Config {
 			RequirePowerOn: true,
 		},
 		Security: Security{AuthFailBurst: 10, AuthFailInterval: 6 * time.Second,
-			LoginFailBurst: 10, LoginFailInterval: 6 * time.Second},
+			LoginFailBurst: 10, LoginFailInterval: 6 * time.Second, AuditMaxRows: 1000000},
 	}
 }

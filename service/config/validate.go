@@ -89,6 +89,7 @@ func (c Config) checks() []check {
 		{"security.auth_fail_interval", positive(int64(c.Security.AuthFailInterval))},
 		{"security.login_fail_burst", between(int64(c.Security.LoginFailBurst), 1, 100000)},
 		{"security.login_fail_interval", positive(int64(c.Security.LoginFailInterval))},
+		{"security.audit_max_rows", between(int64(c.Security.AuditMaxRows), 1000, 1000000000)},
 	}
 	if len(c.Boot.Interfaces) > 0 && c.Boot.DHCP.Mode == "server" {
 		out = append(out,

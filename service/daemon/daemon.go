@@ -312,6 +312,11 @@ func (d *Daemon) retryLoop(ctx context.Context) {
 				d.log.Warn("retry of failed operations", "err", err)
 			}
 			d.sec.syncAll(ctx)
+			if n, err := d.db.PruneAudit(ctx, d.cfg.Security.AuditMaxRows); err != nil {
+				d.log.Warn("audit log pruning", "err", err)
+			} else if n > 0 {
+				d.log.Info("audit log pruned", "deleted", n, "kept", d.cfg.Security.AuditMaxRows)
+			}
 		}
 	}
 }

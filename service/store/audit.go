@@ -88,3 +88,14 @@ func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 	}
 	return out, rows.Err()
 }
+
+// PruneAudit keeps the newest keep entries of the audit log and deletes
+// the rest; it returns how many it deleted.
+func (s *SQLite) PruneAudit(ctx context.Context, keep int) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM audit WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM audit) - ?`, keep)
+	if err != nil {
+		return 0, dbErr(err, "audit log")
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}

@@ -204,6 +204,12 @@ func TestAudit(t *testing.T) {
 	if got, _ := s.Audit(ctx, AuditFilter{Limit: 1}); len(got) != 1 {
 		t.Fatalf("Audit(limit 1) = %d entries", len(got))
 	}
+	if n, err := s.PruneAudit(ctx, 2); err != nil || n != 1 {
+		t.Fatalf("PruneAudit(2) = %d, %v; want 1 deleted", n, err)
+	}
+	if got, _ := s.Audit(ctx, AuditFilter{}); len(got) != 2 || got[1].Outcome != "refused" {
+		t.Fatalf("after PruneAudit(2): %+v, want the 2 newest", got)
+	}
 }
 
 // latestMigration is the number of the newest embedded migration.
