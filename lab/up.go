@@ -31,6 +31,9 @@ const (
 	BootPort = 8081
 )
 
+// BmidCephUser is the cephx user bmid runs as (cephlab.BMIDCaps).
+const BmidCephUser = "bmid"
+
 // GoldenImage is the name of the golden image `up` uploads into Project.
 const GoldenImage = "golden"
 
@@ -98,7 +101,7 @@ state:
   path: {{.Dir}}/bmid/bmid.db
 ceph:
   conf: {{.CephConf}}
-  id: admin
+  id: {{.CephID}}
   keyring: {{.Keyring}}
   pool: {{.Pool}}
 hil:
@@ -170,7 +173,7 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	log("hil-mock serving", "url", l.HILURL())
 	if !svc.Bmid.Alive() {
 		conf := filepath.Join(l.Dir, "bmid.yaml")
-		if err := l.writeBmidConfig(conf, ceph); err != nil {
+		if err := l.writeBmidConfig(ctx, conf, ceph); err != nil {
 			return nil, err
 		}
 		argv := []string{"ip", "netns", "exec", l.Namespace, o.Bmid, "serve", "--config", conf}
@@ -192,7 +195,7 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	return l, nil
 }
 
-func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
+func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cluster) error {
 	if err := os.MkdirAll(filepath.Join(l.Dir, "bmid"), 0o755); err != nil {
 		return err
 	}
@@ -204,13 +207,18 @@ func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
 	if err := os.WriteFile(pwFile, []byte(creds.HILBMI+"\n"), 0o600); err != nil {
 		return err
 	}
+	// bmid runs as its own least-privileged cephx user, not client.admin.
+	keyring, err := ceph.EnsureClient(ctx, BmidCephUser, cephlab.BMIDCaps(ceph.Pool()))
+	if err != nil {
+		return err
+	}
 	br := strings.Split(l.Bridge4, "/")[0]
 	prefix := strings.TrimSuffix(br, ".1")
 	var b bytes.Buffer
 	err = bmidConfig.Execute(&b, map[string]any{
 		"HILUser": HILBMIUser, "HILPasswordFile": pwFile,
 		"AdminProject": AdminProject, "APIPort": APIPort, "BootPort": BootPort, "LabAddr": l.LabAddr, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
-		"Keyring": ceph.KeyringPath(), "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
+		"CephID": BmidCephUser, "Keyring": keyring, "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
 		"BridgeAddr": br, "Bridge": l.Bridge, "RangeStart": prefix + ".100", "RangeEnd": prefix + ".199",
 		"Netmask": "255.255.255.0",
 	})
