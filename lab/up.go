@@ -21,12 +21,18 @@ import (
 	"github.com/bmi-go/bmi/service/fault"
 )
 
-// Ports of the lab's services on the lab end of the host link (and, for
-// the API, on the provisioning bridge, where nodes fetch their scripts).
+// Ports of the lab's services on the lab end of the host link; BootPort
+// is on the provisioning bridge, where nodes fetch their scripts (the API
+// does not answer there).
 const (
 	HILPort = 5000
 	APIPort = 8080
+	// BootPort is bmid's boot HTTP listener (iPXE scripts) on the bridge.
+	BootPort = 8081
 )
+
+// BmidCephUser is the cephx user bmid runs as (cephlab.BMIDCaps).
+const BmidCephUser = "bmid"
 
 // GoldenImage is the name of the golden image `up` uploads into Project.
 const GoldenImage = "golden"
@@ -98,12 +104,12 @@ log:
   format: json
   level: info
 api:
-  listen: 0.0.0.0:{{.APIPort}}
+  listen: {{.LabAddr}}:{{.APIPort}}
 state:
   path: {{.Dir}}/bmid/bmid.db
 ceph:
   conf: {{.CephConf}}
-  id: admin
+  id: {{.CephID}}
   keyring: {{.Keyring}}
   pool: {{.Pool}}
 hil:
@@ -116,7 +122,8 @@ iscsi:
   portal: {{.BridgeAddr}}:3260
 boot:
   interfaces: [{{.Bridge}}]
-  base_url: http://{{.BridgeAddr}}:{{.APIPort}}
+  base_url: http://{{.BridgeAddr}}:{{.BootPort}}
+  http_listen: {{.BridgeAddr}}:{{.BootPort}}
   dhcp:
     mode: server
     range_start: {{.RangeStart}}
@@ -173,7 +180,7 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	}
 	log("hil-mock serving", "url", l.HILURL())
 	if !svc.Bmid.Alive() {
-		if err := l.writeBmidConfig(l.bmidConfPath(), ceph); err != nil {
+		if err := l.writeBmidConfig(ctx, l.bmidConfPath(), ceph); err != nil {
 			return nil, err
 		}
 		if svc.Bmid, err = l.startBmid(o.Bmid); err != nil {
@@ -198,7 +205,7 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	return l, nil
 }
 
-func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
+func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cluster) error {
 	if err := os.MkdirAll(filepath.Join(l.Dir, "bmid"), 0o755); err != nil {
 		return err
 	}
@@ -210,13 +217,18 @@ func (l *Lab) writeBmidConfig(path string, ceph *cephlab.Cluster) error {
 	if err := os.WriteFile(pwFile, []byte(creds.HILBMI+"\n"), 0o600); err != nil {
 		return err
 	}
+	// bmid runs as its own least-privileged cephx user, not client.admin.
+	keyring, err := ceph.EnsureClient(ctx, BmidCephUser, cephlab.BMIDCaps(ceph.Pool()))
+	if err != nil {
+		return err
+	}
 	br := strings.Split(l.Bridge4, "/")[0]
 	prefix := strings.TrimSuffix(br, ".1")
 	var b bytes.Buffer
 	err = bmidConfig.Execute(&b, map[string]any{
 		"HILUser": HILBMIUser, "HILPasswordFile": pwFile,
-		"AdminProject": AdminProject, "APIPort": APIPort, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
-		"Keyring": ceph.KeyringPath(), "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
+		"AdminProject": AdminProject, "APIPort": APIPort, "BootPort": BootPort, "LabAddr": l.LabAddr, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
+		"CephID": BmidCephUser, "Keyring": keyring, "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
 		"BridgeAddr": br, "Bridge": l.Bridge, "RangeStart": prefix + ".100", "RangeEnd": prefix + ".199",
 		"Netmask": "255.255.255.0",
 	})

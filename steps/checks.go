@@ -92,7 +92,7 @@ func agree(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("hil: node %s nic %s has MAC %s, BMI boots %s", b.Node, b.NIC, nic.MAC, b.MAC))
 		}
 		// the node's view: its script's credentials find and open its target
-		s, err := fetchBootScript(ctx, w.site, strings.ToLower(b.MAC))
+		s, err := fetchBootScript(ctx, w.site, p, b.Node, strings.ToLower(b.MAC))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("ipxe: node %s: %w", b.Node, err))
 			continue

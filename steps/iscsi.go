@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // bootScript is a node's iPXE script as the node fetches it.
@@ -23,11 +26,20 @@ type bootScript struct {
 	Secret    string // CHAP secret
 }
 
-// fetchBootScript fetches /boot/<mac>.ipxe like a node's iPXE does.
-func fetchBootScript(ctx context.Context, site *Site, mac string) (bootScript, error) {
+// fetchBootScript returns the boot script of project's node (boot MAC
+// mac) with its credentials. With a boot URL the tests may fetch from
+// (Site.BootURL: the in-process bmid, which serves scripts without the
+// lease and token checks) it is fetched like the node's iPXE does.
+// Otherwise (the lab, a real site: a script with its secret goes only to
+// the machine that booted) it is read through the API: the script by node
+// name as the operator (secret hidden), the secret as the administrator.
+func fetchBootScript(ctx context.Context, site *Site, project, node, mac string) (bootScript, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(site.bootURL(), "/")+"/boot/"+mac+".ipxe", nil)
+	if site.BootURL == "" {
+		return apiBootScript(ctx, site, project, node)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(site.BootURL, "/")+"/boot/"+mac+".ipxe", nil)
 	if err != nil {
 		return bootScript{}, err
 	}
@@ -41,6 +53,39 @@ func fetchBootScript(ctx context.Context, site *Site, mac string) (bootScript, e
 		return bootScript{}, fmt.Errorf("boot script of %s: HTTP %d: %s", mac, res.StatusCode, strings.TrimSpace(string(b)))
 	}
 	return parseBootScript(string(b))
+}
+
+// apiBootScript is fetchBootScript through the API.
+func apiBootScript(ctx context.Context, site *Site, project, node string) (bootScript, error) {
+	op, err := site.Client(site.Operator)
+	if err != nil {
+		return bootScript{}, err
+	}
+	bc, err := op.Boot(ctx, project, node)
+	if errors.Is(err, fault.ErrNotFound) {
+		return bootScript{NoConfig: true}, nil
+	}
+	if err != nil {
+		return bootScript{}, fmt.Errorf("boot config of %s: %w", node, err)
+	}
+	text, err := op.BootScript(ctx, project, node)
+	if err != nil {
+		return bootScript{}, fmt.Errorf("boot script of %s: %w", node, err)
+	}
+	s, err := parseBootScript(text)
+	if err != nil {
+		return s, err
+	}
+	admin, err := site.Client(site.Admin)
+	if err != nil {
+		return s, err
+	}
+	cr, err := admin.Credentials(ctx, project, bc.Disk)
+	if err != nil {
+		return s, fmt.Errorf("credentials of disk %s: %w", bc.Disk, err)
+	}
+	s.Secret = cr.CHAPSecret
+	return s, nil
 }
 
 // parseBootScript reads the target and CHAP credentials out of a script.

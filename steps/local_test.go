@@ -51,7 +51,7 @@ func localSite(t *testing.T) *steps.Site {
 	bmi := sitetest.Start(t, sitetest.Options{UID: cephtest.Prefix(t), HILURL: hm.url, TFTPRoot: "/usr/lib/ipxe"})
 	base, conf, pool, portal := bmi.URL, bmi.Config.Ceph.Conf, bmi.Config.Ceph.Pool, bmi.Config.ISCSI.Portal
 	site := &steps.Site{
-		Name: "local", APIURL: base, HILURL: hm.url, HILSwitch: hm,
+		Name: "local", APIURL: base, BootURL: bmi.BootURL, HILURL: hm.url, HILSwitch: hm,
 		Admin:    steps.Credentials{User: "hiladmin", Password: "admin-secret"},
 		Operator: steps.Credentials{User: "alice", Password: "alice-secret"},
 		Other:    steps.Credentials{User: "bob", Password: "bob-secret"},

@@ -152,7 +152,7 @@ func (w *World) script(ctx context.Context, nodeAlias string) (Node, bootScript,
 	if err != nil {
 		return n, bootScript{}, err
 	}
-	s, err := fetchBootScript(ctx, w.site, mac)
+	s, err := fetchBootScript(ctx, w.site, w.site.Project, n.Name, mac)
 	if err != nil {
 		return n, s, err
 	}

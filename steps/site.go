@@ -30,8 +30,10 @@ type Site struct {
 	Name string
 	// APIURL is bmid's URL (http://host:port).
 	APIURL string
-	// BootURL is where nodes fetch their iPXE scripts (/boot/<mac>.ipxe);
-	// empty means APIURL.
+	// BootURL is a boot listener the tests may fetch scripts from as if
+	// they were the node (/boot/<mac>.ipxe): only a bmid without the lease
+	// and token checks serves them so. Empty: scripts are read through the
+	// API (by node name as the operator, the secret as the administrator).
 	BootURL string
 	// HILURL is HIL's URL.
 	HILURL string
@@ -100,14 +102,6 @@ func (s *Site) command(name string, args ...string) []string {
 		return append([]string{"ip", "netns", "exec", s.NetNS, name}, args...)
 	}
 	return append([]string{name}, args...)
-}
-
-// bootURL is the base URL of the iPXE scripts.
-func (s *Site) bootURL() string {
-	if s.BootURL != "" {
-		return s.BootURL
-	}
-	return s.APIURL
 }
 
 // Client returns a bmi API client acting as who.

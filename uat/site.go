@@ -27,7 +27,9 @@ type SiteFile struct {
 	Name string `yaml:"name"`
 	// API is bmid's URL.
 	API string `yaml:"api_url"`
-	// BootURL is where nodes fetch their iPXE scripts (default: api_url).
+	// BootURL is a boot listener the suite may fetch scripts from as if it
+	// were the node (only a bmid with boot.ipxe.require_lease and
+	// script_token off serves them so); empty: through the API.
 	BootURL string `yaml:"boot_url"`
 	// HIL is HIL's URL.
 	HIL string `yaml:"hil_url"`

@@ -11,12 +11,14 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/bmi-go/bmi/internal/cephtest"
 	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/lab/cephlab"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/daemon"
 	"github.com/bmi-go/bmi/service/hilmock"
@@ -42,6 +44,10 @@ type Options struct {
 type Site struct {
 	// URL is bmid's API base URL.
 	URL string
+	// BootURL is the base URL of the boot listener (iPXE scripts). The
+	// in-process site has no DHCP, so it serves scripts without the lease
+	// and token checks (boot.ipxe.require_lease, script_token off).
+	BootURL string
 	// HILURL is the HIL bmid talks to.
 	HILURL string
 	// Config is bmid's configuration (Ceph conf and pool, portal...).
@@ -91,10 +97,14 @@ func Start(tb testing.TB, o Options) *Site {
 	cfg.UID = o.UID
 	cfg.State.Path = filepath.Join(tb.TempDir(), "bmid.db")
 	cfg.Ceph.Conf, cfg.Ceph.Pool, cfg.Ceph.OpTimeout = conf, pool, o.OpTimeout
+	// bmid runs as its own least-privileged cephx user, as on a real site.
+	cfg.Ceph.ID, cfg.Ceph.Keyring = cephUser(tb, conf, pool, "bmid-"+o.UID)
 	cfg.HIL.URL = o.HILURL
 	cfg.API.Listen = FreeAddr(tb)
 	portal := FreeAddr(tb)
 	cfg.ISCSI.Listen, cfg.ISCSI.Portal = []string{portal}, portal
+	cfg.Boot.HTTPListen = FreeAddr(tb)
+	cfg.Boot.IPXE.RequireLease, cfg.Boot.IPXE.ScriptToken = false, false
 	if o.TFTPRoot != "" {
 		cfg.Boot.TFTP.Root = o.TFTPRoot
 	}
@@ -131,6 +141,7 @@ func Start(tb testing.TB, o Options) *Site {
 		}
 	}
 	site.URL = base
+	site.BootURL = "http://" + cfg.Boot.HTTPListen
 	return site
 }
 
@@ -166,6 +177,19 @@ func (s *Site) Restart(tb testing.TB) time.Duration {
 			tb.Fatal("bmid's portal did not listen within 10 minutes of its start")
 		}
 	}
+}
+
+// cephUser creates client.<name> with cephlab.BMIDCaps on the test
+// cluster (deleted when the test ends) and returns its id and keyring.
+func cephUser(tb testing.TB, conf, pool, name string) (string, string) {
+	tb.Helper()
+	keyring := filepath.Join(tb.TempDir(), "ceph.client."+name+".keyring")
+	args := append([]string{"--conf", conf, "auth", "get-or-create", "client." + name}, cephlab.BMIDCaps(pool)...)
+	if out, err := exec.Command("ceph", append(args, "-o", keyring)...).CombinedOutput(); err != nil {
+		tb.Fatalf("ceph auth get-or-create client.%s: %v: %s", name, err, out)
+	}
+	tb.Cleanup(func() { _ = exec.Command("ceph", "--conf", conf, "auth", "del", "client."+name).Run() })
+	return name, keyring
 }
 
 // FreeAddr returns a loopback address with a port free at the time.

@@ -41,6 +41,26 @@ func decodeJSON[T any](contentType string, r io.Reader, dst *T) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return fault.Errorf(fault.Invalid, "malformed JSON request body: data after the object")
 	}
+	return emptyNames(b)
+}
+
+// nameFields are the body fields whose OpenAPI schema is Name (minLength
+// 1): they may be left out, but not given empty.
+var nameFields = []string{"name", "dest_project", "image", "disk"}
+
+// emptyNames refuses a body that gives a name field as "" (which would
+// otherwise read as "not given" and, e.g., make an import take the
+// source's name).
+func emptyNames(b []byte) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil // not an object; the typed decode has judged it
+	}
+	for _, f := range nameFields {
+		if v, ok := m[f]; ok && string(bytes.TrimSpace(v)) == `""` {
+			return fault.Errorf(fault.Invalid, "%s is empty: leave it out or give a name", f)
+		}
+	}
 	return nil
 }
 

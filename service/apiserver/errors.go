@@ -41,6 +41,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	s.logFailure(c, status, err)
 	closeIfBody(c)
 	if status == http.StatusUnauthorized {
+		s.authFailed(c)
 		c.Header("WWW-Authenticate", `Basic realm="bmi"`)
 	}
 	if kind == fault.Internal {
@@ -55,6 +56,9 @@ func (s *Server) failText(c *gin.Context, err error) {
 	status, kind, msg := statusOf(err)
 	s.logFailure(c, status, err)
 	closeIfBody(c)
+	if status == http.StatusUnauthorized {
+		s.authFailed(c)
+	}
 	if kind == fault.Internal {
 		msg += " (request " + requestID(c) + ")"
 	}

@@ -18,7 +18,7 @@ import (
 // the same routes; TestOpenAPIMatchesRoutes checks both ways.
 func (s *Server) routes() {
 	e := s.engine
-	e.Use(s.accessLog, s.recoverPanics)
+	e.Use(s.accessLog, s.recoverPanics, s.audit, s.throttle)
 	e.NoRoute(s.noRoute)
 	e.NoMethod(s.noMethod)
 
@@ -68,6 +68,13 @@ func (s *Server) routes() {
 	g.POST("/projects/:project/nodes/:node/provision", s.provision)
 	g.DELETE("/projects/:project/nodes/:node/provision", s.deprovision)
 	g.GET("/projects/:project/nodes/:node/ip", s.nodeIP)
+	g.GET("/projects/:project/nodes/:node/boot.ipxe", s.bootScript)
+
+	g.GET("/projects/:project/targets/:disk/acl", s.showACL)
+	g.PATCH("/projects/:project/targets/:disk/acl", s.changeACL)
+	g.POST("/projects/:project/targets/:disk/rotate-secret", s.rotateSecret)
+	g.GET("/projects/:project/targets/:disk/credentials", s.credentials)
+	g.GET("/audit", s.listAudit)
 
 	g.GET("/operations", s.listOps)
 	g.GET("/operations/:id", s.showOp)

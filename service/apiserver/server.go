@@ -102,6 +102,13 @@ type Config struct {
 	BodyTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown; 0 means 30 s.
 	ShutdownTimeout time.Duration
+	// AuthFailures, when set, counts failed authentications per source
+	// address ("ip:<addr>") and user name ("user:<name>"); a throttled
+	// one gets 429 before its credentials are checked.
+	AuthFailures Limiter
+	// Security, when set, serves initiator ACLs and the audit log, and
+	// receives an audit entry per state-changing call.
+	Security Security
 }
 
 // Server is bmid's HTTP server.
@@ -149,6 +156,11 @@ func New(cfg Config) (*Server, error) {
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
+	// The client's address is the connection's: X-Forwarded-For would let
+	// a password guesser pick a fresh address per try.
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, fault.Errorf(fault.Internal, "apiserver: %v", err)
+	}
 	s := &Server{cfg: cfg, engine: e, log: cfg.Log, metrics: m, spec: spec,
 		auth: newAuthCache(cfg.Auth, cfg.AuthCacheTTL)}
 	s.routes()

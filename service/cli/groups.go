@@ -193,7 +193,7 @@ func (a *app) iscsiCmd() *cobra.Command {
 			}
 			return a.show(ts, targetTable(ts))
 		}),
-	})
+	}, a.aclCmd())
 	return g
 }
 

@@ -74,6 +74,17 @@ func (a *app) diskCmd() *cobra.Command {
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
 			return a.showDisk(ctx, c, args[0], args[1])
 		}),
+	}, &cobra.Command{
+		Use:   "rotate-secret PROJECT DISK",
+		Short: "Give a disk's target a new CHAP secret (new logins only; reboot the node to use it)",
+		Args:  clikit.ExactArgs("PROJECT", "DISK"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			t, err := c.RotateSecret(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return a.done(t, "new CHAP secret for disk %q of project %q (target %s); its node gets it from its next boot script", args[1], args[0], t.IQN)
+		}),
 	})
 	return g
 }

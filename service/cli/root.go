@@ -100,7 +100,7 @@ failure, with the reason on stderr.`,
 	root.AddGroup(&cobra.Group{ID: "orig", Title: "Commands of the original BMI:"}, &cobra.Group{ID: "m2", Title: "Disks, boot configs and operations:"})
 	for _, c := range []*cobra.Command{
 		a.importCmd(), a.exportCmd(), a.cpCmd(), a.mvCmd(), a.proCmd(), a.dproCmd(), a.showproCmd(), a.lsCmd(), a.rmCmd(),
-		a.snapCmd(), a.projectCmd(), a.dbCmd(), a.iscsiCmd(), a.nodeCmd(), a.uploadCmd(), a.downloadCmd(),
+		a.snapCmd(), a.projectCmd(), a.dbCmd(), a.iscsiCmd(), a.nodeCmd(), a.uploadCmd(), a.downloadCmd(), a.auditCmd(),
 	} {
 		c.GroupID = "orig"
 		root.AddCommand(c)

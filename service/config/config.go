@@ -32,6 +32,34 @@ type Config struct {
 	ISCSI ISCSI `yaml:"iscsi"`
 	// Boot configures the network boot services (DHCP, TFTP, iPXE scripts).
 	Boot Boot `yaml:"boot"`
+	// Security bounds failed authentication attempts.
+	Security Security `yaml:"security"`
+}
+
+// Security bounds failed authentication attempts: a token bucket per
+// source address and per user (API) or initiator name (iSCSI) that each
+// failure drains; an empty bucket is refused (429, or a login reject)
+// before its credentials are checked, and refills one failure per
+// interval.
+type Security struct {
+	// KeyFile holds the key (32 bytes, mode 0600) that seals CHAP secrets
+	// in the state database; empty means secret.key next to state.path.
+	// Created at first start; once secrets are sealed with it, a missing,
+	// unreadable, wrong-size or group/world-accessible file stops bmid.
+	KeyFile string `yaml:"key_file"`
+	// AuthFailBurst is how many failed API authentications a source or a
+	// user may have at once.
+	AuthFailBurst int `yaml:"auth_fail_burst"`
+	// AuthFailInterval is how often one more failure is allowed.
+	AuthFailInterval time.Duration `yaml:"auth_fail_interval"`
+	// LoginFailBurst is how many failed iSCSI logins a source or an
+	// initiator name may have at once.
+	LoginFailBurst int `yaml:"login_fail_burst"`
+	// LoginFailInterval is how often one more failed login is allowed.
+	LoginFailInterval time.Duration `yaml:"login_fail_interval"`
+	// AuditMaxRows bounds the audit log: older entries are deleted beyond
+	// it (a flood of refused logins cannot fill the disk).
+	AuditMaxRows int `yaml:"audit_max_rows"`
 }
 
 // Log configures logging.
@@ -142,9 +170,18 @@ type Boot struct {
 	// Interfaces are the network interfaces DHCP answers on; empty means no
 	// DHCP at all (a site whose own DHCP server chains to our iPXE scripts).
 	Interfaces []string `yaml:"interfaces"`
-	// BaseURL is the URL nodes fetch their iPXE scripts from (this bmid's
-	// API address as seen from the provisioning network).
+	// BaseURL is the URL nodes fetch their iPXE scripts from: HTTPListen
+	// as seen from the provisioning network.
 	BaseURL string `yaml:"base_url"`
+	// HTTPListen is the host:port of the provisioning network's own HTTP
+	// listener, which serves iPXE scripts and binaries and nothing else
+	// (the API and /metrics never answer there); empty: no boot HTTP.
+	HTTPListen string `yaml:"http_listen"`
+	// RequirePowerOn answers DHCP and serves scripts for a node's MAC only
+	// while HIL reports the node powered on, so a host that takes a
+	// powered-off node's MAC gets neither its lease nor its script. It
+	// needs hil.user (BMI's HIL account asks the power status).
+	RequirePowerOn bool `yaml:"require_power_on"`
 	// DHCP configures the DHCP server.
 	DHCP DHCP `yaml:"dhcp"`
 	// TFTP configures the TFTP server for iPXE binaries.
@@ -176,6 +213,11 @@ type IPXE struct {
 	// RequireLease serves a node's script (with its CHAP secret) only to
 	// the address BMI's DHCP leased to the node (server mode only).
 	RequireLease bool `yaml:"require_lease"`
+	// ScriptToken puts a random one-time token into the script URL of
+	// each DHCP answer to iPXE; a script is served only with an unused,
+	// unexpired token issued for its MAC. It needs bmid's DHCP (server or
+	// proxy mode) and is proxy mode's counterpart of RequireLease.
+	ScriptToken bool `yaml:"script_token"`
 }
 
 // BootFaults injects faults per boot service.
@@ -284,7 +326,11 @@ func Default() Config {
 		Boot: Boot{
 			DHCP: DHCP{Mode: "server", LeaseTime: time.Hour, IPv6RA: true},
 			TFTP: TFTP{Root: "/usr/lib/ipxe", Preload: []string{"ipxe.efi"}},
-			IPXE: IPXE{Attempts: 4, RetryDelay: 2 * time.Second, RebootDelay: 10 * time.Second, NoConfigPause: 5 * time.Second},
+			IPXE: IPXE{Attempts: 4, RetryDelay: 2 * time.Second, RebootDelay: 10 * time.Second, NoConfigPause: 5 * time.Second,
+				RequireLease: true, ScriptToken: true},
+			RequirePowerOn: true,
 		},
+		Security: Security{AuthFailBurst: 10, AuthFailInterval: 6 * time.Second,
+			LoginFailBurst: 10, LoginFailInterval: 6 * time.Second, AuditMaxRows: 1000000},
 	}
 }

@@ -67,6 +67,9 @@ func (c Config) checks() []check {
 		{"iscsi.time2wait", durationBetween(c.ISCSI.Time2Wait, time.Second, time.Hour)},
 		{"boot.interfaces", interfaces(c.Boot.Interfaces)},
 		{"boot.base_url", httpURL(c.Boot.BaseURL, false)},
+		{"boot.http_listen", hostPort(c.Boot.HTTPListen, false)},
+		{"boot.http_listen", distinct(c.Boot.HTTPListen, c.API.Listen, "api.listen")},
+		{"api.listen", management(c.API.Listen, len(c.Boot.Interfaces) > 0 || c.Boot.HTTPListen != "")},
 		{"boot.dhcp.mode", oneOf(c.Boot.DHCP.Mode, "server", "proxy")},
 		{"boot.dhcp.lease_time", positive(int64(c.Boot.DHCP.LeaseTime))},
 		{"boot.dhcp.router", ipv4(c.Boot.DHCP.Router, false)},
@@ -84,6 +87,11 @@ func (c Config) checks() []check {
 		{"boot.faults.tftp.delay", nonNegative(int64(c.Boot.Faults.TFTP.Delay))},
 		{"boot.faults.http.drop_percent", between(int64(c.Boot.Faults.HTTP.DropPercent), 0, 100)},
 		{"boot.faults.http.delay", nonNegative(int64(c.Boot.Faults.HTTP.Delay))},
+		{"security.auth_fail_burst", between(int64(c.Security.AuthFailBurst), 1, 100000)},
+		{"security.auth_fail_interval", positive(int64(c.Security.AuthFailInterval))},
+		{"security.login_fail_burst", between(int64(c.Security.LoginFailBurst), 1, 100000)},
+		{"security.login_fail_interval", positive(int64(c.Security.LoginFailInterval))},
+		{"security.audit_max_rows", between(int64(c.Security.AuditMaxRows), 1000, 1000000000)},
 	}
 	if len(c.Boot.Interfaces) > 0 && c.Boot.DHCP.Mode == "server" {
 		out = append(out,
@@ -94,7 +102,8 @@ func (c Config) checks() []check {
 		)
 	}
 	if len(c.Boot.Interfaces) > 0 {
-		out = append(out, check{"boot.base_url", required(c.Boot.BaseURL)})
+		out = append(out, check{"boot.base_url", required(c.Boot.BaseURL)},
+			check{"boot.http_listen", required(c.Boot.HTTPListen)})
 	}
 	if c.Boot.Files.Enabled {
 		out = append(out,
@@ -103,6 +112,27 @@ func (c Config) checks() []check {
 		)
 	}
 	return out
+}
+
+// distinct refuses a listen address equal to the other key's.
+func distinct(s, other, otherKey string) string {
+	if s != "" && s == other {
+		return "must differ from " + otherKey + ": the provisioning network must not reach the API"
+	}
+	return ""
+}
+
+// management refuses a wildcard API address on a host that serves the
+// provisioning network: the API (and /metrics) would answer there too.
+func management(s string, boots bool) string {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil || !boots {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return fmt.Sprintf("%q is a wildcard address, which also answers on the provisioning network: give the management address", s)
+	}
+	return ""
 }
 
 func required(s string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/service/store"
@@ -27,17 +28,20 @@ type bootSpecs struct {
 	store  *store.SQLite
 	portal string // host of the iSCSI portal nodes log in to
 	port   int
+	power  *guard.PowerGate // nil: boot.require_power_on is off
+	// initiator names a node's initiator (the name its ACL entry has).
+	initiator func(node string) string
 }
 
 var (
-	_ ipxe.BootSpecs     = bootSpecs{}
-	_ ipxe.NodeBootSpecs = bootSpecs{}
-	_ dhcpd.Nodes        = bootSpecs{}
+	_ ipxe.BootSpecs = bootSpecs{}
+	_ dhcpd.Nodes    = bootSpecs{}
 )
 
 func (b bootSpecs) spec(bc core.BootConfig, t core.Target) ipxe.Spec {
 	return ipxe.Spec{Node: bc.Node, Disk: bc.Disk, Portal: b.portal, Port: b.port, LUN: 0, TargetIQN: t.IQN,
-		CHAP: &ipxe.CHAP{User: t.CHAPUser, Secret: logging.Secret(t.CHAPSecret)}}
+		InitiatorIQN: b.initiator(bc.Node),
+		CHAP:         &ipxe.CHAP{User: t.CHAPUser, Secret: logging.Secret(t.CHAPSecret)}}
 }
 
 func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spec, error) {
@@ -45,28 +49,18 @@ func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spe
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
+	if err := b.power.Allow(ctx, bc.Node); err != nil {
+		return ipxe.Spec{}, err
+	}
 	return b.spec(bc, t), nil
-}
-
-func (b bootSpecs) NodeBootSpec(ctx context.Context, node string) (ipxe.Spec, net.HardwareAddr, error) {
-	bc, err := b.store.Boot(ctx, node)
-	if err != nil {
-		return ipxe.Spec{}, nil, err
-	}
-	mac, err := net.ParseMAC(bc.MAC)
-	if err != nil {
-		return ipxe.Spec{}, nil, fault.Errorf(fault.Internal, "boot config of node %q: MAC %q: %v", node, bc.MAC, err)
-	}
-	_, t, err := b.svc.BootTarget(ctx, bc.MAC)
-	if err != nil {
-		return ipxe.Spec{}, nil, err
-	}
-	return b.spec(bc, t), mac, nil
 }
 
 func (b bootSpecs) BootNode(ctx context.Context, mac net.HardwareAddr) (string, error) {
 	bc, _, err := b.svc.BootTarget(ctx, mac.String())
-	return bc.Node, err
+	if err != nil {
+		return "", err
+	}
+	return bc.Node, b.power.Allow(ctx, bc.Node)
 }
 
 // splitPortal splits "host:port" (port default 3260).

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -21,6 +22,7 @@ import (
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/dhcpd"
+	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/iscsi"
@@ -39,6 +41,9 @@ type Daemon struct {
 	api      *apiserver.Server
 	dhcp     *dhcpd.Server
 	tftp     *tftpd.Server
+	bootHTTP *ipxe.Server
+	sec      *security
+	hil      *hil.Client
 	timeline *boot.Timeline
 	hilURL   string
 	instance *instanceLock
@@ -72,6 +77,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if d.db, err = store.Open(ctx, cfg.State.Path, log.With("component", "store")); err != nil {
 		return nil, err
 	}
+	if err := d.loadKey(ctx); err != nil {
+		return nil, err
+	}
 	if d.ceph, err = ceph.Dial(ctx, ceph.Config{Conf: cfg.Ceph.Conf, ID: cfg.Ceph.ID, Keyring: cfg.Ceph.Keyring,
 		Pool: cfg.Ceph.Pool, OpTimeout: cfg.Ceph.OpTimeout}, log.With("component", "ceph")); err != nil {
 		return nil, err
@@ -79,16 +87,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if !cfg.ISCSI.CHAP {
 		log.Warn("iSCSI CHAP is OFF: any host on the provisioning network can log in to any disk; use this for tests only")
 	}
+	d.sec = &security{db: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, log: log.With("component", "security")}
+	logins := &guard.Logins{Fails: guard.New(cfg.Security.LoginFailInterval, cfg.Security.LoginFailBurst, nil), Record: d.sec.Record}
 	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
 		DrainTimeout: cfg.ISCSI.DrainTimeout, Time2Wait: cfg.ISCSI.Time2Wait,
-		Reservations: d.db}, // SCSI reservations survive restarts; deprovisioning releases them
-		log.With("component", "iscsi")); err != nil {
+		Reservations: d.db, // SCSI reservations survive restarts; deprovisioning releases them
+		Guard:        logins}, log.With("component", "iscsi")); err != nil {
 		return nil, err
 	}
+	d.sec.target = d.target
 	hc := hil.New(cfg.HIL.URL, &http.Client{Timeout: cfg.HIL.Timeout},
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
+	d.hil = hc
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
-	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph, log: log.With("component", "iscsi")},
+	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec, log: log.With("component", "iscsi")},
 		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
@@ -106,41 +118,70 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		ProvisioningNetwork: cfg.HIL.ProvisioningNetwork, Channel: cfg.HIL.Channel}, deps); err != nil {
 		return nil, err
 	}
-	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port}
+	d.sec.svc = d.svc
+	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port, initiator: d.sec.nodeIQN}
+	if cfg.Boot.RequirePowerOn {
+		if deps.Networks == nil {
+			log.Warn("boot.require_power_on is set but hil.user is not: bmid cannot ask HIL whether a node is on, " +
+				"so a host that takes a powered-off node's MAC gets its lease and script")
+		} else {
+			specs.power = guard.NewPowerGate(hc, deps.Networks.(hilNetworks).cred, 2*time.Second, log.With("component", "boot"))
+		}
+	}
+	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(cfg.Boot.IPXE))
+	if err != nil {
+		return nil, err
+	}
+	d.sec.script = func(bc core.BootConfig, t core.Target) ([]byte, error) { return r.Script(specs.spec(bc, t)) }
 	if err := d.buildBoot(specs); err != nil {
 		return nil, err
 	}
-	if err := d.buildAPI(specs); err != nil {
+	if err := d.buildBootHTTP(specs); err != nil {
+		return nil, err
+	}
+	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
+		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
+		Security: d.sec, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil)})
+	if err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *Daemon) buildAPI(specs bootSpecs) error {
-	var err error
-	d.api, err = apiserver.New(apiserver.Config{Ops: d.svc, Log: d.log.With("component", "api"), Ready: d.ready,
-		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes})
+// buildBootHTTP builds the provisioning network's own HTTP listener
+// (boot.http_listen): iPXE scripts and binaries, never the API.
+func (d *Daemon) buildBootHTTP(specs bootSpecs) error {
+	c := d.cfg.Boot
+	if c.HTTPListen == "" {
+		return nil
+	}
+	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(c.IPXE))
 	if err != nil {
 		return err
 	}
-	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(d.cfg.Boot.IPXE))
-	if err != nil {
-		return err
-	}
-	h := &ipxe.Handler{Specs: specs, Nodes: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
-		Recorder: d.timeline, Faults: boot.FaultsFromConfig(d.cfg.Boot.Faults.HTTP), RequireLease: d.cfg.Boot.IPXE.RequireLease}
+	h := &ipxe.Handler{Specs: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
+		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease}
 	if d.dhcp != nil {
 		h.Clients = d.dhcp
 	}
-	if h.RequireLease && h.Clients == nil {
-		return fmt.Errorf("boot.ipxe.require_lease needs bmid's DHCP server (boot.interfaces)")
+	if h.RequireLease && (d.dhcp == nil || d.dhcp.Mode == dhcpd.ModeProxy) {
+		return fmt.Errorf("boot.ipxe.require_lease needs bmid's DHCP in server mode (boot.interfaces, boot.dhcp.mode: server); " +
+			"in proxy mode turn it off and keep boot.ipxe.script_token")
 	}
-	if d.cfg.Boot.TFTP.Root != "" {
-		if st, err := os.Stat(d.cfg.Boot.TFTP.Root); err == nil && st.IsDir() {
-			h.Files = os.DirFS(d.cfg.Boot.TFTP.Root)
+	if c.IPXE.ScriptToken {
+		if d.dhcp == nil {
+			return fmt.Errorf("boot.ipxe.script_token needs bmid's DHCP (boot.interfaces): the token travels in its answer")
+		}
+		h.Tokens = ipxe.NewTokens(nil)
+		d.dhcp.Tokens = h.Tokens
+	}
+	if c.TFTP.Root != "" {
+		if st, err := os.Stat(c.TFTP.Root); err == nil && st.IsDir() {
+			h.Files = os.DirFS(c.TFTP.Root)
 		}
 	}
-	return d.api.Mount("/boot/", h)
+	d.bootHTTP = &ipxe.Server{Addr: c.HTTPListen, Handler: h, Log: d.log.With("component", "ipxe")}
+	return nil
 }
 
 func (d *Daemon) buildBoot(specs bootSpecs) error {
@@ -160,6 +201,37 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 		clients = d.dhcp
 	}
 	d.tftp = tftpd.NewFromConfig(b, d.log.With("component", "tftp"), clients, d.timeline)
+	return nil
+}
+
+// loadKey reads (or at first start creates) the key that seals CHAP
+// secrets in the state database, and seals those still in the clear.
+func (d *Daemon) loadKey(ctx context.Context) error {
+	path := d.cfg.Security.KeyFile
+	if path == "" {
+		path = filepath.Join(filepath.Dir(d.cfg.State.Path), "secret.key")
+	}
+	sealed, _, err := d.db.SealedSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	key, created, err := store.LoadKey(path, sealed == 0)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.log.Info("secrets key created; back it up with the state database", "path", path)
+	}
+	if err := d.db.SetKey(key); err != nil {
+		return err
+	}
+	n, err := d.db.SealAll(ctx)
+	if err != nil {
+		return fmt.Errorf("seal CHAP secrets: %w", err)
+	}
+	if n > 0 {
+		d.log.Info("CHAP secrets sealed in the state database", "count", n)
+	}
 	return nil
 }
 
@@ -201,6 +273,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, p := range rep.Errors {
 		d.log.Warn("start-up reconcile", "problem", p)
 	}
+	d.sec.syncAll(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.api.Serve(gctx) })
 	g.Go(func() error { return d.target.Serve(gctx) })
@@ -210,8 +283,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.tftp != nil {
 		g.Go(func() error { return d.tftp.Serve(gctx) })
 	}
+	if d.bootHTTP != nil {
+		g.Go(func() error { return d.bootHTTP.Serve(gctx) })
+	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
-	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen)
+	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen, "boot_http", d.cfg.Boot.HTTPListen)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -223,17 +299,33 @@ func (d *Daemon) Run(ctx context.Context) error {
 // step (or whose rollback did not finish) are retried.
 const retryInterval = 30 * time.Second
 
-// retryLoop retries failed operations until ctx ends.
+// aclInterval is how often every target's initiator ACL is applied again
+// from the state DB, for changes made outside the API (operations the
+// journal finished, another process on the same DB).
+const aclInterval = 5 * time.Second
+
+// retryLoop retries failed operations until ctx ends, and keeps the
+// initiator ACLs in step.
 func (d *Daemon) retryLoop(ctx context.Context) {
 	t := time.NewTicker(retryInterval)
 	defer t.Stop()
+	acl := time.NewTicker(aclInterval)
+	defer acl.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-acl.C:
+			d.sec.syncAll(ctx)
 		case <-t.C:
 			if err := d.svc.RetryFailed(ctx); err != nil {
 				d.log.Warn("retry of failed operations", "err", err)
+			}
+			d.sec.syncAll(ctx)
+			if n, err := d.db.PruneAudit(ctx, d.cfg.Security.AuditMaxRows); err != nil {
+				d.log.Warn("audit log pruning", "err", err)
+			} else if n > 0 {
+				d.log.Info("audit log pruned", "deleted", n, "kept", d.cfg.Security.AuditMaxRows)
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 type exporter struct {
 	target *iscsi.Target
 	images *ceph.Store
+	sec    *security // applies the initiator ACLs after each export
 	log    *slog.Logger
 }
 
@@ -47,6 +48,8 @@ func (e exporter) Export(ctx context.Context, spec core.ExportSpec) error {
 	if spec.CHAPSecret.Reveal() != "" {
 		exp.CHAP = &iscsi.CHAP{User: spec.CHAPUser, Secret: spec.CHAPSecret.Reveal()}
 	}
+	// Nobody may log in until the ACL is applied below.
+	exp.Initiators = nil
 	if err := e.target.Export(ctx, exp); err != nil {
 		vol.Close()
 		if errors.Is(err, fault.ErrExists) && e.exported(ctx, spec.IQN) {
@@ -54,6 +57,10 @@ func (e exporter) Export(ctx context.Context, spec core.ExportSpec) error {
 		}
 		return err
 	}
+	if err := e.target.SetInitiators(ctx, spec.IQN, nil); err != nil {
+		return err
+	}
+	e.sec.syncAll(ctx)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -82,6 +83,11 @@ func (a *hilAuth) ProjectAccess(ctx context.Context, who core.Principal, project
 	_, err := a.cached(key(who, "project/"+project), func() (bool, error) {
 		return true, a.c.CheckProjectAccess(ctx, creds(who), project)
 	})
+	if fault.Of(err) == fault.NotFound {
+		// The same answer as for a project that exists: a non-member
+		// must not learn which projects there are.
+		return fault.Errorf(fault.Forbidden, "user %q has no access to project %q", who.User, project)
+	}
 	return err
 }
 

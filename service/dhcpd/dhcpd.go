@@ -52,6 +52,12 @@ type Nodes interface {
 	BootNode(ctx context.Context, mac net.HardwareAddr) (string, error)
 }
 
+// Tokens issues the one-time script tokens put into the script URLs of
+// answers to iPXE (*ipxe.Tokens).
+type Tokens interface {
+	Issue(mac net.HardwareAddr) string
+}
+
 // Recorder takes the steps of a node's boot timeline.
 type Recorder interface {
 	Record(ctx context.Context, ev boot.Event)
@@ -86,6 +92,8 @@ type Server struct {
 	// BaseURL is the HTTP base nodes fetch scripts and UEFI HTTP binaries
 	// from: <BaseURL>/boot/<mac>.ipxe and <BaseURL>/boot/ipxe.efi.
 	BaseURL string
+	// Tokens, when set, adds ?token=<one-time token> to every script URL.
+	Tokens Tokens
 	// Nodes says which MACs to answer. Required.
 	Nodes Nodes
 	// Leases is the lease table (server mode). Required in server mode.

@@ -128,6 +128,9 @@ func (s *Server) bootOptions(req *dhcpv4.DHCPv4, ifc *iface) ([]dhcpv4.Modifier,
 	mods := []dhcpv4.Modifier{dhcpv4.WithServerIP(ifc.ip)}
 	if isIPXE(req) {
 		url := ScriptURL(s.BaseURL, req.ClientHWAddr)
+		if s.Tokens != nil {
+			url += "?token=" + s.Tokens.Issue(req.ClientHWAddr)
+		}
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName(url)))
 		if s.mode() == ModeServer {
 			// iPXE's "no-pxedhcp" setting: do not wait for ProxyDHCP offers

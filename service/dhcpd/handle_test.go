@@ -2,6 +2,7 @@ package dhcpd
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -375,6 +376,43 @@ func TestDestination(t *testing.T) {
 			reply, _ := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(tc.mt))
 			if got := s.destination(req, reply, from, tc.proxy).String(); got != tc.want {
 				t.Errorf("destination = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// countingTokens issues "tok<n>" and remembers for which MACs.
+type countingTokens struct{ macs []string }
+
+func (c *countingTokens) Issue(mac net.HardwareAddr) string {
+	c.macs = append(c.macs, mac.String())
+	return fmt.Sprintf("tok%d", len(c.macs))
+}
+
+func TestScriptTokenInURL(t *testing.T) {
+	for _, mode := range []Mode{ModeServer, ModeProxy} {
+		t.Run(string(mode), func(t *testing.T) {
+			s, _ := testServer(mode)
+			tok := &countingTokens{}
+			s.Tokens = tok
+			req := request(t, known, net.IPv4(192, 168, 1, 50), srvIP, ipxeClass, arch(iana.INTEL_X86PC))
+			req.ClientIPAddr = net.IPv4(192, 168, 1, 50)
+			var first *dhcpv4.DHCPv4
+			if mode == ModeProxy {
+				first = exchange(t, s, req, true)
+			} else {
+				first = exchange(t, s, discover(t, known, arch(iana.INTEL_X86PC), ipxeClass), false)
+			}
+			if first == nil {
+				t.Fatal("no answer to iPXE")
+			}
+			if got, want := first.BootFileNameOption(), "http://10.199.0.1:8080/boot/52-54-00-77-00-01.ipxe?token=tok1"; got != want {
+				t.Fatalf("boot file %q, want %q", got, want)
+			}
+			// A firmware (not iPXE) answer carries no script URL, so no token.
+			_ = exchange(t, s, discover(t, known, arch(iana.INTEL_X86PC)), false)
+			if len(tok.macs) != 1 || tok.macs[0] != known.String() {
+				t.Fatalf("tokens issued for %v, want one for %v", tok.macs, known)
 			}
 		})
 	}

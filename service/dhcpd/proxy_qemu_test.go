@@ -72,14 +72,17 @@ func TestQEMUProxyDHCP(t *testing.T) {
 	tl := boot.NewTimeline()
 	log := logging.Discard()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dhcpd.Server{Interfaces: []string{"bmibr0"}, Mode: dhcpd.ModeProxy,
+	// As bmid runs proxy mode by default: no leases to check, so the
+	// script is served only with the one-time token of the ProxyDHCP offer.
+	tokens := ipxe.NewTokens(nil)
+	d := &dhcpd.Server{Interfaces: []string{"bmibr0"}, Mode: dhcpd.ModeProxy, Tokens: tokens,
 		BaseURL: "http://10.199.1.1:8080", Nodes: qemuNodes{}, Log: log, Recorder: tl, RouterAdvertisements: true}
 	r, err := ipxe.NewRenderer(ipxe.Options{Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &ipxe.Server{Addr: "10.199.1.1:8080", Log: log,
-		Handler: &ipxe.Handler{Specs: qemuNodes{}, Renderer: r, Log: log, Recorder: tl}}
+		Handler: &ipxe.Handler{Specs: qemuNodes{}, Renderer: r, Log: log, Recorder: tl, Tokens: tokens}}
 	errs := []<-chan error{
 		p.Server.Go(func() error { return d.Serve(ctx) }),
 		p.Server.Go(func() error { return h.Serve(ctx) }),
@@ -98,7 +101,7 @@ func TestQEMUProxyDHCP(t *testing.T) {
 		t.Error("QEMU did not end with the script's reboot")
 	}
 	for _, want := range []string{
-		"Filename: http://10.199.1.1:8080/boot/52-54-00-77-00-01.ipxe",
+		"Filename: http://10.199.1.1:8080/boot/52-54-00-77-00-01.ipxe?token=",
 		"BMI: node node1 boots disk disk1",
 		"BMI-BOOT-FAILED node node1",
 	} {

@@ -1,6 +1,7 @@
 // Package ipxe renders the per-node iPXE scripts that make a node boot its
-// disk over iSCSI, and serves them over HTTP at GET /boot/<mac>.ipxe (and
-// /boot/node/<name>.ipxe).
+// disk over iSCSI, and serves them over HTTP at GET /boot/<mac>.ipxe on
+// the provisioning network's own listener, only to the machine that booted
+// with that MAC (Handler: lease holder, one-time token from DHCP).
 //
 // A script sets the iSCSI initiator name and CHAP credentials through
 // iPXE settings, then runs `sanboot iscsi:<portal>::<port>:<lun>:<iqn>`,

@@ -21,12 +21,6 @@ type BootSpecs interface {
 	BootSpec(ctx context.Context, mac net.HardwareAddr) (Spec, error)
 }
 
-// NodeBootSpecs looks up a boot config by node name, returning the node's
-// boot MAC with it. An error of kind fault.NotFound means there is none.
-type NodeBootSpecs interface {
-	NodeBootSpec(ctx context.Context, node string) (Spec, net.HardwareAddr, error)
-}
-
 // Recorder takes the steps of a node's boot timeline.
 type Recorder interface {
 	Record(ctx context.Context, ev boot.Event)
@@ -42,16 +36,20 @@ type Clients interface {
 // HTTP at /boot/<name>.
 var Binaries = []string{"ipxe.efi", "snponly.efi", "undionly.kpxe"}
 
-// Handler serves iPXE scripts:
+// Handler serves iPXE scripts to the machines of the provisioning network:
 //
-//	GET /boot/<mac>.ipxe          (52:54:00:12:34:56 or 52-54-00-12-34-56)
-//	GET /boot/node/<name>.ipxe    (when Nodes is set)
-//	GET /boot/ipxe.efi ...        (when Files is set; see Binaries)
+//	GET /boot/<mac>.ipxe[?token=<t>]  (52:54:00:12:34:56 or 52-54-00-12-34-56)
+//	GET /boot/ipxe.efi ...            (when Files is set; see Binaries)
+//
+// It is meant for the provisioning network's own listener, never the API's.
+// A script carries its node's CHAP secret, so it goes only to the machine
+// that booted with that MAC: with RequireLease to the holder of the MAC's
+// lease, with Tokens to the holder of a token DHCP just issued for it.
+// There is no route by node name here: the API has one, for operators,
+// that never shows the secret.
 type Handler struct {
 	// Specs finds boot configs by MAC. Required.
 	Specs BootSpecs
-	// Nodes finds boot configs by node name; nil disables that route.
-	Nodes NodeBootSpecs
 	// Renderer renders the scripts. Required.
 	Renderer *Renderer
 	// Files holds the iPXE binaries for UEFI HTTP boot; nil disables them.
@@ -67,6 +65,9 @@ type Handler struct {
 	// Clients. Others get 403. For server mode, where BMI's DHCP hands out
 	// every address on the boot network.
 	RequireLease bool
+	// Tokens, when set, serves a node's script only with a one-time token
+	// DHCP issued for its MAC (the token query parameter); others get 403.
+	Tokens *Tokens
 	// Faults drops or delays requests (tests and the lab only).
 	Faults boot.Faults
 }
@@ -110,16 +111,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if name, ok := strings.CutPrefix(rest, "node/"); ok && h.Nodes != nil {
-		name, ok = strings.CutSuffix(name, ".ipxe")
-		if !ok || name == "" || strings.Contains(name, "/") {
-			http.NotFound(w, r)
-			return
-		}
-		spec, mac, err := h.Nodes.NodeBootSpec(r.Context(), name)
-		h.serveScript(w, r, log.With("node", name), mac, spec, err)
-		return
-	}
 	ms, ok := strings.CutSuffix(rest, ".ipxe")
 	mac, err := net.ParseMAC(strings.ReplaceAll(ms, "-", ":"))
 	if !ok || err != nil || len(mac) != 6 {
@@ -143,6 +134,10 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *slog.
 		return
 	case !h.leaseHolder(r, mac):
 		log.Warn("refused ipxe script: the client does not hold the DHCP lease of this MAC")
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	case h.Tokens != nil && !h.Tokens.Redeem(mac, r.URL.Query().Get("token")):
+		log.Warn("refused ipxe script: no valid one-time token for this MAC (the URL must come from bmid's DHCP answer of this boot)")
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	default:

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/bmi-go/bmi/service/boot"
 	"github.com/bmi-go/bmi/service/fault"
@@ -22,15 +23,9 @@ func (f specsFunc) BootSpec(ctx context.Context, mac net.HardwareAddr) (Spec, er
 	return f(ctx, mac)
 }
 
-type nodesFunc func(context.Context, string) (Spec, net.HardwareAddr, error)
-
-func (f nodesFunc) NodeBootSpec(ctx context.Context, n string) (Spec, net.HardwareAddr, error) {
-	return f(ctx, n)
-}
-
 var mac1 = net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 1}
 
-func testHandler(t *testing.T) (*Handler, *boot.Timeline) {
+func testHandler(t testing.TB) (*Handler, *boot.Timeline) {
 	tl := boot.NewTimeline()
 	specs := specsFunc(func(_ context.Context, mac net.HardwareAddr) (Spec, error) {
 		switch mac.String() {
@@ -45,14 +40,8 @@ func testHandler(t *testing.T) (*Handler, *boot.Timeline) {
 		}
 		return Spec{}, fault.Errorf(fault.NotFound, "no boot config for %s", mac)
 	})
-	nodes := nodesFunc(func(_ context.Context, n string) (Spec, net.HardwareAddr, error) {
-		if n == "node1" {
-			return baseSpec(), mac1, nil
-		}
-		return Spec{}, nil, fault.Errorf(fault.NotFound, "node %q", n)
-	})
 	return &Handler{
-		Specs: specs, Nodes: nodes, Renderer: renderer(t), Log: logging.Discard(), Recorder: tl,
+		Specs: specs, Renderer: renderer(t), Log: logging.Discard(), Recorder: tl,
 		Files: fstest.MapFS{"undionly.kpxe": {Data: []byte("KPXE")}},
 	}, tl
 }
@@ -66,9 +55,9 @@ func TestHandler(t *testing.T) {
 		"by mac colons":      {"GET", "/boot/52:54:00:77:00:01.ipxe", 200, "sanboot --keep iscsi:10.77.0.1::3260:1:iqn.2026-11.org.bmi:lab.7 || goto attempt-failed"},
 		"by mac dashes":      {"GET", "/boot/52-54-00-77-00-01.ipxe", 200, "set username node1"},
 		"by mac upper":       {"GET", "/boot/52-54-00-77-00-01.ipxe", 200, "#!ipxe"},
-		"by node":            {"GET", "/boot/node/node1.ipxe", 200, "set initiator-iqn iqn.2026-11.org.bmi:node1"},
+		"initiator name":     {"GET", "/boot/52:54:00:77:00:01.ipxe", 200, "set initiator-iqn iqn.2026-11.org.bmi:node1"},
+		"by node is gone":    {"GET", "/boot/node/node1.ipxe", 404, ""},
 		"unknown mac":        {"GET", "/boot/52:54:00:77:00:09.ipxe", 200, "BMI-NO-BOOT-CONFIG 52:54:00:77:00:09"},
-		"unknown node":       {"GET", "/boot/node/nope.ipxe", 200, "exit 1"},
 		"lookup fails":       {"GET", "/boot/52:54:00:77:00:02.ipxe", 503, "lookup failed"},
 		"invalid config":     {"GET", "/boot/52:54:00:77:00:03.ipxe", 200, "boot config of this machine is invalid"},
 		"bad mac":            {"GET", "/boot/zz.ipxe", 404, ""},
@@ -128,7 +117,7 @@ func TestServerStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- (&Server{Handler: h, Log: logging.Discard()}).ServeListener(ctx, ln) }()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/boot/node/node1.ipxe")
+	resp, err := http.Get("http://" + ln.Addr().String() + "/boot/52-54-00-77-00-01.ipxe")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +168,7 @@ func TestHandlerRequireLease(t *testing.T) {
 		"lease holder":       {mac1, "/boot/52-54-00-77-00-01.ipxe", 200},
 		"other client":       {net.HardwareAddr{2, 0, 0, 0, 0, 1}, "/boot/52-54-00-77-00-01.ipxe", 403},
 		"no lease":           {nil, "/boot/52-54-00-77-00-01.ipxe", 403},
-		"by node, other":     {net.HardwareAddr{2, 0, 0, 0, 0, 1}, "/boot/node/node1.ipxe", 403},
+		"spoofed query":      {net.HardwareAddr{2, 0, 0, 0, 0, 1}, "/boot/52-54-00-77-00-01.ipxe?mac=02:00:00:00:00:01", 403},
 		"no config still ok": {nil, "/boot/52-54-00-77-00-09.ipxe", 200},
 	}
 	for name, tc := range tests {
@@ -197,4 +186,90 @@ func TestHandlerRequireLease(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestHandlerScriptToken(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tokens := NewTokens(func() time.Time { return now })
+	other := net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 9}
+	tests := map[string]struct {
+		token  func() string
+		after  time.Duration
+		status int
+	}{
+		"issued token":         {func() string { return tokens.Issue(mac1) }, 0, 200},
+		"no token":             {func() string { return "" }, 0, 403},
+		"made-up token":        {func() string { return strings.Repeat("0", 32) }, 0, 403},
+		"other MAC's token":    {func() string { return tokens.Issue(other) }, 0, 403},
+		"expired token":        {func() string { return tokens.Issue(mac1) }, TokenTTL + time.Second, 403},
+		"token used twice":     {func() string { tok := tokens.Issue(mac1); tokens.Redeem(mac1, tok); return tok }, 0, 403},
+		"long token":           {func() string { return tokens.Issue(mac1) + "00" }, 0, 403},
+		"no config, no secret": {func() string { return "" }, 0, 200},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h, _ := testHandler(t)
+			h.Tokens = tokens
+			path := "/boot/52-54-00-77-00-01.ipxe?token=" + tc.token()
+			if name == "no config, no secret" {
+				path = "/boot/52-54-00-77-00-09.ipxe"
+			}
+			now = now.Add(tc.after)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			if rec.Code != tc.status {
+				t.Fatalf("GET %s: status %d, want %d", path, rec.Code, tc.status)
+			}
+			if tc.status == 403 && strings.Contains(rec.Body.String(), "Zx9-secret") {
+				t.Fatal("a refused client got the CHAP secret")
+			}
+		})
+	}
+}
+
+func TestTokensBounded(t *testing.T) {
+	tokens := NewTokens(nil)
+	first := tokens.Issue(mac1)
+	for i := 0; i < maxTokens+10; i++ {
+		tokens.Issue(net.HardwareAddr{2, 0, byte(i >> 16), byte(i >> 8), byte(i), 0})
+	}
+	if tokens.n > maxTokens {
+		t.Fatalf("token table holds %d, want at most %d", tokens.n, maxTokens)
+	}
+	if tokens.Redeem(mac1, first) {
+		t.Fatal("a token survived the table overflowing; want it dropped")
+	}
+	tok := tokens.Issue(mac1)
+	if !tokens.Redeem(mac1, tok) {
+		t.Fatal("fresh token refused")
+	}
+}
+
+// FuzzHandlerPath: no path or query, from a client without the lease or
+// a token, gets the secret, and none makes the handler fail.
+func FuzzHandlerPath(f *testing.F) {
+	for _, s := range []string{"/boot/52-54-00-77-00-01.ipxe", "/boot/52:54:00:77:00:01.ipxe?token=x", "/boot/node/node1.ipxe",
+		"/boot/%2e%2e/52-54-00-77-00-01.ipxe", "/boot/52-54-00-77-00-01.ipxe/", "/boot/undionly.kpxe", "/boot/5254.0077.0001.ipxe",
+		"/boot/52-54-00-77-00-01.ipxe?token=" + strings.Repeat("a", 32) + "&token=b"} {
+		f.Add(s)
+	}
+	h, _ := testHandler(f)
+	h.RequireLease = true
+	h.Clients = clientsFunc(func(net.IP) net.HardwareAddr { return nil })
+	h.Tokens = NewTokens(nil)
+	f.Fuzz(func(t *testing.T, target string) {
+		req, err := http.NewRequest("GET", "http://bmid"+target, nil)
+		if err != nil || req.URL.Path == "" {
+			return
+		}
+		req.RemoteAddr = "192.0.2.9:4000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if strings.Contains(rec.Body.String(), "Zx9-secret") {
+			t.Fatalf("GET %q from a stranger got the secret", target)
+		}
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("GET %q: %d", target, rec.Code)
+		}
+	})
 }

@@ -87,6 +87,13 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			resp.put32(32, req.u32(24)+uint32(t.cfg.QueueDepth)-1) // open the command window
 		}
 		l.statSN++
+		var le *loginError
+		authFailed := lerr != nil && errors.As(lerr, &le) && (le.status == loginAuthFailed || le.status == loginForbidden)
+		if lerr != nil {
+			// Counted before the initiator hears of it, so that its next
+			// attempt already sees the failure.
+			t.loginDone(l, false, authFailed, lerr.Error())
+		}
 		b, err := resp.marshal(digests{})
 		if err != nil {
 			return err
@@ -95,8 +102,7 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			return err
 		}
 		if lerr != nil {
-			var le *loginError
-			if errors.As(lerr, &le) && (le.status == loginAuthFailed || le.status == loginForbidden) {
+			if authFailed {
 				t.log.Warn("iscsi login refused", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "reason", le.msg)
 			} else {
 				t.log.Info("iscsi login refused", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "reason", lerr.Error())
@@ -105,6 +111,7 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 		}
 		last = req
 	}
+	t.loginDone(l, true, false, "")
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
@@ -146,6 +153,19 @@ func waitEnded(olds []*session, d time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// loginDone tells the guard how a login ended.
+func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
+	if t.cfg.Guard == nil {
+		return
+	}
+	ev := LoginEvent{Remote: l.remote, Initiator: l.initiator, User: l.chapUser, Discovery: l.discovery,
+		OK: ok, AuthFailed: authFailed, Reason: reason}
+	if l.exp != nil {
+		ev.Target = l.exp.IQN
+	}
+	t.cfg.Guard.Done(ev)
 }
 
 // newTSIH returns a non-zero session handle.

@@ -47,6 +47,8 @@ func refuse(status uint16, format string, args ...any) *loginError {
 type login struct {
 	t      *Target
 	remote string // initiator's address (no port)
+	// chapUser is the CHAP user name the initiator gave (for the guard).
+	chapUser string
 
 	started     bool
 	isid        [6]byte
@@ -185,6 +187,9 @@ func (l *login) first(req *pdu, kvs []keyValue) *loginError {
 		return refuse(loginMissingParam, "no InitiatorName")
 	}
 	l.initiator = name
+	if g := l.t.cfg.Guard; g != nil && !g.Allow(l.remote, name) {
+		return refuse(loginThrottled, "too many failed logins from %s or as %s: throttled", l.remote, name)
+	}
 	l.alias, _ = get("InitiatorAlias")
 	st, _ := get("SessionType")
 	switch st {
@@ -211,7 +216,7 @@ func (l *login) first(req *pdu, kvs []keyValue) *loginError {
 		return refuse(loginForbidden, "initiator %s at %s may not log in to %s", l.initiator, l.remote, tn)
 	}
 	l.exp = exp
-	l.needAuth = exp.CHAP != nil || l.t.requireCHAP()
+	l.needAuth = l.t.chapOf(exp) != nil || l.t.requireCHAP()
 	return nil
 }
 
@@ -305,6 +310,7 @@ func (l *login) chooseAuth(offer []string) (string, *loginError) {
 // verifyCHAP checks CHAP_N/CHAP_R and answers a mutual challenge.
 func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 	user := vals["CHAP_N"]
+	l.chapUser = user
 	resp, err := decodeBinary(vals["CHAP_R"])
 	if err != nil || user == "" {
 		return nil, refuse(loginAuthFailed, "malformed CHAP response from %s", l.initiator)
@@ -313,7 +319,7 @@ func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 	if l.discovery {
 		l.discoveryOK = map[string]bool{}
 		for _, e := range l.t.chapExports(user) {
-			if chapVerify(l.chapID, e.CHAP.Secret, l.chapChal, resp) && e.allows(l.initiator, l.remote) {
+			if c := l.t.chapOf(e); c != nil && chapVerify(l.chapID, c.Secret, l.chapChal, resp) && e.allows(l.initiator, l.remote) {
 				l.discoveryOK[e.IQN] = true
 				if mutual == nil {
 					mutual = e.MutualCHAP
@@ -324,7 +330,7 @@ func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 			return nil, refuse(loginAuthFailed, "CHAP failed for %s (user %q)", l.initiator, user)
 		}
 	} else {
-		c := l.exp.CHAP
+		c := l.t.chapOf(l.exp)
 		if c == nil || user != c.User || !chapVerify(l.chapID, c.Secret, l.chapChal, resp) {
 			return nil, refuse(loginAuthFailed, "CHAP failed for %s on %s (user %q)", l.initiator, l.exp.IQN, user)
 		}

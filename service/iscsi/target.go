@@ -52,6 +52,8 @@ type Config struct {
 	// Reservations keeps the targets' SCSI reservations across restarts;
 	// nil keeps them in memory only, until the target is unexported.
 	Reservations ReservationStore
+	// Guard, when set, may refuse logins up front and hears every outcome.
+	Guard LoginGuard
 }
 
 func (c *Config) setDefaults() {
@@ -131,11 +133,16 @@ type export struct {
 	key      string
 	prefixes []netip.Prefix
 	sessions map[*session]struct{}
+	acl      atomic.Pointer[[]string] // set by SetInitiators; replaces Initiators
 }
 
 // allows applies the ACL.
 func (e *export) allows(initiator, addr string) bool {
-	if len(e.Initiators) > 0 && !contains(e.Initiators, initiator) {
+	if p := e.acl.Load(); p != nil {
+		if !contains(*p, initiator) {
+			return false
+		}
+	} else if len(e.Initiators) > 0 && !contains(e.Initiators, initiator) {
 		return false
 	}
 	if len(e.prefixes) == 0 {

@@ -14,11 +14,15 @@ func (s *SQLite) PutTarget(ctx context.Context, t core.Target) error {
 	if err != nil {
 		return err
 	}
+	sealed, err := s.seal(t.CHAPSecret)
+	if err != nil {
+		return err
+	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO targets (disk_id, iqn, chap_user, chap_secret, initiators, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (disk_id) DO UPDATE SET iqn = excluded.iqn, chap_user = excluded.chap_user,
 			chap_secret = excluded.chap_secret, initiators = excluded.initiators`,
-		t.DiskID, t.IQN, t.CHAPUser, t.CHAPSecret, string(inits), s.stamp())
+		t.DiskID, t.IQN, t.CHAPUser, sealed, string(inits), s.stamp())
 	return dbErr(err, fmt.Sprintf("target %q", t.IQN))
 }
 
@@ -31,7 +35,7 @@ func nonNil(s []string) []string {
 
 const targetCols = `disk_id, iqn, chap_user, chap_secret, initiators, created_at`
 
-func scanTarget(sc interface{ Scan(...any) error }) (core.Target, error) {
+func (s *SQLite) scanTarget(sc interface{ Scan(...any) error }) (core.Target, error) {
 	var t core.Target
 	var inits string
 	var created int64
@@ -42,12 +46,17 @@ func scanTarget(sc interface{ Scan(...any) error }) (core.Target, error) {
 	if err := json.Unmarshal([]byte(inits), &t.Initiators); err != nil {
 		return core.Target{}, fmt.Errorf("target %q: initiators: %w", t.IQN, err)
 	}
+	secret, err := s.open(t.CHAPSecret)
+	if err != nil {
+		return core.Target{}, fmt.Errorf("target %q: %w", t.IQN, err)
+	}
+	t.CHAPSecret = secret
 	return t, nil
 }
 
 // Target returns a disk's export.
 func (s *SQLite) Target(ctx context.Context, diskID int64) (core.Target, error) {
-	t, err := scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE disk_id = ?`, diskID))
+	t, err := s.scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE disk_id = ?`, diskID))
 	if err != nil {
 		return core.Target{}, dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
 	}
@@ -63,7 +72,7 @@ func (s *SQLite) Targets(ctx context.Context) ([]core.Target, error) {
 	defer rows.Close()
 	var out []core.Target
 	for rows.Next() {
-		t, err := scanTarget(rows)
+		t, err := s.scanTarget(rows)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"embed"
 	"errors"
@@ -32,9 +33,10 @@ var migrations embed.FS
 
 // SQLite is the state database.
 type SQLite struct {
-	db  *sql.DB
-	log *slog.Logger
-	now func() time.Time
+	db   *sql.DB
+	log  *slog.Logger
+	now  func() time.Time
+	aead cipher.AEAD // seals CHAP secrets; nil: none (see SetKey)
 }
 
 // Open opens (creating if needed) the database at path and migrates it to

@@ -3,6 +3,7 @@ package tftpd
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -209,4 +210,55 @@ func TestConcurrentTransfers(t *testing.T) {
 			t.Errorf("concurrent transfer: %v", err)
 		}
 	}
+}
+
+func TestTransferModes(t *testing.T) {
+	root, _ := tree(t)
+	s := &Server{Root: root, Log: logging.Discard()}
+	addr := start(t, s)
+	tests := map[string]struct {
+		mode string
+		ok   bool
+	}{
+		"octet":          {"octet", true},
+		"netascii":       {"netascii", true},
+		"upper case":     {"OCTET", true},
+		"mail":           {"mail", false},
+		"garbage":        {"x\x01y", false},
+		"empty":          {"", false},
+		"octet prefixed": {"octetx", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := tftp.NewClient(addr)
+			must(t, err)
+			c.SetTimeout(300 * time.Millisecond)
+			c.SetRetries(1)
+			wt, err := c.Receive("undionly.kpxe", tc.mode)
+			if err == nil {
+				_, err = wt.WriteTo(io.Discard)
+			}
+			if tc.ok != (err == nil) {
+				t.Fatalf("RRQ undionly.kpxe mode %q: err %v, want ok=%v", tc.mode, err, tc.ok)
+			}
+			if !tc.ok && !strings.Contains(err.Error(), "transfer mode") {
+				t.Errorf("RRQ mode %q refused with %v, want the TFTP error naming the transfer mode", tc.mode, err)
+			}
+		})
+	}
+}
+
+func FuzzRequestMode(f *testing.F) {
+	f.Add([]byte("\x00\x01file\x00octet\x00"))
+	f.Add([]byte("\x00\x01file\x00"))
+	f.Add([]byte("\x00\x02\x00\x00"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if len(p) < 2 {
+			return
+		}
+		mode, ok := requestMode(p)
+		if ok && bytes.IndexByte(mode, 0) >= 0 {
+			t.Fatalf("requestMode(%q) = %q containing NUL", p, mode)
+		}
+	})
 }

@@ -199,9 +199,9 @@ func (s *Server) ServeConn(ctx context.Context, conn net.PacketConn) error {
 	}
 	srv.SetTimeout(timeout)
 	srv.SetRetries(retries)
-	var pc net.PacketConn = conn
+	var pc net.PacketConn = &modeConn{PacketConn: conn, log: log, limit: &s.logLimit}
 	if s.Faults.DropRate > 0 {
-		pc = &lossyConn{PacketConn: conn, faults: s.Faults, log: log}
+		pc = &lossyConn{PacketConn: pc, faults: s.Faults, log: log}
 	}
 	// Serve runs on this goroutine, so the per-transfer sockets it opens
 	// are created in the same network namespace as conn (tests run

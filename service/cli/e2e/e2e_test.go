@@ -95,6 +95,17 @@ func TestCLIOnRealCeph(t *testing.T) {
 	contains(bmi(alice, 0, "boot", "set", "tenant-a", "node-02", "d1", "eth0"), "52:54:00:00:01:02")
 	contains(bmi(alice, 0, "boot", "show", "tenant-a", "node-02"), "d1")
 	contains(bmi(alice, 0, "showdisks", "tenant-a"), "node-02")
+	// The ACL: node-02's own name (it boots d1), then one added and removed.
+	contains(bmi(alice, 0, "iscsi", "acl", "ls", "tenant-a", "d1"), ".node.node-02")
+	contains(bmi(alice, 0, "iscsi", "acl", "add", "tenant-a", "d1", "iqn.2026-11.org.example:rescue"), "added")
+	bmi(alice, 1, "iscsi", "acl", "add", "tenant-a", "d1", "NOT-AN-IQN")
+	bmi(bob, 1, "iscsi", "acl", "ls", "tenant-a", "d1")
+	if out := bmi(alice, 0, "iscsi", "acl", "rm", "tenant-a", "d1", "iqn.2026-11.org.example:rescue"); strings.Contains(out, "rescue") {
+		t.Fatalf("acl rm left the name:\n%s", out)
+	}
+	contains(bmi(alice, 0, "disk", "rotate-secret", "tenant-a", "d1"), "new CHAP secret")
+	contains(bmi(admin, 0, "audit", "ls", "--kind", "api", "--actor", "alice"), "rotate-secret")
+	bmi(alice, 1, "audit", "ls")
 	bmi(alice, 1, "disk", "rm", "tenant-a", "d1")
 	bmi(alice, 0, "boot", "clear", "tenant-a", "node-02")
 	bmi(alice, 0, "disk", "rm", "tenant-a", "d1")
