@@ -35,6 +35,12 @@ func crashScenarios() map[string]crashScenario {
 		"import rollback": {inject: failFlatten, run: func(e *env) error {
 			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b"}))
 		}},
+		"import snap protect": {setup: func(e *env) { e.ok(e.images.CreateSnapshot(ctx, "golden", "gold-snap")) }, run: func(e *env) error {
+			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b", Snap: "gold-snap", Protect: true}))
+		}},
+		"import snap protect rollback": {setup: func(e *env) { e.ok(e.images.CreateSnapshot(ctx, "golden", "gold-snap")) }, inject: failFlatten, run: func(e *env) error {
+			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b", Snap: "gold-snap", Protect: true}))
+		}},
 		"copy": {run: func(e *env) error {
 			return second(e.svc.CopyImage(ctx, alice, "tenant-a", "debian", "tenant-a", "deb-copy"))
 		}},

@@ -135,6 +135,7 @@ func (s *Service) forward(ctx context.Context, r *opRun, steps []step, commit, f
 			// Step i may have acted in part: undo it too.
 			return s.abort(ctx, r, steps, i, i-1 >= commit, err)
 		}
+		s.crash(r.kind, i, "acted")
 		if r.dirty {
 			if err := s.store.SetOpData(ctx, r.id, r.data); err != nil {
 				return s.abort(ctx, r, steps, i, i >= commit, fmt.Errorf("%s: journal: %w", r.kind, err))
@@ -193,6 +194,7 @@ func (s *Service) backward(ctx context.Context, r *opRun, steps []step, from int
 		if err := st.undo(ctx, r); err != nil {
 			return fmt.Errorf("undo %s: %w", st.name, err)
 		}
+		s.crash(r.kind, j, "unacted")
 		if err := s.store.MarkStep(ctx, r.id, j, st.name, StepUndone); err != nil {
 			return err
 		}
