@@ -137,14 +137,35 @@ func (s *Service) ClearBoot(ctx context.Context, who Principal, project, node st
 	if err != nil || b.Project != project {
 		return fmt.Errorf("boot config of node %q in project %q: %w", node, project, fault.ErrNotFound)
 	}
-	data := map[string]string{"node": node, "mac": b.MAC}
+	prev, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	data := map[string]string{"node": node, "mac": b.MAC, "prev": string(prev)}
 	_, err = s.run(ctx, who, plan{kind: "clear-boot", project: project, target: node, data: data})
 	return err
 }
 
+// clearBootSteps: delete the boot config (commit 0), then the boot files.
+// Undoing the deletion puts the journaled config back: a crash after the
+// row was deleted but before that was journaled rolls back to the config.
 func (s *Service) clearBootSteps() []step {
 	return []step{
-		{name: "delete boot config", do: func(ctx context.Context, r *opRun) error { return s.store.DeleteBoot(ctx, r.get("node")) }},
+		{
+			name: "delete boot config",
+			do:   func(ctx context.Context, r *opRun) error { return s.store.DeleteBoot(ctx, r.get("node")) },
+			undo: func(ctx context.Context, r *opRun) error {
+				p := r.get("prev")
+				if p == "" {
+					return nil // journaled by a bmid that did not record it
+				}
+				var prev BootConfig
+				if err := json.Unmarshal([]byte(p), &prev); err != nil {
+					return err
+				}
+				return s.store.PutBoot(ctx, prev)
+			},
+		},
 		s.removeFilesStep(),
 	}
 }

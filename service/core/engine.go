@@ -147,8 +147,8 @@ func (s *Service) forward(ctx context.Context, r *opRun, steps []step, commit, f
 		}
 		s.crash(r.kind, i, "after")
 	}
-	if err := s.store.SetOpState(ctx, r.id, OpDone, ""); err != nil {
-		return fmt.Errorf("%s: journal: %w", r.kind, err)
+	if err := s.finish(ctx, r.id, OpDone, "", nil); err != nil {
+		return fmt.Errorf("%s: %w", r.kind, err)
 	}
 	_ = s.store.SetOpProgress(ctx, r.id, 1)
 	s.log.Info("operation done", "op", r.id, "kind", r.kind)
@@ -161,16 +161,25 @@ func (s *Service) forward(ctx context.Context, r *opRun, steps []step, commit, f
 func (s *Service) abort(ctx context.Context, r *opRun, steps []step, touched int, committed bool, cause error) error {
 	if committed {
 		s.log.Error("operation failed after commit; will be retried", "op", r.id, "kind", r.kind, "step", nameAt(steps, touched), "err", cause)
-		_ = s.store.SetOpState(ctx, r.id, OpFailed, cause.Error())
-		return cause
+		return s.finish(ctx, r.id, OpFailed, cause.Error(), cause)
 	}
 	s.log.Warn("operation failed; rolling back", "op", r.id, "kind", r.kind, "step", nameAt(steps, touched), "err", cause)
 	if err := s.backward(ctx, r, steps, touched); err != nil {
-		_ = s.store.SetOpState(ctx, r.id, OpFailed, fmt.Sprintf("%v; rollback incomplete: %v", cause, err))
-		return fmt.Errorf("%w (rollback incomplete, will be retried: %v)", cause, err)
+		return s.finish(ctx, r.id, OpFailed, fmt.Sprintf("%v; rollback incomplete: %v", cause, err),
+			fmt.Errorf("%w (rollback incomplete, will be retried: %v)", cause, err))
 	}
-	_ = s.store.SetOpState(ctx, r.id, OpRolledBack, cause.Error())
-	return cause
+	return s.finish(ctx, r.id, OpRolledBack, cause.Error(), cause)
+}
+
+// finish records an operation's final state and returns result, joined with
+// the journal's error when the state could not be recorded (the operation
+// then stays "running" in the journal and the next recovery finishes it).
+func (s *Service) finish(ctx context.Context, id string, st OpState, msg string, result error) error {
+	if err := s.store.SetOpState(ctx, id, st, msg); err != nil {
+		s.log.Error("cannot record an operation's state", "op", id, "state", st, "err", err)
+		return errors.Join(result, fmt.Errorf("journal: record operation %s as %s: %w", id, st, err))
+	}
+	return result
 }
 
 func nameAt(steps []step, i int) string {
@@ -261,8 +270,7 @@ func (s *Service) recoverOp(ctx context.Context, op Operation) error {
 		return s.forward(ctx, r, steps, commit, nextForward)
 	}
 	if err := s.backward(ctx, r, steps, touched); err != nil {
-		_ = s.store.SetOpState(ctx, op.ID, OpFailed, "rollback incomplete: "+err.Error())
-		return err
+		return s.finish(ctx, op.ID, OpFailed, "rollback incomplete: "+err.Error(), err)
 	}
 	msg := op.Error
 	if msg == "" {

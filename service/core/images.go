@@ -219,12 +219,15 @@ func (s *Service) ImportImage(ctx context.Context, who Principal, project, sourc
 		if err := ValidateName("snapshot name", opt.Snap); err != nil {
 			return Image{}, err
 		}
-		if _, err := s.isProtected(ctx, source, opt.Snap); err != nil {
+		was, err := s.isProtected(ctx, source, opt.Snap)
+		if err != nil {
 			return Image{}, err
 		}
 		data["from_snap"] = opt.Snap
 		if opt.Protect {
-			data["protect"] = "1"
+			// Journaled with the plan, before anything acts: a crash
+			// after protecting still knows to unprotect on rollback.
+			data["protect"], data["was_protected"] = "1", strconv.FormatBool(was)
 		}
 	} else {
 		data["from_snap"], data["temp"] = "bmi-import-"+newOpID(), "1"
