@@ -95,11 +95,18 @@ func TestCrashChild(t *testing.T) {
 	at := os.Getenv("BMI_CRASH_AT")
 	e := openEnv(t, dir)
 	e.ok(second(e.svc.Start(context.Background())))
+	var cur killPoint
 	e.svc.SetCrashHook(func(kind string, seq int, phase string) {
-		if (killPoint{kind, seq, phase}).String() == at {
+		cur = killPoint{kind, seq, phase}
+		if cur.String() == at {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	})
+	e.images.Mid = func(method, _ string) {
+		if (killPoint{cur.kind, cur.seq, "in-" + method}).String() == at {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 	if sc.inject != nil {
 		sc.inject(e)
 	}
@@ -131,11 +138,17 @@ func TestCrash(t *testing.T) {
 			before := ref.state()
 			var points []killPoint
 			ref.svc.SetCrashHook(func(kind string, seq int, phase string) { points = append(points, killPoint{kind, seq, phase}) })
+			// Inside a Ceph call: an image half removed (see coretest.Images.Mid).
+			ref.images.Mid = func(method, _ string) {
+				last := points[len(points)-1]
+				points = append(points, killPoint{last.kind, last.seq, "in-" + method})
+			}
 			if sc.inject != nil {
 				sc.inject(ref)
 			}
 			refErr := sc.run(ref)
 			ref.svc.SetCrashHook(nil)
+			ref.images.Mid = nil
 			ref.images.Fail, ref.exp.Fail = map[string]error{}, nil
 			after := ref.state()
 			if sc.inject == nil && refErr != nil {
