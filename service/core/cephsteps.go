@@ -67,12 +67,14 @@ func (s *Service) ensureSnapGone(ctx context.Context, image, snap string) error 
 
 // ensureGone removes a BMI-owned image and its snapshots; a missing one is
 // fine. Never call it on an image BMI does not own.
+//
+// An image that cannot be opened is not gone yet: a removal killed half-way
+// leaves it in the pool's listing (librbd moved it to the trash, or removed
+// its header first), and only another Remove finishes it. So Remove always
+// runs, and the image counts as gone only once Ceph no longer lists it.
 func (s *Service) ensureGone(ctx context.Context, image string) error {
 	snaps, err := s.images.Snapshots(ctx, image)
-	if errors.Is(err, fault.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
 		return err
 	}
 	for _, sn := range snaps {
@@ -95,7 +97,7 @@ func (s *Service) removeWhenFree(ctx context.Context, image string) error {
 		err := s.images.Remove(ctx, image)
 		switch {
 		case err == nil, errors.Is(err, fault.ErrNotFound):
-			return nil
+			return s.confirmGone(ctx, image)
 		case !errors.Is(err, fault.ErrConflict) || time.Now().Add(delay).After(deadline):
 			return err
 		}
@@ -107,6 +109,21 @@ func (s *Service) removeWhenFree(ctx context.Context, image string) error {
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// confirmGone checks that Ceph no longer lists image (its listing includes
+// images half removed, in the trash).
+func (s *Service) confirmGone(ctx context.Context, image string) error {
+	names, err := s.images.List(ctx, image)
+	if err != nil {
+		return fmt.Errorf("confirm the removal of image %q: %w", image, err)
+	}
+	for _, n := range names {
+		if n == image {
+			return fault.Errorf(fault.Unavailable, "rbd image %q is still listed after its removal (half removed; the next retry removes it)", image)
+		}
+	}
+	return nil
 }
 
 // ensureClone clones parent@snap to child; a child that already is that
