@@ -22,7 +22,11 @@ type Report struct {
 	Reexported []string `json:"reexported"`
 	// StrayBootFiles are nodes with legacy boot files but no boot config.
 	StrayBootFiles []string `json:"stray_boot_files"`
-	// Fixed says whether strays and orphans were removed.
+	// Left lists every finding still there when Reconcile returned, each
+	// with why: not asked to fix, cannot be fixed by Reconcile, or the
+	// error that stopped its removal.
+	Left []string `json:"left"`
+	// Fixed says that fixing was asked for and nothing is left.
 	Fixed bool `json:"fixed"`
 	// Errors lists what could not be checked or fixed.
 	Errors []string `json:"errors,omitempty"`
@@ -31,6 +35,7 @@ type Report struct {
 // Reconcile (admin) finishes unfinished operations, then compares Ceph, the
 // iSCSI target and the boot files with the database; with fix it removes
 // orphans and strays. Targets the database has are always re-exported.
+// Report.Left lists what is still there afterwards, and why.
 func (s *Service) Reconcile(ctx context.Context, who Principal, fix bool) (Report, error) {
 	if err := s.admin(ctx, who); err != nil {
 		return Report{}, err
@@ -45,10 +50,25 @@ func (s *Service) Start(ctx context.Context) (Report, error) {
 }
 
 func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
-	rep := Report{Fixed: fix}
+	rep := Report{}
 	note := func(err error) {
 		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	// found records a finding and, with fix, removes it (remove == nil:
+	// Reconcile cannot fix it, why says so).
+	found := func(list *[]string, item, why string, remove func() error) {
+		*list = append(*list, item)
+		switch {
+		case remove == nil:
+			rep.Left = append(rep.Left, item+": "+why)
+		case !fix:
+			rep.Left = append(rep.Left, item+": not fixed (reconcile --fix removes it)")
+		default:
+			if err := remove(); err != nil {
+				rep.Left = append(rep.Left, fmt.Sprintf("%s: not removed: %v", item, err))
+			}
 		}
 	}
 	unfinished := 0
@@ -81,8 +101,11 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 	owned := map[string]bool{}
 	for _, im := range rows {
 		owned[im.CephName] = true
-		if _, err := s.images.Size(ctx, im.CephName); err != nil {
-			rep.MissingImages = append(rep.MissingImages, fmt.Sprintf("%s/%s (%s)", im.Project, im.Name, im.CephName))
+		if _, err := s.images.Size(ctx, im.CephName); errors.Is(err, errNotFound) {
+			found(&rep.MissingImages, fmt.Sprintf("%s/%s (%s)", im.Project, im.Name, im.CephName),
+				"its data is gone; Reconcile keeps the row for an operator to remove (bmi rm or db rm)", nil)
+		} else if err != nil {
+			note(fmt.Errorf("check image %s/%s: %w", im.Project, im.Name, err))
 		}
 	}
 	for _, prefix := range []string{CephPrefix(s.cfg.UID), s.tmpPrefix()} {
@@ -93,23 +116,24 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 		}
 		for _, n := range names {
 			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] && !busy[n] {
-				rep.OrphanImages = append(rep.OrphanImages, n)
-				if fix {
-					note(s.ensureGone(ctx, n))
-				}
+				found(&rep.OrphanImages, n, "", func() error { return s.ensureGone(ctx, n) })
 			}
 		}
 	}
-	s.reconcileTargets(ctx, fix, &rep, note)
-	s.reconcileFiles(ctx, fix, &rep, note)
+	s.reconcileTargets(ctx, &rep, note, found)
+	s.reconcileFiles(ctx, &rep, note, found)
 	sort.Strings(rep.OrphanImages)
+	rep.Fixed = fix && len(rep.Left) == 0 && len(rep.Errors) == 0
 	if len(rep.Errors) > 0 {
 		s.log.Warn("reconcile found problems", "errors", len(rep.Errors))
 	}
 	return rep, nil
 }
 
-func (s *Service) reconcileTargets(ctx context.Context, fix bool, rep *Report, note func(error)) {
+// finder records a finding of Reconcile and removes it when asked to.
+type finder func(list *[]string, item, why string, remove func() error)
+
+func (s *Service) reconcileTargets(ctx context.Context, rep *Report, note func(error), found finder) {
 	ts, err := s.store.Targets(ctx)
 	if err != nil {
 		note(err)
@@ -143,15 +167,12 @@ func (s *Service) reconcileTargets(ctx context.Context, fix bool, rep *Report, n
 	}
 	for _, iqn := range live {
 		if !known[iqn] {
-			rep.StrayTargets = append(rep.StrayTargets, iqn)
-			if fix {
-				note(s.exporter.Unexport(ctx, iqn))
-			}
+			found(&rep.StrayTargets, iqn, "", func() error { return s.exporter.Unexport(ctx, iqn) })
 		}
 	}
 }
 
-func (s *Service) reconcileFiles(ctx context.Context, fix bool, rep *Report, note func(error)) {
+func (s *Service) reconcileFiles(ctx context.Context, rep *Report, note func(error), found finder) {
 	if s.files == nil {
 		return
 	}
@@ -167,9 +188,6 @@ func (s *Service) reconcileFiles(ctx context.Context, fix bool, rep *Report, not
 			note(err)
 			continue
 		}
-		rep.StrayBootFiles = append(rep.StrayBootFiles, n)
-		if fix {
-			note(s.files.Remove(ctx, n, ""))
-		}
+		found(&rep.StrayBootFiles, n, "", func() error { return s.files.Remove(ctx, n, "") })
 	}
 }
