@@ -14,9 +14,9 @@ import (
 	"testing"
 
 	"github.com/bmi-go/bmi/service/apiserver/apitest"
-	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/cli"
 	"github.com/bmi-go/bmi/service/clikit"
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
