@@ -70,7 +70,7 @@ func openEnv(t testing.TB, dir string) *env {
 		exp: coretest.NewExporter(), files: coretest.Files{Dir: files}, hil: newHIL(), nets: coretest.NewNetworks(filepath.Join(dir, "networks.json"))}
 	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestJournalWriteFailure(t *testing.T) {
 			j := &flakyJournal{SQLite: e.db, seq: tc.seq, state: tc.state, armed: true}
 			svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 				ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-				core.Deps{Store: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+				core.Deps{Projects: j, Rows: j, Targets: j, Boots: j, Leases: j, Journal: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,7 @@ func TestOpStateWriteFailure(t *testing.T) {
 			j := &stateJournal{SQLite: e.db, fail: tc.fail}
 			svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 				ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-				core.Deps{Store: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+				core.Deps{Projects: j, Rows: j, Targets: j, Boots: j, Leases: j, Journal: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
 			if err != nil {
 				t.Fatal(err)
 			}

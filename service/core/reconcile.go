@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // Report is what Reconcile found (and, with fix, removed).
@@ -71,37 +74,38 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 			}
 		}
 	}
-	unfinished := 0
-	for _, st := range []OpState{OpRunning, OpFailed} {
-		ops, err := s.store.Ops(ctx, st, 0)
-		if err != nil {
-			return rep, err
-		}
-		for _, o := range ops {
-			if !s.isLive(o.ID) {
-				unfinished++
-			}
-		}
+	unfinished, err := s.engine.Unfinished(ctx)
+	if err != nil {
+		return rep, err
 	}
 	note(s.RecoverAll(ctx))
 	rep.Recovered = unfinished
 	// Images that operations still running in this process work on (an
-	// export's temporary copy) are not orphans.
-	busy := map[string]bool{}
-	if running, err := s.store.Ops(ctx, OpRunning, 0); err == nil {
-		for _, o := range running {
-			busy[o.Data["ceph"]] = true
+	// export's temporary copy) are not orphans: their journaled data names
+	// them.
+	var running []string
+	if ops, err := s.journal.Ops(ctx, OpRunning, 0); err == nil {
+		for _, o := range ops {
+			running = append(running, string(o.Data))
 		}
 	}
+	busy := func(name string) bool {
+		for _, data := range running {
+			if strings.Contains(data, strconv.Quote(name)) {
+				return true
+			}
+		}
+		return false
+	}
 
-	rows, err := s.store.Images(ctx, ImageFilter{})
+	rows, err := s.rows.Images(ctx, ImageFilter{})
 	if err != nil {
 		return rep, err
 	}
 	owned := map[string]bool{}
 	for _, im := range rows {
 		owned[im.CephName] = true
-		if _, err := s.images.Size(ctx, im.CephName); errors.Is(err, errNotFound) {
+		if _, err := s.ceph.Size(ctx, im.CephName); errors.Is(err, fault.ErrNotFound) {
 			found(&rep.MissingImages, fmt.Sprintf("%s/%s (%s)", im.Project, im.Name, im.CephName),
 				"its data is gone; Reconcile keeps the row for an operator to remove (bmi rm or db rm)", nil)
 		} else if err != nil {
@@ -109,13 +113,13 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 		}
 	}
 	for _, prefix := range []string{CephPrefix(s.cfg.UID), s.tmpPrefix()} {
-		names, err := s.images.List(ctx, prefix)
+		names, err := s.ceph.List(ctx, prefix)
 		if err != nil {
 			note(err)
 			continue
 		}
 		for _, n := range names {
-			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] && !busy[n] {
+			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] && !busy(n) {
 				found(&rep.OrphanImages, n, "", func() error { return s.ensureGone(ctx, n) })
 			}
 		}
@@ -134,7 +138,7 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 type finder func(list *[]string, item, why string, remove func() error)
 
 func (s *Service) reconcileTargets(ctx context.Context, rep *Report, note func(error), found finder) {
-	ts, err := s.store.Targets(ctx)
+	ts, err := s.targets.Targets(ctx)
 	if err != nil {
 		note(err)
 		return
@@ -154,7 +158,7 @@ func (s *Service) reconcileTargets(ctx context.Context, rep *Report, note func(e
 		if exported[t.IQN] {
 			continue
 		}
-		d, err := s.store.ImageByID(ctx, t.DiskID)
+		d, err := s.rows.ImageByID(ctx, t.DiskID)
 		if err != nil {
 			note(err)
 			continue
@@ -182,9 +186,9 @@ func (s *Service) reconcileFiles(ctx context.Context, rep *Report, note func(err
 		return
 	}
 	for _, n := range nodes {
-		if _, err := s.store.Boot(ctx, n); err == nil {
+		if _, err := s.boots.Boot(ctx, n); err == nil {
 			continue
-		} else if !errors.Is(err, errNotFound) {
+		} else if !errors.Is(err, fault.ErrNotFound) {
 			note(err)
 			continue
 		}

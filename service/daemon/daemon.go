@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	hc := hil.New(cfg.HIL.URL, &http.Client{Timeout: cfg.HIL.Timeout},
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
-	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph},
+	deps := core.Deps{Projects: d.db, Rows: d.db, Targets: d.db, Boots: d.db, Leases: d.db, Journal: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph},
 		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
