@@ -62,7 +62,7 @@ type Snapshot struct {
 }
 
 // Progress receives work done out of a total (units are the callee's).
-type Progress func(done, total uint64)
+type Progress = func(done, total uint64)
 
 // Images is the RBD store as the core sees it (service/ceph.Store through
 // the daemon's adapter). Errors carry fault kinds: a missing image or
