@@ -52,9 +52,10 @@ type Option func(*Client)
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
-// WithPolling sets the back-off of the networking-action wait: the first
+// withPolling sets the back-off of the networking-action wait: the first
 // delay and the largest one (defaults 50ms and 1s; each delay doubles).
-func WithPolling(first, max time.Duration) Option {
+// Tests shorten it (export_test.go).
+func withPolling(first, max time.Duration) Option {
 	return func(c *Client) {
 		if first > 0 {
 			c.pollMin = first

@@ -1,10 +1,11 @@
-// Package coretest holds in-memory fakes of the collaborators of
-// service/core (the RBD pool, the iSCSI target, legacy boot files, HIL and
-// its networks) with the real parts' semantics: Ceph's layering rules and
-// error kinds, HIL's users and node ownership. They make unit tests of the
-// core, the API and the CLI fast; they never prove a feature (the real-Ceph,
-// real-initiator tests do). The pool and the networks can persist to a file
-// so that they survive a killed process (crash tests).
+// Package coretest is a test-support package (no production code imports
+// it): in-memory fakes of the collaborators of service/core (the RBD pool,
+// the iSCSI target, legacy boot files, HIL and its networks) with the real
+// parts' semantics: Ceph's layering rules and error kinds, a removal that a
+// crash can leave half done, HIL's users and node ownership. They make unit
+// tests of the core, the API and the CLI fast; they never prove a feature
+// (the real-Ceph, real-initiator tests do). The pool and the networks can
+// persist to a file so that they survive a killed process (crash tests).
 package coretest
 
 import (
