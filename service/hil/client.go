@@ -1,5 +1,5 @@
 // Package hil is BMI's client of HIL, the Hardware Isolation Layer: the
-// /v0 REST calls BMI needs (reference/bmi-original.md §10.2) to look up a
+// /v0 REST calls BMI needs (those the original BMI made) to look up a
 // node's NICs and MACs, connect and detach NICs to and from VLAN networks
 // (waiting for HIL's asynchronous networking action to finish), control
 // power and boot device, and resolve an operator's credentials into a
