@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/bmi-go/bmi/service/fault"
@@ -266,6 +265,4 @@ func start[D any](ctx context.Context, s *Service, op *opjournal.Op[D], m opjour
 
 func boolPtr(b bool) *bool { return &b }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-var _ = fmt.Sprint
