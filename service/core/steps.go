@@ -264,5 +264,3 @@ func start[D any](ctx context.Context, s *Service, op *opjournal.Op[D], m opjour
 }
 
 func boolPtr(b bool) *bool { return &b }
-
-
