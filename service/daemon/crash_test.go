@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -93,6 +94,16 @@ func realScenarios() map[string]realScenario {
 			return err
 		}},
 		"create disk": {setup: imp, run: disk},
+		// Export and upload: the steps only they have (clone and flatten
+		// are killed in copy and import).
+		"export": {setup: imp, run: func(ctx context.Context, svc *core.Service, golden string) error {
+			return svc.ExportImage(ctx, admin, "tenant-a", "debian", golden+"-out")
+		}, only: map[string]bool{"flatten": true, "rename": true}},
+		"upload": {setup: project, run: func(ctx context.Context, svc *core.Service, _ string) error {
+			body := bytes.Repeat([]byte("bmi-upload "), 4<<20/11)
+			_, err := svc.UploadImage(ctx, alice, "tenant-a", "uploaded", bytes.NewReader(body), uint64(len(body)))
+			return err
+		}, only: map[string]bool{"write image": true}},
 		"delete disk": {setup: withDisk, run: func(ctx context.Context, svc *core.Service, _ string) error {
 			return svc.DeleteDisk(ctx, alice, "tenant-a", "disk-a")
 		}},
@@ -105,13 +116,14 @@ var externalSteps = map[string]bool{
 	"snapshot source": true, "protect source snapshot": true, "clone": true, "flatten": true,
 	"snapshot and protect": true, "remove source snapshot": true, "export": true, "unexport": true,
 	"unprotect snapshot": true, "remove from ceph": true, "connect network": true, "detach network": true,
+	"rename": true, "write image": true,
 }
 
 // timedSteps are the steps the test also kills at wall-clock moments after
 // they start, to land inside a Ceph call: at timedFractions of the time the
 // step took in the reference run.
 var (
-	timedSteps     = map[string]bool{"flatten": true, "remove from ceph": true, "remove source snapshot": true}
+	timedSteps     = map[string]bool{"flatten": true, "remove from ceph": true, "remove source snapshot": true, "write image": true}
 	timedFractions = []float64{0.4, 0.8}
 )
 
@@ -209,7 +221,7 @@ func realState(t *testing.T, d *Daemon, conf, pool, golden string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	label := map[string]string{golden: "golden"}
+	label := map[string]string{golden: "golden", golden + "-out": "golden-out"}
 	for _, r := range rows {
 		label[r.CephName] = r.Project + "/" + r.Name
 		lines = append(lines, fmt.Sprintf("row %s/%s %s %s", r.Project, r.Name, r.Kind, r.State))
@@ -388,7 +400,10 @@ func newRealSite(t *testing.T, hilURL, conf, pool string, sc realScenario) *real
 	// Data in every object, so that flattening and removing a copy take a
 	// while (the wall-clock kill points land inside them).
 	rbd(t, conf, pool, "bench", "--io-type", "write", "--io-size", "1M", "--io-total", "16M", "--io-pattern", "seq", s.golden)
-	t.Cleanup(func() { cephtest.RBD(conf, pool, "rm", s.golden) })
+	t.Cleanup(func() {
+		cephtest.RBD(conf, pool, "rm", s.golden+"-out") // an export's destination, when the scenario made one
+		cephtest.RBD(conf, pool, "rm", s.golden)
+	})
 	b, _ := json.Marshal(s.cfg)
 	s.cfgPath = filepath.Join(dir, "cfg.json")
 	if err := os.WriteFile(s.cfgPath, b, 0o600); err != nil {
