@@ -193,6 +193,7 @@ func TestCrashRealChild(t *testing.T) {
 		}
 	}
 	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	armed := make(chan struct{})
 	d.svc.SetCrashHook(func(kind string, seq int, phase string) {
 		if fmt.Sprintf("%s:%d:%s", kind, seq, phase) != at {
 			return
@@ -201,10 +202,15 @@ func TestCrashRealChild(t *testing.T) {
 			kill()
 		}
 		time.AfterFunc(delay, kill)
+		close(armed)
 	})
 	err = realScenarios()[os.Getenv("BMI_RCRASH_SCENARIO")].run(context.Background(), d.svc, os.Getenv("BMI_RCRASH_GOLDEN"))
-	if delay > 0 {
-		time.Sleep(time.Second) // the operation ended before the moment: the kill still comes
+	select {
+	case <-armed:
+		// The operation ended before the moment (this run was faster than
+		// the reference): the kill still comes, after it.
+		time.Sleep(delay + time.Minute)
+	default:
 	}
 	fmt.Printf("CHILD-COMPLETED err=%v\n", err)
 }
