@@ -16,7 +16,7 @@ BINARIES  := bmid bmi hil-mock bmi-lab bmi-uat
 STATICCHECK_VERSION := v0.8.2
 RESULTS   := test-results
 
-.PHONY: help deps build test uat bench lint fuzz clean
+.PHONY: help deps build test quick ci uat bench lint fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,11 @@ test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the READ
 	$(GO) vet -tags $(TAGS) ./...
 	@# one Ceph cluster for every package's real-Ceph tests, always purged after (scripts/with-test-ceph.sh)
 	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 -timeout 40m ./... 2>&1 | tee $(RESULTS)/test.log'
+
+quick: ## The fast tier for the edit-test loop: go test -short ./... (no Ceph, no namespaces, no real clients; under two minutes)
+	$(GO) test -tags $(TAGS) -short -count=1 ./...
+
+ci: deps lint test ## What CI runs (.ci/run): lint (gofmt check, go vet, staticcheck), then every test tier (make test)
 
 uat: deps build ## Build the lab and run the acceptance suite on it; prints where the report is (KEEP_LAB=1 keeps the lab up)
 	@# bmi-lab up is idempotent (a running lab is resumed); bmi-uat exits non-zero unless every

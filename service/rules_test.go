@@ -48,6 +48,13 @@ var serviceForbidden = []string{
 	"testing", "github.com/cucumber/godog", "github.com/digitalocean/go-libvirt",
 }
 
+// engineAllowed are the only packages of ours the operation engine
+// (service/opjournal) may import: it knows nothing of images, disks, boot
+// or any other domain, only steps, the journal and recovery.
+var engineAllowed = []string{module + "/service/fault"}
+
+const engine = module + "/service/opjournal"
+
 // cgoAllowed is the only package tree of ours that may use cgo.
 const cgoAllowed = module + "/service/ceph"
 
@@ -79,6 +86,20 @@ func checkRules(pkgs []pkgInfo) []string {
 			for _, r := range libraryRules {
 				if matchesLib(imp, r.lib) && !under(p.ImportPath, r.allowed) {
 					bad = append(bad, fmt.Sprintf("%s imports %s; only %s may", p.ImportPath, imp, r.allowed))
+				}
+			}
+		}
+		if under(p.ImportPath, engine) {
+			for _, imp := range p.Imports {
+				if !strings.Contains(strings.Split(imp, "/")[0], ".") {
+					continue // the standard library
+				}
+				ok := false
+				for _, a := range engineAllowed {
+					ok = ok || imp == a
+				}
+				if !ok {
+					bad = append(bad, fmt.Sprintf("%s imports %s; the operation engine imports no domain package", p.ImportPath, imp))
 				}
 			}
 		}
@@ -210,6 +231,9 @@ func TestRulesCatchViolations(t *testing.T) {
 		"similar prefix not matched": {pkgInfo{ImportPath: m("service/cephx"), CgoFiles: []string{"x.go"}}, "service/cephx uses cgo"},
 		"test variant skipped":       {pkgInfo{ImportPath: m("service/x") + " [" + m("service/x.test") + "]", Imports: []string{"testing"}}, ""},
 		"other module ignored":       {pkgInfo{ImportPath: "example.com/other", CgoFiles: []string{"x.go"}}, ""},
+		"engine imports core":        {pkgInfo{ImportPath: engine, Imports: []string{"context", m("service/core")}}, "the operation engine imports no domain package"},
+		"engine imports fault":       {pkgInfo{ImportPath: engine, Imports: []string{"context", m("service/fault")}}, ""},
+		"engine imports a library":   {pkgInfo{ImportPath: engine, Imports: []string{"github.com/pressly/goose/v3"}}, "the operation engine imports no domain package"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

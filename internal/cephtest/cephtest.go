@@ -116,6 +116,7 @@ func Stoppable(tb testing.TB) *cephlab.Cluster {
 // binaries are not installed.
 func Cluster(tb testing.TB) (conf, pool string) {
 	tb.Helper()
+	testenv.SkipShort(tb, "a Ceph cluster")
 	if conf := os.Getenv(EnvConf); conf != "" {
 		pool := os.Getenv(EnvPool)
 		if pool == "" {

@@ -29,10 +29,6 @@ const DefaultOSDSize = 20 << 30
 // PoolName is the RBD pool every lab cluster has.
 const PoolName = "rbd"
 
-// ClientID is the cephx id (without "client.") of the admin client whose
-// keyring is ceph.client.admin.keyring in Dir.
-const ClientID = "admin"
-
 // Options says where and how a cluster runs.
 type Options struct {
 	// Dir holds every file of the cluster; it must be an absolute path.
@@ -109,8 +105,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 // Dir is the cluster's directory.
 func (c *Cluster) Dir() string { return c.opts.Dir }
 
-// ConfPath is the cluster's ceph.conf; it names the admin keyring, so
-// clients need only this file and ClientID.
+// ConfPath is the cluster's ceph.conf; it names the admin keyring
+// (client.admin), so clients need only this file.
 func (c *Cluster) ConfPath() string { return filepath.Join(c.opts.Dir, "ceph.conf") }
 
 // KeyringPath is the admin client's keyring.

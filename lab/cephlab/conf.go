@@ -13,7 +13,7 @@ import (
 
 // confTemplate is the ceph.conf of a lab cluster. Every path lives under
 // Dir; $cluster, $name and $id are Ceph's own metavariables. The settings
-// and the reasons for them are in reference/ceph-spike.md §1.
+// are those the Ceph spike measured for a one-OSD cluster on loopback.
 var confTemplate = template.Must(template.New("ceph.conf").Parse(`# written by bmi-lab (lab/cephlab); every file of this cluster is under {{.Dir}}
 [global]
 fsid = {{.FSID}}

@@ -119,8 +119,11 @@ type Report struct {
 	StrayTargets   []string `json:"stray_targets"`
 	Reexported     []string `json:"reexported"`
 	StrayBootFiles []string `json:"stray_boot_files"`
-	Fixed          bool     `json:"fixed"`
-	Errors         []string `json:"errors,omitempty"`
+	// Left lists what is still there, each with why (not asked to fix,
+	// not fixable by reconcile, or the error of its removal).
+	Left   []string `json:"left"`
+	Fixed  bool     `json:"fixed"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // NodeIP is the address bmid's DHCP server leased to a node's NIC.

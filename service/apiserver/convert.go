@@ -47,7 +47,7 @@ func toOp(o core.Operation) api.Operation {
 
 func toReport(r core.Report) api.Report {
 	return api.Report{Recovered: r.Recovered, OrphanImages: list(r.OrphanImages), MissingImages: list(r.MissingImages),
-		StrayTargets: list(r.StrayTargets), Reexported: list(r.Reexported), StrayBootFiles: list(r.StrayBootFiles), Fixed: r.Fixed, Errors: r.Errors}
+		StrayTargets: list(r.StrayTargets), Reexported: list(r.Reexported), StrayBootFiles: list(r.StrayBootFiles), Left: list(r.Left), Fixed: r.Fixed, Errors: r.Errors}
 }
 
 // list makes a nil list empty ([] rather than null in JSON).

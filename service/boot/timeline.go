@@ -23,9 +23,6 @@ const (
 	StepBinary Step = "ipxe-binary-served"
 	// StepScript: the HTTP server sent the node's iPXE script.
 	StepScript Step = "ipxe-script-served"
-	// StepISCSILogin: the iSCSI target accepted the node's login (recorded
-	// by the iSCSI target).
-	StepISCSILogin Step = "iscsi-login"
 )
 
 // Event is one step of one node's boot.

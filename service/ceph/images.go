@@ -122,6 +122,12 @@ func (s *Store) stat(name string) (ImageInfo, error) {
 		return ImageInfo{}, err
 	}
 	for _, sn := range snaps {
+		if user, err := userSnap(img, sn.Id); err != nil || !user {
+			if err != nil {
+				return ImageInfo{}, err
+			}
+			continue // librbd's own (a trashed snapshot, say)
+		}
 		prot, err := img.GetSnapshot(sn.Name).IsProtected()
 		if err != nil {
 			return ImageInfo{}, err

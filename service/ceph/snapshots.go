@@ -84,6 +84,12 @@ func (s *Store) ListSnapshots(ctx context.Context, image string) ([]SnapshotInfo
 			return err
 		}
 		for _, sn := range snaps {
+			if user, err := userSnap(img, sn.Id); err != nil || !user {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			prot, err := img.GetSnapshot(sn.Name).IsProtected()
 			if err != nil {
 				return err
@@ -125,8 +131,67 @@ func (s *Store) UnprotectSnapshot(ctx context.Context, image, snap string) error
 
 // RemoveSnapshot removes a snapshot; refused (ErrConflict) while it is
 // protected.
+//
+// librbd first moves a snapshot it removes to the trash namespace (under a
+// new name), then deletes it: a removal killed in between leaves it there,
+// where a removal by name no longer finds it. So RemoveSnapshot also deletes
+// the trashed snapshots that were named snap, and says "not found" only when
+// there was neither.
 func (s *Store) RemoveSnapshot(ctx context.Context, image, snap string) error {
 	return s.snapOp(ctx, "remove", image, snap, func(img *rbd.Image) error {
-		return img.GetSnapshot(snap).Remove()
+		err := img.GetSnapshot(snap).Remove()
+		if err != nil && errnoOf(err) != syscall.ENOENT {
+			return err
+		}
+		purged, perr := purgeTrashedSnap(img, snap)
+		if perr != nil {
+			return perr
+		}
+		if err != nil && purged == 0 {
+			return err
+		}
+		return nil
 	}, hint{syscall.EBUSY, "snapshot is protected (unprotect it first)"})
+}
+
+// userSnap reports whether the snapshot of that id is in the user
+// namespace (the others are librbd's: trash, mirror, group).
+func userSnap(img *rbd.Image, id uint64) (bool, error) {
+	t, err := img.GetSnapNamespaceType(id)
+	if err != nil {
+		return false, err
+	}
+	return t == rbd.SnapNamespaceTypeUser, nil
+}
+
+// purgeTrashedSnap deletes the snapshots of the trash namespace that were
+// named snap, and returns how many it deleted. One that still has clones
+// stays (librbd deletes it with its last clone) and is an error.
+func purgeTrashedSnap(img *rbd.Image, snap string) (int, error) {
+	snaps, err := img.GetSnapshotNames()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sn := range snaps {
+		t, err := img.GetSnapNamespaceType(sn.Id)
+		if err != nil {
+			return n, err
+		}
+		if t != rbd.SnapNamespaceTypeTrash {
+			continue
+		}
+		orig, err := img.GetSnapTrashNamespace(sn.Id)
+		if err != nil {
+			return n, err
+		}
+		if orig != snap {
+			continue
+		}
+		if err := img.RemoveSnapByID(sn.Id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

@@ -36,7 +36,7 @@ type Config struct {
 }
 
 // features of every image BMI creates: object-map makes removal and diff of
-// sparse images fast (reference/ceph-spike.md §2).
+// sparse images fast (removing a sparse 100 GiB image: 0.1 s instead of 6.5 s).
 const features = rbd.FeatureLayering | rbd.FeatureExclusiveLock | rbd.FeatureObjectMap |
 	rbd.FeatureFastDiff | rbd.FeatureDeepFlatten
 

@@ -17,7 +17,7 @@ import (
 	"github.com/bmi-go/bmi/service/fault"
 )
 
-// Transfer tuning (reference/ceph-spike.md §2: 64 KiB synchronous writes
+// Transfer tuning (measured by the Ceph spike: 64 KiB synchronous writes
 // reach 126 MiB/s, coalesced ≤ 4 MiB writes with 8 in flight 765 MiB/s).
 const (
 	chunkSize   = 4 << 20  // one RBD object; a write never crosses one

@@ -16,6 +16,7 @@ import (
 	"github.com/bmi-go/bmi/service/apiserver/apitest"
 	"github.com/bmi-go/bmi/service/cli"
 	"github.com/bmi-go/bmi/service/clikit"
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -427,5 +428,42 @@ func TestTLS(t *testing.T) {
 	}
 	if _, _, code := bmi(env, "", "--ca-cert", filepath.Join(t.TempDir(), "nope.pem"), "ls", "tenant-a"); code != 1 {
 		t.Fatalf("missing CA file: %d", code)
+	}
+}
+
+// TestReconcileExit: reconcile exits 1 while anything is left, says why in
+// its "left" row, and --fix removes an orphan image and exits 0.
+func TestReconcileExit(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	admin := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AdminUser, "HIL_PASSWORD": apitest.AdminPassword}
+	e.CephImage("t1img999", "orphan", 1<<20)
+	steps := []struct {
+		args     string
+		fail     bool // the fake pool's Remove fails
+		wantCode int
+		wantOut  string
+	}{
+		{"reconcile", false, 1, "t1img999: not fixed (reconcile --fix removes it)"},
+		{"reconcile --fix", true, 1, "t1img999: not removed: "},
+		{"reconcile --fix", false, 0, "fixed                 yes"},
+		{"reconcile", false, 0, "left                  -"},
+	}
+	for _, s := range steps {
+		if s.fail {
+			e.FailCeph("Remove", fault.Errorf(fault.Unavailable, "injected"))
+		} else {
+			e.FailCeph("Remove", nil)
+		}
+		out, errs, code := bmi(admin, "", strings.Fields(s.args)...)
+		if code != s.wantCode || !strings.Contains(out, s.wantOut) {
+			t.Fatalf("bmi %s: exit %d (want %d), output does not contain %q:\n%s%s", s.args, code, s.wantCode, s.wantOut, out, errs)
+		}
+	}
+	if _, ok := e.CephImageData("t1img999"); ok {
+		t.Fatal("the orphan image is still in the pool")
 	}
 }

@@ -223,7 +223,10 @@ func (a *app) reconcileCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Finish unfinished operations and compare Ceph, targets and boot files with the database (admin)",
-		Args:  clikit.NoArgs,
+		Long: "Finish unfinished operations and compare Ceph, the iSCSI targets and the boot files with the database (admin).\n" +
+			"--fix removes orphan images, stray targets and stray boot files. The \"left\" row lists what is still\n" +
+			"there and why; the exit status is 1 while anything is left or could not be checked.",
+		Args: clikit.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client, _ []string) error {
 			r, err := c.Reconcile(ctx, fix)
 			if err != nil {
@@ -235,13 +238,19 @@ func (a *app) reconcileCmd() *cobra.Command {
 				name string
 				v    []string
 			}{{"orphan images", r.OrphanImages}, {"missing images", r.MissingImages}, {"stray targets", r.StrayTargets},
-				{"re-exported", r.Reexported}, {"stray boot files", r.StrayBootFiles}, {"errors", r.Errors}} {
-				t.add(row.name, dash(strings.Join(row.v, ",")))
+				{"re-exported", r.Reexported}, {"stray boot files", r.StrayBootFiles}, {"left", r.Left}, {"errors", r.Errors}} {
+				t.add(row.name, dash(strings.Join(row.v, "; ")))
 			}
 			t.add("fixed", yesNo(r.Fixed))
-			return a.show(r, t)
+			if err := a.show(r, t); err != nil {
+				return err
+			}
+			if n := len(r.Left) + len(r.Errors); n > 0 {
+				return fmt.Errorf("reconcile: %d problem(s) left (see the left and errors rows)", n)
+			}
+			return nil
 		}),
 	}
-	cmd.Flags().BoolVar(&fix, "fix", false, "remove orphans and strays")
+	cmd.Flags().BoolVar(&fix, "fix", false, "remove orphans and strays; exits 1 unless nothing is left")
 	return cmd
 }

@@ -15,7 +15,7 @@ func (s *Service) CreateProject(ctx context.Context, who Principal, name string)
 	if err := ValidateName("project name", name); err != nil {
 		return Project{}, err
 	}
-	return s.store.CreateProject(ctx, name)
+	return s.projects.CreateProject(ctx, name)
 }
 
 // ListProjects lists every project (admin).
@@ -23,7 +23,7 @@ func (s *Service) ListProjects(ctx context.Context, who Principal) ([]Project, e
 	if err := s.admin(ctx, who); err != nil {
 		return nil, err
 	}
-	return s.store.Projects(ctx)
+	return s.projects.Projects(ctx)
 }
 
 // RemoveProject removes a project (admin). A project that still owns
@@ -34,10 +34,10 @@ func (s *Service) RemoveProject(ctx context.Context, who Principal, name string,
 	if err := s.admin(ctx, who); err != nil {
 		return err
 	}
-	if _, err := s.store.Project(ctx, name); err != nil {
+	if _, err := s.projects.Project(ctx, name); err != nil {
 		return err
 	}
-	n, err := s.store.CountImages(ctx, name)
+	n, err := s.rows.CountImages(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -49,12 +49,12 @@ func (s *Service) RemoveProject(ctx context.Context, who Principal, name string,
 			return fmt.Errorf("remove project %q: %w", name, err)
 		}
 	}
-	return s.store.DeleteProject(ctx, name)
+	return s.projects.DeleteProject(ctx, name)
 }
 
 // emptyProject removes everything a project owns, children before parents.
 func (s *Service) emptyProject(ctx context.Context, who Principal, project string) error {
-	boots, err := s.store.Boots(ctx, project, 0)
+	boots, err := s.boots.Boots(ctx, project, 0)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (s *Service) emptyProject(ctx context.Context, who Principal, project strin
 		}
 	}
 	for _, kind := range []Kind{KindDisk, KindSnapshot, KindImage} {
-		ims, err := s.store.Images(ctx, ImageFilter{Project: project, Kind: kind})
+		ims, err := s.rows.Images(ctx, ImageFilter{Project: project, Kind: kind})
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (s *Service) DBList(ctx context.Context, who Principal, f ImageFilter) ([]I
 	if err := s.admin(ctx, who); err != nil {
 		return nil, err
 	}
-	return s.store.Images(ctx, f)
+	return s.rows.Images(ctx, f)
 }
 
 // ListImages lists a project's images (not snapshots or disks).
@@ -99,7 +99,7 @@ func (s *Service) listKind(ctx context.Context, who Principal, project string, k
 	if err := s.member(ctx, who, project); err != nil {
 		return nil, err
 	}
-	return s.store.Images(ctx, ImageFilter{Project: project, Kind: k})
+	return s.rows.Images(ctx, ImageFilter{Project: project, Kind: k})
 }
 
 // ShowImage returns one row of a project.
@@ -107,7 +107,7 @@ func (s *Service) ShowImage(ctx context.Context, who Principal, project, name st
 	if err := s.member(ctx, who, project); err != nil {
 		return Image{}, err
 	}
-	return s.store.Image(ctx, project, name)
+	return s.rows.Image(ctx, project, name)
 }
 
 // TargetInfo is an export as the admin listing shows it.
@@ -128,7 +128,7 @@ func (s *Service) ListTargets(ctx context.Context, who Principal, project string
 	} else if err := s.member(ctx, who, project); err != nil {
 		return nil, err
 	}
-	ts, err := s.store.Targets(ctx)
+	ts, err := s.targets.Targets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (s *Service) ListTargets(ctx context.Context, who Principal, project string
 	}
 	var out []TargetInfo
 	for _, t := range ts {
-		d, err := s.store.ImageByID(ctx, t.DiskID)
+		d, err := s.rows.ImageByID(ctx, t.DiskID)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +163,7 @@ func (s *Service) ExportDisk(ctx context.Context, who Principal, project, disk s
 	if err != nil {
 		return Target{}, err
 	}
-	t, err := s.store.Target(ctx, d.ID)
+	t, err := s.targets.Target(ctx, d.ID)
 	if err != nil {
 		return Target{}, err
 	}
@@ -180,7 +180,7 @@ func (s *Service) UnexportDisk(ctx context.Context, who Principal, project, disk
 	if err != nil {
 		return err
 	}
-	t, err := s.store.Target(ctx, d.ID)
+	t, err := s.targets.Target(ctx, d.ID)
 	if err != nil {
 		return err
 	}
@@ -194,11 +194,11 @@ func (s *Service) BootTarget(ctx context.Context, mac string) (BootConfig, Targe
 	if err != nil {
 		return BootConfig{}, Target{}, err
 	}
-	b, err := s.store.BootByMAC(ctx, m)
+	b, err := s.boots.BootByMAC(ctx, m)
 	if err != nil {
 		return BootConfig{}, Target{}, err
 	}
-	t, err := s.store.Target(ctx, b.DiskID)
+	t, err := s.targets.Target(ctx, b.DiskID)
 	if err != nil {
 		return BootConfig{}, Target{}, err
 	}

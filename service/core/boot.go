@@ -2,27 +2,30 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/opjournal"
 )
 
-// nodeMAC asks HIL (as the caller) for the MAC of a node's NIC. HIL
-// refuses nodes outside the caller's project.
-func (s *Service) nodeMAC(ctx context.Context, who Principal, node, nic string) (string, error) {
-	if err := ValidateNode("node name", node); err != nil {
-		return "", err
+// setBootData is what setting a node's boot config journals.
+type setBootData struct {
+	nodeBoot
+	Project string `json:"project"`
+	DiskID  int64  `json:"image_id"`
+}
+
+// setBootOp: record the boot config, write the legacy boot files (the
+// commit).
+func (s *Service) setBootOp() *opjournal.Op[setBootData] {
+	boot := func(d *setBootData) (*nodeBoot, string, int64) { return &d.nodeBoot, d.Project, d.DiskID }
+	return &opjournal.Op[setBootData]{
+		Kind:   "set-boot",
+		Steps:  []step[setBootData]{putBootStep(s, boot), writeFilesStep(s, func(d *setBootData) *nodeBoot { return &d.nodeBoot })},
+		Commit: "write boot files",
+		Legacy: legacy[setBootData],
 	}
-	if err := ValidateNode("NIC name", nic); err != nil {
-		return "", err
-	}
-	mac, err := s.nodes.MAC(ctx, who, node, nic)
-	if err != nil {
-		return "", fmt.Errorf("NIC %q of node %q: %w", nic, node, err)
-	}
-	return NormalizeMAC(mac)
 }
 
 // SetBoot makes node boot disk (the M2 split's boot config; switching a
@@ -44,82 +47,35 @@ func (s *Service) SetBoot(ctx context.Context, who Principal, project, node, nic
 	if err != nil {
 		return BootConfig{}, err
 	}
-	data := map[string]string{"node": node, "nic": nic, "mac": mac, "project": project, "image_id": itoa(d.ID)}
-	if prev, err := s.store.Boot(ctx, node); err == nil {
+	data := setBootData{nodeBoot: nodeBoot{Node: node, NIC: nic, MAC: mac}, Project: project, DiskID: d.ID}
+	if prev, err := s.boots.Boot(ctx, node); err == nil {
 		if prev.Project != project {
 			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q boots a disk of project %q", node, prev.Project)
 		}
-		b, _ := json.Marshal(prev)
-		data["prev"] = string(b)
+		data.Prev = &prev
 	} else if !errors.Is(err, fault.ErrNotFound) {
 		return BootConfig{}, err
 	}
-	if _, err := s.run(ctx, who, plan{kind: "set-boot", project: project, target: node, data: data}); err != nil {
+	if err := start(ctx, s, s.ops.setBoot, describeOp(project, node, who), data); err != nil {
 		return BootConfig{}, err
 	}
-	return s.store.Boot(ctx, node)
+	return s.boots.Boot(ctx, node)
 }
 
-// putBootStep records the boot config (owns_disk from data); its undo puts
-// back the previous one, or deletes it.
-func (s *Service) putBootStep() step {
-	return step{
-		name: "record boot config",
-		do: func(ctx context.Context, r *opRun) error {
-			owns := r.get("owns_disk") == "1"
-			return s.store.PutBoot(ctx, BootConfig{Node: r.get("node"), Project: r.get("project"), DiskID: atoi(r.get("image_id")),
-				NIC: r.get("nic"), MAC: r.get("mac"), OwnsDisk: owns})
-		},
-		undo: func(ctx context.Context, r *opRun) error {
-			if p := r.get("prev"); p != "" {
-				var prev BootConfig
-				if err := json.Unmarshal([]byte(p), &prev); err != nil {
-					return err
-				}
-				return s.store.PutBoot(ctx, prev)
-			}
-			return s.store.DeleteBoot(ctx, r.get("node"))
-		},
-	}
+// clearBootData is what clearing a node's boot config journals.
+type clearBootData struct {
+	nodeBoot
 }
 
-// writeFilesStep writes legacy boot files (when file mode is on); its undo
-// removes them, or rewrites the previous config's.
-func (s *Service) writeFilesStep() step {
-	return step{
-		name: "write boot files",
-		do: func(ctx context.Context, r *opRun) error {
-			b, err := s.store.Boot(ctx, r.get("node"))
-			if err != nil {
-				return err
-			}
-			return s.writeFiles(ctx, b)
-		},
-		undo: func(ctx context.Context, r *opRun) error {
-			if s.files == nil {
-				return nil
-			}
-			if p := r.get("prev"); p != "" {
-				var prev BootConfig
-				if err := json.Unmarshal([]byte(p), &prev); err != nil {
-					return err
-				}
-				return s.writeFiles(ctx, prev)
-			}
-			return s.files.Remove(ctx, r.get("node"), r.get("mac"))
-		},
+// clearBootOp: delete the boot config (the commit), then the boot files.
+func (s *Service) clearBootOp() *opjournal.Op[clearBootData] {
+	boot := func(d *clearBootData) *nodeBoot { return &d.nodeBoot }
+	return &opjournal.Op[clearBootData]{
+		Kind:   "clear-boot",
+		Steps:  []step[clearBootData]{deleteBootStep(s, boot), removeFilesStep(s, boot)},
+		Commit: "delete boot config",
+		Legacy: legacy[clearBootData],
 	}
-}
-
-func (s *Service) writeFiles(ctx context.Context, b BootConfig) error {
-	if s.files == nil {
-		return nil
-	}
-	t, err := s.store.Target(ctx, b.DiskID)
-	if err != nil {
-		return err
-	}
-	return s.files.Write(ctx, BootFile{Node: b.Node, MAC: b.MAC, Disk: b.Disk, IQN: t.IQN, Target: t})
 }
 
 // ClearBoot forgets which disk node boots: the node no longer netboots
@@ -133,138 +89,110 @@ func (s *Service) ClearBoot(ctx context.Context, who Principal, project, node st
 		return err
 	}
 	defer unlock()
-	b, err := s.store.Boot(ctx, node)
+	b, err := s.boots.Boot(ctx, node)
 	if err != nil || b.Project != project {
 		return fmt.Errorf("boot config of node %q in project %q: %w", node, project, fault.ErrNotFound)
 	}
-	data := map[string]string{"node": node, "mac": b.MAC}
-	_, err = s.run(ctx, who, plan{kind: "clear-boot", project: project, target: node, data: data})
-	return err
+	data := clearBootData{nodeBoot{Node: node, MAC: b.MAC, Prev: &b}}
+	return start(ctx, s, s.ops.clearBoot, describeOp(project, node, who), data)
 }
 
-func (s *Service) clearBootSteps() []step {
-	return []step{
-		{name: "delete boot config", do: func(ctx context.Context, r *opRun) error { return s.store.DeleteBoot(ctx, r.get("node")) }},
-		s.removeFilesStep(),
+// putBootStep records a node's boot config; its undo puts back the
+// previous one, or deletes it.
+func putBootStep[D any](s *Service, boot func(*D) (b *nodeBoot, project string, diskID int64)) step[D] {
+	return step[D]{
+		Name: "record boot config",
+		Do: func(ctx context.Context, r *run[D]) error {
+			b, project, disk := boot(&r.Data)
+			return s.boots.PutBoot(ctx, BootConfig{Node: b.Node, Project: project, DiskID: disk, NIC: b.NIC, MAC: b.MAC, OwnsDisk: b.OwnsDisk})
+		},
+		Undo: func(ctx context.Context, r *run[D]) error {
+			b, _, _ := boot(&r.Data)
+			if b.Prev != nil {
+				return s.boots.PutBoot(ctx, *b.Prev)
+			}
+			return s.boots.DeleteBoot(ctx, b.Node)
+		},
 	}
 }
 
-func (s *Service) removeFilesStep() step {
-	return step{name: "remove boot files", do: func(ctx context.Context, r *opRun) error {
+// deleteBootStep deletes a node's boot config; its undo puts the journaled
+// config back (a crash after the row was deleted but before that was
+// journaled rolls back to it).
+func deleteBootStep[D any](s *Service, boot func(*D) *nodeBoot) step[D] {
+	return step[D]{
+		Name: "delete boot config",
+		Do:   func(ctx context.Context, r *run[D]) error { return s.boots.DeleteBoot(ctx, boot(&r.Data).Node) },
+		Undo: func(ctx context.Context, r *run[D]) error {
+			if prev := boot(&r.Data).Prev; prev != nil {
+				return s.boots.PutBoot(ctx, *prev)
+			}
+			return nil // journaled by a bmid that did not record it
+		},
+	}
+}
+
+// writeFilesStep writes legacy boot files (when file mode is on); its undo
+// removes them, or rewrites the previous config's.
+func writeFilesStep[D any](s *Service, boot func(*D) *nodeBoot) step[D] {
+	return step[D]{
+		Name: "write boot files",
+		Do: func(ctx context.Context, r *run[D]) error {
+			b, err := s.boots.Boot(ctx, boot(&r.Data).Node)
+			if err != nil {
+				return err
+			}
+			return s.writeFiles(ctx, b)
+		},
+		Undo: func(ctx context.Context, r *run[D]) error {
+			if s.files == nil {
+				return nil
+			}
+			b := boot(&r.Data)
+			if b.Prev != nil {
+				return s.writeFiles(ctx, *b.Prev)
+			}
+			return s.files.Remove(ctx, b.Node, b.MAC)
+		},
+	}
+}
+
+// removeFilesStep removes a node's legacy boot files (forward only).
+func removeFilesStep[D any](s *Service, boot func(*D) *nodeBoot) step[D] {
+	return step[D]{Name: "remove boot files", Do: func(ctx context.Context, r *run[D]) error {
 		if s.files == nil {
 			return nil
 		}
-		return s.files.Remove(ctx, r.get("node"), r.get("mac"))
+		b := boot(&r.Data)
+		return s.files.Remove(ctx, b.Node, b.MAC)
 	}}
 }
 
-// Provision clones image into a disk named after node, exports it and
-// makes node boot it, in one operation (the original's "bmi pro").
-func (s *Service) Provision(ctx context.Context, who Principal, project, node, image, nic string) (DiskInfo, error) {
-	if err := s.member(ctx, who, project); err != nil {
-		return DiskInfo{}, err
-	}
-	mac, err := s.nodeMAC(ctx, who, node, nic)
-	if err != nil {
-		return DiskInfo{}, err
-	}
-	if err := ValidateName("disk name", node); err != nil {
-		return DiskInfo{}, fmt.Errorf("node %q cannot name its disk: %w", node, err)
-	}
-	unlock, err := s.lock(describe("provision", project, node), nodeKey(node), imageKey(project, node))
-	if err != nil {
-		return DiskInfo{}, err
-	}
-	defer unlock()
-	if b, err := s.store.Boot(ctx, node); err == nil {
-		return DiskInfo{}, fault.Errorf(fault.Conflict, "node %q is already provisioned: it boots disk %q of project %q", node, b.Disk, b.Project)
-	} else if !errors.Is(err, fault.ErrNotFound) {
-		return DiskInfo{}, err
-	}
-	src, err := s.readyImage(ctx, project, image, KindImage, KindSnapshot)
-	if err != nil {
-		return DiskInfo{}, err
-	}
-	if err := s.absent(ctx, project, node); err != nil {
-		return DiskInfo{}, err
-	}
-	data := s.diskData(project, node, src)
-	data["node"], data["nic"], data["mac"], data["owns_disk"] = node, nic, mac, "1"
-	data["network"], data["channel"] = s.cfg.ProvisioningNetwork, s.cfg.Channel
-	if _, err := s.run(ctx, who, plan{kind: "provision", project: project, target: node, data: data}); err != nil {
-		return DiskInfo{}, err
-	}
-	return s.diskInfo(ctx, project, node)
-}
-
-// provisionSteps: the disk steps, then boot config and files, the
-// provisioning network, then ready (commit 7).
-func (s *Service) provisionSteps() []step {
-	return []step{s.insertRowStep(), s.cloneStep(), s.targetRecordStep(), s.exportStep(),
-		s.putBootStep(), s.writeFilesStep(), s.connectStep(), s.markReadyStep()}
-}
-
-// connectStep attaches the node's NIC to the provisioning network (when
-// the operation's data names one); its undo detaches it.
-func (s *Service) connectStep() step {
-	return step{
-		name: "connect network",
-		do: func(ctx context.Context, r *opRun) error {
-			if r.get("network") == "" {
-				return nil
-			}
-			return s.networks.ConnectNetwork(ctx, r.get("node"), r.get("nic"), r.get("network"), r.get("channel"))
-		},
-		undo: func(ctx context.Context, r *opRun) error { return s.detach(ctx, r) },
-	}
-}
-
-func (s *Service) detach(ctx context.Context, r *opRun) error {
-	if r.get("network") == "" {
+func (s *Service) writeFiles(ctx context.Context, b BootConfig) error {
+	if s.files == nil {
 		return nil
 	}
-	return s.networks.DetachNetwork(ctx, r.get("node"), r.get("nic"), r.get("network"))
-}
-
-// Deprovision stops node from netbooting and, when its disk was made by
-// Provision, deletes the disk (the original's "bmi dpro"). nic is checked
-// against the boot config when given.
-func (s *Service) Deprovision(ctx context.Context, who Principal, project, node, nic string) error {
-	if err := s.member(ctx, who, project); err != nil {
-		return err
-	}
-	b, err := s.store.Boot(ctx, node)
-	if err != nil || b.Project != project {
-		return fmt.Errorf("node %q is not provisioned in project %q: %w", node, project, fault.ErrNotFound)
-	}
-	if nic != "" && nic != b.NIC {
-		return fault.Errorf(fault.Invalid, "node %q boots through NIC %q, not %q", node, b.NIC, nic)
-	}
-	if !b.OwnsDisk {
-		return s.ClearBoot(ctx, who, project, node)
-	}
-	unlock, err := s.lock(describe("deprovision", project, node), nodeKey(node), imageKey(project, b.Disk))
+	t, err := s.targets.Target(ctx, b.DiskID)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	d, err := s.store.ImageByID(ctx, b.DiskID)
-	if err != nil {
-		return err
-	}
-	data := map[string]string{"node": node, "nic": b.NIC, "mac": b.MAC, "image_id": itoa(d.ID), "ceph": d.CephName, "project": project,
-		"network": s.cfg.ProvisioningNetwork}
-	_, err = s.run(ctx, who, plan{kind: "deprovision", project: project, target: node, data: data})
-	return err
+	return s.files.Write(ctx, BootFile{Node: b.Node, MAC: b.MAC, Disk: b.Disk, IQN: t.IQN, Target: t})
 }
 
-// deprovisionSteps: mark deleting (commit 0), boot config and files, the
-// provisioning network, then the disk.
-func (s *Service) deprovisionSteps() []step {
-	steps := []step{s.markStateStep(StateDeleting, StateReady)}
-	steps = append(steps, s.clearBootSteps()...)
-	steps = append(steps, step{name: "detach network", do: func(ctx context.Context, r *opRun) error { return s.detach(ctx, r) }})
-	return append(steps, s.deleteDiskSteps()[1:]...)
+// nodeMAC asks HIL (as the caller) for the MAC of a node's NIC. HIL
+// refuses nodes outside the caller's project.
+func (s *Service) nodeMAC(ctx context.Context, who Principal, node, nic string) (string, error) {
+	if err := ValidateNode("node name", node); err != nil {
+		return "", err
+	}
+	if err := ValidateNode("NIC name", nic); err != nil {
+		return "", err
+	}
+	mac, err := s.nodes.MAC(ctx, who, node, nic)
+	if err != nil {
+		return "", fmt.Errorf("NIC %q of node %q: %w", nic, node, err)
+	}
+	return NormalizeMAC(mac)
 }
 
 // NodeIP returns the address bmid's DHCP server leased to a node's NIC.
@@ -276,7 +204,7 @@ func (s *Service) NodeIP(ctx context.Context, who Principal, project, node, nic 
 	if err != nil {
 		return "", err
 	}
-	l, err := s.store.LeaseByMAC(ctx, mac)
+	l, err := s.leases.LeaseByMAC(ctx, mac)
 	if err != nil {
 		return "", err
 	}
@@ -288,7 +216,7 @@ func (s *Service) ShowBoot(ctx context.Context, who Principal, project, node str
 	if err := s.member(ctx, who, project); err != nil {
 		return BootConfig{}, err
 	}
-	b, err := s.store.Boot(ctx, node)
+	b, err := s.boots.Boot(ctx, node)
 	if err != nil || b.Project != project {
 		return BootConfig{}, fmt.Errorf("boot config of node %q in project %q: %w", node, project, fault.ErrNotFound)
 	}
@@ -300,5 +228,5 @@ func (s *Service) ListBoots(ctx context.Context, who Principal, project string) 
 	if err := s.member(ctx, who, project); err != nil {
 		return nil, err
 	}
-	return s.store.Boots(ctx, project, 0)
+	return s.boots.Boots(ctx, project, 0)
 }

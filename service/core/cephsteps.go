@@ -13,7 +13,7 @@ import (
 // re-run after a crash and an undo can run for a step that never acted.
 
 func (s *Service) ensureSnap(ctx context.Context, image, snap string) error {
-	err := s.images.CreateSnapshot(ctx, image, snap)
+	err := s.ceph.CreateSnapshot(ctx, image, snap)
 	if errors.Is(err, fault.ErrExists) {
 		return nil
 	}
@@ -21,7 +21,7 @@ func (s *Service) ensureSnap(ctx context.Context, image, snap string) error {
 }
 
 func (s *Service) ensureProtected(ctx context.Context, image, snap string) error {
-	err := s.images.ProtectSnapshot(ctx, image, snap)
+	err := s.ceph.ProtectSnapshot(ctx, image, snap)
 	if err == nil || !(errors.Is(err, fault.ErrConflict) || errors.Is(err, fault.ErrExists)) {
 		return err
 	}
@@ -32,7 +32,7 @@ func (s *Service) ensureProtected(ctx context.Context, image, snap string) error
 }
 
 func (s *Service) isProtected(ctx context.Context, image, snap string) (bool, error) {
-	snaps, err := s.images.Snapshots(ctx, image)
+	snaps, err := s.ceph.Snapshots(ctx, image)
 	if err != nil {
 		return false, err
 	}
@@ -47,7 +47,7 @@ func (s *Service) isProtected(ctx context.Context, image, snap string) (bool, er
 // ensureUnprotected unprotects image@snap; a missing image or snapshot, or
 // one not protected, is fine. A snapshot with clones is a conflict.
 func (s *Service) ensureUnprotected(ctx context.Context, image, snap string) error {
-	err := s.images.UnprotectSnapshot(ctx, image, snap)
+	err := s.ceph.UnprotectSnapshot(ctx, image, snap)
 	if err == nil || errors.Is(err, fault.ErrNotFound) || errors.Is(err, fault.ErrInvalid) {
 		return nil
 	}
@@ -58,7 +58,7 @@ func (s *Service) ensureSnapGone(ctx context.Context, image, snap string) error 
 	if err := s.ensureUnprotected(ctx, image, snap); err != nil {
 		return err
 	}
-	err := s.images.RemoveSnapshot(ctx, image, snap)
+	err := s.ceph.RemoveSnapshot(ctx, image, snap)
 	if errors.Is(err, fault.ErrNotFound) {
 		return nil
 	}
@@ -67,12 +67,14 @@ func (s *Service) ensureSnapGone(ctx context.Context, image, snap string) error 
 
 // ensureGone removes a BMI-owned image and its snapshots; a missing one is
 // fine. Never call it on an image BMI does not own.
+//
+// An image that cannot be opened is not gone yet: a removal killed half-way
+// leaves it in the pool's listing (librbd moved it to the trash, or removed
+// its header first), and only another Remove finishes it. So Remove always
+// runs, and the image counts as gone only once Ceph no longer lists it.
 func (s *Service) ensureGone(ctx context.Context, image string) error {
-	snaps, err := s.images.Snapshots(ctx, image)
-	if errors.Is(err, fault.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	snaps, err := s.ceph.Snapshots(ctx, image)
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
 		return err
 	}
 	for _, sn := range snaps {
@@ -92,10 +94,10 @@ func (s *Service) removeWhenFree(ctx context.Context, image string) error {
 	deadline := time.Now().Add(s.cfg.BusyWait)
 	delay := 250 * time.Millisecond
 	for {
-		err := s.images.Remove(ctx, image)
+		err := s.ceph.Remove(ctx, image)
 		switch {
 		case err == nil, errors.Is(err, fault.ErrNotFound):
-			return nil
+			return s.confirmGone(ctx, image)
 		case !errors.Is(err, fault.ErrConflict) || time.Now().Add(delay).After(deadline):
 			return err
 		}
@@ -109,14 +111,29 @@ func (s *Service) removeWhenFree(ctx context.Context, image string) error {
 	}
 }
 
+// confirmGone checks that Ceph no longer lists image (its listing includes
+// images half removed, in the trash).
+func (s *Service) confirmGone(ctx context.Context, image string) error {
+	names, err := s.ceph.List(ctx, image)
+	if err != nil {
+		return fmt.Errorf("confirm the removal of image %q: %w", image, err)
+	}
+	for _, n := range names {
+		if n == image {
+			return fault.Errorf(fault.Unavailable, "rbd image %q is still listed after its removal (half removed; the next retry removes it)", image)
+		}
+	}
+	return nil
+}
+
 // ensureClone clones parent@snap to child; a child that already is that
 // clone (an earlier run of the same step) is fine.
 func (s *Service) ensureClone(ctx context.Context, parent, snap, child string) error {
-	err := s.images.Clone(ctx, parent, snap, child)
+	err := s.ceph.Clone(ctx, parent, snap, child)
 	if !errors.Is(err, fault.ErrExists) {
 		return err
 	}
-	pi, ps, perr := s.images.Parent(ctx, child)
+	pi, ps, perr := s.ceph.Parent(ctx, child)
 	if perr == nil && pi == parent && ps == snap {
 		return nil
 	}
@@ -129,11 +146,11 @@ func (s *Service) ensureClone(ctx context.Context, parent, snap, child string) e
 
 // ensureFlat flattens a clone; an image without a parent is fine.
 func (s *Service) ensureFlat(ctx context.Context, name string, progress Progress) error {
-	parent, _, err := s.images.Parent(ctx, name)
+	parent, _, err := s.ceph.Parent(ctx, name)
 	if err != nil || parent == "" {
 		return err
 	}
-	return s.images.Flatten(ctx, name, progress)
+	return s.ceph.Flatten(ctx, name, progress)
 }
 
 // imageSnapshotReady makes name@<snapshot> exist and be protected: every

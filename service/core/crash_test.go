@@ -35,6 +35,12 @@ func crashScenarios() map[string]crashScenario {
 		"import rollback": {inject: failFlatten, run: func(e *env) error {
 			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b"}))
 		}},
+		"import snap protect": {setup: func(e *env) { e.ok(e.images.CreateSnapshot(ctx, "golden", "gold-snap")) }, run: func(e *env) error {
+			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b", Snap: "gold-snap", Protect: true}))
+		}},
+		"import snap protect rollback": {setup: func(e *env) { e.ok(e.images.CreateSnapshot(ctx, "golden", "gold-snap")) }, inject: failFlatten, run: func(e *env) error {
+			return second(e.svc.ImportImage(ctx, admin, "tenant-b", "golden", core.ImportOptions{Name: "deb-b", Snap: "gold-snap", Protect: true}))
+		}},
 		"copy": {run: func(e *env) error {
 			return second(e.svc.CopyImage(ctx, alice, "tenant-a", "debian", "tenant-a", "deb-copy"))
 		}},
@@ -89,11 +95,18 @@ func TestCrashChild(t *testing.T) {
 	at := os.Getenv("BMI_CRASH_AT")
 	e := openEnv(t, dir)
 	e.ok(second(e.svc.Start(context.Background())))
+	var cur killPoint
 	e.svc.SetCrashHook(func(kind string, seq int, phase string) {
-		if (killPoint{kind, seq, phase}).String() == at {
+		cur = killPoint{kind, seq, phase}
+		if cur.String() == at {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	})
+	e.images.Mid = func(method, _ string) {
+		if (killPoint{cur.kind, cur.seq, "in-" + method}).String() == at {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 	if sc.inject != nil {
 		sc.inject(e)
 	}
@@ -125,11 +138,17 @@ func TestCrash(t *testing.T) {
 			before := ref.state()
 			var points []killPoint
 			ref.svc.SetCrashHook(func(kind string, seq int, phase string) { points = append(points, killPoint{kind, seq, phase}) })
+			// Inside a Ceph call: an image half removed (see coretest.Images.Mid).
+			ref.images.Mid = func(method, _ string) {
+				last := points[len(points)-1]
+				points = append(points, killPoint{last.kind, last.seq, "in-" + method})
+			}
 			if sc.inject != nil {
 				sc.inject(ref)
 			}
 			refErr := sc.run(ref)
 			ref.svc.SetCrashHook(nil)
+			ref.images.Mid = nil
 			ref.images.Fail, ref.exp.Fail = map[string]error{}, nil
 			after := ref.state()
 			if sc.inject == nil && refErr != nil {

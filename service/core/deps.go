@@ -7,13 +7,20 @@ import (
 	"github.com/bmi-go/bmi/service/logging"
 )
 
-// Store is the state database as the core sees it (service/store.SQLite).
-type Store interface {
+// The state database as the core sees it, cut by what each part uses
+// (service/store.SQLite implements them all; the journal is
+// opjournal.Journal).
+
+// Projects are BMI's projects.
+type Projects interface {
 	CreateProject(ctx context.Context, name string) (Project, error)
 	Project(ctx context.Context, name string) (Project, error)
 	Projects(ctx context.Context) ([]Project, error)
 	DeleteProject(ctx context.Context, name string) error
+}
 
+// Rows are the image, snapshot and disk rows.
+type Rows interface {
 	InsertImage(ctx context.Context, im Image, uid string) (Image, error)
 	Image(ctx context.Context, project, name string) (Image, error)
 	ImageByID(ctx context.Context, id int64) (Image, error)
@@ -24,27 +31,28 @@ type Store interface {
 	MoveImage(ctx context.Context, id int64, project, name string, detach bool) error
 	DeleteImage(ctx context.Context, id int64) error
 	CountImages(ctx context.Context, project string) (int, error)
+}
 
+// Targets are the disks' iSCSI target records.
+type Targets interface {
 	PutTarget(ctx context.Context, t Target) error
 	Target(ctx context.Context, diskID int64) (Target, error)
 	Targets(ctx context.Context) ([]Target, error)
 	DeleteTarget(ctx context.Context, diskID int64) error
+}
 
+// Boots are the nodes' boot configs.
+type Boots interface {
 	PutBoot(ctx context.Context, b BootConfig) error
 	Boot(ctx context.Context, node string) (BootConfig, error)
 	BootByMAC(ctx context.Context, mac string) (BootConfig, error)
 	Boots(ctx context.Context, project string, diskID int64) ([]BootConfig, error)
 	DeleteBoot(ctx context.Context, node string) error
+}
 
+// Leases are the DHCP leases bmid handed out (node ip).
+type Leases interface {
 	LeaseByMAC(ctx context.Context, mac string) (Lease, error)
-
-	CreateOp(ctx context.Context, op Operation) error
-	SetOpData(ctx context.Context, id string, data map[string]string) error
-	SetOpState(ctx context.Context, id string, st OpState, msg string) error
-	SetOpProgress(ctx context.Context, id string, p float64) error
-	MarkStep(ctx context.Context, opID string, seq int, name string, st StepState) error
-	Op(ctx context.Context, id string) (Operation, error)
-	Ops(ctx context.Context, st OpState, limit int) ([]Operation, error)
 }
 
 // Snapshot is an RBD snapshot as the core sees it.
@@ -54,7 +62,7 @@ type Snapshot struct {
 }
 
 // Progress receives work done out of a total (units are the callee's).
-type Progress func(done, total uint64)
+type Progress = func(done, total uint64)
 
 // Images is the RBD store as the core sees it (service/ceph.Store through
 // the daemon's adapter). Errors carry fault kinds: a missing image or

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/service/opjournal"
 )
 
 // DiskInfo is a disk with its export and the nodes that boot it.
@@ -16,6 +16,29 @@ type DiskInfo struct {
 	Image
 	Target *Target  `json:"target,omitempty"`
 	Nodes  []string `json:"nodes,omitempty"`
+}
+
+// createDiskData is what creating a disk journals.
+type createDiskData struct {
+	newRow
+	source
+}
+
+// createDiskOp: row, clone, target record, export, ready (the commit).
+func (s *Service) createDiskOp() *opjournal.Op[createDiskData] {
+	row := func(d *createDiskData) *newRow { return &d.newRow }
+	return &opjournal.Op[createDiskData]{
+		Kind: "create-disk",
+		Steps: []step[createDiskData]{
+			insertRowStep(s, row),
+			cloneStep(s, func(d *createDiskData) *source { return &d.source }, func(d *createDiskData) string { return d.Ceph }),
+			targetRecordStep(s, row),
+			exportStep(s, func(d *createDiskData) (int64, string) { return d.ImageID, d.Ceph }),
+			markReadyStep(s, row),
+		},
+		Commit: "mark ready",
+		Legacy: legacy[createDiskData],
+	}
 }
 
 // CreateDisk clones image into a new disk of project and exports it over
@@ -39,32 +62,15 @@ func (s *Service) CreateDisk(ctx context.Context, who Principal, project, image,
 	if err := s.absent(ctx, project, disk); err != nil {
 		return DiskInfo{}, err
 	}
-	data := s.diskData(project, disk, src)
-	if _, err := s.run(ctx, who, plan{kind: "create-disk", project: project, target: disk, data: data}); err != nil {
+	d := createDiskData{newRow: s.diskRow(project, disk, src), source: sourceOf(src.CephName, s.cfg.Snapshot)}
+	if err := start(ctx, s, s.ops.createDisk, describeOp(project, disk, who), d); err != nil {
 		return DiskInfo{}, err
 	}
 	return s.diskInfo(ctx, project, disk)
 }
 
-func (s *Service) absent(ctx context.Context, project, name string) error {
-	_, err := s.store.Image(ctx, project, name)
-	if err == nil {
-		return fmt.Errorf("%q in project %q: %w", name, project, fault.ErrExists)
-	}
-	if errors.Is(err, fault.ErrNotFound) {
-		return nil
-	}
-	return err
-}
-
-func (s *Service) diskData(project, disk string, src Image) map[string]string {
-	return map[string]string{"project": project, "name": disk, "kind": string(KindDisk),
-		"parent_id": itoa(src.ID), "from": src.CephName, "from_snap": s.cfg.Snapshot}
-}
-
-// createDiskSteps: row, clone, target record, export, ready (commit 4).
-func (s *Service) createDiskSteps() []step {
-	return []step{s.insertRowStep(), s.cloneStep(), s.targetRecordStep(), s.exportStep(), s.markReadyStep()}
+func (s *Service) diskRow(project, disk string, src Image) newRow {
+	return newRow{Project: project, Name: disk, Kind: KindDisk, ParentID: src.ID}
 }
 
 func randomSecret() (string, error) {
@@ -75,56 +81,55 @@ func randomSecret() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// targetRecordStep records the disk's target: IQN from its id, a fresh
+// targetRecordStep records the new disk's target: IQN from its id, a fresh
 // CHAP secret.
-func (s *Service) targetRecordStep() step {
-	return step{
-		name: "record target",
-		do: func(ctx context.Context, r *opRun) error {
-			id := atoi(r.get("image_id"))
-			if _, err := s.store.Target(ctx, id); err == nil {
+func targetRecordStep[D any](s *Service, row func(*D) *newRow) step[D] {
+	return step[D]{
+		Name: "record target",
+		Do: func(ctx context.Context, r *run[D]) error {
+			id := row(&r.Data).ImageID
+			if _, err := s.targets.Target(ctx, id); err == nil {
 				return nil
 			}
 			secret, err := randomSecret()
 			if err != nil {
 				return err
 			}
-			return s.store.PutTarget(ctx, Target{DiskID: id, IQN: IQN(s.cfg.IQNPrefix, s.cfg.UID, id),
+			return s.targets.PutTarget(ctx, Target{DiskID: id, IQN: IQN(s.cfg.IQNPrefix, s.cfg.UID, id),
 				CHAPUser: fmt.Sprintf("bmi-%s-%d", s.cfg.UID, id), CHAPSecret: secret})
 		},
-		undo: func(ctx context.Context, r *opRun) error {
-			if id := atoi(r.get("image_id")); id != 0 {
-				return s.store.DeleteTarget(ctx, id)
+		Undo: func(ctx context.Context, r *run[D]) error {
+			if id := row(&r.Data).ImageID; id != 0 {
+				return s.targets.DeleteTarget(ctx, id)
 			}
 			return nil
 		},
 	}
 }
 
-func (s *Service) exportStep() step {
-	return step{
-		name: "export",
-		do: func(ctx context.Context, r *opRun) error {
-			t, err := s.store.Target(ctx, atoi(r.get("image_id")))
-			if err != nil {
-				return err
-			}
-			return s.exporter.Export(ctx, s.exportSpec(t, r.get("ceph")))
-		},
-		undo: func(ctx context.Context, r *opRun) error { return s.unexport(ctx, r) },
-	}
-}
-
-func (s *Service) unexport(ctx context.Context, r *opRun) error {
-	id := atoi(r.get("image_id"))
-	if id == 0 {
-		return nil
-	}
-	return s.exporter.Unexport(ctx, IQN(s.cfg.IQNPrefix, s.cfg.UID, id))
-}
-
 func (s *Service) exportSpec(t Target, ceph string) ExportSpec {
 	return ExportSpec{IQN: t.IQN, CephName: ceph, CHAPUser: t.CHAPUser, CHAPSecret: logging.Secret(t.CHAPSecret), Initiators: t.Initiators}
+}
+
+// deleteDiskData is what deleting a disk journals.
+type deleteDiskData struct {
+	oldRow
+}
+
+// deleteDiskOp: mark deleting (the commit), unexport, remove, delete row.
+func (s *Service) deleteDiskOp() *opjournal.Op[deleteDiskData] {
+	row := func(d *deleteDiskData) *oldRow { return &d.oldRow }
+	return &opjournal.Op[deleteDiskData]{
+		Kind: "delete-disk",
+		Steps: []step[deleteDiskData]{
+			markStateStep(s, row, StateDeleting, StateReady),
+			unexportStep(s, row),
+			removeImageStep(s, row),
+			deleteRowStep(s, row),
+		},
+		Commit: "mark deleting",
+		Legacy: legacy[deleteDiskData],
+	}
 }
 
 // DeleteDisk unexports and removes a disk. A disk some node boots is
@@ -142,26 +147,15 @@ func (s *Service) DeleteDisk(ctx context.Context, who Principal, project, disk s
 	if err != nil {
 		return err
 	}
-	boots, err := s.store.Boots(ctx, "", d.ID)
+	boots, err := s.boots.Boots(ctx, "", d.ID)
 	if err != nil {
 		return err
 	}
 	if len(boots) > 0 {
 		return fault.Errorf(fault.Conflict, "disk %q in project %q is booted by node %q; clear its boot config first", disk, project, boots[0].Node)
 	}
-	data := map[string]string{"image_id": itoa(d.ID), "ceph": d.CephName, "project": project}
-	_, err = s.run(ctx, who, plan{kind: "delete-disk", project: project, target: disk, data: data})
-	return err
-}
-
-// deleteDiskSteps: mark deleting (commit), unexport, remove, delete row.
-func (s *Service) deleteDiskSteps() []step {
-	return []step{
-		s.markStateStep(StateDeleting, StateReady),
-		{name: "unexport", do: func(ctx context.Context, r *opRun) error { return s.unexport(ctx, r) }},
-		{name: "remove from ceph", do: func(ctx context.Context, r *opRun) error { return s.ensureGone(ctx, r.get("ceph")) }},
-		s.deleteRowStep(),
-	}
+	data := deleteDiskData{oldRow{ImageID: d.ID, Ceph: d.CephName, Project: project}}
+	return start(ctx, s, s.ops.deleteDisk, describeOp(project, disk, who), data)
 }
 
 // ListDisks lists a project's disks with their exports and nodes (the
@@ -170,7 +164,7 @@ func (s *Service) ListDisks(ctx context.Context, who Principal, project string) 
 	if err := s.member(ctx, who, project); err != nil {
 		return nil, err
 	}
-	ims, err := s.store.Images(ctx, ImageFilter{Project: project, Kind: KindDisk})
+	ims, err := s.rows.Images(ctx, ImageFilter{Project: project, Kind: KindDisk})
 	if err != nil {
 		return nil, err
 	}
@@ -186,15 +180,15 @@ func (s *Service) ListDisks(ctx context.Context, who Principal, project string) 
 }
 
 func (s *Service) diskInfo(ctx context.Context, project, disk string) (DiskInfo, error) {
-	im, err := s.store.Image(ctx, project, disk)
+	im, err := s.rows.Image(ctx, project, disk)
 	if err != nil {
 		return DiskInfo{}, err
 	}
 	di := DiskInfo{Image: im}
-	if t, err := s.store.Target(ctx, im.ID); err == nil {
+	if t, err := s.targets.Target(ctx, im.ID); err == nil {
 		di.Target = &t
 	}
-	boots, err := s.store.Boots(ctx, "", im.ID)
+	boots, err := s.boots.Boots(ctx, "", im.ID)
 	if err != nil {
 		return DiskInfo{}, err
 	}

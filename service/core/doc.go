@@ -1,17 +1,20 @@
 // Package core is BMI's brain: the operations on projects, images,
-// snapshots, disks and boot configs, their authorisation, and the journal
-// that makes every multi-step operation complete or leave no trace, also
-// after a crash.
+// snapshots, disks and boot configs, their authorisation, and the checks
+// that compare Ceph, the iSCSI target and the boot files with the database.
 //
-// Each multi-step operation is a plan of idempotent steps. The plan and each
-// step's progress are written to the journal in the state database before
-// the step acts and after it has acted. A failure before the plan's commit
-// step undoes every step taken (in reverse); a failure after it is retried
-// forward. At start-up, and on demand (Reconcile), unfinished operations are
-// finished the same way, and Ceph, the iSCSI target list and the boot files
-// are compared with the database.
+// Each multi-step operation is declared once, in the file of its entry
+// point (provision.go: Provision and Deprovision, copy.go: import, copy and
+// node snapshot, disks.go, boot.go, remove.go, export.go, upload.go): its
+// typed data, its steps in order with their undo, and its commit step by
+// name. service/opjournal runs them: it journals the data and each step's
+// progress in the state database, rolls an operation back on a failure
+// before its commit step and finishes it forward after, also after a crash
+// (Start, Reconcile, RetryFailed). The steps several operations share are
+// in steps.go, the idempotent Ceph helpers they use in cephsteps.go.
 //
-// The package talks to its collaborators through small interfaces declared
-// here (Store, Images, Exporter, BootFiles, Nodes, Authorizer); the daemon
-// adapts the concrete packages to them.
+// The package talks to its collaborators through interfaces cut to what it
+// uses (deps.go): the state database as Projects, Rows, Targets, Boots,
+// Leases and opjournal.Journal; Ceph as Images; the iSCSI target as
+// Exporter; legacy boot files as BootFiles; HIL as Nodes, Networks and
+// Authorizer. The daemon adapts the concrete packages to them.
 package core

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func openEnv(t testing.TB, dir string) *env {
 		exp: coretest.NewExporter(), files: coretest.Files{Dir: files}, hil: newHIL(), nets: coretest.NewNetworks(filepath.Join(dir, "networks.json"))}
 	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +141,24 @@ func (e *env) state() string {
 		p, s, _ := strings.Cut(im.Parent, "@")
 		lines = append(lines, fmt.Sprintf("rbd %s data=%s parent=%s@%s snaps=%v", name(n), im.Data, name(p), s, snaps))
 	}
+	projects, err := e.db.Projects(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range projects {
+		lines = append(lines, "project "+p.Name)
+	}
 	ts, _ := e.db.Targets(ctx)
 	for _, t := range ts {
 		d, _ := e.db.ImageByID(ctx, t.DiskID)
-		lines = append(lines, "target of "+d.Project+"/"+d.Name)
+		lines = append(lines, fmt.Sprintf("target of %s/%s initiators=%v", d.Project, d.Name, t.Initiators))
+	}
+	leases, _ := e.db.Leases(ctx)
+	for _, l := range leases {
+		lines = append(lines, fmt.Sprintf("lease %s %s %s", l.MAC, l.IP, l.Hostname))
+	}
+	for iqn, spec := range e.exp.Targets {
+		lines = append(lines, fmt.Sprintf("exported %s of %s", strings.TrimPrefix(iqn, "iqn.2026-11.org.bmi"), name(spec.CephName)))
 	}
 	boots, _ := e.db.Boots(ctx, "", 0)
 	for _, b := range boots {
@@ -250,4 +265,63 @@ func wantKind(t testing.TB, err error, k fault.Kind) {
 	if fault.Of(err) != k {
 		t.Fatalf("error %v is of kind %q, want %q", err, fault.Of(err), k)
 	}
+}
+
+// tables dumps every table of the state database, every column of every
+// row, in a stable order: a call that was refused must leave it unchanged
+// byte for byte (operations and their journal included, and any table a
+// later migration adds).
+func (e *env) tables() string {
+	e.t.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "state.db")+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	names, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var tables []string
+	for names.Next() {
+		var n string
+		if err := names.Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	names.Close()
+	if len(tables) < 7 {
+		e.t.Fatalf("the state database has only the tables %v", tables)
+	}
+	var out []string
+	for _, tb := range tables {
+		rows, err := db.QueryContext(ctx, `SELECT * FROM "`+tb+`"`)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		var lines []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				e.t.Fatal(err)
+			}
+			line := tb
+			for i, c := range cols {
+				line += fmt.Sprintf(" %s=%v", c, vals[i])
+			}
+			lines = append(lines, line)
+		}
+		rows.Close()
+		sort.Strings(lines)
+		out = append(out, fmt.Sprintf("table %s: %d rows", tb, len(lines)))
+		out = append(out, lines...)
+	}
+	return strings.Join(out, "\n")
 }

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/bmi-go/bmi/service/core"
@@ -52,7 +53,7 @@ func TestJournalWriteFailure(t *testing.T) {
 			j := &flakyJournal{SQLite: e.db, seq: tc.seq, state: tc.state, armed: true}
 			svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 				ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-				core.Deps{Store: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+				core.Deps{Projects: j, Rows: j, Targets: j, Boots: j, Leases: j, Journal: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,6 +63,66 @@ func TestJournalWriteFailure(t *testing.T) {
 				t.Fatalf("want one %s operation, got %+v", tc.wantState, ops)
 			}
 			if err := svc.RetryFailed(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.checkConsistent()
+		})
+	}
+}
+
+// stateJournal fails every write of one operation state.
+type stateJournal struct {
+	*store.SQLite
+	fail core.OpState
+}
+
+func (f *stateJournal) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
+	if st == f.fail {
+		return fault.Errorf(fault.Unavailable, "journal write of %s failed (injected)", st)
+	}
+	return f.SQLite.SetOpState(ctx, id, st, msg)
+}
+
+// TestOpStateWriteFailure: when the journal cannot record how an operation
+// ended, the caller hears of it (not only of the operation's own error),
+// and the operation stays unfinished for recovery, which finishes it.
+func TestOpStateWriteFailure(t *testing.T) {
+	ctx := context.Background()
+	tests := map[string]struct {
+		fail   core.OpState
+		inject func(e *env)
+		run    func(svc *core.Service) error
+	}{
+		"rolled back": {fail: core.OpRolledBack, inject: func(e *env) { e.exp.Fail = fault.Errorf(fault.Invalid, "injected") },
+			run: func(svc *core.Service) error { return second(svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d1")) }},
+		"failed after commit": {fail: core.OpFailed, inject: func(e *env) { e.images.Fail["Remove"] = fault.Errorf(fault.Invalid, "injected") },
+			run: func(svc *core.Service) error { return svc.DeleteDisk(ctx, alice, "tenant-a", "d0") }},
+		"done": {fail: core.OpDone,
+			run: func(svc *core.Service) error { return second(svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d1")) }},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := seeded(t)
+			e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d0"))
+			j := &stateJournal{SQLite: e.db, fail: tc.fail}
+			svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
+				ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
+				core.Deps{Projects: j, Rows: j, Targets: j, Boots: j, Leases: j, Journal: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.inject != nil {
+				tc.inject(e)
+			}
+			err = tc.run(svc)
+			if err == nil || !strings.Contains(err.Error(), "journal: record operation") {
+				t.Fatalf("error %v does not say the journal failed", err)
+			}
+			if ops, _ := e.db.Ops(ctx, core.OpRunning, 0); len(ops) != 1 {
+				t.Fatalf("want the operation still running in the journal, got %+v", ops)
+			}
+			e.images.Fail, e.exp.Fail = map[string]error{}, nil
+			if _, err := e.svc.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
 			e.checkConsistent()

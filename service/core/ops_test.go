@@ -257,36 +257,37 @@ func TestAuthorizationMatrix(t *testing.T) {
 	ctx := context.Background()
 	type call func(e *env, who core.Principal) error
 	ops := map[string]struct {
-		call  call
-		admin bool // admin-only
+		call    call
+		admin   bool // admin-only
+		mutates bool // changes state when allowed
 	}{
 		"list images": {call: func(e *env, w core.Principal) error { return second(e.svc.ListImages(ctx, w, "tenant-a")) }},
 		"list snaps":  {call: func(e *env, w core.Principal) error { return second(e.svc.ListSnapshots(ctx, w, "tenant-a")) }},
 		"list disks":  {call: func(e *env, w core.Principal) error { return second(e.svc.ListDisks(ctx, w, "tenant-a")) }},
-		"copy": {call: func(e *env, w core.Principal) error {
+		"copy": {mutates: true, call: func(e *env, w core.Principal) error {
 			return second(e.svc.CopyImage(ctx, w, "tenant-a", "debian", "tenant-a", "c"))
 		}},
-		"move": {call: func(e *env, w core.Principal) error {
+		"move": {mutates: true, call: func(e *env, w core.Principal) error {
 			return second(e.svc.MoveImage(ctx, w, "tenant-a", "debian", "tenant-a", "deb"))
 		}},
-		"remove": {call: func(e *env, w core.Principal) error { return e.svc.RemoveImage(ctx, w, "tenant-a", "debian") }},
-		"provision": {call: func(e *env, w core.Principal) error {
+		"remove": {mutates: true, call: func(e *env, w core.Principal) error { return e.svc.RemoveImage(ctx, w, "tenant-a", "debian") }},
+		"provision": {mutates: true, call: func(e *env, w core.Principal) error {
 			return second(e.svc.Provision(ctx, w, "tenant-a", "node1", "debian", "eth0"))
 		}},
-		"create disk": {call: func(e *env, w core.Principal) error {
+		"create disk": {mutates: true, call: func(e *env, w core.Principal) error {
 			return second(e.svc.CreateDisk(ctx, w, "tenant-a", "debian", "d"))
 		}},
-		"upload": {call: func(e *env, w core.Principal) error {
+		"upload": {mutates: true, call: func(e *env, w core.Principal) error {
 			return second(e.svc.UploadImage(ctx, w, "tenant-a", "u", strings.NewReader("x"), 1))
 		}},
 		"targets": {call: func(e *env, w core.Principal) error { return second(e.svc.ListTargets(ctx, w, "tenant-a")) }},
-		"import": {admin: true, call: func(e *env, w core.Principal) error {
+		"import": {mutates: true, admin: true, call: func(e *env, w core.Principal) error {
 			return second(e.svc.ImportImage(ctx, w, "tenant-a", "golden", core.ImportOptions{Name: "g2"}))
 		}},
-		"export":        {admin: true, call: func(e *env, w core.Principal) error { return e.svc.ExportImage(ctx, w, "tenant-a", "debian", "out") }},
+		"export":        {mutates: true, admin: true, call: func(e *env, w core.Principal) error { return e.svc.ExportImage(ctx, w, "tenant-a", "debian", "out") }},
 		"project ls":    {admin: true, call: func(e *env, w core.Principal) error { return second(e.svc.ListProjects(ctx, w)) }},
-		"project add":   {admin: true, call: func(e *env, w core.Principal) error { return second(e.svc.CreateProject(ctx, w, "p9")) }},
-		"project rm":    {admin: true, call: func(e *env, w core.Principal) error { return e.svc.RemoveProject(ctx, w, "tenant-b", false) }},
+		"project add":   {mutates: true, admin: true, call: func(e *env, w core.Principal) error { return second(e.svc.CreateProject(ctx, w, "p9")) }},
+		"project rm":    {mutates: true, admin: true, call: func(e *env, w core.Principal) error { return e.svc.RemoveProject(ctx, w, "tenant-b", false) }},
 		"db ls":         {admin: true, call: func(e *env, w core.Principal) error { return second(e.svc.DBList(ctx, w, core.ImageFilter{})) }},
 		"all targets":   {admin: true, call: func(e *env, w core.Principal) error { return second(e.svc.ListTargets(ctx, w, "")) }},
 		"reconcile":     {admin: true, call: func(e *env, w core.Principal) error { return second(e.svc.Reconcile(ctx, w, false)) }},
@@ -306,7 +307,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		for whoName, w := range whos {
 			t.Run(opName+"/"+whoName, func(t *testing.T) {
 				e := seeded(t)
-				before := e.state()
+				before, beforeDB := e.state(), e.tables()
 				err := op.call(e, w.who)
 				want := w.want(op.admin)
 				if opName == "provision" && whoName == "admin project" {
@@ -317,8 +318,25 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if fault.Of(err) != want {
 					t.Fatalf("%s as %s: error %v (kind %q), want kind %q", opName, whoName, err, fault.Of(err), want)
 				}
-				if want != "" && e.state() != before {
+				if want != "" && (e.state() != before || e.tables() != beforeDB) {
 					t.Fatalf("%s as %s was refused but changed state", opName, whoName)
+				}
+			})
+		}
+		if op.mutates {
+			// The digests would see the call act: a refused call that still
+			// acted fails the row above (the mutation check of each row).
+			t.Run(opName+"/digest sees it act", func(t *testing.T) {
+				e := seeded(t)
+				before, beforeDB := e.state(), e.tables()
+				if err := op.call(e, admin); err != nil {
+					t.Fatalf("%s as admin: %v", opName, err)
+				}
+				if e.state() == before && e.tables() == beforeDB {
+					t.Fatalf("%s acted but neither digest changed", opName)
+				}
+				if op.admin && e.state() == before {
+					t.Fatalf("%s acted but the state digest did not change", opName)
 				}
 			})
 		}

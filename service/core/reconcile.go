@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // Report is what Reconcile found (and, with fix, removed).
@@ -22,7 +26,11 @@ type Report struct {
 	Reexported []string `json:"reexported"`
 	// StrayBootFiles are nodes with legacy boot files but no boot config.
 	StrayBootFiles []string `json:"stray_boot_files"`
-	// Fixed says whether strays and orphans were removed.
+	// Left lists every finding still there when Reconcile returned, each
+	// with why: not asked to fix, cannot be fixed by Reconcile, or the
+	// error that stopped its removal.
+	Left []string `json:"left"`
+	// Fixed says that fixing was asked for and nothing is left.
 	Fixed bool `json:"fixed"`
 	// Errors lists what could not be checked or fixed.
 	Errors []string `json:"errors,omitempty"`
@@ -31,6 +39,7 @@ type Report struct {
 // Reconcile (admin) finishes unfinished operations, then compares Ceph, the
 // iSCSI target and the boot files with the database; with fix it removes
 // orphans and strays. Targets the database has are always re-exported.
+// Report.Left lists what is still there afterwards, and why.
 func (s *Service) Reconcile(ctx context.Context, who Principal, fix bool) (Report, error) {
 	if err := s.admin(ctx, who); err != nil {
 		return Report{}, err
@@ -39,78 +48,171 @@ func (s *Service) Reconcile(ctx context.Context, who Principal, fix bool) (Repor
 }
 
 // Start recovers unfinished operations and re-exports every target of the
-// database; bmid calls it once at start-up, before serving.
+// database, reexportParallel at a time; bmid calls it once at start-up,
+// before its portal listens: running nodes wait for it, so it does nothing
+// else. The rest of a reconcile (missing and orphan images, stray targets
+// and boot files) is Audit's, which bmid runs once it serves.
 func (s *Service) Start(ctx context.Context) (Report, error) {
-	return s.reconcile(ctx, false)
+	rep := Report{}
+	unfinished, err := s.engine.Unfinished(ctx)
+	if err != nil {
+		return rep, err
+	}
+	if err := s.RecoverAll(ctx); err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	rep.Recovered = unfinished
+	s.reexport(ctx, &rep)
+	return rep, nil
+}
+
+// Audit is a reconcile that fixes nothing and asks nobody: bmid runs it
+// once it serves, after Start, and logs what it finds.
+func (s *Service) Audit(ctx context.Context) (Report, error) { return s.reconcile(ctx, false) }
+
+// reexportParallel is how many disks Start exports at once: each export
+// opens the disk's image in Ceph (and its parent's), a few round trips to
+// the OSDs that are worth overlapping when a site has hundreds of disks.
+const reexportParallel = 16
+
+// reexport exports every target of the database that the iSCSI target
+// does not have, reexportParallel at a time.
+func (s *Service) reexport(ctx context.Context, rep *Report) {
+	var mu sync.Mutex
+	note := func(err error) {
+		mu.Lock()
+		rep.Errors = append(rep.Errors, err.Error())
+		mu.Unlock()
+	}
+	ts, err := s.targets.Targets(ctx)
+	if err != nil {
+		note(err)
+		return
+	}
+	live, err := s.exporter.Exported(ctx)
+	if err != nil {
+		note(err)
+		return
+	}
+	exported := map[string]bool{}
+	for _, iqn := range live {
+		exported[iqn] = true
+	}
+	sem := make(chan struct{}, reexportParallel)
+	var wg sync.WaitGroup
+	for _, t := range ts {
+		if exported[t.IQN] {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d, err := s.rows.ImageByID(ctx, t.DiskID)
+			if err != nil {
+				note(fmt.Errorf("re-export target %s: %w", t.IQN, err))
+				return
+			}
+			if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName)); err != nil {
+				note(fmt.Errorf("re-export disk %s/%s: %w", d.Project, d.Name, err))
+				return
+			}
+			mu.Lock()
+			rep.Reexported = append(rep.Reexported, d.Project+"/"+d.Name)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Strings(rep.Reexported)
 }
 
 func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
-	rep := Report{Fixed: fix}
+	rep := Report{}
 	note := func(err error) {
 		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 		}
 	}
-	unfinished := 0
-	for _, st := range []OpState{OpRunning, OpFailed} {
-		ops, err := s.store.Ops(ctx, st, 0)
-		if err != nil {
-			return rep, err
-		}
-		for _, o := range ops {
-			if !s.isLive(o.ID) {
-				unfinished++
+	// found records a finding and, with fix, removes it (remove == nil:
+	// Reconcile cannot fix it, why says so).
+	found := func(list *[]string, item, why string, remove func() error) {
+		*list = append(*list, item)
+		switch {
+		case remove == nil:
+			rep.Left = append(rep.Left, item+": "+why)
+		case !fix:
+			rep.Left = append(rep.Left, item+": not fixed (reconcile --fix removes it)")
+		default:
+			if err := remove(); err != nil {
+				rep.Left = append(rep.Left, fmt.Sprintf("%s: not removed: %v", item, err))
 			}
 		}
+	}
+	unfinished, err := s.engine.Unfinished(ctx)
+	if err != nil {
+		return rep, err
 	}
 	note(s.RecoverAll(ctx))
 	rep.Recovered = unfinished
 	// Images that operations still running in this process work on (an
-	// export's temporary copy) are not orphans.
-	busy := map[string]bool{}
-	if running, err := s.store.Ops(ctx, OpRunning, 0); err == nil {
-		for _, o := range running {
-			busy[o.Data["ceph"]] = true
+	// export's temporary copy) are not orphans: their journaled data names
+	// them.
+	var running []string
+	if ops, err := s.journal.Ops(ctx, OpRunning, 0); err == nil {
+		for _, o := range ops {
+			running = append(running, string(o.Data))
 		}
 	}
+	busy := func(name string) bool {
+		for _, data := range running {
+			if strings.Contains(data, strconv.Quote(name)) {
+				return true
+			}
+		}
+		return false
+	}
 
-	rows, err := s.store.Images(ctx, ImageFilter{})
+	rows, err := s.rows.Images(ctx, ImageFilter{})
 	if err != nil {
 		return rep, err
 	}
 	owned := map[string]bool{}
 	for _, im := range rows {
 		owned[im.CephName] = true
-		if _, err := s.images.Size(ctx, im.CephName); err != nil {
-			rep.MissingImages = append(rep.MissingImages, fmt.Sprintf("%s/%s (%s)", im.Project, im.Name, im.CephName))
+		if _, err := s.ceph.Size(ctx, im.CephName); errors.Is(err, fault.ErrNotFound) {
+			found(&rep.MissingImages, fmt.Sprintf("%s/%s (%s)", im.Project, im.Name, im.CephName),
+				"its data is gone; Reconcile keeps the row for an operator to remove (bmi rm or db rm)", nil)
+		} else if err != nil {
+			note(fmt.Errorf("check image %s/%s: %w", im.Project, im.Name, err))
 		}
 	}
 	for _, prefix := range []string{CephPrefix(s.cfg.UID), s.tmpPrefix()} {
-		names, err := s.images.List(ctx, prefix)
+		names, err := s.ceph.List(ctx, prefix)
 		if err != nil {
 			note(err)
 			continue
 		}
 		for _, n := range names {
-			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] && !busy[n] {
-				rep.OrphanImages = append(rep.OrphanImages, n)
-				if fix {
-					note(s.ensureGone(ctx, n))
-				}
+			if _, isRow := IDFromCephName(s.cfg.UID, n); (isRow || strings.HasPrefix(n, s.tmpPrefix())) && !owned[n] && !busy(n) {
+				found(&rep.OrphanImages, n, "", func() error { return s.ensureGone(ctx, n) })
 			}
 		}
 	}
-	s.reconcileTargets(ctx, fix, &rep, note)
-	s.reconcileFiles(ctx, fix, &rep, note)
+	s.reconcileTargets(ctx, &rep, note, found)
+	s.reconcileFiles(ctx, &rep, note, found)
 	sort.Strings(rep.OrphanImages)
+	rep.Fixed = fix && len(rep.Left) == 0 && len(rep.Errors) == 0
 	if len(rep.Errors) > 0 {
 		s.log.Warn("reconcile found problems", "errors", len(rep.Errors))
 	}
 	return rep, nil
 }
 
-func (s *Service) reconcileTargets(ctx context.Context, fix bool, rep *Report, note func(error)) {
-	ts, err := s.store.Targets(ctx)
+// finder records a finding of Reconcile and removes it when asked to.
+type finder func(list *[]string, item, why string, remove func() error)
+
+func (s *Service) reconcileTargets(ctx context.Context, rep *Report, note func(error), found finder) {
+	ts, err := s.targets.Targets(ctx)
 	if err != nil {
 		note(err)
 		return
@@ -130,7 +232,7 @@ func (s *Service) reconcileTargets(ctx context.Context, fix bool, rep *Report, n
 		if exported[t.IQN] {
 			continue
 		}
-		d, err := s.store.ImageByID(ctx, t.DiskID)
+		d, err := s.rows.ImageByID(ctx, t.DiskID)
 		if err != nil {
 			note(err)
 			continue
@@ -143,15 +245,12 @@ func (s *Service) reconcileTargets(ctx context.Context, fix bool, rep *Report, n
 	}
 	for _, iqn := range live {
 		if !known[iqn] {
-			rep.StrayTargets = append(rep.StrayTargets, iqn)
-			if fix {
-				note(s.exporter.Unexport(ctx, iqn))
-			}
+			found(&rep.StrayTargets, iqn, "", func() error { return s.exporter.Unexport(ctx, iqn) })
 		}
 	}
 }
 
-func (s *Service) reconcileFiles(ctx context.Context, fix bool, rep *Report, note func(error)) {
+func (s *Service) reconcileFiles(ctx context.Context, rep *Report, note func(error), found finder) {
 	if s.files == nil {
 		return
 	}
@@ -161,15 +260,12 @@ func (s *Service) reconcileFiles(ctx context.Context, fix bool, rep *Report, not
 		return
 	}
 	for _, n := range nodes {
-		if _, err := s.store.Boot(ctx, n); err == nil {
+		if _, err := s.boots.Boot(ctx, n); err == nil {
 			continue
-		} else if !errors.Is(err, errNotFound) {
+		} else if !errors.Is(err, fault.ErrNotFound) {
 			note(err)
 			continue
 		}
-		rep.StrayBootFiles = append(rep.StrayBootFiles, n)
-		if fix {
-			note(s.files.Remove(ctx, n, ""))
-		}
+		found(&rep.StrayBootFiles, n, "", func() error { return s.files.Remove(ctx, n, "") })
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/opjournal"
 )
 
 // Config is what the core needs to know about the site.
@@ -34,7 +34,12 @@ type Config struct {
 
 // Deps are the collaborators. Files may be nil (no legacy file mode).
 type Deps struct {
-	Store    Store
+	Projects Projects
+	Rows     Rows
+	Targets  Targets
+	Boots    Boots
+	Leases   Leases
+	Journal  opjournal.Journal
 	Images   Images
 	Exporter Exporter
 	Files    BootFiles
@@ -47,75 +52,93 @@ type Deps struct {
 
 // Service runs BMI's operations.
 type Service struct {
-	cfg       Config
-	store     Store
-	images    Images
-	exporter  Exporter
-	files     BootFiles
-	nodes     Nodes
-	networks  Networks
-	auth      Authorizer
-	log       *slog.Logger
-	locks     *locker
-	kinds     map[string]opKind
-	crashHook func(kind string, seq int, phase string)
-
-	// recoverMu serialises recoveries (start-up, Reconcile, RetryFailed).
-	recoverMu sync.Mutex
-	// liveMu guards live: the operations running in this process, which
-	// recovery must never touch.
-	liveMu sync.Mutex
-	live   map[string]bool
+	cfg      Config
+	projects Projects
+	rows     Rows
+	targets  Targets
+	boots    Boots
+	leases   Leases
+	journal  opjournal.Journal
+	ceph     Images
+	exporter Exporter
+	files    BootFiles
+	nodes    Nodes
+	networks Networks
+	auth     Authorizer
+	log      *slog.Logger
+	locks    *locker
+	engine   *opjournal.Engine
+	ops      operations
 }
 
-// opKind is a registered multi-step operation.
-type opKind struct {
-	steps  func() []step
-	commit int
+// operations are the multi-step operations, each declared in its own file.
+type operations struct {
+	imp, copy, snapshot *opjournal.Op[copyData]
+	export              *opjournal.Op[exportData]
+	remove              *opjournal.Op[removeData]
+	createDisk          *opjournal.Op[createDiskData]
+	deleteDisk          *opjournal.Op[deleteDiskData]
+	provision           *opjournal.Op[provisionData]
+	deprovision         *opjournal.Op[deprovisionData]
+	setBoot             *opjournal.Op[setBootData]
+	clearBoot           *opjournal.Op[clearBootData]
+	upload              *opjournal.Op[uploadData]
 }
 
 // New returns a Service. It does not recover unfinished operations: call
-// RecoverAll once the collaborators are up (bmid does at start).
+// Start once the collaborators are up (bmid does at start).
 func New(cfg Config, d Deps) (*Service, error) {
 	switch {
 	case cfg.UID == "" || cfg.Snapshot == "" || cfg.IQNPrefix == "":
 		return nil, fault.Errorf(fault.Invalid, "core: uid, snapshot and iqn prefix are required")
-	case d.Store == nil || d.Images == nil || d.Exporter == nil || d.Nodes == nil || d.Auth == nil || d.Log == nil:
-		return nil, fault.Errorf(fault.Invalid, "core: store, images, exporter, nodes, auth and log are required")
+	case d.Projects == nil || d.Rows == nil || d.Targets == nil || d.Boots == nil || d.Leases == nil || d.Journal == nil:
+		return nil, fault.Errorf(fault.Invalid, "core: projects, rows, targets, boots, leases and journal are required")
+	case d.Images == nil || d.Exporter == nil || d.Nodes == nil || d.Auth == nil || d.Log == nil:
+		return nil, fault.Errorf(fault.Invalid, "core: images, exporter, nodes, auth and log are required")
 	case cfg.ProvisioningNetwork != "" && (d.Networks == nil || cfg.Channel == ""):
 		return nil, fault.Errorf(fault.Invalid, "core: a provisioning network needs a HIL account for network changes and a channel")
 	}
-	s := &Service{cfg: cfg, store: d.Store, images: d.Images, exporter: d.Exporter, files: d.Files,
-		nodes: d.Nodes, networks: d.Networks, auth: d.Auth, log: d.Log, locks: newLocker(), live: map[string]bool{}}
-	s.kinds = s.registry()
+	s := &Service{cfg: cfg, projects: d.Projects, rows: d.Rows, targets: d.Targets, boots: d.Boots, leases: d.Leases, journal: d.Journal,
+		ceph: d.Images, exporter: d.Exporter, files: d.Files, nodes: d.Nodes, networks: d.Networks, auth: d.Auth,
+		log: d.Log, locks: newLocker()}
+	s.ops = operations{
+		imp: s.copyOp("import"), copy: s.copyOp("copy"), snapshot: s.copyOp("snapshot"),
+		export: s.exportOp(), remove: s.removeOp(),
+		createDisk: s.createDiskOp(), deleteDisk: s.deleteDiskOp(),
+		provision: s.provisionOp(), deprovision: s.deprovisionOp(),
+		setBoot: s.setBootOp(), clearBoot: s.clearBootOp(), upload: s.uploadOp(),
+	}
+	o := s.ops
+	var err error
+	s.engine, err = opjournal.New(d.Journal, d.Log, o.imp, o.copy, o.snapshot, o.export, o.remove, o.createDisk, o.deleteDisk,
+		o.provision, o.deprovision, o.setBoot, o.clearBoot, o.upload)
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// SetCrashHook installs a function called at every journal point of every
-// operation (kind, step index, phase). Tests use it to kill the process
-// mid-operation; production never sets it.
-func (s *Service) SetCrashHook(fn func(kind string, seq int, phase string)) { s.crashHook = fn }
+// SetCrashHook installs a function called at every point of every operation
+// where a crash can fall (kind, step index, phase; see opjournal). Tests
+// use it to kill the process mid-operation; production never sets it.
+func (s *Service) SetCrashHook(fn func(kind string, seq int, phase string)) { s.engine.SetHook(fn) }
 
-func (s *Service) stepsFor(kind string) ([]step, error) {
-	k, ok := s.kinds[kind]
-	if !ok {
-		return nil, fault.Errorf(fault.Internal, "unknown operation kind %q in the journal", kind)
-	}
-	return k.steps(), nil
-}
+// Kinds lists the multi-step operations and their step names, for
+// documentation and for the crash tests.
+func (s *Service) Kinds() map[string][]string { return s.engine.Kinds() }
 
-func (s *Service) commitOf(kind string) int { return s.kinds[kind].commit }
+// RecoverAll finishes every unfinished operation (see opjournal).
+func (s *Service) RecoverAll(ctx context.Context) error { return s.engine.RecoverAll(ctx) }
 
-// Kinds lists the registered multi-step operations and their step names,
-// for documentation and for the crash tests.
-func (s *Service) Kinds() map[string][]string {
-	out := map[string][]string{}
-	for k, v := range s.kinds {
-		for _, st := range v.steps() {
-			out[k] = append(out[k], st.name)
-		}
-	}
-	return out
+// RetryFailed retries the operations that failed after their commit step
+// or whose rollback did not finish; bmid calls it periodically.
+func (s *Service) RetryFailed(ctx context.Context) error { return s.engine.RetryFailed(ctx) }
+
+// WithOpNotify returns a context whose operations call fn with their id as
+// soon as they are journaled, so a caller can return the id to poll while
+// the operation goes on.
+func WithOpNotify(ctx context.Context, fn func(id string)) context.Context {
+	return opjournal.WithNotify(ctx, fn)
 }
 
 // admin checks that who is an administrator: a HIL admin or a member of
@@ -151,7 +174,7 @@ func (s *Service) member(ctx context.Context, who Principal, project string) err
 			return err
 		}
 	}
-	if _, err := s.store.Project(ctx, project); err != nil {
+	if _, err := s.projects.Project(ctx, project); err != nil {
 		return err
 	}
 	return nil
@@ -159,7 +182,7 @@ func (s *Service) member(ctx context.Context, who Principal, project string) err
 
 // Op returns an operation with its journal; members of its project see it.
 func (s *Service) Op(ctx context.Context, who Principal, id string) (Operation, error) {
-	op, err := s.store.Op(ctx, id)
+	op, err := s.journal.Op(ctx, id)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -178,7 +201,7 @@ func (s *Service) Ops(ctx context.Context, who Principal, st OpState, limit int)
 	if err := s.admin(ctx, who); err != nil {
 		return nil, err
 	}
-	return s.store.Ops(ctx, st, limit)
+	return s.journal.Ops(ctx, st, limit)
 }
 
 // lockImages takes the locks of images and nodes for an operation.

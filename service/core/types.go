@@ -2,6 +2,8 @@ package core
 
 import (
 	"time"
+
+	"github.com/bmi-go/bmi/service/opjournal"
 )
 
 // Kind says what an image row is.
@@ -85,52 +87,34 @@ type Lease struct {
 	Expires  time.Time `json:"expires"`
 }
 
-// OpState is an operation's state.
-type OpState string
+// OpState is an operation's state (see opjournal).
+type OpState = opjournal.State
 
 // Operation states.
 const (
-	OpRunning    OpState = "running"
-	OpDone       OpState = "done"
-	OpFailed     OpState = "failed"
-	OpRolledBack OpState = "rolled_back"
+	OpRunning    = opjournal.Running
+	OpDone       = opjournal.Done
+	OpFailed     = opjournal.Failed
+	OpRolledBack = opjournal.RolledBack
 )
 
 // Operation is a journaled multi-step operation.
-type Operation struct {
-	ID        string            `json:"id"`
-	Kind      string            `json:"kind"`
-	Project   string            `json:"project"`
-	Target    string            `json:"target"`
-	Principal string            `json:"principal"`
-	State     OpState           `json:"state"`
-	Data      map[string]string `json:"data"`
-	Error     string            `json:"error,omitempty"`
-	Progress  float64           `json:"progress"`
-	Steps     []StepRecord      `json:"steps,omitempty"`
-	Created   time.Time         `json:"created"`
-	Updated   time.Time         `json:"updated"`
-}
+type Operation = opjournal.Record
 
 // StepState is the journal state of one step.
-type StepState string
+type StepState = opjournal.StepState
 
 // Step states: a step is "doing" from just before it starts until it is
 // "done"; a rollback marks it "undoing", then "undone".
 const (
-	StepDoing   StepState = "doing"
-	StepDone    StepState = "done"
-	StepUndoing StepState = "undoing"
-	StepUndone  StepState = "undone"
+	StepDoing   = opjournal.StepDoing
+	StepDone    = opjournal.StepDone
+	StepUndoing = opjournal.StepUndoing
+	StepUndone  = opjournal.StepUndone
 )
 
 // StepRecord is one journal entry.
-type StepRecord struct {
-	Seq   int       `json:"seq"`
-	Name  string    `json:"name"`
-	State StepState `json:"state"`
-	At    time.Time `json:"at"`
-}
+type StepRecord = opjournal.StepRecord
 
 // ImageFilter selects rows for admin listings (bmi db ls).
 type ImageFilter struct {

@@ -4,7 +4,48 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/opjournal"
 )
+
+// uploadData is what an upload journals (not the stream: an interrupted
+// upload is rolled back, never resumed).
+type uploadData struct {
+	newRow
+	Size uint64 `json:"size"`
+}
+
+// uploadOp: new row, write the stream to a new image, its protected
+// snapshot, ready (the commit).
+func (s *Service) uploadOp() *opjournal.Op[uploadData] {
+	row := func(d *uploadData) *newRow { return &d.newRow }
+	return &opjournal.Op[uploadData]{
+		Kind: "upload",
+		Steps: []step[uploadData]{
+			insertRowStep(s, row),
+			{
+				Name: "write image",
+				Do: func(ctx context.Context, r *run[uploadData]) error {
+					if r.Body == nil {
+						return fmt.Errorf("upload of %q cannot resume without its stream: %w", r.Data.Name, fault.ErrInvalid)
+					}
+					return s.ceph.Import(ctx, r.Data.Ceph, r.Body, r.Size, r.Progress)
+				},
+				Undo: func(ctx context.Context, r *run[uploadData]) error {
+					if r.Data.Ceph == "" {
+						return nil
+					}
+					return s.ensureGone(ctx, r.Data.Ceph)
+				},
+			},
+			snapshotStep(s, row),
+			markReadyStep(s, row),
+		},
+		Commit: "mark ready",
+		Legacy: legacy[uploadData],
+	}
+}
 
 // UploadImage streams an image into project as name (sparse-aware, by the
 // RBD store): a new BMI image with its own protected snapshot. An upload
@@ -17,7 +58,7 @@ func (s *Service) UploadImage(ctx context.Context, who Principal, project, name 
 		return Image{}, err
 	}
 	if size == 0 {
-		return Image{}, fmt.Errorf("upload of %q: size is zero: %w", name, errInvalid)
+		return Image{}, fmt.Errorf("upload of %q: size is zero: %w", name, fault.ErrInvalid)
 	}
 	unlock, err := s.lock(describe("upload", project, name), imageKey(project, name))
 	if err != nil {
@@ -27,34 +68,11 @@ func (s *Service) UploadImage(ctx context.Context, who Principal, project, name 
 	if err := s.absent(ctx, project, name); err != nil {
 		return Image{}, err
 	}
-	data := map[string]string{"project": project, "name": name, "kind": string(KindImage), "size": fmt.Sprint(size)}
-	if _, err := s.runWithBody(ctx, who, plan{kind: "upload", project: project, target: name, data: data}, body, size); err != nil {
+	d := uploadData{newRow: newRow{Project: project, Name: name, Kind: KindImage}, Size: size}
+	if _, err := opjournal.Start(ctx, s.engine, s.ops.upload, describeOp(project, name, who), d, body, size); err != nil {
 		return Image{}, err
 	}
-	return s.store.Image(ctx, project, name)
-}
-
-func (s *Service) uploadSteps() []step {
-	return []step{
-		s.insertRowStep(),
-		{
-			name: "write image",
-			do: func(ctx context.Context, r *opRun) error {
-				if r.body == nil {
-					return fmt.Errorf("upload of %q cannot resume without its stream: %w", r.get("name"), errInvalid)
-				}
-				return s.images.Import(ctx, r.get("ceph"), r.body, r.size, r.progress)
-			},
-			undo: func(ctx context.Context, r *opRun) error {
-				if r.get("ceph") == "" {
-					return nil
-				}
-				return s.ensureGone(ctx, r.get("ceph"))
-			},
-		},
-		s.snapshotStep(),
-		s.markReadyStep(),
-	}
+	return s.rows.Image(ctx, project, name)
 }
 
 // DownloadImage streams an image or snapshot of project to w.
@@ -66,5 +84,5 @@ func (s *Service) DownloadImage(ctx context.Context, who Principal, project, nam
 	if err != nil {
 		return Image{}, err
 	}
-	return im, s.images.Export(ctx, im.CephName, w, progress)
+	return im, s.ceph.Export(ctx, im.CephName, w, progress)
 }

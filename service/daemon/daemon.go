@@ -100,8 +100,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
 	d.hil = hc
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
-	deps := core.Deps{Store: d.db, Images: cephImages{d.ceph}, Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec, log: log.With("component", "iscsi")},
-		Nodes: auth, Auth: auth, Log: log.With("component", "core")}
+	deps := core.Deps{Projects: d.db, Rows: d.db, Targets: d.db, Boots: d.db, Leases: d.db, Journal: d.db, Images: cephImages{d.ceph},
+		Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec, log: log.With("component", "iscsi")},
+		Nodes:    auth, Auth: auth, Log: log.With("component", "core")}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
 		if err != nil {
@@ -265,16 +266,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.close()
 	rep, err := d.svc.Start(ctx)
 	if err != nil {
-		return fmt.Errorf("start-up reconcile: %w", err)
+		return fmt.Errorf("start-up recovery: %w", err)
 	}
-	d.log.Info("start-up reconcile done", "recovered_operations", rep.Recovered, "reexported", len(rep.Reexported),
-		"orphan_images", len(rep.OrphanImages), "problems", len(rep.Errors),
-		"since_start", time.Since(d.started).Round(time.Millisecond).String())
-	for _, p := range rep.Errors {
-		d.log.Warn("start-up reconcile", "problem", p)
-	}
+	// The ACLs of all the disks Start exported, in one sweep (exports
+	// during start-up skip their own: one sweep each would cost n^2).
 	d.sec.syncAll(ctx)
+	d.sec.startedUp()
+	d.log.Info("start-up recovery done", "recovered_operations", rep.Recovered, "reexported", len(rep.Reexported),
+		"problems", len(rep.Errors), "since_start", time.Since(d.started).Round(time.Millisecond).String())
+	for _, p := range rep.Errors {
+		d.log.Warn("start-up recovery", "problem", p)
+	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { d.audit(gctx); return nil })
 	g.Go(func() error { return d.api.Serve(gctx) })
 	g.Go(func() error { return d.target.Serve(gctx) })
 	if d.dhcp != nil {
@@ -293,6 +297,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// audit compares Ceph, the target and the boot files with the database
+// once bmid serves (Start did only what running nodes wait for) and logs
+// what it finds; `bmi reconcile` reports and fixes the same.
+func (d *Daemon) audit(ctx context.Context) {
+	rep, err := d.svc.Audit(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("start-up audit", "err", err)
+		}
+		return
+	}
+	d.log.Info("start-up audit done", "orphan_images", len(rep.OrphanImages), "missing_images", len(rep.MissingImages),
+		"stray_targets", len(rep.StrayTargets), "stray_boot_files", len(rep.StrayBootFiles), "problems", len(rep.Errors))
+	for _, l := range rep.Left {
+		d.log.Warn("start-up audit: bmi reconcile --fix removes what it can", "finding", l)
+	}
+	for _, p := range rep.Errors {
+		d.log.Warn("start-up audit", "problem", p)
+	}
 }
 
 // retryInterval is how often operations that failed after their commit

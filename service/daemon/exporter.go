@@ -60,22 +60,11 @@ func (e exporter) Export(ctx context.Context, spec core.ExportSpec) error {
 	if err := e.target.SetInitiators(ctx, spec.IQN, nil); err != nil {
 		return err
 	}
-	e.sec.syncAll(ctx)
+	e.sec.exported(ctx)
 	return nil
 }
 
-func (e exporter) exported(ctx context.Context, iqn string) bool {
-	list, err := e.target.List(ctx)
-	if err != nil {
-		return false
-	}
-	for _, t := range list {
-		if t.IQN == iqn {
-			return true
-		}
-	}
-	return false
-}
+func (e exporter) exported(_ context.Context, iqn string) bool { return e.target.Has(iqn) }
 
 func (e exporter) Unexport(ctx context.Context, iqn string) error {
 	err := e.target.Unexport(ctx, iqn)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 
 	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/apiserver"
@@ -36,6 +37,8 @@ type security struct {
 	prefix string // iscsi.iqn_prefix
 	uid    string
 	log    *slog.Logger
+	// started is set once Start's exports are done (startedUp).
+	started atomic.Bool
 }
 
 var _ apiserver.Security = (*security)(nil)
@@ -60,6 +63,17 @@ func union(a, b []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// exported applies the ACLs after an export, except during start-up: Run
+// sweeps once after Start has exported every disk.
+func (s *security) exported(ctx context.Context) {
+	if s.started.Load() {
+		s.syncAll(ctx)
+	}
+}
+
+// startedUp ends start-up: from now on each export applies the ACLs.
+func (s *security) startedUp() { s.started.Store(true) }
 
 // syncAll applies the effective ACL of every exported target.
 func (s *security) syncAll(ctx context.Context) {

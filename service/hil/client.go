@@ -1,5 +1,5 @@
 // Package hil is BMI's client of HIL, the Hardware Isolation Layer: the
-// /v0 REST calls BMI needs (reference/bmi-original.md §10.2) to look up a
+// /v0 REST calls BMI needs (those the original BMI made) to look up a
 // node's NICs and MACs, connect and detach NICs to and from VLAN networks
 // (waiting for HIL's asynchronous networking action to finish), control
 // power and boot device, and resolve an operator's credentials into a
@@ -52,9 +52,10 @@ type Option func(*Client)
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
-// WithPolling sets the back-off of the networking-action wait: the first
+// withPolling sets the back-off of the networking-action wait: the first
 // delay and the largest one (defaults 50ms and 1s; each delay doubles).
-func WithPolling(first, max time.Duration) Option {
+// Tests shorten it (export_test.go).
+func withPolling(first, max time.Duration) Option {
 	return func(c *Client) {
 		if first > 0 {
 			c.pollMin = first

@@ -76,8 +76,9 @@ func kindOf(status int, typ string) fault.Kind {
 	return fault.Internal
 }
 
-// IsHILError reports whether err carries HIL's answer, and returns it.
-func IsHILError(err error) (*Error, bool) {
+// isHILError reports whether err carries HIL's answer, and returns it
+// (tests use it through export_test.go).
+func isHILError(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok

@@ -10,7 +10,7 @@ import (
 )
 
 // contractRow is one call of the contract table and HIL's documented
-// answer (reference/bmi-original.md §10, CCI-MOC/hil hil/api.py).
+// answer (HIL's hil/api.py, CCI-MOC/hil).
 type contractRow struct {
 	name   string
 	before func(f *fixture)

@@ -1,7 +1,7 @@
 // Package hilmock is a HIL-compatible emulator: an HTTP server speaking the
 // subset of HIL's /v0 REST API that BMI and its acceptance suite use, with
-// the same JSON shapes, status codes and error types as HIL
-// (reference/bmi-original.md §10), state kept in SQLite and seeded from a
+// the same JSON shapes, status codes and error types as HIL (HIL's
+// hil/api.py), state kept in SQLite and seeded from a
 // YAML inventory.
 //
 // Hardware is reached only through two drivers declared here: a

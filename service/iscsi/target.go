@@ -310,6 +310,9 @@ func (t *Target) ReleaseReservations(ctx context.Context, iqn string) error {
 	return nil
 }
 
+// Has reports whether iqn is exported.
+func (t *Target) Has(iqn string) bool { return t.lookup(iqn) != nil }
+
 // List returns the exported targets, sorted by name, with their sessions.
 func (t *Target) List(ctx context.Context) ([]TargetInfo, error) {
 	if err := ctx.Err(); err != nil {

@@ -10,23 +10,23 @@ import (
 
 // CreateOp writes a new operation (its plan) to the journal.
 func (s *SQLite) CreateOp(ctx context.Context, op core.Operation) error {
-	data, err := json.Marshal(op.Data)
-	if err != nil {
-		return err
+	data := op.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
 	}
 	now := s.stamp()
-	_, err = s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, state, data, created_at, updated_at)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, state, data, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, op.ID, op.Kind, op.Project, op.Target, op.Principal, string(op.State), string(data), now, now)
 	return dbErr(err, fmt.Sprintf("operation %s", op.ID))
 }
 
-// SetOpData replaces an operation's data (what its steps recorded).
-func (s *SQLite) SetOpData(ctx context.Context, id string, data map[string]string) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return err
+// SetOpData replaces an operation's data (what its steps recorded), JSON
+// as the operation journals it.
+func (s *SQLite) SetOpData(ctx context.Context, id string, data json.RawMessage) error {
+	if !json.Valid(data) {
+		return fmt.Errorf("operation %s: data is not JSON", id)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE operations SET data = ?, updated_at = ? WHERE id = ?`, string(b), s.stamp(), id)
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET data = ?, updated_at = ? WHERE id = ?`, string(data), s.stamp(), id)
 	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
 }
 
@@ -61,12 +61,10 @@ func (s *SQLite) scanOp(sc interface{ Scan(...any) error }) (core.Operation, err
 	}
 	op.State = core.OpState(st)
 	op.Created, op.Updated = fromStamp(created), fromStamp(updated)
-	if err := json.Unmarshal([]byte(data), &op.Data); err != nil {
-		return core.Operation{}, fmt.Errorf("operation %s: data: %w", op.ID, err)
+	if !json.Valid([]byte(data)) {
+		return core.Operation{}, fmt.Errorf("operation %s: data is not JSON", op.ID)
 	}
-	if op.Data == nil {
-		op.Data = map[string]string{}
-	}
+	op.Data = json.RawMessage(data)
 	return op, nil
 }
 

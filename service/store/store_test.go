@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -122,7 +123,7 @@ func TestImagesTargetsBoots(t *testing.T) {
 func TestJournal(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
-	op := core.Operation{ID: "op1", Kind: "import", Project: "p", State: core.OpRunning, Data: map[string]string{"a": "1"}}
+	op := core.Operation{ID: "op1", Kind: "import", Project: "p", State: core.OpRunning, Data: json.RawMessage(`{"a":"1"}`)}
 	if err := s.CreateOp(ctx, op); err != nil {
 		t.Fatal(err)
 	}
@@ -134,11 +135,11 @@ func TestJournal(t *testing.T) {
 	if err := s.MarkStep(ctx, "op1", 1, "clone", core.StepDoing); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetOpData(ctx, "op1", map[string]string{"a": "1", "b": "2"}); err != nil {
+	if err := s.SetOpData(ctx, "op1", json.RawMessage(`{"a":"1","b":"2"}`)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Op(ctx, "op1")
-	if err != nil || len(got.Steps) != 2 || got.Steps[0].State != core.StepDone || got.Steps[1].State != core.StepDoing || got.Data["b"] != "2" {
+	if err != nil || len(got.Steps) != 2 || got.Steps[0].State != core.StepDone || got.Steps[1].State != core.StepDoing || string(got.Data) != `{"a":"1","b":"2"}` {
 		t.Fatalf("Op = %+v, %v", got, err)
 	}
 	if err := s.SetOpState(ctx, "op1", core.OpDone, ""); err != nil {

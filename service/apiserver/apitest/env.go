@@ -64,7 +64,7 @@ func New(dir string, seed bool) (*Env, error) {
 		Owner: map[string]string{"node1": "tenant-a", "node2": "tenant-a", "node3": "tenant-b"},
 	}
 	e.Core, err = core.New(core.Config{UID: "t1", Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra"},
-		core.Deps{Store: db, Images: e.images, Exporter: e.exp, Files: coretest.Files{Dir: files}, Nodes: hil, Auth: hil, Log: logging.Discard()})
+		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: coretest.Files{Dir: files}, Nodes: hil, Auth: hil, Log: logging.Discard()})
 	if err != nil {
 		db.Close()
 		return nil, err

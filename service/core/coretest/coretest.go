@@ -1,10 +1,11 @@
-// Package coretest holds in-memory fakes of the collaborators of
-// service/core (the RBD pool, the iSCSI target, legacy boot files, HIL and
-// its networks) with the real parts' semantics: Ceph's layering rules and
-// error kinds, HIL's users and node ownership. They make unit tests of the
-// core, the API and the CLI fast; they never prove a feature (the real-Ceph,
-// real-initiator tests do). The pool and the networks can persist to a file
-// so that they survive a killed process (crash tests).
+// Package coretest is a test-support package (no production code imports
+// it): in-memory fakes of the collaborators of service/core (the RBD pool,
+// the iSCSI target, legacy boot files, HIL and its networks) with the real
+// parts' semantics: Ceph's layering rules and error kinds, a removal that a
+// crash can leave half done, HIL's users and node ownership. They make unit
+// tests of the core, the API and the CLI fast; they never prove a feature
+// (the real-Ceph, real-initiator tests do). The pool and the networks can
+// persist to a file so that they survive a killed process (crash tests).
 package coretest
 
 import (
@@ -32,6 +33,9 @@ type Images struct {
 	Images map[string]*Image
 	// fail makes the next calls of a method fail: method → error.
 	Fail map[string]error
+	// Mid, when set, is called inside Remove once the image is half
+	// removed (crash tests kill the process there).
+	Mid func(method, name string)
 }
 
 // Image is one image of the fake pool.
@@ -41,6 +45,10 @@ type Image struct {
 	Parent    string // image@snap
 	Snaps     map[string]*Snap
 	SnapOrder []string
+	// HalfRemoved is an image whose removal was interrupted (librbd had
+	// moved it to the trash, or removed its header): List still shows it,
+	// opening it says not found, and only Remove finishes it.
+	HalfRemoved bool `json:",omitempty"`
 }
 
 // Snap is one snapshot of a fake image.
@@ -82,7 +90,7 @@ func (f *Images) check(method string) error {
 
 func (f *Images) get(name string) (*Image, error) {
 	im, ok := f.Images[name]
-	if !ok {
+	if !ok || im.HalfRemoved {
 		return nil, nf("rbd image " + name)
 	}
 	return im, nil
@@ -147,6 +155,11 @@ func (f *Images) Remove(_ context.Context, name string) error {
 	if err := f.check("Remove"); err != nil {
 		return err
 	}
+	if im, ok := f.Images[name]; ok && im.HalfRemoved {
+		delete(f.Images, name) // librbd finishes an interrupted removal
+		f.save()
+		return nil
+	}
 	im, err := f.get(name)
 	if err != nil {
 		return err
@@ -155,6 +168,11 @@ func (f *Images) Remove(_ context.Context, name string) error {
 		return fault.Errorf(fault.Conflict, "rbd image %s has snapshots", name)
 	}
 	f.unlinkParent(name, im)
+	im.HalfRemoved = true
+	f.save()
+	if f.Mid != nil {
+		f.Mid("Remove", name)
+	}
 	delete(f.Images, name)
 	f.save()
 	return nil

@@ -1,0 +1,169 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/opjournal"
+)
+
+// provisionData is what a provision journals: the disk it makes (named
+// after the node) from the image's snapshot, the node's boot config, and
+// the provisioning network.
+type provisionData struct {
+	newRow
+	source
+	nodeBoot
+	network
+}
+
+// provisionOp: the disk (row, clone, target record, export), the boot
+// config and files, the provisioning network, then ready (the commit).
+func (s *Service) provisionOp() *opjournal.Op[provisionData] {
+	row := func(d *provisionData) *newRow { return &d.newRow }
+	boot := func(d *provisionData) *nodeBoot { return &d.nodeBoot }
+	return &opjournal.Op[provisionData]{
+		Kind: "provision",
+		Steps: []step[provisionData]{
+			insertRowStep(s, row),
+			cloneStep(s, func(d *provisionData) *source { return &d.source }, func(d *provisionData) string { return d.Ceph }),
+			targetRecordStep(s, row),
+			exportStep(s, func(d *provisionData) (int64, string) { return d.ImageID, d.Ceph }),
+			putBootStep(s, func(d *provisionData) (*nodeBoot, string, int64) { return &d.nodeBoot, d.Project, d.ImageID }),
+			writeFilesStep(s, boot),
+			{
+				Name: "connect network",
+				Do: func(ctx context.Context, r *run[provisionData]) error {
+					if r.Data.Network == "" {
+						return nil
+					}
+					return s.networks.ConnectNetwork(ctx, r.Data.Node, r.Data.NIC, r.Data.Network, r.Data.Channel)
+				},
+				Undo: func(ctx context.Context, r *run[provisionData]) error {
+					return s.detach(ctx, r.Data.nodeBoot, r.Data.network)
+				},
+			},
+			markReadyStep(s, row),
+		},
+		Commit: "mark ready",
+		Legacy: legacy[provisionData],
+	}
+}
+
+// Provision clones image into a disk named after node, exports it and
+// makes node boot it, in one operation (the original's "bmi pro").
+func (s *Service) Provision(ctx context.Context, who Principal, project, node, image, nic string) (DiskInfo, error) {
+	if err := s.member(ctx, who, project); err != nil {
+		return DiskInfo{}, err
+	}
+	mac, err := s.nodeMAC(ctx, who, node, nic)
+	if err != nil {
+		return DiskInfo{}, err
+	}
+	if err := ValidateName("disk name", node); err != nil {
+		return DiskInfo{}, fmt.Errorf("node %q cannot name its disk: %w", node, err)
+	}
+	unlock, err := s.lock(describe("provision", project, node), nodeKey(node), imageKey(project, node))
+	if err != nil {
+		return DiskInfo{}, err
+	}
+	defer unlock()
+	if b, err := s.boots.Boot(ctx, node); err == nil {
+		return DiskInfo{}, fault.Errorf(fault.Conflict, "node %q is already provisioned: it boots disk %q of project %q", node, b.Disk, b.Project)
+	} else if !errors.Is(err, fault.ErrNotFound) {
+		return DiskInfo{}, err
+	}
+	src, err := s.readyImage(ctx, project, image, KindImage, KindSnapshot)
+	if err != nil {
+		return DiskInfo{}, err
+	}
+	if err := s.absent(ctx, project, node); err != nil {
+		return DiskInfo{}, err
+	}
+	d := provisionData{
+		newRow:   s.diskRow(project, node, src),
+		source:   sourceOf(src.CephName, s.cfg.Snapshot),
+		nodeBoot: nodeBoot{Node: node, NIC: nic, MAC: mac, OwnsDisk: true},
+		network:  network{Network: s.cfg.ProvisioningNetwork, Channel: s.cfg.Channel},
+	}
+	if err := start(ctx, s, s.ops.provision, describeOp(project, node, who), d); err != nil {
+		return DiskInfo{}, err
+	}
+	return s.diskInfo(ctx, project, node)
+}
+
+// deprovisionData is what a deprovision journals: the node's disk, its
+// boot config and the provisioning network.
+type deprovisionData struct {
+	oldRow
+	nodeBoot
+	network
+}
+
+// deprovisionOp: mark the disk deleting (the commit), delete the boot
+// config and files, detach the network, then unexport and remove the disk.
+func (s *Service) deprovisionOp() *opjournal.Op[deprovisionData] {
+	row := func(d *deprovisionData) *oldRow { return &d.oldRow }
+	boot := func(d *deprovisionData) *nodeBoot { return &d.nodeBoot }
+	return &opjournal.Op[deprovisionData]{
+		Kind: "deprovision",
+		Steps: []step[deprovisionData]{
+			markStateStep(s, row, StateDeleting, StateReady),
+			deleteBootStep(s, boot),
+			removeFilesStep(s, boot),
+			{Name: "detach network", Do: func(ctx context.Context, r *run[deprovisionData]) error {
+				return s.detach(ctx, r.Data.nodeBoot, r.Data.network)
+			}},
+			unexportStep(s, row),
+			removeImageStep(s, row),
+			deleteRowStep(s, row),
+		},
+		Commit: "mark deleting",
+		Legacy: legacy[deprovisionData],
+	}
+}
+
+// Deprovision stops node from netbooting and, when its disk was made by
+// Provision, deletes the disk (the original's "bmi dpro"). nic is checked
+// against the boot config when given.
+func (s *Service) Deprovision(ctx context.Context, who Principal, project, node, nic string) error {
+	if err := s.member(ctx, who, project); err != nil {
+		return err
+	}
+	b, err := s.boots.Boot(ctx, node)
+	if err != nil || b.Project != project {
+		return fmt.Errorf("node %q is not provisioned in project %q: %w", node, project, fault.ErrNotFound)
+	}
+	if nic != "" && nic != b.NIC {
+		return fault.Errorf(fault.Invalid, "node %q boots through NIC %q, not %q", node, b.NIC, nic)
+	}
+	if !b.OwnsDisk {
+		return s.ClearBoot(ctx, who, project, node)
+	}
+	unlock, err := s.lock(describe("deprovision", project, node), nodeKey(node), imageKey(project, b.Disk))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	disk, err := s.rows.ImageByID(ctx, b.DiskID)
+	if err != nil {
+		return err
+	}
+	d := deprovisionData{
+		oldRow:   oldRow{ImageID: disk.ID, Ceph: disk.CephName, Project: project},
+		nodeBoot: nodeBoot{Node: node, NIC: b.NIC, MAC: b.MAC, OwnsDisk: true, Prev: &b},
+		network:  network{Network: s.cfg.ProvisioningNetwork},
+	}
+	return start(ctx, s, s.ops.deprovision, describeOp(project, node, who), d)
+}
+
+// detach takes a node's NIC off the provisioning network (when the
+// operation's data names one).
+func (s *Service) detach(ctx context.Context, b nodeBoot, n network) error {
+	if n.Network == "" {
+		return nil
+	}
+	return s.networks.DetachNetwork(ctx, b.Node, b.NIC, n.Network)
+}
