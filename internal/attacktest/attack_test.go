@@ -17,6 +17,7 @@ import (
 	"github.com/bmi-go/bmi/internal/netnstest"
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/api"
+	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/guard"
@@ -156,7 +157,7 @@ func start(t *testing.T) *site {
 		Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 0, 100), End: net.IPv4(10, 199, 0, 120), Netmask: net.CIDRMask(24, 32),
 			LeaseTime: 10 * time.Minute},
 		BaseURL: "http://10.199.0.1:8081", Nodes: sp, Leases: dhcpd.NewMemoryLeases(), Tokens: tokens, Log: log.With("svc", "dhcp")}
-	r, err := ipxe.NewRenderer(ipxe.DefaultOptions())
+	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(config.Default().Boot.IPXE))
 	if err != nil {
 		t.Fatal(err)
 	}

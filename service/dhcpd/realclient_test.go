@@ -16,6 +16,7 @@ import (
 	"github.com/bmi-go/bmi/internal/netnstest"
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/boot"
+	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/ipxe"
@@ -97,7 +98,7 @@ func startLabWith(t *testing.T, tweak func(*dhcpd.Server)) *bootLab {
 	tweak(d)
 	tf := &tftpd.Server{Addr: "10.199.0.1:69", Root: "/usr/lib/ipxe", Log: log.With("svc", "tftp"),
 		Recorder: l.tl, Clients: d}
-	r, err := ipxe.NewRenderer(ipxe.DefaultOptions())
+	r, err := ipxe.NewRenderer(ipxe.OptionsFromConfig(config.Default().Boot.IPXE))
 	if err != nil {
 		t.Fatal(err)
 	}

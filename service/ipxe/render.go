@@ -80,12 +80,6 @@ type Options struct {
 	NoConfigPause int
 }
 
-// DefaultOptions are 4 attempts, 2 s first back-off, 10 s before the
-// reboot and a 5 s pause on "no boot config".
-func DefaultOptions() Options {
-	return Options{Attempts: 4, FirstDelay: 2, RebootDelay: 10, NoConfigPause: 5}
-}
-
 // OptionsFromConfig turns the boot.ipxe section of bmid's configuration
 // into Options.
 func OptionsFromConfig(c config.IPXE) Options {

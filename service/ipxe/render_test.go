@@ -265,3 +265,10 @@ func BenchmarkScript(b *testing.B) {
 		}
 	}
 }
+
+// DefaultOptions are what bmid's default configuration gives: 4
+// attempts, 2 s first back-off, 10 s before the reboot and a 5 s pause on
+// "no boot config".
+func DefaultOptions() Options {
+	return Options{Attempts: 4, FirstDelay: 2, RebootDelay: 10, NoConfigPause: 5}
+}
