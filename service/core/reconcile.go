@@ -51,7 +51,7 @@ func (s *Service) Reconcile(ctx context.Context, who Principal, fix bool) (Repor
 // database, reexportParallel at a time; bmid calls it once at start-up,
 // before its portal listens: running nodes wait for it, so it does nothing
 // else. The rest of a reconcile (missing and orphan images, stray targets
-// and boot files) is Audit's, which bmid runs once it serves.
+// and boot files) is Audit's, which bmid runs once the portal listens.
 func (s *Service) Start(ctx context.Context) (Report, error) {
 	rep := Report{}
 	unfinished, err := s.engine.Unfinished(ctx)
@@ -67,7 +67,8 @@ func (s *Service) Start(ctx context.Context) (Report, error) {
 }
 
 // Audit is a reconcile that fixes nothing and asks nobody: bmid runs it
-// once it serves, after Start, and logs what it finds.
+// after Start, once its portal listens and before its API serves, and logs
+// what it finds.
 func (s *Service) Audit(ctx context.Context) (Report, error) { return s.reconcile(ctx, false) }
 
 // reexportParallel is how many disks Start exports at once: each export

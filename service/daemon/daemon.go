@@ -278,9 +278,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("start-up recovery", "problem", p)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { d.audit(gctx); return nil })
-	g.Go(func() error { return d.api.Serve(gctx) })
 	g.Go(func() error { return d.target.Serve(gctx) })
+	// Running nodes log in again from here on. The audit runs before the
+	// API and the boot services serve, so that no operation races it (it
+	// opens every image), and after the portal, so that nodes do not wait
+	// for it.
+	d.audit(gctx)
+	g.Go(func() error { return d.api.Serve(gctx) })
 	if d.dhcp != nil {
 		g.Go(func() error { return d.dhcp.Serve(gctx) })
 	}
@@ -300,8 +304,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // audit compares Ceph, the target and the boot files with the database
-// once bmid serves (Start did only what running nodes wait for) and logs
-// what it finds; `bmi reconcile` reports and fixes the same.
+// once the portal listens (Start did only what running nodes wait for) and
+// logs what it finds; `bmi reconcile` reports and fixes the same.
 func (d *Daemon) audit(ctx context.Context) {
 	rep, err := d.svc.Audit(ctx)
 	if err != nil {
