@@ -361,6 +361,7 @@ func TestCrashReal(t *testing.T) {
 				t.Run(p, func(t *testing.T) {
 					s := newRealSite(t, hilURL, conf, pool, sc)
 					s.d.close()
+					headers := s.imageIDs()
 					cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRealChild$", "-test.v")
 					cmd.Env = append(os.Environ(), "BMI_RCRASH_CONFIG="+s.cfgPath, "BMI_RCRASH_AT="+p,
 						"BMI_RCRASH_SCENARIO="+name, "BMI_RCRASH_GOLDEN="+s.golden)
@@ -368,7 +369,7 @@ func TestCrashReal(t *testing.T) {
 					if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 						t.Fatalf("child not killed at %s: %v\n%s", p, err, out)
 					}
-					s.fenceDeadClient()
+					s.fenceDeadClient(headers)
 					s.reopen()
 					got := realState(t, s.d, conf, pool, s.golden)
 					if got != before && got != after {
@@ -429,37 +430,59 @@ func newRealSite(t *testing.T, hilURL, conf, pool string, sc realScenario) *real
 // otherwise each of their watches lingers until the OSD times it out (30 s),
 // and every removal of such an image waits that long (BMI's busy wait,
 // covered by the daemon's restart tests). Only this site's images are
-// looked at; the parent holds none of them open.
-func (s *realSite) fenceDeadClient() {
+// looked at; the parent holds none of them open. The watches are read from
+// the header objects of the images the site has now and of those it had
+// before the child ran (before), so that an image the child was removing,
+// which no longer opens by name, is covered too.
+func (s *realSite) fenceDeadClient(before []string) {
+	fenced := map[string]bool{}
+	for _, id := range append(before, s.imageIDs()...) {
+		out, err := exec.Command("rados", "--conf", s.conf, "--pool", s.pool, "listwatchers", "rbd_header."+id).Output()
+		if err != nil {
+			continue // the header is gone: nobody watches it
+		}
+		// "watcher=127.0.0.1:0/123456 client.4321 cookie=..."
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || !strings.HasPrefix(f[0], "watcher=") {
+				continue
+			}
+			addr := strings.TrimPrefix(f[0], "watcher=")
+			if fenced[addr] {
+				continue
+			}
+			fenced[addr] = true
+			if out, err := exec.Command("ceph", "--conf", s.conf, "osd", "blocklist", "add", addr).CombinedOutput(); err != nil {
+				s.t.Fatalf("blocklist %s: %v\n%s", addr, err, out)
+			}
+		}
+	}
+}
+
+// imageIDs returns the RBD ids of the site's images (their header objects
+// are rbd_header.<id>).
+func (s *realSite) imageIDs() []string {
 	out, err := cephtest.RBD(s.conf, s.pool, "ls")
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	fenced := map[string]bool{}
+	var ids []string
 	for _, n := range strings.Fields(out) {
 		if !strings.HasPrefix(n, s.cfg.UID) {
 			continue
 		}
-		st, err := cephtest.RBD(s.conf, s.pool, "status", "--format", "json", n)
+		info, err := cephtest.RBD(s.conf, s.pool, "info", "--format", "json", n)
 		if err != nil {
-			continue // half removed: nobody watches it
+			continue
 		}
-		var status struct {
-			Watchers []struct {
-				Address string `json:"address"`
-			} `json:"watchers"`
+		var im struct {
+			ID string `json:"id"`
 		}
-		_ = json.Unmarshal([]byte(st), &status)
-		for _, w := range status.Watchers {
-			if fenced[w.Address] {
-				continue
-			}
-			fenced[w.Address] = true
-			if out, err := exec.Command("ceph", "--conf", s.conf, "osd", "blocklist", "add", w.Address).CombinedOutput(); err != nil {
-				s.t.Fatalf("blocklist %s: %v\n%s", w.Address, err, out)
-			}
+		if json.Unmarshal([]byte(info), &im) == nil && im.ID != "" {
+			ids = append(ids, im.ID)
 		}
 	}
+	return ids
 }
 
 func (s *realSite) reopen() {
