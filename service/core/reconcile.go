@@ -213,6 +213,7 @@ func (s *Service) reconcile(ctx context.Context, fix bool) (Report, error) {
 type finder func(list *[]string, item, why string, remove func() error)
 
 func (s *Service) reconcileTargets(ctx context.Context, rep *Report, note func(error), found finder) {
+	s.reexport(ctx, rep)
 	ts, err := s.targets.Targets(ctx)
 	if err != nil {
 		note(err)
@@ -223,26 +224,9 @@ func (s *Service) reconcileTargets(ctx context.Context, rep *Report, note func(e
 		note(err)
 		return
 	}
-	exported := map[string]bool{}
-	for _, iqn := range live {
-		exported[iqn] = true
-	}
 	known := map[string]bool{}
 	for _, t := range ts {
 		known[t.IQN] = true
-		if exported[t.IQN] {
-			continue
-		}
-		d, err := s.rows.ImageByID(ctx, t.DiskID)
-		if err != nil {
-			note(err)
-			continue
-		}
-		if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName)); err != nil {
-			note(fmt.Errorf("re-export disk %s/%s: %w", d.Project, d.Name, err))
-			continue
-		}
-		rep.Reexported = append(rep.Reexported, d.Project+"/"+d.Name)
 	}
 	for _, iqn := range live {
 		if !known[iqn] {
