@@ -7,20 +7,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cucumber/godog"
+
+	"github.com/bmi-go/bmi/lab/iocheck"
 )
 
-// The stay-up test OS's lines (lab/image, lab/iocheck): iscsid took over
-// the session, and the verifying workload's report and error lines.
-var (
-	stayUpRE  = regexp.MustCompile(`BMI-LAB-STAYUP iscsid=synced [^\r\n]*`)
-	ioLineRE  = regexp.MustCompile(`BMI-LAB-IO t=\d+ writes=(\d+) reads=\d+ errors=(\d+) mismatches=(\d+) max_stall_ms=\d+ window_stall_ms=(\d+)\s`)
-	ioErrorRE = regexp.MustCompile(`BMI-LAB-IO-ERROR [^\r\n]*`)
-)
+// stayUpRE is the stay-up test OS's line once iscsid took over the session
+// (lab/image); its workload's lines are read by lab/iocheck.
+var stayUpRE = regexp.MustCompile(`BMI-LAB-STAYUP iscsid=synced [^\r\n]*`)
 
 // The restarts a site's bmid_restart commands perform.
 const (
@@ -172,21 +169,19 @@ func ioProgress(ctx context.Context, path string, from, writes int64, timeout ti
 	for {
 		b, _ := os.ReadFile(path)
 		if int64(len(b)) >= from {
-			b = b[from:]
-			if m := ioErrorRE.Find(b); m != nil {
-				return 0, fmt.Errorf("the node's disk check failed: %s", m)
+			lines, errs := iocheck.ParseLines(b[from:])
+			if len(errs) > 0 {
+				return 0, fmt.Errorf("the node's disk check failed: %s", errs[0])
 			}
-			lines := ioLineRE.FindAllSubmatch(b, -1)
 			if len(lines) > 0 {
-				num := func(m [][]byte, i int) int64 { v, _ := strconv.ParseInt(string(m[i]), 10, 64); return v }
 				last := lines[len(lines)-1]
-				if num(last, 2) != 0 || num(last, 3) != 0 {
-					return 0, fmt.Errorf("the node's disk check counts errors: %s", last[0])
+				if last.Errors != 0 || last.Mismatches != 0 {
+					return 0, fmt.Errorf("the node's disk check counts errors: %d errors, %d mismatches", last.Errors, last.Mismatches)
 				}
-				if num(last, 1)-num(lines[0], 1) >= writes {
+				if last.Writes-lines[0].Writes >= writes {
 					var stall int64
 					for _, l := range lines {
-						stall = max(stall, num(l, 4))
+						stall = max(stall, l.WindowStallMs)
 					}
 					return stall, nil
 				}

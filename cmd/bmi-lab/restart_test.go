@@ -13,6 +13,7 @@ import (
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
 	"github.com/bmi-go/bmi/lab/image"
+	"github.com/bmi-go/bmi/lab/iocheck"
 	"github.com/bmi-go/bmi/lab/vm"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -181,7 +182,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines, errs := vm.ParseIO(b)
+		lines, errs := iocheck.ParseLines(b)
 		if len(errs) > 0 {
 			t.Fatalf("%s: %d I/O errors or mismatches, first: %s", n.name, len(errs), errs[0])
 		}
@@ -217,7 +218,7 @@ func waitProgress(t *testing.T, n liveNode, from int64, writes int64, timeout ti
 	}
 	if p.Errors != 0 || p.Mismatches != 0 {
 		b, _ := n.con.Since(from)
-		_, errs := vm.ParseIO(b)
+		_, errs := iocheck.ParseLines(b)
 		t.Fatalf("%s: %d I/O errors, %d mismatches: %v", n.name, p.Errors, p.Mismatches, errs)
 	}
 	return p.Stall.Milliseconds()
