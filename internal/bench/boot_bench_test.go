@@ -60,6 +60,7 @@ func BenchmarkBoot(b *testing.B) {
 	}
 	bl := upLab(b, nodes)
 	b.Run("2-3-netboot-vs-local", func(b *testing.B) { once(b, func() { benchNetVsLocal(b, bl, runs) }) })
+	b.Run("9-origstack", func(b *testing.B) { once(b, func() { benchOrigStack(b, bl, runs) }) })
 	if !isQuick {
 		var sizes []int
 		for _, n := range stormSizes {
@@ -218,6 +219,12 @@ type bootResult struct {
 // returns the timeline to the marker (within timeout) and the marker's
 // mode, and stores the QEMU process's CPU time over the boot in cpu.
 func (bl *benchLab) watch(ctx context.Context, node lab.Node, start func() error, cpu *time.Duration, timeout time.Duration) (time.Duration, vm.Timeline, string, error) {
+	return bl.watchFor(ctx, node, vm.BootMilestones, start, cpu, timeout)
+}
+
+// watchFor is watch with the milestones to timestamp (the last one ends
+// the watch).
+func (bl *benchLab) watchFor(ctx context.Context, node lab.Node, ms []vm.Milestone, start func() error, cpu *time.Duration, timeout time.Duration) (time.Duration, vm.Timeline, string, error) {
 	con := vm.Console{Path: node.Serial}
 	stop := cpuWatch(node.Domain)
 	defer func() { *cpu = stop() }()
@@ -226,7 +233,7 @@ func (bl *benchLab) watch(ctx context.Context, node lab.Node, start func() error
 	if err := start(); err != nil {
 		return 0, nil, "", err
 	}
-	tl, err := con.Timeline(ctx, from, t0, vm.BootMilestones, timeout)
+	tl, err := con.Timeline(ctx, from, t0, ms, timeout)
 	if err != nil {
 		tail, _ := con.Tail(2000)
 		return 0, tl, "", fmt.Errorf("%s: %w; console tail:\n%s", node.Name, err, tail)
