@@ -4,6 +4,7 @@ package iscsi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -56,9 +57,9 @@ type benchResult struct {
 	lo, hi         float64 // the range of the headline figure over the rounds
 }
 
-// headline is the figure compared: IOPS for random reads, MiB/s otherwise.
+// headline is the figure compared: IOPS for random I/O, MiB/s otherwise.
 func (r benchResult) headline() float64 {
-	if r.workload == "randread" {
+	if strings.HasPrefix(r.workload, "rand") {
 		return r.iops
 	}
 	return r.mibs
@@ -91,10 +92,12 @@ func procCPU(pid int) time.Duration {
 }
 
 // BenchmarkISCSI compares, on one fully written 1 GiB RBD image in one
-// run: our target, tgtd with its rbd backing store, and direct librbd
-// reads. Sequential 1 MiB read and write at QD 8 and 4 KiB random read at
-// QD 1, 4 and 16; reads are driven by libiscsi's iscsi-perf, writes by our
-// Go initiator. Figures go to test-results/bench/iscsi-<time>/.
+// run: our target, tgtd with its rbd backing store, and direct librbd.
+// Sequential 1 MiB read and write at QD 8, sequential 64 KiB read at QD 1
+// (a boot loader's int13 reads), 4 KiB random read at QD 1, 4 and 16 and
+// 4 KiB random write at QD 1 and 16; reads are driven by libiscsi's
+// iscsi-perf, writes by our Go initiator. Figures go to
+// test-results/bench/iscsi-<time>/.
 func BenchmarkISCSI(b *testing.B) {
 	for _, c := range [][2]string{{"iscsi-perf", "libiscsi-bin"}, {"tgtd", "tgt"}, {"tgtadm", "tgt"}} {
 		testenv.RequireCommand(b, c[0], c[1])
@@ -179,7 +182,10 @@ func BenchmarkISCSI(b *testing.B) {
 	ratios := map[ratioKey][]float64{}
 	only := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_ONLY"))       // e.g. "seqread randread1": a subset, while tuning
 	onlyPaths := strings.Fields(os.Getenv("BMI_BENCH_ISCSI_PATHS")) // e.g. "bmi": one path, for a CPU profile
-	for _, w := range []workload{{"seqread", 8}, {"seqwrite", 8}, {"randread", 1}, {"randread", 4}, {"randread", 16}} {
+	// seqread64k at QD 1 is how a BIOS boot loader reads a kernel through
+	// iPXE's int13 (one 64 KiB command at a time, in sequence).
+	for _, w := range []workload{{"seqread", 8}, {"seqread64k", 1}, {"seqwrite", 8}, {"randread", 1}, {"randread", 4}, {"randread", 16},
+		{"randwrite", 1}, {"randwrite", 16}} {
 		if len(only) > 0 && !slices.Contains(only, w.name) && !slices.Contains(only, w.name+strconv.Itoa(w.qd)) {
 			continue
 		}
@@ -195,18 +201,22 @@ func BenchmarkISCSI(b *testing.B) {
 				switch {
 				case p.path == "librbd" && w.name == "seqread":
 					r = librbdRun(im2, "seqread", 1<<20, 8, size)
+				case p.path == "librbd" && w.name == "seqread64k":
+					r = librbdRun(im2, "seqread64k", 64<<10, 1, size)
 				case p.path == "librbd":
-					r = librbdRun(im2, "randread", 4096, w.qd, size)
+					r = librbdRun(im2, w.name, 4096, w.qd, size)
 				case w.name == "seqwrite":
 					r = seqWrite(b, p.path, p.addr, p.iqn, p.lun)
+				case w.name == "randwrite":
+					r = writeRun(b, p.path, p.addr, p.iqn, p.lun, "randwrite", 8, w.qd, true)
 				case w.name == "seqread":
 					r = perfRun(b, p.path, p.url, "seqread", 2048, 8, false)
+				case w.name == "seqread64k":
+					r = perfRun(b, p.path, p.url, "seqread64k", 128, 1, false)
 				default:
 					r = perfRun(b, p.path, p.url, "randread", 8, w.qd, true)
 				}
-				// Writes come from the Go initiator in this process: its CPU
-				// would be counted for our target only, so none is reported.
-				if w.name != "seqwrite" && r.iops > 0 {
+				if r.iops > 0 {
 					r.cpuUS = float64((cpu(p.path) - c0).Microseconds()) / (r.iops * benchDuration.Seconds())
 				}
 				runs[p.path] = append(runs[p.path], r)
@@ -284,6 +294,62 @@ func perfRun(b *testing.B, path, url, workload string, blocks, qd int, random bo
 
 // seqWrite writes 1 MiB commands, 8 in flight, for benchDuration.
 func seqWrite(b *testing.B, path, addr, iqn string, lun byte) benchResult {
+	return writeRun(b, path, addr, iqn, lun, "seqwrite", 2048, 8, false)
+}
+
+// writerJob is what TestBenchWriter runs in its own process.
+type writerJob struct {
+	Path, Addr, IQN, Workload string
+	LUN                       byte
+	Blocks                    uint16
+	QD                        int
+	Random                    bool
+}
+
+// writerEnv carries a writerJob (JSON) to the writer process.
+const writerEnv = "BMI_BENCH_ISCSI_WRITER"
+
+// writeRun runs the writer (the Go test initiator) in a process of its own,
+// this test binary again, as iscsi-perf runs apart for reads: the
+// initiator's CPU then falls on neither target's side.
+func writeRun(b *testing.B, path, addr, iqn string, lun byte, workload string, blocks uint16, qd int, random bool) benchResult {
+	job, _ := json.Marshal(writerJob{Path: path, Addr: addr, IQN: iqn, LUN: lun, Workload: workload, Blocks: blocks, QD: qd, Random: random})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchWriter$", "-test.v")
+	cmd.Env = append(os.Environ(), writerEnv+"="+string(job))
+	out, err := cmd.CombinedOutput()
+	_, js, ok := strings.Cut(string(out), "WRITER-RESULT ")
+	if err != nil || !ok {
+		b.Fatalf("writer process (%s): %v\n%s", job, err, out)
+	}
+	js, _, _ = strings.Cut(js, "\n")
+	var r struct{ MiBs, IOPS float64 }
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		b.Fatalf("writer process: %v: %q", err, js)
+	}
+	return benchResult{path: path, workload: workload, qd: qd, mibs: r.MiBs, iops: r.IOPS}
+}
+
+// TestBenchWriter is BenchmarkISCSI's writer process (writeRun); without
+// its job in the environment it has nothing to do.
+func TestBenchWriter(t *testing.T) {
+	raw := os.Getenv(writerEnv)
+	if raw == "" {
+		t.Skip("the writer process of BenchmarkISCSI (run by it)")
+	}
+	var j writerJob
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		t.Fatal(err)
+	}
+	r := writeIn(t, j)
+	js, _ := json.Marshal(struct{ MiBs, IOPS float64 }{r.mibs, r.iops})
+	fmt.Printf("WRITER-RESULT %s\n", js)
+}
+
+// writeIn writes commands of j.Blocks 512-byte blocks, j.QD in flight,
+// for benchDuration: in sequence over the first GiB, or at random 4 KiB
+// aligned offsets in it.
+func writeIn(b testing.TB, j writerJob) benchResult {
+	path, addr, iqn, lun, workload, blocks, qd, random := j.Path, j.Addr, j.IQN, j.LUN, j.Workload, j.Blocks, j.QD, j.Random
 	c := dial(b, addr)
 	c.lun = lun
 	if st, _ := c.login(loginOpts{target: iqn, keys: []keyValue{{"MaxRecvDataSegmentLength", "262144"},
@@ -298,17 +364,24 @@ func seqWrite(b *testing.B, path, addr, iqn string, lun byte) benchResult {
 			break
 		}
 	}
-	buf := make([]byte, 1<<20)
+	size := int(blocks) * 512
+	buf := make([]byte, size)
 	for i := range buf {
 		buf[i] = byte(i*13 + 5)
 	}
+	rng := rand.New(rand.NewPCG(uint64(qd), uint64(blocks)))
 	start := time.Now()
 	var q []*ctask
 	n, lba := 0, uint32(0)
 	for time.Since(start) < benchDuration {
-		for len(q) < 8 {
-			q = append(q, c.submit(rw10(0x2a, lba, 2048), 1<<20, false, buf))
-			lba = (lba + 2048) % (1 << 21)
+		for len(q) < qd {
+			if random {
+				lba = uint32(rng.IntN((1<<21)/8)) * 8
+			}
+			q = append(q, c.submit(rw10(0x2a, lba, blocks), uint32(size), false, buf))
+			if !random {
+				lba = (lba + uint32(blocks)) % (1 << 21)
+			}
 		}
 		c.wait(q[0])
 		if q[0].status != statusGood {
@@ -320,7 +393,7 @@ func seqWrite(b *testing.B, path, addr, iqn string, lun byte) benchResult {
 	c.wait(q...)
 	d := time.Since(start).Seconds()
 	c.logout()
-	return benchResult{path: path, workload: "seqwrite", qd: 8, mibs: float64(n) / d, iops: float64(n) / d}
+	return benchResult{path: path, workload: workload, qd: qd, mibs: float64(n) * float64(size) / (1 << 20) / d, iops: float64(n) / d}
 }
 
 // startTGTD runs tgtd with the image as LUN 1 and returns its portal, its
@@ -371,7 +444,8 @@ func startTGTD(b *testing.B, conf, pool, image string) (string, int, func()) {
 	return addr, cmd.Process.Pid, stop
 }
 
-// librbdRun reads from the image directly with qd goroutines.
+// librbdRun reads from the image directly with qd goroutines (writes, for
+// randwrite).
 func librbdRun(im *ceph.Image, workload string, bs, qd int, size int64) benchResult {
 	var ops atomic.Int64
 	var next atomic.Int64
@@ -385,12 +459,18 @@ func librbdRun(im *ceph.Image, workload string, bs, qd int, size int64) benchRes
 			rng := rand.New(rand.NewPCG(uint64(g), 9))
 			for time.Now().Before(deadline) {
 				var off int64
-				if workload == "seqread" {
+				if strings.HasPrefix(workload, "seq") {
 					off = (next.Add(int64(bs)) - int64(bs)) % size
 				} else {
 					off = rng.Int64N(size/int64(bs)) * int64(bs)
 				}
-				if _, err := im.ReadAt(buf, off); err != nil {
+				var err error
+				if workload == "randwrite" {
+					_, err = im.WriteAt(buf, off)
+				} else {
+					_, err = im.ReadAt(buf, off)
+				}
+				if err != nil {
 					return
 				}
 				ops.Add(1)
@@ -417,13 +497,13 @@ func report(b *testing.B, rs []benchResult, ratios map[ratioKey][]float64) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# service/iscsi vs tgtd (bs_rbd) vs librbd, one fully written 1 GiB RBD image, %s each, %s\n",
 		benchDuration, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&sb, "# reads: iscsi-perf (libiscsi); writes: the Go test initiator; librbd: service/ceph Image.ReadAt from goroutines\n")
+	fmt.Fprintf(&sb, "# reads: iscsi-perf (libiscsi); writes: the Go test initiator, in a process of its own; librbd: service/ceph Image.ReadAt/WriteAt from goroutines\n")
 	fmt.Fprintf(&sb, "# each figure: the median of %d runs, one per round, in every order of the paths (range in brackets); GOMAXPROCS=%d, %d CPUs\n",
 		benchRounds, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Fprintf(&sb, "# Go runtime: GODEBUG=%q (bmid serve runs with %s, package procenv; %s=default leaves it out)\n",
 		os.Getenv("GODEBUG"), procenv.Setting, procenv.OptOut)
 	fmt.Fprintf(&sb, "# bmi/tgtd, bmi/librbd: paired, the median of the ratios within each round (range in brackets)\n")
-	fmt.Fprintf(&sb, "# CPU/IO: CPU time per I/O of what serves the path (this process for bmi and librbd, tgtd's process), not of the reader; reads only\n\n")
+	fmt.Fprintf(&sb, "# CPU/IO: CPU time per I/O of what serves the path (this process for bmi and librbd, tgtd's process), not of the reader or writer\n\n")
 	fmt.Fprintf(&sb, "| workload | bmi | tgtd | librbd | bmi/tgtd | bmi/librbd | CPU/IO bmi | CPU/IO tgtd | CPU/IO librbd |\n|---|---|---|---|---|---|---|---|---|\n")
 	row := func(label, w string, qd int, unit string) {
 		ratio := func(path string) string {
@@ -450,9 +530,13 @@ func report(b *testing.B, rs []benchResult, ratios map[ratioKey][]float64) {
 			ratio("tgtd"), ratio("librbd"), cpuCell("bmi"), cpuCell("tgtd"), cpuCell("librbd"))
 	}
 	row("seq read 1 MiB QD8", "seqread", 8, "MiB/s")
+	row("seq read 64 KiB QD1 (a boot loader through int13)", "seqread64k", 1, "MiB/s")
 	row("seq write 1 MiB QD8", "seqwrite", 8, "MiB/s")
 	for _, qd := range []int{1, 4, 16} {
 		row(fmt.Sprintf("rand read 4 KiB QD%d", qd), "randread", qd, "IOPS")
+	}
+	for _, qd := range []int{1, 16} {
+		row(fmt.Sprintf("rand write 4 KiB QD%d", qd), "randwrite", qd, "IOPS")
 	}
 	dir := filepath.Join("..", "..", "test-results", "bench", "iscsi-"+time.Now().UTC().Format("20060102T150405Z"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -467,6 +551,9 @@ func report(b *testing.B, rs []benchResult, ratios map[ratioKey][]float64) {
 	}
 	if m, _, _, ok := pairedRatio(ratios[ratioKey{"tgtd", "randread", 16}]); ok {
 		b.ReportMetric(m, "randread16-x-tgtd")
+	}
+	if m, _, _, ok := pairedRatio(ratios[ratioKey{"tgtd", "randwrite", 16}]); ok {
+		b.ReportMetric(m, "randwrite16-x-tgtd")
 	}
 }
 
