@@ -16,7 +16,8 @@ import (
 // BenchmarkBMI is `make bench`'s measurement of a full bmid on the test
 // Ceph cluster, each figure next to its baseline in the same run:
 // provision latency vs image size (1), the API under concurrent clients
-// (6) and copy/snapshot vs `rbd deep cp` (7). One call is the run
+// (6), copy/snapshot vs `rbd deep cp` (7) and 100 provisions at once vs
+// as many bare clones (10). One call is the run
 // (-benchtime 1x); BMI_BENCH_QUICK=1 reduces it. Nothing is asserted.
 //
 //	BMI_BENCH_QUICK=1 go test -tags pacific,ceph_preview -run '^$' -bench BMI -benchtime 1x ./internal/bench
@@ -25,6 +26,7 @@ func BenchmarkBMI(b *testing.B) {
 	b.Run("1-provision", func(b *testing.B) { once(b, func() { benchProvision(b, s) }) })
 	b.Run("6-api", func(b *testing.B) { once(b, func() { benchAPI(b, s) }) })
 	b.Run("7-copy", func(b *testing.B) { once(b, func() { benchCopy(b, s) }) })
+	b.Run("10-scale", func(b *testing.B) { once(b, func() { benchScale(b, s) }) })
 }
 
 // once runs f on the first call only: each run is one bounded measurement.

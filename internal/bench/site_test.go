@@ -104,6 +104,8 @@ type site struct {
 	svc   *core.Service
 	store *ceph.Store
 	pfx   string // every image of the run starts with it (cephtest's leftover check)
+	api   string // bmid's API base URL
+	hil   string // the HIL's (hil-mock's) base URL
 }
 
 var (
@@ -123,7 +125,7 @@ func startSite(b *testing.B) *site {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	s := &site{cfg: cfg, svc: d.Service(), store: st, pfx: pfx}
+	s := &site{cfg: cfg, svc: d.Service(), store: st, pfx: pfx, api: bmi.URL, hil: bmi.HILURL}
 	if _, err := s.svc.CreateProject(ctx, admin, "tenant-a"); err != nil {
 		b.Fatal(err)
 	}
