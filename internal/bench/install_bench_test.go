@@ -232,7 +232,8 @@ func (bl *benchLab) installToDisk(ctx context.Context, m *vm.Machines, is *insta
 	if _, err := bl.call("POST", bl.hil+"/node/"+node.Name+"/power_cycle", "", 200); err != nil {
 		return r, err
 	}
-	tl, err := con.Timeline(ctx, from, t0, installMilestones, bootTimeout)
+	// the installer's copy grows with the image: allow 5 MiB/s on top
+	tl, err := con.Timeline(ctx, from, t0, installMilestones, bootTimeout+time.Duration(size>>20)*200*time.Millisecond)
 	r.install = tl
 	if err != nil {
 		return fail("installer", err)
@@ -285,8 +286,8 @@ func (bl *benchLab) installToDisk(ctx context.Context, m *vm.Machines, is *insta
 
 // largeMiB is the size of the larger image of section 2: the golden image
 // followed by pseudo-random data (written, not sparse), to show how each
-// path grows with the image.
-const largeMiB = 512
+// path grows with the image: 4 GiB, the size of a real OS image.
+const largeMiB = 4096
 
 // uploadPadded uploads the golden image at path followed by pseudo-random
 // bytes up to size as the lab project's image name, through bmid's API.
