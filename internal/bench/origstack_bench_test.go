@@ -319,7 +319,13 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 	}
 	results := make([][]bootResult, len(subjects))
 	errs := make([]int, len(subjects))
-	record := func(k int, r bootResult, err error, run int) {
+	con := vm.Console{Path: node.Serial}
+	record := func(k int, off int64, r bootResult, err error, run int) {
+		// the boot's console (its BMI-LAB-T lines time the initramfs's
+		// steps), kept beside the figures
+		if tail, terr := con.Tail(con.Offset() - off); terr == nil {
+			_ = os.WriteFile(filepath.Join(runDirOrTemp(b), fmt.Sprintf("origstack-%c-run%d.console.log", 'a'+k, run+1)), tail, 0o644)
+		}
 		if err != nil {
 			errs[k]++
 			fmt.Printf("%s run %d failed: %v\n", subjects[k], run+1, err)
@@ -337,8 +343,9 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 		if err := bl.connect(node.Name); err != nil {
 			b.Fatal(err)
 		}
+		off := con.Offset()
 		r, err := bl.netboot(ctx, node, lab.GoldenImage, bootTimeout)
-		record(0, r, err, run)
+		record(0, off, r, err, run)
 		powerOff()
 		if err := bl.deprovision(node); err != nil {
 			b.Fatal(err)
@@ -346,8 +353,9 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 		_ = bl.detach(node.Name) // deprovision may have detached it already
 		// (b), (c) through the original stack, the node on its VLAN
 		for i, c := range origChains {
+			off := con.Offset()
 			r, err := o.boot(ctx, net, node, c, run)
-			record(1+i, r, err, run)
+			record(1+i, off, r, err, run)
 			powerOff()
 		}
 	}
@@ -388,6 +396,7 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 	sec.Note("both stacks answer the lab's iPXE PXE ROM so that it does not wait: router advertisements (iPXE waits about 13 s for IPv6 otherwise) and iPXE's no-ProxyDHCP option; " +
 		"the original's sites booted real PXE ROMs, which do not wait for IPv6")
 	sec.Note("(b)/(c) provision is the clone by the rbd CLI plus tgt-admin (the original cloned through librbd's Python binding, then ran tgt-admin)")
+	sec.Note("each boot's console is kept beside the figures (origstack-<a|b|c>-run<N>.console.log; the BMI-LAB-T lines time the initramfs's steps)")
 	if errs[0] == runs {
 		b.Fatalf("no BMI boot succeeded")
 	}
