@@ -78,7 +78,7 @@ func TestBuildDeterministicAndCached(t *testing.T) {
 	if _, err := io.ReadFull(f, mbr); err != nil {
 		t.Fatal(err)
 	}
-	if mbr[510] != 0x55 || mbr[511] != 0xaa || mbr[446] != 0x80 || mbr[450] != 0x06 || mbr[466] != 0xda {
+	if mbr[510] != 0x55 || mbr[511] != 0xaa || mbr[446] != 0x80 || mbr[450] != 0xef || mbr[466] != 0xda {
 		t.Errorf("bad MBR: sig %x %x, boot %x, types %x %x", mbr[510], mbr[511], mbr[446], mbr[450], mbr[466])
 	}
 	if s := binary.LittleEndian.Uint32(mbr[454:]); s != P1Start {
