@@ -94,6 +94,14 @@ type benchLab struct {
 
 func upLab(b *testing.B, nodes int) *benchLab {
 	b.Helper()
+	return upLabWith(b, lab.Options{Nodes: nodes})
+}
+
+// upLabWith is upLab with the lab's options (name and directory are the
+// benchmark's).
+func upLabWith(b *testing.B, lo lab.Options) *benchLab {
+	b.Helper()
+	nodes := lo.Nodes
 	ctx := context.Background()
 	bin := os.Getenv("BMI_BENCH_BIN")
 	if bin == "" {
@@ -116,7 +124,8 @@ func upLab(b *testing.B, nodes int) *benchLab {
 	if err != nil {
 		b.Fatal(err)
 	}
-	o := lab.UpOptions{Options: lab.Options{Name: "bench", Dir: dir, Nodes: nodes}, Bmid: filepath.Join(bin, "bmid"),
+	lo.Name, lo.Dir = "bench", dir
+	o := lab.UpOptions{Options: lo, Bmid: filepath.Join(bin, "bmid"),
 		BmiLab: filepath.Join(bin, "bmi-lab"), ImageCache: imageCache(), IOCheck: filepath.Join(bin, "bmi-lab-io")}
 	logger, err := logging.New(logf, logging.Options{Format: "text"})
 	if err != nil {
