@@ -137,8 +137,8 @@ func benchFirmware(b *testing.B, bl *benchLab, runs int) {
 	s.Note("phases end at console milestones (lab/vm BootMilestones): firmware at OVMF's '>>Start PXE/HTTP' (UEFI) or iPXE ROM's 'Configuring' (BIOS); " +
 		"DHCP at the firmware's address; iPXE at iPXE's own address (UEFI only: the BIOS machines' firmware is iPXE); SAN login at 'Registered SAN device'; " +
 		"kernel at the initramfs' first line; OS login at iscsistart's login; the rest to the marker")
-	s.Note("the kernel phase is where UEFI loses most under TCG: systemd-boot reads the kernel and initramfs (13 MB) through iPXE's SAN block device; " +
-		"under UEFI iPXE drives the NIC through the firmware's SNP (OVMF's virtio-net driver), under BIOS with its own virtio driver (the likely cause, not isolated)")
+	s.Note("under UEFI iPXE drives the NIC through the firmware's SNP (OVMF's virtio-net driver), under BIOS with its own virtio driver (QEMU's iPXE ROM); " +
+		"the kernel phase includes the loader's read of the kernel and initramfs (13 MB) through iPXE's SAN device")
 }
 
 // phase returns the duration of the named firmwarePhases phase in tl.
