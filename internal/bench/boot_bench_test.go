@@ -97,8 +97,8 @@ func upLab(b *testing.B, nodes int) *benchLab {
 	return upLabWith(b, lab.Options{Nodes: nodes})
 }
 
-// upLabWith is upLab with the lab's options (name and directory are the
-// benchmark's).
+// upLabWith is upLab with the lab's options; an empty name is "bench",
+// and the directory is always the benchmark's fixed one for that name.
 func upLabWith(b *testing.B, lo lab.Options) *benchLab {
 	b.Helper()
 	nodes := lo.Nodes
@@ -119,12 +119,22 @@ func upLabWith(b *testing.B, lo lab.Options) *benchLab {
 	}
 	// a fixed directory, so that a lab left by a killed run is taken down
 	// first (a lab name belongs to one directory while it exists)
+	if lo.Name == "" {
+		lo.Name = "bench"
+	}
 	dir := filepath.Join(os.TempDir(), "bmi-bench-lab")
-	logf, err := os.Create(filepath.Join(runDirOrTemp(b), "lab.log"))
+	if lo.Name != "bench" {
+		dir += "-" + lo.Name
+	}
+	logName := "lab.log"
+	if lo.Name != "bench" {
+		logName = lo.Name + "-lab.log"
+	}
+	logf, err := os.Create(filepath.Join(runDirOrTemp(b), logName))
 	if err != nil {
 		b.Fatal(err)
 	}
-	lo.Name, lo.Dir = "bench", dir
+	lo.Dir = dir
 	o := lab.UpOptions{Options: lo, Bmid: filepath.Join(bin, "bmid"),
 		BmiLab: filepath.Join(bin, "bmi-lab"), ImageCache: imageCache(), IOCheck: filepath.Join(bin, "bmi-lab-io")}
 	logger, err := logging.New(logf, logging.Options{Format: "text"})

@@ -53,7 +53,8 @@ func BenchmarkBootFirmware(b *testing.B) {
 	if isQuick {
 		runs = 1
 	}
-	bl := upLabWith(b, lab.Options{Nodes: 3, UEFI: 1, UEFIHTTP: 1})
+	// a lab of its own (name benchfw), beside BenchmarkBoot's
+	bl := upLabWith(b, lab.Options{Name: "benchfw", Nodes: 3, UEFI: 1, UEFIHTTP: 1})
 	b.Run("5-firmware", func(b *testing.B) { once(b, func() { benchFirmware(b, bl, runs) }) })
 }
 
