@@ -18,10 +18,11 @@ type Milestone struct {
 
 // BootMilestones are the phases of a lab boot in the order they happen;
 // a boot shows a subset (a local boot has no DHCP or iSCSI login; a BIOS
-// machine's firmware is iPXE's ROM, so it has no firmware-dhcp or ipxe).
-// Under UEFI, "firmware" is OVMF starting its network boot (it prints
-// nothing before), "firmware-dhcp" its DHCP done, "ipxe" the iPXE binary
-// it downloaded starting; "configuring" and "dhcp" are then iPXE's own.
+// machine's network firmware is iPXE's ROM, so it has no firmware-dhcp
+// and its "ipxe" is the ROM starting). Under UEFI, "firmware" is OVMF
+// starting its network boot (it prints nothing before), "firmware-dhcp"
+// its DHCP done, "ipxe" the iPXE binary it downloaded starting;
+// "configuring" and "dhcp" are then iPXE's own.
 var BootMilestones = []Milestone{
 	{"firmware", regexp.MustCompile(`SeaBIOS|iPXE \d|>>Start (PXE|HTTP)`)},
 	{"firmware-dhcp", regexp.MustCompile(`Station IP address is`)},
