@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bmi-go/bmi/internal/testenv"
@@ -22,6 +25,9 @@ func requireTools(t *testing.T) {
 	}
 	if _, err := os.Stat("/usr/lib/syslinux/mbr/mbr.bin"); err != nil {
 		testenv.Missing(t, "/usr/lib/syslinux/mbr/mbr.bin", "install the Debian package syslinux-common (make deps)")
+	}
+	if _, err := os.Stat(SystemdBoot); err != nil {
+		testenv.Missing(t, SystemdBoot, "install the Debian package systemd-boot-efi (make deps)")
 	}
 	if ks, _ := filepath.Glob("/boot/vmlinuz-*"); len(ks) == 0 {
 		testenv.Missing(t, "a kernel in /boot", "install the Debian package linux-image-amd64 (make deps)")
@@ -90,6 +96,31 @@ func TestBuildDeterministicAndCached(t *testing.T) {
 	}
 	if !bytes.Contains(boot, []byte("SYSLINUX")) || !bytes.Contains(boot, []byte("FAT16")) {
 		t.Errorf("partition 1 boot sector has no SYSLINUX/FAT16 mark")
+	}
+	// The same partition is the ESP: systemd-boot as the removable-media
+	// loader, its entry booting the kernel and initramfs SYSLINUX boots.
+	efi, err := os.ReadFile(SystemdBoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fatFile := func(name string) []byte {
+		t.Helper()
+		cmd := exec.Command("mcopy", "-n", "-i", fmt.Sprintf("%s@@%d", a.Path, P1Start*512), "::"+name, "-")
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("mcopy %s out of partition 1: %v", name, err)
+		}
+		return out
+	}
+	if !bytes.Equal(fatFile("/EFI/BOOT/BOOTX64.EFI"), efi) {
+		t.Errorf("/EFI/BOOT/BOOTX64.EFI is not %s", SystemdBoot)
+	}
+	if got, want := string(fatFile("/loader/entries/bmi.conf")), bootEntry(KernelCmdline); got != want {
+		t.Errorf("loader entry:\n%s\nwant:\n%s", got, want)
+	}
+	if got := string(fatFile("/loader/loader.conf")); !strings.Contains(got, "default bmi.conf") || !strings.Contains(got, "timeout 0") {
+		t.Errorf("loader.conf does not boot the entry at once:\n%s", got)
 	}
 	rec := make([]byte, 512)
 	if _, err := f.ReadAt(rec, StateOffset); err != nil {
