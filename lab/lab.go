@@ -36,6 +36,13 @@ type Options struct {
 	Nodes int
 	// MemoryMiB per machine (default 192).
 	MemoryMiB int
+	// UEFI and UEFIHTTP make the last nodes UEFI machines (OVMF): the
+	// last UEFIHTTP ones boot by UEFI HTTP boot, the UEFI ones before them
+	// by PXE; the others are BIOS machines. Firmware names a node's
+	// firmware kind (vm.Firmware*) explicitly and wins over the counts.
+	// A node neither names keeps the kind lab.json records (BIOS if new).
+	UEFI, UEFIHTTP int
+	Firmware       map[string]string
 }
 
 // DefaultDir is the default lab directory of the lab name.
@@ -51,7 +58,15 @@ type Node struct {
 	MAC    string `json:"mac"`
 	Tap    string `json:"tap"`
 	Serial string `json:"serial"`
+	// Firmware is the machine's firmware kind (vm.FirmwareBIOS, UEFI or
+	// UEFIHTTP); empty in a lab.json of before UEFI machines: BIOS.
+	Firmware string `json:"firmware,omitempty"`
+	// NVRAM is a UEFI machine's variable store in the lab directory.
+	NVRAM string `json:"nvram,omitempty"`
 }
+
+// UEFI reports whether the node is a UEFI machine.
+func (n Node) UEFI() bool { return vm.IsUEFI(n.Firmware) }
 
 // State is the content of lab.json.
 type State struct {
@@ -213,12 +228,56 @@ func (l *Lab) claim() error {
 	return os.WriteFile(p, []byte(l.Dir+"\n"), 0o644)
 }
 
+// firmware returns node i's (1-based) firmware kind for o, given the kind
+// recorded for it (empty if none).
+func (o Options) firmware(i int, name, recorded string) string {
+	if f, ok := o.Firmware[name]; ok {
+		return f
+	}
+	if o.UEFI+o.UEFIHTTP > 0 {
+		switch {
+		case i > o.Nodes-o.UEFIHTTP:
+			return vm.FirmwareUEFIHTTP
+		case i > o.Nodes-o.UEFIHTTP-o.UEFI:
+			return vm.FirmwareUEFI
+		}
+		return vm.FirmwareBIOS
+	}
+	if recorded != "" {
+		return recorded
+	}
+	return vm.FirmwareBIOS
+}
+
+// validFirmware checks the firmware options against o.Nodes.
+func (o Options) validFirmware() error {
+	if o.UEFI < 0 || o.UEFIHTTP < 0 || o.UEFI+o.UEFIHTTP > o.Nodes {
+		return fmt.Errorf("lab %q: %d UEFI and %d UEFI HTTP boot nodes of %d: want 0..%d in all: %w",
+			o.Name, o.UEFI, o.UEFIHTTP, o.Nodes, o.Nodes, fault.ErrInvalid)
+	}
+	for name, f := range o.Firmware {
+		if f == "" || !vm.ValidFirmware(f) {
+			return fmt.Errorf("lab %q: node %s: firmware %q: want bios, uefi or uefi-http: %w", o.Name, name, f, fault.ErrInvalid)
+		}
+		var i int
+		if _, err := fmt.Sscanf(name, "node-%d", &i); err != nil || i < 1 || i > o.Nodes || fmt.Sprintf("node-%02d", i) != name {
+			return fmt.Errorf("lab %q: firmware of node %q: the lab's nodes are node-01..node-%02d: %w", o.Name, name, o.Nodes, fault.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Build makes the lab's network, its libvirtd and o.Nodes PXE-first
-// diskless machines (powered off, NICs on no network), and records them in
-// lab.json. It is idempotent and resumes a half-built lab.
+// diskless machines (powered off, NICs on no network; BIOS or UEFI as o
+// says, a UEFI one with its variable store under nvram/ in the lab
+// directory), and records them in lab.json. It is idempotent and resumes a
+// half-built lab.
 func Build(ctx context.Context, o Options, log *slog.Logger) (*Lab, error) {
 	if o.Nodes < 1 || o.Nodes > 64 {
 		return nil, fmt.Errorf("lab %q: %d nodes: want 1..64: %w", o.Name, o.Nodes, fault.ErrInvalid)
+	}
+	if err := o.validFirmware(); err != nil {
+		return nil, err
 	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 192
@@ -243,18 +302,29 @@ func Build(ctx context.Context, o Options, log *slog.Logger) (*Lab, error) {
 	if _, err := l.daemon.Start(ctx); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(l.Dir, "consoles"), 0o755); err != nil {
-		return nil, err
+	for _, d := range []string{"consoles", "nvram"} {
+		if err := os.MkdirAll(filepath.Join(l.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	m := vm.NewMachines(l.daemon.Socket(), log)
 	defer m.Close()
+	recorded := map[string]string{}
+	for _, n := range l.Nodes {
+		recorded[n.Name] = n.Firmware
+	}
 	l.Nodes = l.Nodes[:0]
 	for i := 1; i <= o.Nodes; i++ {
 		n := l.nodeFor(i)
+		n.Firmware = o.firmware(i, n.Name, recorded[n.Name])
+		if n.UEFI() {
+			n.NVRAM = filepath.Join(l.Dir, "nvram", n.Name+".fd")
+		}
 		if err := l.net.AddTap(ctx, n.Tap); err != nil {
 			return nil, err
 		}
-		spec := vm.Spec{Name: n.Domain, Host: n.Name, MAC: n.MAC, Tap: n.Tap, MemoryMiB: o.MemoryMiB, Serial: n.Serial}
+		spec := vm.Spec{Name: n.Domain, Host: n.Name, MAC: n.MAC, Tap: n.Tap, MemoryMiB: o.MemoryMiB, Serial: n.Serial,
+			Firmware: n.Firmware, NVRAM: n.NVRAM}
 		if err := m.Define(ctx, spec, vm.BootNone); err != nil {
 			return nil, err
 		}
@@ -282,8 +352,8 @@ func (l *Lab) save() error {
 // Down removes everything Build made: machines and libvirtd/virtlogd (by
 // their recorded pids), any process left in the namespace, the namespace
 // with its bridges and taps, the host veth, and what the lab wrote to its
-// directory (libvirt state, consoles, lab.json, credentials, hil-mock's
-// database) unless keepData. It works on a half-built lab and on one already removed.
+// directory (libvirt state, consoles, UEFI variable stores, lab.json,
+// credentials, hil-mock's database) unless keepData. It works on a half-built lab and on one already removed.
 func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	var errs []error
 	if err := l.stopServices(ctx, keepData); err != nil {
@@ -301,7 +371,7 @@ func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	if !keepData && len(errs) == 0 {
 		// Only what the lab wrote, never a whole directory a user named.
 		for _, p := range []string{"libvirt", "consoles", "lab.json", "credentials.json", "hil-mock.db", "hil-mock.db-wal",
-			"hil-mock.db-shm", "hil-mock.log", "bmid", "bmid.yaml", "bmid.log", "services.json", "daemon.out"} {
+			"hil-mock.db-shm", "hil-mock.log", "bmid", "bmid.yaml", "bmid.log", "services.json", "daemon.out", "nvram"} {
 			if err := os.RemoveAll(filepath.Join(l.Dir, p)); err != nil {
 				errs = append(errs, err)
 			}

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,16 +104,53 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		o    Options
 		kind error
 	}{
-		"no nodes":       {Options{Name: "tbad", Nodes: 0}, fault.ErrInvalid},
-		"too many nodes": {Options{Name: "tbad", Nodes: 65}, fault.ErrInvalid},
-		"tiny memory":    {Options{Name: "tbad", Nodes: 1, MemoryMiB: 64}, fault.ErrInvalid},
-		"bad name":       {Options{Name: "Bad/Name", Nodes: 1}, fault.ErrInvalid},
+		"no nodes":             {Options{Name: "tbad", Nodes: 0}, fault.ErrInvalid},
+		"too many nodes":       {Options{Name: "tbad", Nodes: 65}, fault.ErrInvalid},
+		"tiny memory":          {Options{Name: "tbad", Nodes: 1, MemoryMiB: 64}, fault.ErrInvalid},
+		"bad name":             {Options{Name: "Bad/Name", Nodes: 1}, fault.ErrInvalid},
+		"more uefi than nodes": {Options{Name: "tbad", Nodes: 2, UEFI: 2, UEFIHTTP: 1}, fault.ErrInvalid},
+		"negative uefi":        {Options{Name: "tbad", Nodes: 2, UEFI: -1}, fault.ErrInvalid},
+		"unknown firmware":     {Options{Name: "tbad", Nodes: 2, Firmware: map[string]string{"node-01": "coreboot"}}, fault.ErrInvalid},
+		"firmware of no node":  {Options{Name: "tbad", Nodes: 2, Firmware: map[string]string{"node-03": "uefi"}}, fault.ErrInvalid},
+		"firmware of node-1":   {Options{Name: "tbad", Nodes: 2, Firmware: map[string]string{"node-1": "uefi"}}, fault.ErrInvalid},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			tc.o.Dir = t.TempDir()
 			if _, err := Build(context.Background(), tc.o, log); !errors.Is(err, tc.kind) {
 				t.Fatalf("got %v, want %v", err, tc.kind)
+			}
+		})
+	}
+}
+
+func TestFirmwareOfNodes(t *testing.T) {
+	tests := map[string]struct {
+		o        Options
+		recorded map[string]string
+		want     []string
+	}{
+		"all bios":         {Options{Nodes: 2}, nil, []string{"bios", "bios"}},
+		"last two uefi":    {Options{Nodes: 4, UEFI: 2}, nil, []string{"bios", "bios", "uefi", "uefi"}},
+		"pxe then http":    {Options{Nodes: 4, UEFI: 1, UEFIHTTP: 2}, nil, []string{"bios", "uefi", "uefi-http", "uefi-http"}},
+		"all uefi":         {Options{Nodes: 2, UEFI: 2}, nil, []string{"uefi", "uefi"}},
+		"per node wins":    {Options{Nodes: 3, UEFI: 1, Firmware: map[string]string{"node-03": "bios", "node-01": "uefi-http"}}, nil, []string{"uefi-http", "bios", "bios"}},
+		"recorded kept":    {Options{Nodes: 3}, map[string]string{"node-02": "uefi-http"}, []string{"bios", "uefi-http", "bios"}},
+		"counts override":  {Options{Nodes: 2, UEFI: 1}, map[string]string{"node-01": "uefi-http"}, []string{"bios", "uefi"}},
+		"per node, record": {Options{Nodes: 2, Firmware: map[string]string{"node-01": "uefi"}}, map[string]string{"node-02": "uefi-http"}, []string{"uefi", "uefi-http"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.o.validFirmware(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for i := 1; i <= tc.o.Nodes; i++ {
+				n := fmt.Sprintf("node-%02d", i)
+				got = append(got, tc.o.firmware(i, n, tc.recorded[n]))
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}

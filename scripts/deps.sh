@@ -15,6 +15,8 @@ packages=(
   dnsmasq-base
   # the lab: emulated machines, iPXE, libvirt, networking
   qemu-system-x86 qemu-utils ipxe ipxe-qemu libvirt-daemon-system iproute2
+  # UEFI lab machines (OVMF under TCG) and the golden image's UEFI loader
+  ovmf systemd-boot-efi
   # the golden test image, built without loop mounts
   busybox-static linux-image-amd64 syslinux syslinux-common pxelinux dosfstools mtools fdisk cpio kmod
   # real protocol clients of the boot tests

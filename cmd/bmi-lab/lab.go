@@ -139,7 +139,7 @@ func nodesCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "nodes",
-		Short: "Table of the lab's nodes: name, MAC, power, VLAN, last boot marker, state record, guest uptime at the marker",
+		Short: "Table of the lab's nodes: name, MAC, firmware, power, VLAN, last boot marker, state record, guest uptime at the marker",
 		Args:  clikit.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			l, err := f.open(c)
@@ -155,7 +155,7 @@ func nodesCmd() *cobra.Command {
 				return json.NewEncoder(w).Encode(rows)
 			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tMAC\tPOWER\tVLAN\tLAST MARKER\tSTATE FOUND\tUPTIME AT MARKER")
+			fmt.Fprintln(tw, "NAME\tMAC\tFIRMWARE\tPOWER\tVLAN\tLAST MARKER\tSTATE FOUND\tUPTIME AT MARKER")
 			dash := func(s string) string {
 				if s == "" {
 					return "-"
@@ -171,7 +171,11 @@ func nodesCmd() *cobra.Command {
 				if r.Uptime != "" {
 					up += " s"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.MAC, r.Power, v, dash(r.Marker), dash(r.State), up)
+				fw := r.Firmware
+				if fw == "" {
+					fw = vm.FirmwareBIOS
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.MAC, fw, r.Power, v, dash(r.Marker), dash(r.State), up)
 			}
 			return tw.Flush()
 		},

@@ -18,7 +18,8 @@ import (
 // upCmd is `bmi-lab up`.
 func upCmd() *cobra.Command {
 	var f labFlags
-	var nodes, mem int
+	var nodes, mem, uefi, uefiHTTP int
+	var firmware map[string]string
 	var bmid, cache, iocheck string
 	c := &cobra.Command{
 		Use:   "up",
@@ -46,8 +47,9 @@ func upCmd() *cobra.Command {
 			start := time.Now()
 			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), nil))
 			l, err := lab.Up(c.Context(), lab.UpOptions{
-				Options: lab.Options{Name: f.name, Dir: f.dir, Nodes: nodes, MemoryMiB: mem},
-				Bmid:    bmid, BmiLab: self, ImageCache: cache, IOCheck: iocheck,
+				Options: lab.Options{Name: f.name, Dir: f.dir, Nodes: nodes, MemoryMiB: mem,
+					UEFI: uefi, UEFIHTTP: uefiHTTP, Firmware: firmware},
+				Bmid: bmid, BmiLab: self, ImageCache: cache, IOCheck: iocheck,
 			}, log)
 			if err != nil {
 				return err
@@ -60,6 +62,9 @@ func upCmd() *cobra.Command {
 	f.add(c)
 	c.Flags().IntVar(&nodes, "nodes", 2, "number of machines")
 	c.Flags().IntVar(&mem, "memory", 192, "memory per machine in MiB")
+	c.Flags().IntVar(&uefi, "uefi", 0, "make this many of the last nodes UEFI machines (OVMF) that boot by PXE (before the --uefi-http ones)")
+	c.Flags().IntVar(&uefiHTTP, "uefi-http", 0, "make this many of the last nodes UEFI machines (OVMF) that boot by UEFI HTTP boot")
+	c.Flags().StringToStringVar(&firmware, "firmware", nil, "firmware of one node, e.g. node-02=uefi-http (bios, uefi or uefi-http; repeatable; wins over the counts; a node no flag names keeps its recorded firmware)")
 	c.Flags().StringVar(&bmid, "bmid", "", "bmid binary (default: next to bmi-lab, else on PATH)")
 	c.Flags().StringVar(&cache, "cache", "/var/cache/bmi-lab/images", "golden image cache directory")
 	c.Flags().StringVar(&iocheck, "iocheck", "", "the static bmi-lab-io the stay-up image carries (default: next to bmi-lab)")

@@ -95,6 +95,14 @@ type benchLab struct {
 
 func upLab(b *testing.B, nodes int) *benchLab {
 	b.Helper()
+	return upLabWith(b, lab.Options{Nodes: nodes})
+}
+
+// upLabWith is upLab with the lab's options; an empty name is "bench",
+// and the directory is always the benchmark's fixed one for that name.
+func upLabWith(b *testing.B, lo lab.Options) *benchLab {
+	b.Helper()
+	nodes := lo.Nodes
 	ctx := context.Background()
 	bin := os.Getenv("BMI_BENCH_BIN")
 	if bin == "" {
@@ -112,12 +120,23 @@ func upLab(b *testing.B, nodes int) *benchLab {
 	}
 	// a fixed directory, so that a lab left by a killed run is taken down
 	// first (a lab name belongs to one directory while it exists)
+	if lo.Name == "" {
+		lo.Name = "bench"
+	}
 	dir := filepath.Join(os.TempDir(), "bmi-bench-lab")
-	logf, err := os.Create(filepath.Join(runDirOrTemp(b), "lab.log"))
+	if lo.Name != "bench" {
+		dir += "-" + lo.Name
+	}
+	logName := "lab.log"
+	if lo.Name != "bench" {
+		logName = lo.Name + "-lab.log"
+	}
+	logf, err := os.Create(filepath.Join(runDirOrTemp(b), logName))
 	if err != nil {
 		b.Fatal(err)
 	}
-	o := lab.UpOptions{Options: lab.Options{Name: "bench", Dir: dir, Nodes: nodes}, Bmid: filepath.Join(bin, "bmid"),
+	lo.Dir = dir
+	o := lab.UpOptions{Options: lo, Bmid: filepath.Join(bin, "bmid"),
 		BmiLab: filepath.Join(bin, "bmi-lab"), ImageCache: imageCache(), IOCheck: filepath.Join(bin, "bmi-lab-io")}
 	logger, err := logging.New(logf, logging.Options{Format: "text"})
 	if err != nil {

@@ -435,14 +435,6 @@ func (o *origStack) boot(ctx context.Context, net *netns.Net, node lab.Node, c o
 	return r, nil
 }
 
-func pick(rs []bootResult, f func(bootResult) time.Duration) []time.Duration {
-	var out []time.Duration
-	for _, r := range rs {
-		out = append(out, f(r))
-	}
-	return out
-}
-
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]

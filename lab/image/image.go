@@ -4,6 +4,14 @@
 // `syslinux --install` on the file) holding the Debian kernel and a busybox
 // initramfs, and a 1 MiB raw partition for the state record.
 //
+// The same disk boots under BIOS and under UEFI: partition 1 is also its
+// EFI system partition (MBR type 0xef), holding systemd-boot (Debian's
+// systemd-boot-efi) as the removable-media loader \EFI\BOOT\BOOTX64.EFI,
+// whose one entry boots the same kernel (through its EFI stub) with the same
+// initramfs and command line as syslinux.cfg. BIOS firmware runs the MBR
+// code, which boots the active partition's SYSLINUX; UEFI firmware (and
+// iPXE's sanboot under UEFI) runs BOOTX64.EFI from the FAT file system.
+//
 // The initramfs /init (init.sh) logs into its own iSCSI disk from the iBFT
 // that iPXE's sanboot publishes, or uses a local disk when there is no
 // iBFT; it prints the state record it finds (BMI-LAB-STATE), writes
@@ -54,11 +62,11 @@ var iscsidConf []byte
 
 // builderVersion changes whenever the layout or the build steps change, so
 // that a new builder never returns an old cached image.
-const builderVersion = "bmi-lab-image/3"
+const builderVersion = "bmi-lab-image/4"
 
 // Disk layout, in 512-byte sectors.
 const (
-	P1Start   = 2048                // FAT16, bootable: SYSLINUX, kernel, initramfs
+	P1Start   = 2048                // FAT16, bootable, EFI system partition: SYSLINUX, systemd-boot, kernel, initramfs
 	P1Sectors = 30 * 2048           // 30 MiB
 	P2Start   = P1Start + P1Sectors // raw state record (type 0xda)
 	P2Sectors = 2048                // 1 MiB
@@ -87,6 +95,22 @@ const StayUpCmdline = KernelCmdline + " bmi.stayup=0"
 
 func syslinuxCfg(cmdline string) string {
 	return "SERIAL 0 115200\nDEFAULT bmi\nPROMPT 0\nTIMEOUT 0\nLABEL bmi\n  KERNEL /vmlinuz\n  INITRD /initrd.gz\n  APPEND " + cmdline + "\n"
+}
+
+// SystemdBoot is the UEFI loader the image carries (Debian's
+// systemd-boot-efi): a signed-by-nobody PE binary that needs no build step,
+// reads a text entry, and boots the kernel through its EFI stub.
+const SystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+// loaderConf is systemd-boot's loader.conf: no menu (timeout 0), the one
+// entry, and no editor (the command line is the image's, not the
+// console's).
+const loaderConf = "timeout 0\ndefault bmi.conf\neditor no\nconsole-mode keep\n"
+
+// bootEntry is systemd-boot's entry: the files and command line of
+// syslinux.cfg, so both firmware kinds boot the same thing.
+func bootEntry(cmdline string) string {
+	return "title BMI lab golden image\nlinux /vmlinuz\ninitrd /initrd.gz\noptions " + cmdline + "\n"
 }
 
 // Options says where to cache and what to build from. Zero fields get
@@ -120,7 +144,7 @@ type Image struct {
 
 // Tools are the programs Build runs, with the Debian packages that ship them.
 var Tools = map[string]string{
-	"mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux", "busybox": "busybox-static",
+	"mkfs.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "syslinux": "syslinux", "busybox": "busybox-static",
 	"iscsistart": "open-iscsi", "iscsid": "open-iscsi", "modprobe": "kmod", "depmod": "kmod", "ldd": "libc-bin", "gzip": "gzip",
 }
 
@@ -160,7 +184,10 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	if opts.StayUp {
 		cmdline, base = StayUpCmdline, "golden-stayup-"
 	}
-	key, err := inputKey(cpio.Bytes(), kernel, syslinuxCfg(cmdline))
+	if _, err := os.Stat(SystemdBoot); err != nil {
+		return Image{}, fmt.Errorf("image build needs %s: install the Debian package systemd-boot-efi (make deps): %w", SystemdBoot, fault.ErrNotFound)
+	}
+	key, err := inputKey(cpio.Bytes(), kernel, syslinuxCfg(cmdline)+loaderConf+bootEntry(cmdline))
 	if err != nil {
 		return Image{}, err
 	}
@@ -192,8 +219,16 @@ func Build(ctx context.Context, opts Options) (Image, error) {
 	if err := os.WriteFile(cfg, []byte(syslinuxCfg(cmdline)), 0o644); err != nil {
 		return Image{}, err
 	}
+	lcfg, entry := filepath.Join(work, "loader.conf"), filepath.Join(work, "bmi.conf")
+	if err := os.WriteFile(lcfg, []byte(loaderConf), 0o644); err != nil {
+		return Image{}, err
+	}
+	if err := os.WriteFile(entry, []byte(bootEntry(cmdline)), 0o644); err != nil {
+		return Image{}, err
+	}
 	part := filepath.Join(work, "part1.img")
-	if err := buildFAT(ctx, part, map[string]string{"vmlinuz": kernel, "initrd.gz": initrd, "syslinux.cfg": cfg}); err != nil {
+	if err := buildFAT(ctx, part, map[string]string{"vmlinuz": kernel, "initrd.gz": initrd, "syslinux.cfg": cfg,
+		"EFI/BOOT/BOOTX64.EFI": SystemdBoot, "loader/loader.conf": lcfg, "loader/entries/bmi.conf": entry}); err != nil {
 		return Image{}, err
 	}
 	if err := os.WriteFile(keep+".tmp", gz.Bytes(), 0o644); err != nil {
@@ -236,7 +271,7 @@ func inputKey(cpio []byte, kernel, syslinuxCfg string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", builderVersion, syslinuxCfg)
 	h.Write(cpio)
-	for _, p := range []string{kernel, "/usr/lib/syslinux/mbr/mbr.bin", which("syslinux"), which("mkfs.fat"), which("mcopy")} {
+	for _, p := range []string{kernel, "/usr/lib/syslinux/mbr/mbr.bin", SystemdBoot, which("syslinux"), which("mkfs.fat"), which("mcopy")} {
 		f, err := os.Open(p)
 		if err != nil {
 			return "", fmt.Errorf("image input %s: %w", p, err)
@@ -261,7 +296,8 @@ func which(name string) string {
 }
 
 // buildFAT makes the FAT16 partition as a plain file and installs SYSLINUX
-// on it with the mtools-based installer (no mount, no loop device).
+// on it with the mtools-based installer (no mount, no loop device). files
+// maps paths in the file system (directories made with mmd) to host files.
 func buildFAT(ctx context.Context, part string, files map[string]string) error {
 	// Fixed volume id; no volume label (its directory entry would carry
 	// the current time); SOURCE_DATE_EPOCH fixes mtools' timestamps.
@@ -275,7 +311,22 @@ func buildFAT(ctx context.Context, part string, files map[string]string) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	made := map[string]bool{}
 	for _, n := range names {
+		var dir string
+		for _, d := range strings.Split(filepath.Dir(n), "/") {
+			if d == "." {
+				break
+			}
+			dir += "/" + d
+			if made[dir] {
+				continue
+			}
+			made[dir] = true
+			if _, err := proc.RunEnv(ctx, env, "mmd", "-i", part, "::"+dir); err != nil {
+				return fmt.Errorf("image build: %w", err)
+			}
+		}
 		if _, err := proc.RunEnv(ctx, env, "mcopy", "-i", part, files[n], "::/"+n); err != nil {
 			return fmt.Errorf("image build: %w", err)
 		}
@@ -299,7 +350,9 @@ func writeDisk(out, part string) error {
 	mbr := make([]byte, 512)
 	copy(mbr, code)
 	binary.LittleEndian.PutUint32(mbr[440:], 0xb1ab0001)
-	putPart(mbr[446:], true, 0x06, P1Start, P1Sectors)
+	// 0xef: the EFI system partition; BIOS's MBR code only looks at the
+	// active flag.
+	putPart(mbr[446:], true, 0xef, P1Start, P1Sectors)
 	putPart(mbr[462:], false, 0xda, P2Start, P2Sectors)
 	mbr[510], mbr[511] = 0x55, 0xaa
 

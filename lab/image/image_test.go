@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bmi-go/bmi/internal/testenv"
@@ -22,6 +25,9 @@ func requireTools(t *testing.T) {
 	}
 	if _, err := os.Stat("/usr/lib/syslinux/mbr/mbr.bin"); err != nil {
 		testenv.Missing(t, "/usr/lib/syslinux/mbr/mbr.bin", "install the Debian package syslinux-common (make deps)")
+	}
+	if _, err := os.Stat(SystemdBoot); err != nil {
+		testenv.Missing(t, SystemdBoot, "install the Debian package systemd-boot-efi (make deps)")
 	}
 	if ks, _ := filepath.Glob("/boot/vmlinuz-*"); len(ks) == 0 {
 		testenv.Missing(t, "a kernel in /boot", "install the Debian package linux-image-amd64 (make deps)")
@@ -78,7 +84,7 @@ func TestBuildDeterministicAndCached(t *testing.T) {
 	if _, err := io.ReadFull(f, mbr); err != nil {
 		t.Fatal(err)
 	}
-	if mbr[510] != 0x55 || mbr[511] != 0xaa || mbr[446] != 0x80 || mbr[450] != 0x06 || mbr[466] != 0xda {
+	if mbr[510] != 0x55 || mbr[511] != 0xaa || mbr[446] != 0x80 || mbr[450] != 0xef || mbr[466] != 0xda {
 		t.Errorf("bad MBR: sig %x %x, boot %x, types %x %x", mbr[510], mbr[511], mbr[446], mbr[450], mbr[466])
 	}
 	if s := binary.LittleEndian.Uint32(mbr[454:]); s != P1Start {
@@ -90,6 +96,31 @@ func TestBuildDeterministicAndCached(t *testing.T) {
 	}
 	if !bytes.Contains(boot, []byte("SYSLINUX")) || !bytes.Contains(boot, []byte("FAT16")) {
 		t.Errorf("partition 1 boot sector has no SYSLINUX/FAT16 mark")
+	}
+	// The same partition is the ESP: systemd-boot as the removable-media
+	// loader, its entry booting the kernel and initramfs SYSLINUX boots.
+	efi, err := os.ReadFile(SystemdBoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fatFile := func(name string) []byte {
+		t.Helper()
+		cmd := exec.Command("mcopy", "-n", "-i", fmt.Sprintf("%s@@%d", a.Path, P1Start*512), "::"+name, "-")
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("mcopy %s out of partition 1: %v", name, err)
+		}
+		return out
+	}
+	if !bytes.Equal(fatFile("/EFI/BOOT/BOOTX64.EFI"), efi) {
+		t.Errorf("/EFI/BOOT/BOOTX64.EFI is not %s", SystemdBoot)
+	}
+	if got, want := string(fatFile("/loader/entries/bmi.conf")), bootEntry(KernelCmdline); got != want {
+		t.Errorf("loader entry:\n%s\nwant:\n%s", got, want)
+	}
+	if got := string(fatFile("/loader/loader.conf")); !strings.Contains(got, "default bmi.conf") || !strings.Contains(got, "timeout 0") {
+		t.Errorf("loader.conf does not boot the entry at once:\n%s", got)
 	}
 	rec := make([]byte, 512)
 	if _, err := f.ReadAt(rec, StateOffset); err != nil {

@@ -40,7 +40,40 @@ type Spec struct {
 	// its initrd, to sanboot without a DHCP server.
 	Kernel string
 	Initrd string
+	// Firmware is FirmwareBIOS (SeaBIOS, also when empty), FirmwareUEFI
+	// (OVMF, network boot by PXE) or FirmwareUEFIHTTP (OVMF, network boot
+	// by UEFI HTTP boot only: its PXE options are switched off).
+	Firmware string
+	// NVRAM is the UEFI machine's variable store, a copy of OVMF's
+	// template that libvirt makes at the first start (UEFI only).
+	NVRAM string
 }
+
+// Firmware kinds of a lab machine.
+const (
+	FirmwareBIOS     = "bios"
+	FirmwareUEFI     = "uefi"
+	FirmwareUEFIHTTP = "uefi-http"
+)
+
+// OVMF's code and variable store template (Debian's ovmf): the 4 MiB
+// build without Secure Boot.
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// ValidFirmware reports whether f names a firmware kind ("" is BIOS).
+func ValidFirmware(f string) bool {
+	switch f {
+	case "", FirmwareBIOS, FirmwareUEFI, FirmwareUEFIHTTP:
+		return true
+	}
+	return false
+}
+
+// IsUEFI reports whether the firmware kind f is a UEFI one.
+func IsUEFI(f string) bool { return f == FirmwareUEFI || f == FirmwareUEFIHTTP }
 
 var (
 	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
@@ -64,6 +97,12 @@ func (s Spec) validate() error {
 		return fmt.Errorf("machine %s: kernel %q / initrd %q: want absolute paths of [A-Za-z0-9._/+-]: %w", s.Name, s.Kernel, s.Initrd, fault.ErrInvalid)
 	case !pathRE.MatchString(s.Serial):
 		return fmt.Errorf("machine %s: serial path %q: want an absolute path of [A-Za-z0-9._/+-]: %w", s.Name, s.Serial, fault.ErrInvalid)
+	case !ValidFirmware(s.Firmware):
+		return fmt.Errorf("machine %s: firmware %q: want bios, uefi or uefi-http: %w", s.Name, s.Firmware, fault.ErrInvalid)
+	case IsUEFI(s.Firmware) && !pathRE.MatchString(s.NVRAM):
+		return fmt.Errorf("machine %s: UEFI variable store path %q: want an absolute path of [A-Za-z0-9._/+-]: %w", s.Name, s.NVRAM, fault.ErrInvalid)
+	case IsUEFI(s.Firmware) && s.Kernel != "":
+		return fmt.Errorf("machine %s: a direct kernel boot is for BIOS machines: %w", s.Name, fault.ErrInvalid)
 	case s.MemoryMiB < 0 || s.MemoryMiB > 65536:
 		return fmt.Errorf("machine %s: memory %d MiB: %w", s.Name, s.MemoryMiB, fault.ErrInvalid)
 	}
@@ -87,14 +126,34 @@ var bootXML = map[string]string{
 
 // domainTmpl is a TCG machine (no KVM here): SeaBIOS and iPXE print to the
 // serial port (useserial), which is appended to a file; the NIC's option ROM
-// is iPXE from the ipxe-qemu package, found by QEMU on its own.
+// is iPXE from the ipxe-qemu package, found by QEMU on its own. A UEFI
+// machine runs OVMF from flash with its own variable store; OVMF prints
+// to the serial port by itself and boots the NIC with its own PXE or HTTP
+// boot client (VirtioNetDxe, PxeBcDxe, HttpBootDxe): its NIC has no
+// option ROM, or iPXE's EFI ROM (efi-virtio.rom) would take the NIC's
+// boot option and boot the node itself, as no server's firmware does. Its PXE options (the UEFI HTTP boot machine) and its IPv6
+// PXE option (every UEFI machine: the lab's DHCP is IPv4; a real server's
+// DHCPv6 attempt would only add its timeout) are switched off through
+// OVMF's fw_cfg knobs (opt/org.tianocore/IPv4PXESupport, IPv6PXESupport).
 var domainTmpl = template.Must(template.New("domain").Parse(`<domain type='qemu'>
   <name>{{.Name}}</name>
   <memory unit='MiB'>{{.MemoryMiB}}</memory>
   <vcpu>1</vcpu>
   <sysinfo type='smbios'><system><entry name='serial'>{{.Host}}</entry></system></sysinfo>
+{{- if .UEFI}}
+  <sysinfo type='fwcfg'>
+{{- if .HTTPOnly}}
+    <entry name='opt/org.tianocore/IPv4PXESupport'>n</entry>
+{{- end}}
+    <entry name='opt/org.tianocore/IPv6PXESupport'>n</entry>
+  </sysinfo>
+{{- end}}
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
+{{- if .UEFI}}
+    <loader readonly='yes' type='pflash'>{{.Code}}</loader>
+    <nvram template='{{.Vars}}'>{{.NVRAM}}</nvram>
+{{- end}}
     {{.Boot}}
 {{- if .Kernel}}
     <kernel>{{.Kernel}}</kernel>
@@ -102,7 +161,9 @@ var domainTmpl = template.Must(template.New("domain").Parse(`<domain type='qemu'
     <initrd>{{.Initrd}}</initrd>
 {{- end}}
 {{- end}}
+{{- if not .UEFI}}
     <bios useserial='yes'/>
+{{- end}}
     <smbios mode='sysinfo'/>
   </os>
   <features><acpi/></features>
@@ -115,7 +176,7 @@ var domainTmpl = template.Must(template.New("domain").Parse(`<domain type='qemu'
 {{- if .Disk}}
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{{.Disk}}'/><target dev='vda' bus='virtio'/></disk>
 {{- end}}
-    <interface type='ethernet'><mac address='{{.MAC}}'/><target dev='{{.Tap}}' managed='no'/><model type='virtio'/></interface>
+    <interface type='ethernet'><mac address='{{.MAC}}'/><target dev='{{.Tap}}' managed='no'/><model type='virtio'/>{{if .UEFI}}<rom enabled='no'/>{{end}}</interface>
     <serial type='file'><source path='{{.Serial}}' append='on'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
@@ -140,8 +201,9 @@ func DomainXML(s Spec, boot string) (string, error) {
 	var b bytes.Buffer
 	err := domainTmpl.Execute(&b, struct {
 		Spec
-		Boot string
-	}{s, bx})
+		Boot, Code, Vars string
+		UEFI, HTTPOnly   bool
+	}{s, bx, OVMFCode, OVMFVars, IsUEFI(s.Firmware), s.Firmware == FirmwareUEFIHTTP})
 	return b.String(), err
 }
 
@@ -226,7 +288,9 @@ func (m *Machines) Undefine(ctx context.Context, name string) error {
 		}
 		return err
 	}
-	if err := l.DomainUndefineFlags(dom, 0); err != nil && !libvirt.IsNotFound(err) {
+	// DomainUndefineNvram: a UEFI machine's variable store goes with it
+	// (libvirt refuses to undefine it otherwise); no-op for BIOS.
+	if err := l.DomainUndefineFlags(dom, libvirt.DomainUndefineNvram); err != nil && !libvirt.IsNotFound(err) {
 		return fmt.Errorf("undefine machine %s: %w", name, err)
 	}
 	return nil

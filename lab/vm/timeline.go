@@ -17,9 +17,16 @@ type Milestone struct {
 }
 
 // BootMilestones are the phases of a lab boot in the order they happen;
-// a boot shows a subset (a local boot has no DHCP or iSCSI login).
+// a boot shows a subset (a local boot has no DHCP or iSCSI login; a BIOS
+// machine's network firmware is iPXE's ROM, so it has no firmware-dhcp
+// and its "ipxe" is the ROM starting). Under UEFI, "firmware" is OVMF
+// starting its network boot (it prints nothing before), "firmware-dhcp"
+// its DHCP done, "ipxe" the iPXE binary it downloaded starting;
+// "configuring" and "dhcp" are then iPXE's own.
 var BootMilestones = []Milestone{
-	{"firmware", regexp.MustCompile(`SeaBIOS|iPXE \d`)},
+	{"firmware", regexp.MustCompile(`SeaBIOS|iPXE \d|>>Start (PXE|HTTP)`)},
+	{"firmware-dhcp", regexp.MustCompile(`Station IP address is`)},
+	{"ipxe", regexp.MustCompile(`iPXE initialising devices`)},
 	{"configuring", regexp.MustCompile(`Configuring \(net0`)},
 	{"dhcp", regexp.MustCompile(`net0: \d+\.\d+\.\d+\.\d+/`)},
 	{"san-login", regexp.MustCompile(`Registered SAN device`)},

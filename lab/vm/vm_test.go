@@ -50,6 +50,59 @@ func TestDomainXML(t *testing.T) {
 	if _, err := DomainXML(s, "floppy"); !errors.Is(err, fault.ErrInvalid) {
 		t.Fatalf("boot device floppy: %v, want ErrInvalid", err)
 	}
+	if strings.Contains(x, "pflash") || strings.Contains(x, "<nvram") || strings.Contains(x, "fwcfg") || !strings.Contains(x, "useserial") {
+		t.Errorf("BIOS machine has UEFI parts or no serial BIOS console:\n%s", x)
+	}
+}
+
+func TestDomainXMLUEFI(t *testing.T) {
+	base := Spec{Name: "lab-node2", Host: "node2", MAC: "52:54:00:aa:00:02", Tap: "tap-node2", Serial: "/run/lab/node2.log",
+		NVRAM: "/run/lab/nvram/node2.fd"}
+	tests := map[string]struct {
+		firmware      string
+		want, wantNot []string
+	}{
+		"pxe": {FirmwareUEFI,
+			[]string{"<loader readonly='yes' type='pflash'>" + OVMFCode + "</loader>", "<nvram template='" + OVMFVars + "'>/run/lab/nvram/node2.fd</nvram>",
+				"<entry name='opt/org.tianocore/IPv6PXESupport'>n</entry>", "<rom enabled='no'/>", "<boot dev='network'/>"},
+			[]string{"IPv4PXESupport", "useserial"}},
+		"http": {FirmwareUEFIHTTP,
+			[]string{"pflash", "<entry name='opt/org.tianocore/IPv4PXESupport'>n</entry>", "<entry name='opt/org.tianocore/IPv6PXESupport'>n</entry>", "<rom enabled='no'/>"},
+			[]string{"useserial"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := base
+			s.Firmware = tc.firmware
+			x, err := DomainXML(s, BootPXE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(x, w) {
+					t.Errorf("lacks %s:\n%s", w, x)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(x, w) {
+					t.Errorf("has %s:\n%s", w, x)
+				}
+			}
+		})
+	}
+	bad := map[string]Spec{
+		"unknown firmware":  {Name: "a", MAC: base.MAC, Tap: base.Tap, Serial: base.Serial, Firmware: "coreboot"},
+		"uefi, no nvram":    {Name: "a", MAC: base.MAC, Tap: base.Tap, Serial: base.Serial, Firmware: FirmwareUEFI},
+		"uefi, bad nvram":   {Name: "a", MAC: base.MAC, Tap: base.Tap, Serial: base.Serial, Firmware: FirmwareUEFI, NVRAM: "/a'b"},
+		"uefi, lkrn kernel": {Name: "a", MAC: base.MAC, Tap: base.Tap, Serial: base.Serial, Firmware: FirmwareUEFI, NVRAM: base.NVRAM, Kernel: "/k"},
+	}
+	for name, spec := range bad {
+		t.Run(name, func(t *testing.T) {
+			if _, err := DomainXML(spec, BootPXE); !errors.Is(err, fault.ErrInvalid) {
+				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+		})
+	}
 }
 
 func TestConsoleWaitFor(t *testing.T) {

@@ -4,8 +4,11 @@
 // else is ignored with a log line.
 //
 // A PXE ROM's first request gets the iPXE binary for its architecture
-// (option 93): BIOS undionly.kpxe over TFTP, x86-64 UEFI ipxe.efi over
-// TFTP, x86-64 UEFI HTTP boot an HTTP URL. A request from iPXE (user class
+// (option 93): BIOS undionly.kpxe over TFTP, x86-64 UEFI snponly.efi over
+// TFTP, x86-64 UEFI HTTP boot the URL of snponly.efi (and option 60
+// "HTTPClient"). Any other architecture (ARM64, IA32, ...) gets no answer
+// and a log line: bmid serves no binary for it, and a BIOS binary would
+// only crash it. A request from iPXE (user class
 // "iPXE") gets the URL of the node's iPXE script, and iPXE option 175.176 =
 // 1 so it does not wait for ProxyDHCP offers.
 //
@@ -90,7 +93,7 @@ type Server struct {
 	// Pool is the address pool (server mode).
 	Pool Pool
 	// BaseURL is the HTTP base nodes fetch scripts and UEFI HTTP binaries
-	// from: <BaseURL>/boot/<mac>.ipxe and <BaseURL>/boot/ipxe.efi.
+	// from: <BaseURL>/boot/<mac>.ipxe and <BaseURL>/boot/snponly.efi.
 	BaseURL string
 	// Tokens, when set, adds ?token=<one-time token> to every script URL.
 	Tokens Tokens

@@ -145,16 +145,29 @@ func (s *Server) bootOptions(req *dhcpv4.DHCPv4, ifc *iface) ([]dhcpv4.Modifier,
 	}
 	switch archs[0] {
 	case iana.INTEL_X86PC:
-		return append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName("undionly.kpxe"))), ""
+		return append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName(BIOSBinary))), ""
 	case iana.EFI_X86_64, iana.EFI_BC:
-		return append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName("ipxe.efi"))), ""
+		return append(mods, dhcpv4.WithOption(dhcpv4.OptBootFileName(UEFIBinary))), ""
 	case iana.EFI_X86_64_HTTP:
+		// UEFI HTTP boot: the URL, and option 60 "HTTPClient", without
+		// which the firmware drops the offer (UEFI 2.x §24.7).
 		return append(mods,
-			dhcpv4.WithOption(dhcpv4.OptBootFileName(strings.TrimRight(s.BaseURL, "/")+"/boot/ipxe.efi")),
+			dhcpv4.WithOption(dhcpv4.OptBootFileName(strings.TrimRight(s.BaseURL, "/")+"/boot/"+UEFIBinary)),
 			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("HTTPClient"))), ""
 	}
 	return nil, "no iPXE binary for client architecture " + archs[0].String()
 }
+
+// The iPXE binaries PXE clients are sent (files in the TFTP root, also
+// served over HTTP at /boot/<name>). UEFI clients get snponly.efi, which
+// drives only the NIC the firmware loaded it from, through the firmware's
+// own network driver (SNP), rather than ipxe.efi with iPXE's native
+// drivers: a fifth of the size, any NIC the firmware can boot from works,
+// and it came up faster in the lab (README, "UEFI nodes").
+const (
+	BIOSBinary = "undionly.kpxe"
+	UEFIBinary = "snponly.efi"
+)
 
 // errNoArch is bootOptions' reason for a client that sends no option 93.
 const errNoArch = "not a PXE client (no client architecture, option 93)"

@@ -1,8 +1,10 @@
 package dhcpd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -86,14 +88,15 @@ func TestOfferBootFile(t *testing.T) {
 		vendor string
 	}{
 		"bios":            {known, []dhcpv4.Modifier{arch(iana.INTEL_X86PC)}, "undionly.kpxe", false, ""},
-		"uefi x86-64 7":   {known, []dhcpv4.Modifier{arch(iana.EFI_X86_64)}, "ipxe.efi", false, ""},
-		"uefi x86-64 9":   {known, []dhcpv4.Modifier{arch(iana.EFI_BC)}, "ipxe.efi", false, ""},
-		"uefi http":       {known, []dhcpv4.Modifier{arch(iana.EFI_X86_64_HTTP)}, "http://10.199.0.1:8080/boot/ipxe.efi", false, "HTTPClient"},
+		"uefi x86-64 7":   {known, []dhcpv4.Modifier{arch(iana.EFI_X86_64)}, "snponly.efi", false, ""},
+		"uefi x86-64 9":   {known, []dhcpv4.Modifier{arch(iana.EFI_BC)}, "snponly.efi", false, ""},
+		"uefi http":       {known, []dhcpv4.Modifier{arch(iana.EFI_X86_64_HTTP)}, "http://10.199.0.1:8080/boot/snponly.efi", false, "HTTPClient"},
 		"ipxe":            {known, []dhcpv4.Modifier{arch(iana.INTEL_X86PC), ipxeClass}, "http://10.199.0.1:8080/boot/52-54-00-77-00-01.ipxe", true, ""},
 		"ipxe opt 175":    {known, []dhcpv4.Modifier{dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(175), []byte{19, 1, 1})}, "http://10.199.0.1:8080/boot/52-54-00-77-00-01.ipxe", true, ""},
 		"unknown mac":     {unknown, []dhcpv4.Modifier{arch(iana.INTEL_X86PC)}, "", false, ""},
 		"arm64 uefi":      {known, []dhcpv4.Modifier{arch(iana.EFI_ARM64)}, "", false, ""},
 		"ia32 uefi":       {known, []dhcpv4.Modifier{arch(iana.EFI_IA32)}, "", false, ""},
+		"arm64 http":      {known, []dhcpv4.Modifier{arch(iana.EFI_ARM64_HTTP), dhcpv4.WithOption(dhcpv4.OptClassIdentifier("HTTPClient:Arch:00019:UNDI:003001"))}, "", false, ""},
 		"no arch no ipxe": {known, nil, "-", false, ""},
 	}
 	for name, tc := range tests {
@@ -413,6 +416,24 @@ func TestScriptTokenInURL(t *testing.T) {
 			_ = exchange(t, s, discover(t, known, arch(iana.INTEL_X86PC)), false)
 			if len(tok.macs) != 1 || tok.macs[0] != known.String() {
 				t.Fatalf("tokens issued for %v, want one for %v", tok.macs, known)
+			}
+		})
+	}
+}
+
+// TestUnsupportedArchLogged: a UEFI client of an architecture bmid serves
+// no binary for gets no answer, and the log says why (not a BIOS binary).
+func TestUnsupportedArchLogged(t *testing.T) {
+	for name, a := range map[string]iana.Arch{"arm64 pxe": iana.EFI_ARM64, "arm64 http": iana.EFI_ARM64_HTTP, "ia32": iana.EFI_IA32} {
+		t.Run(name, func(t *testing.T) {
+			s, _ := testServer(ModeServer)
+			var buf bytes.Buffer
+			s.Log = slog.New(slog.NewTextHandler(&buf, nil))
+			if r := exchange(t, s, discover(t, known, arch(a)), false); r != nil {
+				t.Fatalf("got a %s with file %q, want no answer", r.MessageType(), r.BootFileNameOption())
+			}
+			if want := "no iPXE binary for client architecture " + a.String(); !strings.Contains(buf.String(), want) || !strings.Contains(buf.String(), known.String()) {
+				t.Fatalf("log lacks %q with the MAC:\n%s", want, buf.String())
 			}
 		})
 	}

@@ -170,11 +170,12 @@ func (l *bootLab) udhcpcTries(t *testing.T, tries int, extra ...string) map[stri
 }
 
 const (
-	optBIOS     = "0x5d:0000"
-	optUEFI     = "0x5d:0007"
-	optUEFIHTTP = "0x5d:0010"
-	optARM64    = "0x5d:000b"
-	optIPXE     = "0x4d:69505845" // user class "iPXE", raw as iPXE sends it
+	optBIOS      = "0x5d:0000"
+	optUEFI      = "0x5d:0007"
+	optUEFIHTTP  = "0x5d:0010"
+	optARM64     = "0x5d:000b"
+	optARM64HTTP = "0x5d:0013"
+	optIPXE      = "0x4d:69505845" // user class "iPXE", raw as iPXE sends it
 )
 
 // TestRealUdhcpc: busybox udhcpc against our DHCP server across a veth
@@ -187,13 +188,14 @@ func TestRealUdhcpc(t *testing.T) {
 		file string // "" = no lease expected
 		opt  string // expected opt175 (iPXE only)
 	}{
-		"bios":      {[]string{"-x", optBIOS}, "undionly.kpxe", ""},
-		"uefi":      {[]string{"-x", optUEFI}, "ipxe.efi", ""},
-		"uefi http": {[]string{"-x", optUEFIHTTP}, "http://10.199.0.1:8080/boot/ipxe.efi", ""},
-		"ipxe":      {[]string{"-x", optBIOS, "-x", optIPXE}, "http://10.199.0.1:8080/boot/52-54-00-77-00-01.ipxe", "b00101"},
-		"arm64":     {[]string{"-x", optARM64}, "", ""},
+		"bios":       {[]string{"-x", optBIOS}, "undionly.kpxe", ""},
+		"uefi":       {[]string{"-x", optUEFI}, "snponly.efi", ""},
+		"uefi http":  {[]string{"-x", optUEFIHTTP}, "http://10.199.0.1:8080/boot/snponly.efi", ""},
+		"ipxe":       {[]string{"-x", optBIOS, "-x", optIPXE}, "http://10.199.0.1:8080/boot/52-54-00-77-00-01.ipxe", "b00101"},
+		"arm64":      {[]string{"-x", optARM64}, "", ""},
+		"arm64 http": {[]string{"-x", optARM64HTTP, "-V", "HTTPClient:Arch:00019:UNDI:003001"}, "", ""},
 	}
-	for _, name := range []string{"bios", "uefi", "uefi http", "ipxe", "arm64"} {
+	for _, name := range []string{"bios", "uefi", "uefi http", "ipxe", "arm64", "arm64 http"} {
 		tc := tests[name]
 		t.Run(name, func(t *testing.T) {
 			tries := 4
