@@ -174,16 +174,30 @@ func (s *Server) legacyProvision(c *gin.Context) {
 		return
 	}
 	f, ok := s.fields(c, "project", "node", "img", "nic")
-	if !ok {
+	if !ok || !s.legacyNetwork(c, f[0]) {
 		return
 	}
 	_, err := s.cfg.Ops.Provision(c.Request.Context(), principal(c), f[0], f[1], f[2], f[3])
 	s.legacyDone(c, err)
 }
 
+// legacyNetwork checks V-A's network field, when the form has one, against
+// the provisioning network; it answers the error itself.
+func (s *Server) legacyNetwork(c *gin.Context, project string) bool {
+	vs, ok := c.Request.PostForm["network"]
+	if !ok || len(vs) == 0 {
+		return true
+	}
+	if err := s.cfg.Ops.CheckNetwork(c.Request.Context(), principal(c), project, vs[0]); err != nil {
+		s.failText(c, err)
+		return false
+	}
+	return true
+}
+
 func (s *Server) legacyDeprovision(c *gin.Context) {
 	f, ok := s.fields(c, "project", "node", "nic")
-	if !ok {
+	if !ok || !s.legacyNetwork(c, f[0]) {
 		return
 	}
 	s.legacyDone(c, s.cfg.Ops.Deprovision(c.Request.Context(), principal(c), f[0], f[1], f[2]))

@@ -57,6 +57,7 @@ type Ops interface {
 	ListBoots(ctx context.Context, who core.Principal, project string) ([]core.BootConfig, error)
 	Provision(ctx context.Context, who core.Principal, project, node, image, nic string) (core.DiskInfo, error)
 	Deprovision(ctx context.Context, who core.Principal, project, node, nic string) error
+	CheckNetwork(ctx context.Context, who core.Principal, project, network string) error
 	NodeIP(ctx context.Context, who core.Principal, project, node, nic string) (string, error)
 
 	Op(ctx context.Context, who core.Principal, id string) (core.Operation, error)

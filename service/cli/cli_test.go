@@ -119,6 +119,8 @@ func TestScenario(t *testing.T) {
 		{admin, "export tenant-a c3 outside", 0},
 		{alice, "rm tenant-a c3", 0},
 		{alice, "rm tenant-a c3", 1},
+		{alice, "pro tenant-a node1 debian provnet eth0", 1}, // this BMI attaches no network
+		{alice, "pro tenant-a node1", 2},
 		{alice, "pro tenant-a node1 debian eth0", 0},
 		{alice, "pro tenant-a node1 debian eth0", 1},
 		{alice, "pro tenant-a node3 debian eth0", 1},
@@ -127,6 +129,7 @@ func TestScenario(t *testing.T) {
 		{alice, "snap create tenant-a node1 snap1", 0},
 		{alice, "snap ls tenant-a", 0},
 		{alice, "-o json snap ls tenant-a", 0},
+		{alice, "dpro tenant-a node1 provnet eth0", 1},
 		{alice, "dpro tenant-a node1 eth0", 0},
 		{alice, "dpro tenant-a node1 eth0", 1},
 		{alice, "disk create tenant-a snap1 d1", 0},
@@ -166,6 +169,10 @@ func TestScenario(t *testing.T) {
 		{admin, "project rm tenant-c --force", 0},
 		{admin, "project ls", 0},
 		{alice, "nosuch", 2},
+		{admin, "db create tenant-c img --id 3 --public", 2},
+		{admin, "project create tenant-d --id 7", 2},
+		{alice, "script run tenant-a debian ./x.sh", 2},
+		{alice, "iscsi iscsi_target_info tenant-a node1", 2},
 		{alice, "snap nosuch", 2},
 		{alice, "-o xml ls tenant-a", 2},
 	}

@@ -182,9 +182,18 @@ func (c *Client) Provision(ctx context.Context, project, node string, req api.Pr
 
 // Deprovision deprovisions a node; nic, when given, must be its boot NIC.
 func (c *Client) Deprovision(ctx context.Context, project, node, nic string) error {
-	var q url.Values
+	return c.DeprovisionOn(ctx, project, node, "", nic)
+}
+
+// DeprovisionOn is Deprovision with the original's NETWORK argument: when
+// not empty it must be the provisioning network BMI uses.
+func (c *Client) DeprovisionOn(ctx context.Context, project, node, network, nic string) error {
+	q := url.Values{}
 	if nic != "" {
-		q = url.Values{"nic": {nic}}
+		q.Set("nic", nic)
+	}
+	if network != "" {
+		q.Set("network", network)
 	}
 	_, _, err := c.do(ctx, http.MethodDelete, "/projects/"+seg(project)+"/nodes/"+seg(node)+"/provision", q, nil, nil)
 	return err
