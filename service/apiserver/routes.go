@@ -89,7 +89,7 @@ func isLegacyPath(p string) bool {
 func (s *Server) noRoute(c *gin.Context) {
 	err := fault.Errorf(fault.NotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path)
 	if isLegacyPath(c.Request.URL.Path) {
-		s.failText(c, err)
+		s.flaskError(c, http.StatusNotFound, nil)
 		return
 	}
 	s.fail(c, err)
@@ -98,8 +98,10 @@ func (s *Server) noRoute(c *gin.Context) {
 func (s *Server) noMethod(c *gin.Context) {
 	msg := "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path
 	if isLegacyPath(c.Request.URL.Path) {
-		c.Header("Content-Type", "text/plain; charset=utf-8")
-		c.String(http.StatusMethodNotAllowed, msg)
+		if allow := legacyAllow(c.Request.URL.Path); allow != "" {
+			c.Header("Allow", allow)
+		}
+		s.flaskError(c, http.StatusMethodNotAllowed, nil)
 		return
 	}
 	c.AbortWithStatusJSON(http.StatusMethodNotAllowed, api.ErrorBody{Error: api.ErrorDetail{
