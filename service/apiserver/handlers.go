@@ -191,7 +191,7 @@ func (s *Server) showDisk(c *gin.Context) {
 	}
 	for _, d := range ds {
 		if d.Name == name {
-			c.JSON(http.StatusOK, toDisk(d))
+			c.JSON(http.StatusOK, s.disk(d))
 			return
 		}
 	}
@@ -206,7 +206,7 @@ func (s *Server) createDisk(c *gin.Context) {
 	who, project := principal(c), c.Param("project")
 	s.long(c, "create-disk", http.StatusCreated, func(ctx context.Context) (any, error) {
 		d, err := s.cfg.Ops.CreateDisk(ctx, who, project, req.Image, req.Name)
-		return toDisk(d), err
+		return s.disk(d), err
 	})
 }
 
@@ -270,7 +270,7 @@ func (s *Server) provision(c *gin.Context) {
 	}
 	s.long(c, "provision", http.StatusCreated, func(ctx context.Context) (any, error) {
 		d, err := s.cfg.Ops.Provision(ctx, who, project, node, req.Image, req.NIC)
-		return toDisk(d), err
+		return s.disk(d), err
 	})
 }
 

@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	g.GET("/projects/:project/disks", s.listDisks)
 	g.POST("/projects/:project/disks", s.createDisk)
 	g.GET("/projects/:project/disks/:disk", s.showDisk)
+	g.GET("/projects/:project/disks/:disk/sanboot", s.sanboot)
 	g.DELETE("/projects/:project/disks/:disk", s.deleteDisk)
 
 	g.GET("/targets", s.listAllTargets)

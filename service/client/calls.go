@@ -199,6 +199,12 @@ func (c *Client) DeprovisionOn(ctx context.Context, project, node, network, nic 
 	return err
 }
 
+// Sanboot returns what an external boot manager needs to sanboot a disk.
+func (c *Client) Sanboot(ctx context.Context, project, disk string) (api.Sanboot, error) {
+	var out api.Sanboot
+	return out, c.get(ctx, "/projects/"+seg(project)+"/disks/"+seg(disk)+"/sanboot", nil, &out)
+}
+
 // NodeIP returns the address leased to a node's NIC.
 func (c *Client) NodeIP(ctx context.Context, project, node, nic string) (api.NodeIP, error) {
 	var out api.NodeIP

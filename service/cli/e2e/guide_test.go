@@ -120,6 +120,12 @@ func TestUsersGuideWalkthrough(t *testing.T) {
 	out, _ = bmi(alice, 0, "bmi showpro tenant-a")
 	has("showpro", out, "node-01", true)
 	has("showpro", out, image, true)
+	// An external boot manager's view of the node's disk: the sanboot URI
+	// (bmi disk sanboot), then a real iSCSI login from bmid's answers.
+	out, _ = bmi(alice, 0, "bmi disk sanboot tenant-a node-01")
+	has("disk sanboot", out, "iscsi:127.0.0.1::", true)
+	inq := loginFromSanboot(t, s.URL, [2]string{"alice", "alice-secret"}, [2]string{"hiladmin", "admin-secret"}, "tenant-a", "node-01")
+	has("iscsi-inq", inq, "Peripheral Device Type:DIRECT_ACCESS", true)
 
 	// 2.3.4: bmi snap create bmi_infra bmi_node bmi-test-image-snapshot
 	bmi(alice, 0, "bmi snap create tenant-a node-01 "+snapshot)
