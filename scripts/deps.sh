@@ -11,6 +11,8 @@ packages=(
   ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime
   # iSCSI: real initiators and the tgtd baseline of the benchmarks
   libiscsi-bin open-iscsi tgt tgt-rbd
+  # QEMU's libiscsi block driver: the migration test reads disks over iSCSI with qemu-img
+  qemu-block-extra
   # the lab: emulated machines, iPXE, libvirt, networking
   qemu-system-x86 qemu-utils ipxe ipxe-qemu libvirt-daemon-system iproute2
   # the golden test image, built without loop mounts
