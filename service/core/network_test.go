@@ -42,3 +42,20 @@ func TestCheckNetwork(t *testing.T) {
 		})
 	}
 }
+
+// TestSetBootKeepsOwnDisk: setting a provisioned node's boot config again
+// (its NIC, say) keeps the disk pro made its own, so dpro deletes it;
+// pointing it at another disk does not make that disk its own.
+func TestSetBootKeepsOwnDisk(t *testing.T) {
+	ctx := context.Background()
+	e := seeded(t)
+	e.must(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+	b, err := e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "node1")
+	if err != nil || !b.OwnsDisk {
+		t.Fatalf("SetBoot on the node's own disk = %+v, %v; want it to own the disk", b, err)
+	}
+	e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d2"))
+	if b, err = e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "d2"); err != nil || b.OwnsDisk {
+		t.Fatalf("SetBoot on another disk = %+v, %v; want it not to own d2", b, err)
+	}
+}

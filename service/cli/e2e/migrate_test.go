@@ -128,6 +128,10 @@ func TestMigrateLegacySite(t *testing.T) {
 		t.Fatalf("node-02's disk (from the migrated snapshot) differs from the golden image")
 	}
 	// Take it all down with BMI's own commands: the migrated rows are BMI's now.
+	// The NIC the original's files did not hold, as the report says; the
+	// node keeps its disk (dpro deletes it).
+	bmi(alice, 0, "boot", "set", "tenant-a", "node-01", "node-01", "eth0")
+	has(bmi(alice, 0, "boot", "show", "tenant-a", "node-01"), "eth0", "52:54:00:00:01:01", "yes")
 	bmi(alice, 0, "dpro", "tenant-a", "node-01", "eth0")
 	bmi(alice, 0, "dpro", "tenant-a", "node-02", "eth0")
 	bmi(alice, 0, "snap", "rm", "tenant-a", "snap1")
