@@ -4,7 +4,10 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/config"
@@ -20,6 +23,10 @@ func MigrateLegacy(ctx context.Context, cfg config.Config, o legacy.Options, dry
 	site, err := legacy.ReadSite(ctx, o)
 	if err != nil {
 		return legacy.Report{}, err
+	}
+	// The migration makes a new state: its directory too.
+	if err := os.MkdirAll(filepath.Dir(cfg.State.Path), 0o750); err != nil {
+		return legacy.Report{}, fmt.Errorf("state directory: %w", err)
 	}
 	lock, err := lockInstance(cfg.State.Path)
 	if err != nil {
