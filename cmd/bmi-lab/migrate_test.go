@@ -26,8 +26,9 @@ import (
 // original's recipe under orig<img><id>, node-01 provisioned by its
 // recipe: a clone, a tgt file, pxelinux and iPXE files, and the rows of
 // its SQLite database), migrated into a new state database, and bmid is
-// restarted on it; node-01, given its NIC and put on the provisioning
-// network, power cycles and boots from its migrated disk to the marker.
+// restarted on it; node-01 (its NIC found in HIL by its MAC), put on the
+// provisioning network, power cycles and boots from its migrated disk to
+// the marker.
 func TestMigratedNodeBoots(t *testing.T) {
 	testenv.RequireRoot(t)
 	for cmd, pkg := range lab.Commands {
@@ -125,7 +126,9 @@ func TestMigratedNodeBoots(t *testing.T) {
 	out, err := exec.Command("ip", "netns", "exec", l.Namespace, filepath.Join(bin, "bmid"), "migrate-legacy",
 		"--config", filepath.Join(dir, "bmid.yaml"), "--set", "state.path="+state,
 		"--legacy-config", filepath.Join(site, "bmiconfig.cfg"), "--tgt-dir", tgt).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "boot configs taken over: 1") {
+	// bmid's HIL account named node-01's NIC by its MAC.
+	if err != nil || !strings.Contains(string(out), `node "node-01" boots disk "node-01" of project "lab" (NIC "eth0", MAC `) ||
+		strings.Contains(string(out), "its NIC is unknown") {
 		t.Fatalf("migrate-legacy: %v\n%s", err, out)
 	}
 	t.Logf("migrate-legacy:\n%s", out)
@@ -143,8 +146,7 @@ func TestMigratedNodeBoots(t *testing.T) {
 	if _, err := l.RestartBmid(ctx, lab.RestartGraceful, ""); err != nil {
 		t.Fatalf("restart bmid on the migrated state: %v", err)
 	}
-	// The node's NIC (the original's files do not hold it) and its network.
-	user("PUT", api+"/nodes/node-01/boot", `{"disk": "node-01", "nic": "eth0"}`, 200)
+	// The original (V-B) left the provisioning network to the operator.
 	admin("POST", hil+"/node/node-01/nic/eth0/connect_network", `{"network": "`+lab.ProvisioningNetwork+`", "channel": "vlan/native"}`, 202)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
 		if strings.Contains(fmt.Sprint(admin("GET", hil+"/node/node-01", "", 200)["nics"]), lab.ProvisioningNetwork) {

@@ -6,11 +6,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/config"
+	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/legacy"
 	"github.com/bmi-go/bmi/service/store"
 )
@@ -48,7 +52,35 @@ func MigrateLegacy(ctx context.Context, cfg config.Config, o legacy.Options, dry
 		return legacy.Report{}, err
 	}
 	defer cs.Close()
-	return legacy.Migrate(ctx, site, cephStat{cs}, db, legacy.Target{UID: cfg.UID, Snapshot: cfg.Ceph.Snapshot, IQNPrefix: cfg.ISCSI.IQNPrefix}, dryRun)
+	var nics legacy.NICs
+	if cfg.HIL.User != "" {
+		pw, err := readPassword(cfg.HIL.PasswordFile)
+		if err != nil {
+			return legacy.Report{}, err
+		}
+		nics = hilNICs{c: hil.New(cfg.HIL.URL, &http.Client{Timeout: cfg.HIL.Timeout}, hil.WithLogger(log.With("component", "hil"))),
+			cred: hil.Credentials{User: cfg.HIL.User, Password: pw}}
+	}
+	return legacy.Migrate(ctx, site, cephStat{cs}, db, nics, legacy.Target{UID: cfg.UID, Snapshot: cfg.Ceph.Snapshot, IQNPrefix: cfg.ISCSI.IQNPrefix}, dryRun)
+}
+
+// hilNICs finds a node's NIC by MAC in HIL with bmid's own account.
+type hilNICs struct {
+	c    *hil.Client
+	cred hil.Credentials
+}
+
+func (h hilNICs) NICOf(ctx context.Context, node, mac string) (string, error) {
+	n, err := h.c.ShowNode(ctx, h.cred, node)
+	if err != nil {
+		return "", err
+	}
+	for _, nic := range n.NICs {
+		if m, err := core.NormalizeMAC(nic.MAC); err == nil && m == mac {
+			return nic.Label, nil
+		}
+	}
+	return "", fault.Errorf(fault.NotFound, "node %q has no NIC with MAC %s in HIL", node, mac)
 }
 
 // cephStat adapts the RBD store to what the migration reads.

@@ -36,6 +36,12 @@ type State interface {
 	ImportLegacy(ctx context.Context, b store.LegacyBatch) error
 }
 
+// NICs finds the label of a node's NIC by its MAC (HIL, with bmid's own
+// account); the original's files hold the MAC only.
+type NICs interface {
+	NICOf(ctx context.Context, node, mac string) (string, error)
+}
+
 // Target is the BMI the site goes into: its uid, snapshot name and IQN
 // prefix (for the disks' targets).
 type Target struct {
@@ -45,7 +51,9 @@ type Target struct {
 // Migrate checks the whole site against Ceph and the state, then (unless
 // dryRun) writes what is not there yet in one transaction. Any problem
 // stops it before anything is written, with an error naming the row.
-func Migrate(ctx context.Context, site *Site, ceph Ceph, state State, to Target, dryRun bool) (Report, error) {
+// nics, when not nil, names each node's NIC; otherwise (or when it cannot)
+// the boot config's NIC is left empty and the report says so.
+func Migrate(ctx context.Context, site *Site, ceph Ceph, state State, nics NICs, to Target, dryRun bool) (Report, error) {
 	r := Report{DryRun: dryRun, Source: site.DB}
 	if site.Snapshot != to.Snapshot {
 		return r, fault.Errorf(fault.Invalid, "the original's [bmi] snapshot is %q, bmid's ceph.snapshot is %q: set ceph.snapshot: %q "+
@@ -131,11 +139,20 @@ func Migrate(ctx context.Context, site *Site, ceph Ceph, state State, to Target,
 			return r, fmt.Errorf("boot file %s: %w", bf.Files[0], err)
 		}
 		p := projects[im.ProjectID]
-		b.Boots = append(b.Boots, store.LegacyBoot{Node: bf.Node, Project: p.Name, MAC: mac, DiskLegacyID: im.ID, OwnsDisk: im.Name == bf.Node})
-		r.Boots = append(r.Boots, fmt.Sprintf("node %q boots disk %q of project %q (MAC %s)", bf.Node, im.Name, p.Name, mac))
-		r.Hand = append(r.Hand, fmt.Sprintf("node %q: the original's files do not say its NIC; `bmi boot set %s %s %s NIC` records it "+
-			"(dpro and node ip need it); its files %s are the old dnsmasq's, bmid serves its boot from now on",
-			bf.Node, p.Name, bf.Node, im.Name, strings.Join(bf.Files, ", ")))
+		nic, why := "", "no HIL account is configured (hil.user)"
+		if nics != nil {
+			if nic, err = nics.NICOf(ctx, bf.Node, mac); err != nil {
+				nic, why = "", err.Error()
+			}
+		}
+		b.Boots = append(b.Boots, store.LegacyBoot{Node: bf.Node, Project: p.Name, NIC: nic, MAC: mac, DiskLegacyID: im.ID, OwnsDisk: im.Name == bf.Node})
+		r.Boots = append(r.Boots, fmt.Sprintf("node %q boots disk %q of project %q (NIC %q, MAC %s)", bf.Node, im.Name, p.Name, nic, mac))
+		if nic == "" {
+			r.Hand = append(r.Hand, fmt.Sprintf("node %q: its NIC is unknown (the original's files hold the MAC only; HIL: %s); "+
+				"`bmi boot set %s %s %s NIC` records it (dpro and node ip need it)", bf.Node, why, p.Name, bf.Node, im.Name))
+		}
+		r.Hand = append(r.Hand, fmt.Sprintf("node %q: its boot files %s are the old dnsmasq's; bmid serves its boot from now on "+
+			"(stop the old DHCP/TFTP service for it)", bf.Node, strings.Join(bf.Files, ", ")))
 	}
 	for _, li := range b.Images {
 		if li.Kind == core.KindDisk && !booted[li.LegacyID] {

@@ -82,13 +82,26 @@ func state(t *testing.T) *store.SQLite {
 
 var to = legacy.Target{UID: "7", Snapshot: "snap", IQNPrefix: "iqn.2026-11.org.bmi"}
 
+// fakeNICs is HIL's node-01 with its NIC eth0.
+type fakeNICs struct{}
+
+func (fakeNICs) NICOf(_ context.Context, node, mac string) (string, error) {
+	if node == "node-01" && mac == "52:54:00:00:01:01" {
+		return "eth0", nil
+	}
+	return "", fault.Errorf(fault.NotFound, "hil: node %q has no NIC with MAC %s", node, mac)
+}
+
+// nics is what the tests' runs ask for NIC labels (nil: no HIL account).
+var nics legacy.NICs = fakeNICs{}
+
 func migrate(t *testing.T, o legacy.Options, ceph legacy.Ceph, st legacy.State, dry bool) (legacy.Report, error) {
 	t.Helper()
 	s, err := legacy.ReadSite(context.Background(), o)
 	if err != nil {
 		return legacy.Report{}, err
 	}
-	return legacy.Migrate(context.Background(), s, ceph, st, to, dry)
+	return legacy.Migrate(context.Background(), s, ceph, st, nics, to, dry)
 }
 
 // TestMigrate: rows, kinds, kept ids and Ceph names, the disk's target
@@ -115,7 +128,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("target of the disk = %+v, %v", tg, err)
 	}
 	b, err := st.Boot(ctx, "node-01")
-	if err != nil || b.MAC != "52:54:00:00:01:01" || b.DiskID != 2 || !b.OwnsDisk {
+	if err != nil || b.MAC != "52:54:00:00:01:01" || b.NIC != "eth0" || b.DiskID != 2 || !b.OwnsDisk {
 		t.Fatalf("boot config = %+v, %v", b, err)
 	}
 	r, err = migrate(t, o, ceph, st, false)
@@ -210,5 +223,27 @@ func TestMigrateDryRun(t *testing.T) {
 	done, _ := st.LegacyImported(context.Background())
 	if n, _ := st.UnimportedRows(context.Background()); n != 0 || len(done["project"]) != 0 {
 		t.Fatalf("the dry run wrote rows")
+	}
+}
+
+// TestMigrateUnknownNIC: without HIL (no bmid account) the boot config's
+// NIC stays empty and the report says how to set it.
+func TestMigrateUnknownNIC(t *testing.T) {
+	ctx := context.Background()
+	o, ceph := site(t, "")
+	st := state(t)
+	s, err := legacy.ReadSite(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := legacy.Migrate(ctx, s, ceph, st, nil, to, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.Boot(ctx, "node-01"); err != nil || b.NIC != "" {
+		t.Fatalf("boot config = %+v, %v; want no NIC", b, err)
+	}
+	if !strings.Contains(strings.Join(r.Hand, "\n"), "`bmi boot set tenant-a node-01 node-01 NIC` records it") {
+		t.Fatalf("the report does not say how to set the NIC: %q", r.Hand)
 	}
 }

@@ -85,7 +85,7 @@ func TestMigrateLegacySite(t *testing.T) {
 	for _, want := range []string{`projects taken over: 2`, `images taken over: 1`, `snapshots taken over: 1`,
 		`disks taken over (each gets a target of bmid's): 1`, `boot configs taken over: 1`,
 		`"node-01" of project "tenant-a" (Ceph ` + o.ceph(node) + `)`, `tgt target ` + o.ceph(node),
-		`boot files of node "node-09"`, `node "node-01": the original's files do not say its NIC`} {
+		`boot files of node "node-09"`, `node "node-01": its NIC is unknown (the original's files hold the MAC only; HIL: no HIL account is configured (hil.user))`} {
 		if !strings.Contains(report, want) {
 			t.Fatalf("the report lacks %q:\n%s", want, report)
 		}
