@@ -13,6 +13,8 @@ packages=(
   libiscsi-bin open-iscsi tgt tgt-rbd
   # the original stack baseline of the benchmarks (DHCP + TFTP beside tgtd)
   dnsmasq-base
+  # QEMU's libiscsi block driver: the migration test reads disks over iSCSI with qemu-img
+  qemu-block-extra
   # the lab: emulated machines, iPXE, libvirt, networking
   qemu-system-x86 qemu-utils ipxe ipxe-qemu libvirt-daemon-system iproute2
   # UEFI lab machines (OVMF under TCG) and the golden image's UEFI loader

@@ -56,7 +56,7 @@ Configuration comes from one YAML file (--config, or BMI_CONFIG, or
 	pf.StringArrayVar(&g.sets, "set", nil, "override a configuration key: --set ceph.pool=rbd (repeatable)")
 	pf.StringVar(&g.logFormat, "log-format", "", "log format: auto, text or json (key log.format)")
 	pf.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (key log.level)")
-	root.AddCommand(configCmd(g), serveCmd(g))
+	root.AddCommand(configCmd(g), serveCmd(g), migrateCmd(g))
 	return clikit.Prepare(root)
 }
 

@@ -51,6 +51,10 @@ type SetBootRequest struct {
 type ProvisionRequest struct {
 	Image string `json:"image"`
 	NIC   string `json:"nic"`
+	// Network is the original's NETWORK argument (optional): when given it
+	// must be the provisioning network BMI uses, else the call fails
+	// naming that network and nothing is done.
+	Network string `json:"network,omitempty"`
 }
 
 // ReconcileRequest asks for a reconcile; Fix removes orphans and strays.

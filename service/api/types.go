@@ -35,9 +35,13 @@ type Image struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// Target is the iSCSI export of a disk.
+// Target is the iSCSI export of a disk. Portal, Port and LUN say where an
+// initiator reaches it (in a disk's answer; not in target listings).
 type Target struct {
 	IQN        string    `json:"iqn"`
+	Portal     string    `json:"portal,omitempty"`
+	Port       int       `json:"port,omitempty"`
+	LUN        int       `json:"lun"`
 	CHAPUser   string    `json:"chap_user,omitempty"`
 	Initiators []string  `json:"initiators,omitempty"`
 	Created    time.Time `json:"created"`
@@ -124,6 +128,21 @@ type Report struct {
 	Left   []string `json:"left"`
 	Fixed  bool     `json:"fixed"`
 	Errors []string `json:"errors,omitempty"`
+}
+
+// Sanboot is what an external boot manager needs to boot a node from a
+// disk with its own iPXE script: `sanboot <URI>` with initiator-iqn set to
+// one of Initiators (the disk's ACL) and, when the target requires CHAP,
+// CHAPUser with the secret only an administrator reads (credentials).
+type Sanboot struct {
+	// URI is iPXE's iscsi:<portal>::<port>:<lun>:<iqn>.
+	URI        string   `json:"uri"`
+	Portal     string   `json:"portal"`
+	Port       int      `json:"port"`
+	LUN        int      `json:"lun"`
+	IQN        string   `json:"iqn"`
+	CHAPUser   string   `json:"chap_user"`
+	Initiators []string `json:"initiators"`
 }
 
 // NodeIP is the address bmid's DHCP server leased to a node's NIC.

@@ -50,19 +50,21 @@ func (s *Server) fail(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(status, api.ErrorBody{Error: api.ErrorDetail{Kind: string(kind), Message: msg, RequestID: rid}})
 }
 
-// failText answers a legacy request with a plain-text error body, as the
-// original did.
+// failText answers a legacy request with the error's message as the body
+// and the original's status code for it (legacyStatus), as the original
+// did (Flask's default content type).
 func (s *Server) failText(c *gin.Context, err error) {
-	status, kind, msg := statusOf(err)
+	ours, kind, msg := statusOf(err)
+	status := legacyStatus(err)
 	s.logFailure(c, status, err)
 	closeIfBody(c)
-	if status == http.StatusUnauthorized {
+	if ours == http.StatusUnauthorized { // not a refusal the legacy answer also calls 401
 		s.authFailed(c)
 	}
 	if kind == fault.Internal {
 		msg += " (request " + requestID(c) + ")"
 	}
-	c.Header("Content-Type", "text/plain; charset=utf-8")
+	c.Header("Content-Type", legacyContentType)
 	c.AbortWithStatus(status)
 	_, _ = c.Writer.WriteString(msg)
 }

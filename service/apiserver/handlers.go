@@ -191,7 +191,7 @@ func (s *Server) showDisk(c *gin.Context) {
 	}
 	for _, d := range ds {
 		if d.Name == name {
-			c.JSON(http.StatusOK, toDisk(d))
+			c.JSON(http.StatusOK, s.disk(d))
 			return
 		}
 	}
@@ -206,7 +206,7 @@ func (s *Server) createDisk(c *gin.Context) {
 	who, project := principal(c), c.Param("project")
 	s.long(c, "create-disk", http.StatusCreated, func(ctx context.Context) (any, error) {
 		d, err := s.cfg.Ops.CreateDisk(ctx, who, project, req.Image, req.Name)
-		return toDisk(d), err
+		return s.disk(d), err
 	})
 }
 
@@ -262,9 +262,15 @@ func (s *Server) provision(c *gin.Context) {
 		return
 	}
 	who, project, node := principal(c), c.Param("project"), c.Param("node")
+	if req.Network != "" {
+		if err := s.cfg.Ops.CheckNetwork(c.Request.Context(), who, project, req.Network); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	s.long(c, "provision", http.StatusCreated, func(ctx context.Context) (any, error) {
 		d, err := s.cfg.Ops.Provision(ctx, who, project, node, req.Image, req.NIC)
-		return toDisk(d), err
+		return s.disk(d), err
 	})
 }
 
@@ -272,6 +278,12 @@ func (s *Server) deprovision(c *gin.Context) {
 	nic := c.Query("nic")
 	if nic != "" {
 		if err := core.ValidateNode("NIC name", nic); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if network := c.Query("network"); network != "" {
+		if err := s.cfg.Ops.CheckNetwork(c.Request.Context(), principal(c), c.Param("project"), network); err != nil {
 			s.fail(c, err)
 			return
 		}

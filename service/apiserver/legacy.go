@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -24,6 +23,9 @@ func (s *Server) legacyRoutes() {
 	g.DELETE("/remove_image/", s.legacyRemoveImage)
 	g.PUT("/create_disk", s.legacyCreateDisk)
 	g.DELETE("/delete_disk", s.legacyDeleteDisk)
+	for path := range legacyMethods {
+		s.engine.OPTIONS(path, legacyOptions)
+	}
 	// Flask answered the paths without their trailing slash with a
 	// permanent redirect that keeps method and body; so do we.
 	for _, r := range []struct{ method, path string }{{"POST", "/list_images"}, {"PUT", "/provision"},
@@ -58,7 +60,7 @@ func (s *Server) legacyAuth(c *gin.Context) {
 	}
 	c.Set(keyPrincipal, who)
 	if err := s.readBody(c, func() error { return parseForm(c.Request) }); err != nil {
-		s.failText(c, err)
+		s.flaskError(c, http.StatusBadRequest, err) // Flask: an empty form, then a missing field
 		return
 	}
 	c.Next()
@@ -94,14 +96,14 @@ func parseForm(r *http.Request) error {
 	return nil
 }
 
-// fields returns the named form fields (from the body), or answers 400
-// naming the first one missing.
+// fields returns the named form fields (from the body), or answers
+// Flask's 400 page (a KeyError of request.form), logging the field.
 func (s *Server) fields(c *gin.Context, names ...string) ([]string, bool) {
 	out := make([]string, len(names))
 	for i, n := range names {
 		vs, ok := c.Request.PostForm[n]
 		if !ok || len(vs) == 0 {
-			s.failText(c, fault.Errorf(fault.Invalid, "missing form field %q", n))
+			s.flaskError(c, http.StatusBadRequest, fault.Errorf(fault.Invalid, "missing form field %q", n))
 			return nil, false
 		}
 		out[i] = vs[0]
@@ -110,13 +112,17 @@ func (s *Server) fields(c *gin.Context, names ...string) ([]string, bool) {
 }
 
 func legacyOK(c *gin.Context) {
-	c.Header("Content-Type", "text/plain; charset=utf-8")
-	c.String(http.StatusOK, "Success")
+	c.Data(http.StatusOK, legacyContentType, []byte("Success"))
 }
 
-func legacyJSON(c *gin.Context, v any) {
-	b, _ := json.Marshal(v)
-	c.Data(http.StatusOK, "application/json", b)
+// legacyJSON answers v as the original's json.dumps wrote it, as text/html.
+func (s *Server) legacyJSON(c *gin.Context, v any) {
+	b, err := pyDumps(v)
+	if err != nil {
+		s.failText(c, err)
+		return
+	}
+	c.Data(http.StatusOK, legacyContentType, b)
 }
 
 func (s *Server) legacyDone(c *gin.Context, err error) {
@@ -141,7 +147,7 @@ func (s *Server) legacyListImages(c *gin.Context) {
 	for _, im := range ims {
 		names = append(names, im.Name)
 	}
-	legacyJSON(c, names)
+	s.legacyJSON(c, names)
 }
 
 func (s *Server) legacyListSnapshots(c *gin.Context) {
@@ -158,7 +164,7 @@ func (s *Server) legacyListSnapshots(c *gin.Context) {
 	for _, im := range ims {
 		pairs = append(pairs, [2]string{im.Name, im.Parent})
 	}
-	legacyJSON(c, pairs)
+	s.legacyJSON(c, pairs)
 }
 
 // legacyProvision is V-B's provision (node, img, nic) and V-C's (node,
@@ -174,16 +180,30 @@ func (s *Server) legacyProvision(c *gin.Context) {
 		return
 	}
 	f, ok := s.fields(c, "project", "node", "img", "nic")
-	if !ok {
+	if !ok || !s.legacyNetwork(c, f[0]) {
 		return
 	}
 	_, err := s.cfg.Ops.Provision(c.Request.Context(), principal(c), f[0], f[1], f[2], f[3])
 	s.legacyDone(c, err)
 }
 
+// legacyNetwork checks V-A's network field, when the form has one, against
+// the provisioning network; it answers the error itself.
+func (s *Server) legacyNetwork(c *gin.Context, project string) bool {
+	vs, ok := c.Request.PostForm["network"]
+	if !ok || len(vs) == 0 {
+		return true
+	}
+	if err := s.cfg.Ops.CheckNetwork(c.Request.Context(), principal(c), project, vs[0]); err != nil {
+		s.failText(c, err)
+		return false
+	}
+	return true
+}
+
 func (s *Server) legacyDeprovision(c *gin.Context) {
 	f, ok := s.fields(c, "project", "node", "nic")
-	if !ok {
+	if !ok || !s.legacyNetwork(c, f[0]) {
 		return
 	}
 	s.legacyDone(c, s.cfg.Ops.Deprovision(c.Request.Context(), principal(c), f[0], f[1], f[2]))
@@ -222,7 +242,9 @@ func (s *Server) legacyCreateDisk(c *gin.Context) {
 	d, err := s.cfg.Ops.CreateDisk(c.Request.Context(), who, f[0], f[2], f[1])
 	if errors.Is(err, fault.ErrExists) {
 		if im, serr := s.cfg.Ops.ShowImage(c.Request.Context(), who, f[0], f[1]); serr == nil {
-			s.failText(c, fault.Errorf(fault.Exists, "Disk exists. Endpoint:%s", im.CephName))
+			// V-C's one 409.
+			s.logFailure(c, http.StatusConflict, err)
+			c.Data(http.StatusConflict, legacyContentType, []byte("Disk exists. Endpoint:"+im.CephName))
 			return
 		}
 	}
@@ -230,7 +252,7 @@ func (s *Server) legacyCreateDisk(c *gin.Context) {
 		s.failText(c, err)
 		return
 	}
-	legacyJSON(c, d.CephName)
+	s.legacyJSON(c, d.CephName)
 }
 
 func (s *Server) legacyDeleteDisk(c *gin.Context) {

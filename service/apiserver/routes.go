@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	g.GET("/projects/:project/disks", s.listDisks)
 	g.POST("/projects/:project/disks", s.createDisk)
 	g.GET("/projects/:project/disks/:disk", s.showDisk)
+	g.GET("/projects/:project/disks/:disk/sanboot", s.sanboot)
 	g.DELETE("/projects/:project/disks/:disk", s.deleteDisk)
 
 	g.GET("/targets", s.listAllTargets)
@@ -89,7 +90,7 @@ func isLegacyPath(p string) bool {
 func (s *Server) noRoute(c *gin.Context) {
 	err := fault.Errorf(fault.NotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path)
 	if isLegacyPath(c.Request.URL.Path) {
-		s.failText(c, err)
+		s.flaskError(c, http.StatusNotFound, nil)
 		return
 	}
 	s.fail(c, err)
@@ -98,8 +99,10 @@ func (s *Server) noRoute(c *gin.Context) {
 func (s *Server) noMethod(c *gin.Context) {
 	msg := "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path
 	if isLegacyPath(c.Request.URL.Path) {
-		c.Header("Content-Type", "text/plain; charset=utf-8")
-		c.String(http.StatusMethodNotAllowed, msg)
+		if allow := legacyAllow(c.Request.URL.Path); allow != "" {
+			c.Header("Allow", allow)
+		}
+		s.flaskError(c, http.StatusMethodNotAllowed, nil)
 		return
 	}
 	c.AbortWithStatusJSON(http.StatusMethodNotAllowed, api.ErrorBody{Error: api.ErrorDetail{

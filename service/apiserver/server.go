@@ -57,6 +57,7 @@ type Ops interface {
 	ListBoots(ctx context.Context, who core.Principal, project string) ([]core.BootConfig, error)
 	Provision(ctx context.Context, who core.Principal, project, node, image, nic string) (core.DiskInfo, error)
 	Deprovision(ctx context.Context, who core.Principal, project, node, nic string) error
+	CheckNetwork(ctx context.Context, who core.Principal, project, network string) error
 	NodeIP(ctx context.Context, who core.Principal, project, node, nic string) (string, error)
 
 	Op(ctx context.Context, who core.Principal, id string) (core.Operation, error)
@@ -109,6 +110,10 @@ type Config struct {
 	// Security, when set, serves initiator ACLs and the audit log, and
 	// receives an audit entry per state-changing call.
 	Security Security
+	// Portal is the iSCSI portal nodes log in to ("host:port",
+	// iscsi.portal; port 3260 when left out): disks' answers and their
+	// sanboot URI carry it. Empty leaves portal and port out.
+	Portal string
 }
 
 // Server is bmid's HTTP server.
@@ -119,6 +124,7 @@ type Server struct {
 	metrics *metrics
 	auth    *authCache
 	spec    []byte
+	portal  portal
 	bg      sync.WaitGroup
 	mu      sync.Mutex // guards mounts and stopping
 	mounts  []string
@@ -146,6 +152,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	portal, err := parsePortal(cfg.Portal)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -161,7 +171,7 @@ func New(cfg Config) (*Server, error) {
 	if err := e.SetTrustedProxies(nil); err != nil {
 		return nil, fault.Errorf(fault.Internal, "apiserver: %v", err)
 	}
-	s := &Server{cfg: cfg, engine: e, log: cfg.Log, metrics: m, spec: spec,
+	s := &Server{cfg: cfg, engine: e, log: cfg.Log, metrics: m, spec: spec, portal: portal,
 		auth: newAuthCache(cfg.Auth, cfg.AuthCacheTTL)}
 	s.routes()
 	return s, nil

@@ -70,18 +70,27 @@ func (a *app) projectCmd() *cobra.Command {
 		}),
 	}
 	rm.Flags().BoolVar(&force, "force", false, "remove everything the project owns first")
-	g.AddCommand(&cobra.Command{
+	var id string
+	create := &cobra.Command{
 		Use:   "create PROJECT",
 		Short: "Create a project (its name must be the HIL project's)",
 		Args:  clikit.ExactArgs("PROJECT"),
-		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+	}
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		if id != "" {
+			return errProjectID
+		}
+		return a.run(func(ctx context.Context, c *client.Client, args []string) error {
 			p, err := c.CreateProject(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			return a.show(p, projectTable([]api.Project{p}))
-		}),
-	}, rm, &cobra.Command{
+		})(cmd, args)
+	}
+	create.Flags().StringVar(&id, "id", "", "the original's forced project id: not kept (prints what replaces it)")
+	_ = create.Flags().MarkHidden("id")
+	g.AddCommand(create, rm, &cobra.Command{
 		Use:   "ls",
 		Short: "List projects",
 		Args:  clikit.NoArgs,

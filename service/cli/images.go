@@ -162,11 +162,20 @@ func (a *app) mvCmd() *cobra.Command {
 
 func (a *app) proCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "pro PROJECT NODE IMAGE NIC",
+		Use:   "pro PROJECT NODE IMAGE [NETWORK] NIC",
 		Short: "Provision a node: clone IMAGE into a disk, export it and boot the node from it",
-		Args:  clikit.ExactArgs("PROJECT", "NODE", "IMAGE", "NIC"),
+		Long: `Provision a node: clone IMAGE into a disk named after NODE, export it over
+iSCSI and make NODE boot it through NIC.
+
+NETWORK is the User's Guide's form (bmi pro PROJECT NODE IMG NETWORK NIC): it
+must be the provisioning network BMI attaches nodes to; another name fails,
+naming that network, and nothing is done.`,
+		Args: guideArgs("PROJECT NODE IMAGE [NETWORK] NIC", 4),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
 			req := api.ProvisionRequest{Image: args[2], NIC: args[3]}
+			if len(args) == 5 {
+				req.Network, req.NIC = args[3], args[4]
+			}
 			if err := a.longOp(ctx, c, "provision "+args[1], func(async bool) (string, error) {
 				_, op, err := c.Provision(ctx, args[0], args[1], req, async)
 				return op, err
@@ -180,15 +189,35 @@ func (a *app) proCmd() *cobra.Command {
 
 func (a *app) dproCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "dpro PROJECT NODE NIC",
+		Use:   "dpro PROJECT NODE [NETWORK] NIC",
 		Short: "Deprovision a node: stop its netboot and delete the disk pro made",
-		Args:  clikit.ExactArgs("PROJECT", "NODE", "NIC"),
+		Long: `Deprovision a node: stop its netboot and delete the disk pro made.
+
+NETWORK is the User's Guide's form (bmi dpro PROJECT NODE NETWORK NIC): it
+must be the provisioning network BMI attaches nodes to; another name fails,
+naming that network, and nothing is done.`,
+		Args: guideArgs("PROJECT NODE [NETWORK] NIC", 3),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
-			if err := c.Deprovision(ctx, args[0], args[1], args[2]); err != nil {
+			network, nic := "", args[2]
+			if len(args) == 4 {
+				network, nic = args[2], args[3]
+			}
+			if err := c.DeprovisionOn(ctx, args[0], args[1], network, nic); err != nil {
 				return err
 			}
 			return a.done(nil, "deprovisioned node %q of project %q", args[1], args[0])
 		}),
+	}
+}
+
+// guideArgs accepts n arguments, or n+1 in the User's Guide's form with
+// the NETWORK argument before the NIC.
+func guideArgs(usage string, n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n && len(args) != n+1 {
+			return clikit.Usagef("%s takes %s (%d or %d arguments), got %d", cmd.CommandPath(), usage, n, n+1, len(args))
+		}
+		return nil
 	}
 }
 
@@ -200,17 +229,42 @@ func bootTable(bs []api.BootConfig) table {
 	return t
 }
 
+// provisioned is one row of showpro: a node, the disk it boots and the
+// image that disk was cloned from (the original's "Provisioned Image").
+type provisioned struct {
+	Node  string `json:"node" yaml:"node"`
+	Disk  string `json:"disk" yaml:"disk"`
+	Image string `json:"image" yaml:"image"`
+	NIC   string `json:"nic" yaml:"nic"`
+	MAC   string `json:"mac" yaml:"mac"`
+}
+
 func (a *app) showproCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "showpro PROJECT",
-		Short: "List a project's provisioned nodes and the disks they boot",
+		Short: "List a project's provisioned nodes, the disks they boot and the images those came from",
 		Args:  clikit.ExactArgs("PROJECT"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
 			bs, err := c.Boots(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			return a.show(bs, bootTable(bs))
+			ds, err := c.Disks(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			parent := make(map[string]string, len(ds))
+			for _, d := range ds {
+				parent[d.Name] = d.Parent
+			}
+			rows := make([]provisioned, 0, len(bs))
+			t := table{head: []string{"NODE", "DISK", "PROVISIONED IMAGE", "NIC", "MAC"}}
+			for _, b := range bs {
+				r := provisioned{Node: b.Node, Disk: b.Disk, Image: parent[b.Disk], NIC: b.NIC, MAC: b.MAC}
+				rows = append(rows, r)
+				t.add(r.Node, r.Disk, dash(r.Image), r.NIC, r.MAC)
+			}
+			return a.show(rows, t)
 		}),
 	}
 }

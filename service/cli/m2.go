@@ -75,6 +75,26 @@ func (a *app) diskCmd() *cobra.Command {
 			return a.showDisk(ctx, c, args[0], args[1])
 		}),
 	}, &cobra.Command{
+		Use:   "sanboot PROJECT DISK",
+		Short: "Print the iPXE sanboot URI of a disk (for a boot manager that writes its own scripts)",
+		Long: `Print iPXE's iscsi:<portal>::<port>:<lun>:<iqn> URI of a disk, for a boot manager
+that writes its own iPXE scripts (Foreman, the original's M2 split). The node
+must log in under a name of the disk's ACL (bmi iscsi acl ls) and, when the
+target requires CHAP, with the disk's CHAP user and secret (administrators:
+the credentials route). -o json also gives the parts, the CHAP user and the
+ACL.`,
+		Args: clikit.ExactArgs("PROJECT", "DISK"),
+		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
+			sb, err := c.Sanboot(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if a.output == "table" {
+				return a.done(nil, "%s", sb.URI)
+			}
+			return a.show(sb, table{})
+		}),
+	}, &cobra.Command{
 		Use:   "rotate-secret PROJECT DISK",
 		Short: "Give a disk's target a new CHAP secret (new logins only; reboot the node to use it)",
 		Args:  clikit.ExactArgs("PROJECT", "DISK"),

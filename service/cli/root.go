@@ -109,6 +109,7 @@ failure, with the reason on stderr.`,
 		c.GroupID = "m2"
 		root.AddCommand(c)
 	}
+	addRetired(root)
 	a.addCompletion(root)
 	return clikit.Prepare(root)
 }

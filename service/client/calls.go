@@ -182,12 +182,27 @@ func (c *Client) Provision(ctx context.Context, project, node string, req api.Pr
 
 // Deprovision deprovisions a node; nic, when given, must be its boot NIC.
 func (c *Client) Deprovision(ctx context.Context, project, node, nic string) error {
-	var q url.Values
+	return c.DeprovisionOn(ctx, project, node, "", nic)
+}
+
+// DeprovisionOn is Deprovision with the original's NETWORK argument: when
+// not empty it must be the provisioning network BMI uses.
+func (c *Client) DeprovisionOn(ctx context.Context, project, node, network, nic string) error {
+	q := url.Values{}
 	if nic != "" {
-		q = url.Values{"nic": {nic}}
+		q.Set("nic", nic)
+	}
+	if network != "" {
+		q.Set("network", network)
 	}
 	_, _, err := c.do(ctx, http.MethodDelete, "/projects/"+seg(project)+"/nodes/"+seg(node)+"/provision", q, nil, nil)
 	return err
+}
+
+// Sanboot returns what an external boot manager needs to sanboot a disk.
+func (c *Client) Sanboot(ctx context.Context, project, disk string) (api.Sanboot, error) {
+	var out api.Sanboot
+	return out, c.get(ctx, "/projects/"+seg(project)+"/disks/"+seg(disk)+"/sanboot", nil, &out)
 }
 
 // NodeIP returns the address leased to a node's NIC.

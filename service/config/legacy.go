@@ -69,6 +69,16 @@ func parseINI(r io.Reader, name string) (*iniFile, error) {
 	return f, nil
 }
 
+// ReadLegacyINI parses the original BMI's INI file (bmiconfig.cfg):
+// section → option (lower-cased, as ConfigParser) → value.
+func ReadLegacyINI(r io.Reader, name string) (map[string]map[string]string, error) {
+	f, err := parseINI(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return f.sections, nil
+}
+
 // legacyRule says what becomes of one option of the original's INI file.
 type legacyRule struct {
 	key string // our key; "" when the option no longer applies
@@ -84,7 +94,7 @@ var legacyRules = map[string]legacyRule{
 	"bmi.snapshot": {key: "ceph.snapshot"},
 	"db.path": {key: "state.path", conv: func(v string) (any, error) {
 		return filepath.Join(filepath.Dir(v), "bmid.db"), nil
-	}, why: "bmid keeps its state in a new database with its own schema; the old file is not read"},
+	}, why: "bmid keeps its state in a new database with its own schema; `bmid migrate-legacy` brings the old one's rows over"},
 	"fs.id":                        {key: "ceph.id"},
 	"fs.pool":                      {key: "ceph.pool"},
 	"fs.conf_file":                 {key: "ceph.conf"},

@@ -53,6 +53,9 @@ func (s *Service) SetBoot(ctx context.Context, who Principal, project, node, nic
 			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q boots a disk of project %q", node, prev.Project)
 		}
 		data.Prev = &prev
+		// Setting the boot config of a provisioned node again (its NIC,
+		// say) keeps the disk pro made its own: dpro still deletes it.
+		data.OwnsDisk = prev.OwnsDisk && prev.DiskID == d.ID
 	} else if !errors.Is(err, fault.ErrNotFound) {
 		return BootConfig{}, err
 	}

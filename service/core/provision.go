@@ -127,7 +127,7 @@ func (s *Service) deprovisionOp() *opjournal.Op[deprovisionData] {
 
 // Deprovision stops node from netbooting and, when its disk was made by
 // Provision, deletes the disk (the original's "bmi dpro"). nic is checked
-// against the boot config when given.
+// against the boot config when given and the boot config knows its NIC.
 func (s *Service) Deprovision(ctx context.Context, who Principal, project, node, nic string) error {
 	if err := s.member(ctx, who, project); err != nil {
 		return err
@@ -136,7 +136,7 @@ func (s *Service) Deprovision(ctx context.Context, who Principal, project, node,
 	if err != nil || b.Project != project {
 		return fmt.Errorf("node %q is not provisioned in project %q: %w", node, project, fault.ErrNotFound)
 	}
-	if nic != "" && nic != b.NIC {
+	if nic != "" && b.NIC != "" && nic != b.NIC { // a migrated node's NIC may be unknown ("")
 		return fault.Errorf(fault.Invalid, "node %q boots through NIC %q, not %q", node, b.NIC, nic)
 	}
 	if !b.OwnsDisk {

@@ -69,7 +69,7 @@ func New(dir string, seed bool) (*Env, error) {
 		db.Close()
 		return nil, err
 	}
-	e.API, err = apiserver.New(apiserver.Config{Ops: e.Core, Log: logging.Discard(), MaxBodyBytes: 4096})
+	e.API, err = apiserver.New(apiserver.Config{Ops: e.Core, Log: logging.Discard(), MaxBodyBytes: 4096, Portal: "192.0.2.10:3260"})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -152,7 +152,7 @@ func TestCLIOnRealCeph(t *testing.T) {
 	contains(legacy("POST", "/list_images/", f("project", "tenant-a"), 200), `"debian"`)
 	contains(legacy("PUT", "/provision/", f("project", "tenant-a", "node", "node-02", "img", "debian", "nic", "eth0"), 200), "Success")
 	contains(legacy("PUT", "/create_snapshot/", f("project", "tenant-a", "node", "node-02", "snap_name", "snap2"), 200), "Success")
-	contains(legacy("POST", "/list_snapshots/", f("project", "tenant-a"), 200), `["snap2","debian"]`)
+	contains(legacy("POST", "/list_snapshots/", f("project", "tenant-a"), 200), `["snap2", "debian"]`)
 	contains(legacy("DELETE", "/deprovision/", f("project", "tenant-a", "node", "node-02", "nic", "eth0"), 200), "Success")
 	contains(legacy("PUT", "/create_disk", f("project", "tenant-a", "disk_name", "d2", "img", "snap2"), 200), `"`+uid+"img")
 	contains(legacy("PUT", "/create_disk", f("project", "tenant-a", "disk_name", "d2", "img", "snap2"), 409), "Disk exists. Endpoint:"+uid+"img")
