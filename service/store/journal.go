@@ -9,7 +9,7 @@ import (
 )
 
 // CreateOp writes a new operation (its plan) to the journal.
-func (s *SQLite) CreateOp(ctx context.Context, op core.Operation) error {
+func (s *DB) CreateOp(ctx context.Context, op core.Operation) error {
 	data := op.Data
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
@@ -22,7 +22,7 @@ func (s *SQLite) CreateOp(ctx context.Context, op core.Operation) error {
 
 // SetOpData replaces an operation's data (what its steps recorded), JSON
 // as the operation journals it.
-func (s *SQLite) SetOpData(ctx context.Context, id string, data json.RawMessage) error {
+func (s *DB) SetOpData(ctx context.Context, id string, data json.RawMessage) error {
 	if !json.Valid(data) {
 		return fmt.Errorf("operation %s: data is not JSON", id)
 	}
@@ -31,20 +31,20 @@ func (s *SQLite) SetOpData(ctx context.Context, id string, data json.RawMessage)
 }
 
 // SetOpState records an operation's state and error message.
-func (s *SQLite) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
+func (s *DB) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, updated_at = ? WHERE id = ?`, string(st), msg, s.stamp(), id)
 	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
 }
 
 // SetOpProgress records an operation's progress (0 to 1).
-func (s *SQLite) SetOpProgress(ctx context.Context, id string, p float64) error {
+func (s *DB) SetOpProgress(ctx context.Context, id string, p float64) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE operations SET progress = ?, updated_at = ? WHERE id = ?`, p, s.stamp(), id)
 	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
 }
 
 // MarkStep records a step's journal state; it is written before the step
 // acts ("doing") and after ("done"), and likewise when it is undone.
-func (s *SQLite) MarkStep(ctx context.Context, opID string, seq int, name string, st core.StepState) error {
+func (s *DB) MarkStep(ctx context.Context, opID string, seq int, name string, st core.StepState) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO op_steps (op_id, seq, name, state, at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (op_id, seq) DO UPDATE SET state = excluded.state, at = excluded.at`, opID, seq, name, string(st), s.stamp())
 	return dbErr(err, fmt.Sprintf("operation %s step %d (%s)", opID, seq, name))
@@ -52,7 +52,7 @@ func (s *SQLite) MarkStep(ctx context.Context, opID string, seq int, name string
 
 const opCols = `id, kind, project, target, principal, state, data, error, progress, created_at, updated_at`
 
-func (s *SQLite) scanOp(sc interface{ Scan(...any) error }) (core.Operation, error) {
+func (s *DB) scanOp(sc interface{ Scan(...any) error }) (core.Operation, error) {
 	var op core.Operation
 	var st, data string
 	var created, updated int64
@@ -69,7 +69,7 @@ func (s *SQLite) scanOp(sc interface{ Scan(...any) error }) (core.Operation, err
 }
 
 // Op returns an operation with its steps.
-func (s *SQLite) Op(ctx context.Context, id string) (core.Operation, error) {
+func (s *DB) Op(ctx context.Context, id string) (core.Operation, error) {
 	op, err := s.scanOp(s.db.QueryRowContext(ctx, `SELECT `+opCols+` FROM operations WHERE id = ?`, id))
 	if err != nil {
 		return core.Operation{}, dbErr(err, fmt.Sprintf("operation %s", id))
@@ -94,7 +94,7 @@ func (s *SQLite) Op(ctx context.Context, id string) (core.Operation, error) {
 
 // Ops lists operations, newest first; state "" means all. Steps are not
 // loaded (Op does that).
-func (s *SQLite) Ops(ctx context.Context, st core.OpState, limit int) ([]core.Operation, error) {
+func (s *DB) Ops(ctx context.Context, st core.OpState, limit int) ([]core.Operation, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
