@@ -117,11 +117,18 @@ func TestCrashChild(t *testing.T) {
 // TestCrash kills each multi-step operation at every journal point in turn
 // (SIGKILL, in a child process), restarts, recovers, and checks that the
 // operation either completed or left no trace, and that the database, Ceph,
-// the targets and the boot files agree.
+// the targets and the boot files agree; with the state database on SQLite
+// and on PostgreSQL.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) { testCrash(t, engine) })
+	}
+}
+
+func testCrash(t *testing.T, engine string) {
 	total := 0
 	names := make([]string, 0)
 	for n := range crashScenarios() {
@@ -131,7 +138,7 @@ func TestCrash(t *testing.T) {
 	for _, name := range names {
 		sc := crashScenarios()[name]
 		t.Run(name, func(t *testing.T) {
-			ref := seeded(t)
+			ref := seededOn(t, engine)
 			if sc.setup != nil {
 				sc.setup(ref)
 			}
@@ -159,15 +166,15 @@ func TestCrash(t *testing.T) {
 			}
 			total += len(points)
 			for _, p := range points {
-				t.Run(p.String(), func(t *testing.T) { crashAt(t, name, sc, p, before, after) })
+				t.Run(p.String(), func(t *testing.T) { crashAt(t, engine, name, sc, p, before, after) })
 			}
 		})
 	}
 	t.Logf("kill points tested: %d", total)
 }
 
-func crashAt(t *testing.T, name string, sc crashScenario, p killPoint, before, after string) {
-	dir := t.TempDir()
+func crashAt(t *testing.T, engine, name string, sc crashScenario, p killPoint, before, after string) {
+	dir := envDir(t, engine)
 	e := openEnv(t, dir)
 	e.seed()
 	if sc.setup != nil {

@@ -2,7 +2,6 @@ package core_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bmi-go/bmi/internal/pgtest"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/core/coretest"
 	"github.com/bmi-go/bmi/service/fault"
@@ -31,7 +31,7 @@ var (
 type env struct {
 	t      testing.TB
 	dir    string
-	db     *store.SQLite
+	db     *store.DB
 	images *coretest.Images
 	exp    *coretest.Exporter
 	files  coretest.Files
@@ -53,11 +53,32 @@ func newHIL() *coretest.HIL {
 	}
 }
 
+// envDir makes the directory of a new env whose state database is on
+// engine: "sqlite" (state.db in the directory) or "postgres" (a database
+// of its own in the test server, named by the file pg.dsn there).
+func envDir(t testing.TB, engine string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if engine == "postgres" {
+		if err := os.WriteFile(filepath.Join(dir, "pg.dsn"), []byte(pgtest.Database(t)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // openEnv opens (or reopens, after a crash) the BMI whose state is in dir.
 func openEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(dir, "state.db"), logging.Discard())
+	var db *store.DB
+	dsn, err := os.ReadFile(filepath.Join(dir, "pg.dsn"))
+	switch {
+	case err == nil:
+		db, err = store.OpenPostgres(ctx, string(dsn), logging.Discard())
+	case os.IsNotExist(err):
+		db, err = store.Open(ctx, filepath.Join(dir, "state.db"), logging.Discard())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +102,13 @@ func openEnv(t testing.TB, dir string) *env {
 // golden Ceph image and its import "debian" in tenant-a.
 func seeded(t testing.TB) *env {
 	t.Helper()
-	e := openEnv(t, t.TempDir())
+	return seededOn(t, "sqlite")
+}
+
+// seededOn is seeded with the state database on engine (see envDir).
+func seededOn(t testing.TB, engine string) *env {
+	t.Helper()
+	e := openEnv(t, envDir(t, engine))
 	e.seed()
 	return e
 }
@@ -274,12 +301,12 @@ func wantKind(t testing.TB, err error, k fault.Kind) {
 func (e *env) tables() string {
 	e.t.Helper()
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "state.db")+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		e.t.Fatal(err)
+	db := e.db.SQL()
+	list := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if e.db.Engine() == "postgres" {
+		list = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`
 	}
-	defer db.Close()
-	names, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	names, err := db.QueryContext(ctx, list)
 	if err != nil {
 		e.t.Fatal(err)
 	}
