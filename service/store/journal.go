@@ -15,8 +15,8 @@ func (s *DB) CreateOp(ctx context.Context, op core.Operation) error {
 		data = json.RawMessage("{}")
 	}
 	now := s.stamp()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, state, data, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, op.ID, op.Kind, op.Project, op.Target, op.Principal, string(op.State), string(data), now, now)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, gateway, state, data, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, op.ID, op.Kind, op.Project, op.Target, op.Principal, op.Gateway, string(op.State), string(data), now, now)
 	return dbErr(err, fmt.Sprintf("operation %s", op.ID))
 }
 
@@ -50,13 +50,13 @@ func (s *DB) MarkStep(ctx context.Context, opID string, seq int, name string, st
 	return dbErr(err, fmt.Sprintf("operation %s step %d (%s)", opID, seq, name))
 }
 
-const opCols = `id, kind, project, target, principal, state, data, error, progress, created_at, updated_at`
+const opCols = `id, kind, project, target, principal, gateway, state, data, error, progress, created_at, updated_at`
 
 func (s *DB) scanOp(sc interface{ Scan(...any) error }) (core.Operation, error) {
 	var op core.Operation
 	var st, data string
 	var created, updated int64
-	if err := sc.Scan(&op.ID, &op.Kind, &op.Project, &op.Target, &op.Principal, &st, &data, &op.Error, &op.Progress, &created, &updated); err != nil {
+	if err := sc.Scan(&op.ID, &op.Kind, &op.Project, &op.Target, &op.Principal, &op.Gateway, &st, &data, &op.Error, &op.Progress, &created, &updated); err != nil {
 		return core.Operation{}, err
 	}
 	op.State = core.OpState(st)

@@ -55,30 +55,38 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger) (*DB, error
 // LockInstance makes this process the only bmid on a PostgreSQL database
 // until Close: it holds a session advisory lock on a connection of its own,
 // and a second bmid is refused with a conflict naming the holder. It is
-// the PostgreSQL counterpart of the state file's flock (SQLite), for as
-// long as operations lock images and nodes in memory only. On SQLite it
-// does nothing.
+// the PostgreSQL counterpart of the state file's flock (SQLite): bmid
+// takes it while every bmid exports every disk of its database (disks are
+// not yet placed on gateways). On SQLite it does nothing.
 func (s *DB) LockInstance(ctx context.Context) error {
 	if s.db.dialect.name != postgres.name {
 		return nil
 	}
+	return s.advisoryLock(ctx, instanceLockID, "another bmid uses this PostgreSQL database")
+}
+
+// advisoryLock takes the session advisory lock key on a connection of its
+// own, held until Close (or until this process dies: PostgreSQL ends the
+// session and the lock with it); if another session holds it, the error is
+// a conflict that says busy and names the holder.
+func (s *DB) advisoryLock(ctx context.Context, key int64, busy string) error {
 	c, err := s.db.raw.Conn(ctx)
 	if err != nil {
-		return dbErr(err, "state database instance lock")
+		return dbErr(err, "state database advisory lock")
 	}
 	var got bool
-	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, instanceLockID).Scan(&got); err != nil {
+	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
 		c.Close()
-		return dbErr(err, "state database instance lock")
+		return dbErr(err, "state database advisory lock")
 	}
 	if !got {
-		holder := s.lockHolder(ctx, c)
+		holder := lockHolder(ctx, c, key)
 		c.Close()
-		return fault.Errorf(fault.Conflict, "state database: another bmid uses this PostgreSQL database (%s); stop it first", holder)
+		return fault.Errorf(fault.Conflict, "state database: %s (%s); stop it first", busy, holder)
 	}
 	prev := s.release
 	s.release = func() error {
-		_, err := c.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, instanceLockID)
+		_, err := c.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
 		if cerr := c.Close(); err == nil {
 			err = cerr
 		}
@@ -92,14 +100,14 @@ func (s *DB) LockInstance(ctx context.Context) error {
 	return nil
 }
 
-// lockHolder describes the session holding the instance lock.
-func (s *DB) lockHolder(ctx context.Context, c *sql.Conn) string {
+// lockHolder describes the session holding the advisory lock key.
+func lockHolder(ctx context.Context, c *sql.Conn, key int64) string {
 	var pid int
 	var addr, app string
 	err := c.QueryRowContext(ctx, `SELECT a.pid, COALESCE(host(a.client_addr), 'local socket'), a.application_name
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 LIMIT 1`,
-		uint32(instanceLockID>>32), uint32(instanceLockID&0xffffffff)).Scan(&pid, &addr, &app)
+		uint32(uint64(key)>>32), uint32(uint64(key)&0xffffffff)).Scan(&pid, &addr, &app)
 	if err != nil {
 		return "holder unknown"
 	}
