@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bmi-go/bmi/internal/pgtest"
 	"github.com/bmi-go/bmi/service/core"
@@ -67,8 +68,19 @@ func envDir(t testing.TB, engine string) string {
 	return dir
 }
 
-// openEnv opens (or reopens, after a crash) the BMI whose state is in dir.
+// openEnv opens (or reopens, after a crash) the BMI whose state is in dir;
+// as the gateway named by BMI_CRASH_GATEWAY when that is set (a child of
+// TestTakeOver).
 func openEnv(t testing.TB, dir string) *env {
+	t.Helper()
+	e := openDB(t, dir)
+	e.svc = e.service(t, joinGateway(t, e.db, os.Getenv("BMI_CRASH_GATEWAY"), time.Hour))
+	return e
+}
+
+// openDB opens the state database of the env in dir and its fakes; the
+// env has no service yet.
+func openDB(t testing.TB, dir string) *env {
 	t.Helper()
 	ctx := context.Background()
 	var db *store.DB
@@ -87,15 +99,43 @@ func openEnv(t testing.TB, dir string) *env {
 	if err := os.MkdirAll(files, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, db: db, images: coretest.NewImages(filepath.Join(dir, "ceph.json")),
+	return &env{t: t, dir: dir, db: db, images: coretest.NewImages(filepath.Join(dir, "ceph.json")),
 		exp: coretest.NewExporter(), files: coretest.Files{Dir: files}, hil: newHIL(), nets: coretest.NewNetworks(filepath.Join(dir, "networks.json"))}
-	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
-		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+}
+
+// service returns a core on the env's database and fakes, as gateway gw
+// (nil: the only bmid on its database).
+func (e *env) service(t testing.TB, gw *store.Gateway) *core.Service {
+	t.Helper()
+	db := e.db
+	d := core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp,
+		Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()}
+	if gw != nil {
+		d.Gateway = gw
+	}
+	svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
+		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return svc
+}
+
+// joinGateway joins db as gateway id with leases of ttl; "" joins
+// nothing and returns nil.
+func joinGateway(t testing.TB, db *store.DB, id string, ttl time.Duration) *store.Gateway {
+	t.Helper()
+	if id == "" {
+		return nil
+	}
+	gw, err := store.NewGateway(db, id, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return gw
 }
 
 // seeded returns an env with projects tenant-a, tenant-b, bmi_infra, a
