@@ -60,9 +60,11 @@ func (g *Gateway) now() int64 {
 }
 
 // Join starts (or, after a restart under the same id, resumes) the
-// gateway's lease. On PostgreSQL it also takes an advisory lock on the id
-// for as long as db is open, so that two live processes never share one
-// id; the second is refused with a conflict.
+// gateway's lease, and makes db's journal write only this gateway's
+// operations (DB.MarkStep). On PostgreSQL it also takes an advisory lock
+// on the id for as long as db is open, so that two live processes never
+// share one id; the second is refused with a conflict. One gateway joins
+// per DB.
 func (g *Gateway) Join(ctx context.Context) error {
 	if g.db.db.dialect.numbered {
 		h := fnv.New64a()
@@ -71,6 +73,7 @@ func (g *Gateway) Join(ctx context.Context) error {
 			return err
 		}
 	}
+	g.db.gateway = g.id
 	now := g.now()
 	_, err := g.db.db.ExecContext(ctx, `INSERT INTO gateways (id, started_at, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, expires_at = excluded.expires_at`, g.id, now, now+int64(g.ttl))

@@ -141,6 +141,14 @@ func testGatewayTakeOver(t *testing.T, d testDB) {
 	if op, _ := sa.Op(ctx, "op-a-done"); op.Gateway != "gw-a" {
 		t.Fatalf("a finished operation moved to %q", op.Gateway)
 	}
+	// The dead gateway, should it wake up, can no longer journal the
+	// operation it had.
+	if err := sa.MarkStep(ctx, "op-a", 0, "insert row", core.StepDoing); fault.Of(err) != fault.Conflict || !strings.Contains(err.Error(), "taken over") {
+		t.Fatalf("the dead gateway journals a step of its old operation: %v, want a conflict", err)
+	}
+	if err := sa.SetOpState(ctx, "op-a", core.OpDone, ""); fault.Of(err) != fault.Conflict {
+		t.Fatalf("the dead gateway records its old operation's state: %v, want a conflict", err)
+	}
 	a.Now = nil
 	if err := a.Renew(ctx); fault.Of(err) != fault.Conflict || !strings.Contains(err.Error(), "lost its lease") {
 		t.Fatalf("the dead gateway renews: %v, want a conflict", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // CreateOp writes a new operation (its plan) to the journal.
@@ -30,10 +31,21 @@ func (s *DB) SetOpData(ctx context.Context, id string, data json.RawMessage) err
 	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
 }
 
-// SetOpState records an operation's state and error message.
+// SetOpState records an operation's state and error message; like
+// MarkStep, only the operation's gateway can.
 func (s *DB) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, updated_at = ? WHERE id = ?`, string(st), msg, s.stamp(), id)
-	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
+	what := fmt.Sprintf("operation %s", id)
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, updated_at = ? WHERE id = ? AND gateway = ?`,
+		string(st), msg, s.stamp(), id, s.gateway)
+	if err := rowsAffected(res, err, what); fault.Of(err) == fault.NotFound {
+		if err := s.notOurs(ctx, id, what); fault.Of(err) == fault.Conflict {
+			return err
+		}
+		return fmt.Errorf("%s: %w", what, fault.ErrNotFound)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // SetOpProgress records an operation's progress (0 to 1).
@@ -43,11 +55,33 @@ func (s *DB) SetOpProgress(ctx context.Context, id string, p float64) error {
 }
 
 // MarkStep records a step's journal state; it is written before the step
-// acts ("doing") and after ("done"), and likewise when it is undone.
+// acts ("doing") and after ("done"), and likewise when it is undone. Only
+// the gateway the operation belongs to can write it (see Gateway.Join):
+// a gateway whose operations were taken over, because it stopped renewing
+// its lease (paused, cut off), gets a conflict at its next step instead
+// of acting beside the one that took over.
 func (s *DB) MarkStep(ctx context.Context, opID string, seq int, name string, st core.StepState) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO op_steps (op_id, seq, name, state, at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (op_id, seq) DO UPDATE SET state = excluded.state, at = excluded.at`, opID, seq, name, string(st), s.stamp())
-	return dbErr(err, fmt.Sprintf("operation %s step %d (%s)", opID, seq, name))
+	what := fmt.Sprintf("operation %s step %d (%s)", opID, seq, name)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO op_steps (op_id, seq, name, state, at)
+		SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM operations WHERE id = ? AND gateway = ?)
+		ON CONFLICT (op_id, seq) DO UPDATE SET state = excluded.state, at = excluded.at`,
+		opID, seq, name, string(st), s.stamp(), opID, s.gateway)
+	if err := rowsAffected(res, err, what); fault.Of(err) == fault.NotFound {
+		return s.notOurs(ctx, opID, what)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// notOurs explains why an operation's journal refused a write: it is
+// unknown, or another gateway's.
+func (s *DB) notOurs(ctx context.Context, opID, what string) error {
+	var gw string
+	if err := s.db.QueryRowContext(ctx, `SELECT gateway FROM operations WHERE id = ?`, opID).Scan(&gw); err != nil {
+		return dbErr(err, what)
+	}
+	return fault.Errorf(fault.Conflict, "%s: the operation is gateway %q's, not this one's (%q): it was taken over", what, gw, s.gateway)
 }
 
 const opCols = `id, kind, project, target, principal, gateway, state, data, error, progress, created_at, updated_at`

@@ -41,6 +41,9 @@ type DB struct {
 	log  *slog.Logger
 	now  func() time.Time
 	aead cipher.AEAD // seals CHAP secrets; nil: none (see SetKey)
+	// gateway is the gateway this process joined as (Gateway.Join); the
+	// journal writes only operations marked with it. "": none joined.
+	gateway string
 	// release ends what Open holds besides the pool (PostgreSQL: the
 	// instance lock's connection); nil: nothing.
 	release func() error
