@@ -199,3 +199,57 @@ func takeOverAt(t *testing.T, name string, sc crashScenario, p killPoint, before
 		t.Fatalf("%d locks left after the take-over", n)
 	}
 }
+
+// TestKeepGateway: KeepGateway renews the lease and takes over a gateway
+// whose lease expired; once another gateway has taken this one over (it
+// stopped renewing in time, as a paused one does), it returns the error
+// that says the lease was lost.
+func TestKeepGateway(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := seededOn(t, "postgres")
+	a := e.peer(t, "gw-a")
+	gwA, err := store.NewGateway(a.db, "gw-a", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.svc = a.service(t, gwA)
+	// gw-dead joined long ago and never renewed.
+	dead, err := store.NewGateway(e.db, "gw-dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+	e.ok(dead.Join(ctx))
+	kept := make(chan error, 1)
+	go func() { kept <- a.svc.KeepGateway(ctx) }()
+	gone := func(id string) bool {
+		var n int
+		e.ok(e.db.SQL().QueryRow(`SELECT COUNT(*) FROM gateways WHERE id = $1`, id).Scan(&n))
+		return n == 0
+	}
+	for deadline := time.Now().Add(2 * time.Minute); !gone("gw-dead"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("KeepGateway did not take over gw-dead")
+		}
+	}
+	// gw-c sees gw-a's lease as long over (its clock runs ahead) and takes
+	// it over: gw-a must notice and stop.
+	c := e.peer(t, "gw-c")
+	gwC, err := store.NewGateway(c.db, "gw-c", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwC.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	if got, err := gwC.ClaimExpired(ctx); err != nil || fmt.Sprint(got) != "[gw-a]" {
+		t.Fatalf("gw-c's take-over: %v, %v", got, err)
+	}
+	select {
+	case err := <-kept:
+		if fault.Of(err) != fault.Conflict || !strings.Contains(err.Error(), "lost its lease") {
+			t.Fatalf("KeepGateway after losing its lease: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("KeepGateway went on after its lease was taken over")
+	}
+}
