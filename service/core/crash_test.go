@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -128,6 +129,15 @@ func TestCrash(t *testing.T) {
 	}
 }
 
+// pgPhases are the kill points TestCrash tries on PostgreSQL: a step (or
+// its undo) acted but not yet journaled so, the point where the journal
+// and the world differ most. The other points differ from these only in
+// the journal's last write, which the SQLite run covers at every point
+// and the store's own tests cover on both engines. A kill point costs
+// about ten times more on PostgreSQL (a database per site), so this keeps
+// the PostgreSQL run near the SQLite run's cost.
+var pgPhases = map[string]bool{"acted": true, "unacted": true}
+
 func testCrash(t *testing.T, engine string) {
 	total := 0
 	names := make([]string, 0)
@@ -164,13 +174,16 @@ func testCrash(t *testing.T, engine string) {
 			if len(points) == 0 {
 				t.Fatal("the operation hit no journal point")
 			}
+			if engine == "postgres" {
+				points = slices.DeleteFunc(points, func(p killPoint) bool { return !pgPhases[p.phase] })
+			}
 			total += len(points)
 			for _, p := range points {
 				t.Run(p.String(), func(t *testing.T) { crashAt(t, engine, name, sc, p, before, after) })
 			}
 		})
 	}
-	t.Logf("kill points tested: %d", total)
+	t.Logf("kill points tested on %s: %d", engine, total)
 }
 
 func crashAt(t *testing.T, engine, name string, sc crashScenario, p killPoint, before, after string) {
