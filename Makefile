@@ -32,8 +32,8 @@ build: ## Build every binary into bin/ (bmi, hil-mock, bmi-uat and the lab's sta
 test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the README's test command)
 	@mkdir -p $(RESULTS)
 	$(GO) vet -tags $(TAGS) ./...
-	@# one Ceph cluster for every package's real-Ceph tests, always purged after (scripts/with-test-ceph.sh)
-	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 -timeout 40m ./... 2>&1 | tee $(RESULTS)/test.log'
+	@# one Ceph cluster for every package's real-Ceph tests and one PostgreSQL for the store's, always purged after (scripts/with-test-ceph.sh, scripts/with-test-postgres.sh)
+	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash scripts/with-test-postgres.sh bash -o pipefail -c '$(GO) test -tags $(TAGS) -race -count=1 -timeout 40m ./... 2>&1 | tee $(RESULTS)/test.log'
 
 quick: ## The fast tier for the edit-test loop: go test -short ./... (no Ceph, no namespaces, no real clients; under two minutes)
 	$(GO) test -tags $(TAGS) -short -count=1 ./...

@@ -23,6 +23,8 @@ packages=(
   busybox-static linux-image-amd64 syslinux syslinux-common pxelinux dosfstools mtools fdisk cpio kmod
   # real protocol clients of the boot tests
   udhcpc tftp-hpa atftp curl
+  # the throwaway PostgreSQL of the store and crash tests (scripts/with-test-postgres.sh)
+  postgresql
 )
 
 missing=()

@@ -99,7 +99,7 @@ exit 0
 type site struct {
 	p      *netnstest.Pair
 	dir    string
-	db     *store.SQLite
+	db     *store.DB
 	hil    *hil.Client
 	attack []string // what was tried and how it ended, for the log
 }

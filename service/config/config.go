@@ -43,7 +43,9 @@ type Config struct {
 // interval.
 type Security struct {
 	// KeyFile holds the key (32 bytes, mode 0600) that seals CHAP secrets
-	// in the state database; empty means secret.key next to state.path.
+	// in the state database; empty means secret.key next to state.path
+	// (required with state.engine postgres: every gateway needs the same
+	// key).
 	// Created at first start; once secrets are sealed with it, a missing,
 	// unreadable, wrong-size or group/world-accessible file stops bmid.
 	KeyFile string `yaml:"key_file"`
@@ -88,8 +90,21 @@ type API struct {
 
 // State configures the state database.
 type State struct {
-	// Path is the SQLite database file; created with its schema on first start.
+	// Engine is "sqlite" (the embedded default: one bmid, a file) or
+	// "postgres" (a PostgreSQL database, the state several gateways can
+	// share).
+	Engine string `yaml:"engine"`
+	// Path is the SQLite database file; created with its schema on first
+	// start (engine sqlite).
 	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (engine postgres), a libpq
+	// "key=value ..." string or a postgres:// URL, without a password:
+	// that goes in DSNFile, ~/.pgpass (PGPASSFILE) or PGPASSWORD.
+	DSN string `yaml:"dsn"`
+	// DSNFile is a file holding the PostgreSQL connection string, which
+	// may include the password; it must be readable by its owner only
+	// (mode 0600). Instead of DSN.
+	DSNFile string `yaml:"dsn_file"`
 }
 
 // Ceph configures the Ceph client.
@@ -302,7 +317,7 @@ func Default() Config {
 			AuthCacheTTL: 30 * time.Second,
 			MaxBodyBytes: 1 << 20,
 		},
-		State: State{Path: "/var/lib/bmi/bmi.db"},
+		State: State{Engine: "sqlite", Path: "/var/lib/bmi/bmi.db"},
 		Ceph: Ceph{
 			Conf:      "/etc/ceph/ceph.conf",
 			ID:        "admin",

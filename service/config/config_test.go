@@ -38,6 +38,17 @@ func TestLoadMinimal(t *testing.T) {
 	}
 }
 
+// TestLoadPostgres: a PostgreSQL state without a password in the
+// configuration loads, in both forms.
+func TestLoadPostgres(t *testing.T) {
+	for _, state := range []string{"  dsn: host=/run/postgresql dbname=bmi user=bmid\n", "  dsn: postgres://bmid@db/bmi\n", "  dsn_file: /etc/bmi/state.dsn\n"} {
+		cfg, err := Load(Sources{File: writeFile(t, minimal+"state:\n  engine: postgres\n"+state+"security:\n  key_file: /etc/bmi/secret.key\n")})
+		if err != nil || cfg.State.Engine != "postgres" {
+			t.Errorf("Load(%q) = %+v, %v", state, cfg.State, err)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := map[string]struct {
 		body string
@@ -78,6 +89,19 @@ func TestLoadErrors(t *testing.T) {
 		"zero auth burst":      {body: minimal + "security:\n  auth_fail_burst: 0\n", want: `key "security.auth_fail_burst"`},
 		"zero login every":     {body: minimal + "security:\n  login_fail_interval: 0s\n", want: `key "security.login_fail_interval"`},
 		"not yaml":             {body: "uid: [\n", want: "bmid.yaml: "},
+		"bad state engine":     {body: minimal + "state:\n  engine: mysql\n", want: `key "state.engine": invalid value "mysql": want one of sqlite, postgres`},
+		"postgres without dsn": {body: minimal + "state:\n  engine: postgres\nsecurity:\n  key_file: /k\n", want: `key "state.dsn": required: set state.dsn or state.dsn_file`},
+		"postgres dsn and file": {body: minimal + "state:\n  engine: postgres\n  dsn: host=/run/postgresql\n  dsn_file: /etc/bmi/dsn\nsecurity:\n  key_file: /k\n",
+			want: `key "state.dsn": set state.dsn or state.dsn_file, not both`},
+		"postgres password word": {body: minimal + "state:\n  engine: postgres\n  dsn: host=db user=bmid password=hunter2\nsecurity:\n  key_file: /k\n",
+			want: `key "state.dsn": holds a password; put the connection string in state.dsn_file`},
+		"postgres password spaced": {body: minimal + "state:\n  engine: postgres\n  dsn: host=db password = hunter2\nsecurity:\n  key_file: /k\n", want: `key "state.dsn": holds a password`},
+		"postgres password url":    {body: minimal + "state:\n  engine: postgres\n  dsn: postgres://bmid:hunter2@db/bmi\nsecurity:\n  key_file: /k\n", want: `key "state.dsn": holds a password`},
+		"postgres password env": {body: minimal + "state:\n  engine: postgres\nsecurity:\n  key_file: /k\n", env: []string{"BMI_STATE_DSN=postgres://db/bmi?password=hunter2"},
+			want: `key "state.dsn": holds a password`},
+		"postgres without key": {body: minimal + "state:\n  engine: postgres\n  dsn: host=db user=bmid\n", want: `key "security.key_file": required with state.engine postgres`},
+		"sqlite with dsn":      {body: minimal + "state:\n  dsn: host=db\n", want: `key "state.dsn": not used with state.engine sqlite`},
+		"sqlite without path":  {body: minimal + "state:\n  path: ''\n", want: `key "state.path": required`},
 		"top-level list":       {body: "- a\n", want: "want a mapping of keys"},
 		"env bad duration":     {body: minimal, env: []string{"BMI_HIL_TIMEOUT=ten"}, want: `environment BMI_HIL_TIMEOUT: key "hil.timeout": invalid value "ten"`},
 		"set unknown key":      {body: minimal, sets: []string{"ceph.nope=1"}, want: `flag --set: key "ceph.nope": unknown key`},

@@ -47,7 +47,7 @@ func (c Config) checks() []check {
 		{"api.tls_key", pair(c.API.TLSKey, c.API.TLSCert, "api.tls_cert")},
 		{"api.auth_cache_ttl", nonNegative(int64(c.API.AuthCacheTTL))},
 		{"api.max_body_bytes", positive(c.API.MaxBodyBytes)},
-		{"state.path", required(c.State.Path)},
+		{"state.engine", oneOf(c.State.Engine, "sqlite", "postgres")},
 		{"ceph.conf", required(c.Ceph.Conf)},
 		{"ceph.id", match(c.Ceph.ID, cephNameRe, "a cephx client id such as admin")},
 		{"ceph.pool", match(c.Ceph.Pool, cephNameRe, "a pool name of letters, digits, '.', '-' or '_'")},
@@ -104,6 +104,17 @@ func (c Config) checks() []check {
 	if len(c.Boot.Interfaces) > 0 {
 		out = append(out, check{"boot.base_url", required(c.Boot.BaseURL)},
 			check{"boot.http_listen", required(c.Boot.HTTPListen)})
+	}
+	if c.State.Engine == "postgres" {
+		out = append(out,
+			check{"state.dsn", oneOfTwo(c.State.DSN, c.State.DSNFile, "state.dsn", "state.dsn_file")},
+			check{"state.dsn", noPassword(c.State.DSN)},
+			check{"security.key_file", requiredWhy(c.Security.KeyFile, "with state.engine postgres (every gateway needs the same key)")},
+		)
+	} else {
+		out = append(out, check{"state.path", required(c.State.Path)},
+			check{"state.dsn", unusedWith(c.State.DSN, "state.engine sqlite")},
+			check{"state.dsn_file", unusedWith(c.State.DSNFile, "state.engine sqlite")})
 	}
 	if c.Boot.Files.Enabled {
 		out = append(out,
@@ -328,6 +339,57 @@ func durationBetween(d, lo, hi time.Duration) string {
 func seconds(d time.Duration) string {
 	if d < 0 || d > time.Hour || d%time.Second != 0 {
 		return "must be whole seconds between 0s and 1h"
+	}
+	return ""
+}
+
+// oneOfTwo wants exactly one of two keys set.
+func oneOfTwo(a, b, aKey, bKey string) string {
+	switch {
+	case a == "" && b == "":
+		return "required: set " + aKey + " or " + bKey
+	case a != "" && b != "":
+		return "set " + aKey + " or " + bKey + ", not both"
+	}
+	return ""
+}
+
+// requiredWhy is required with the reason the key is needed.
+func requiredWhy(s, why string) string {
+	if s == "" {
+		return "required " + why
+	}
+	return ""
+}
+
+// unusedWith refuses a key that means nothing in this configuration.
+func unusedWith(s, with string) string {
+	if s != "" {
+		return "not used with " + with
+	}
+	return ""
+}
+
+// noPassword refuses a PostgreSQL connection string that holds a
+// password (a URL's user:password@ or a password= word): the
+// configuration file, the environment and flags are not for secrets. The
+// value is never repeated in the message.
+func noPassword(dsn string) string {
+	const why = "holds a password; put the connection string in state.dsn_file (mode 0600), or the password in ~/.pgpass or PGPASSWORD"
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "not a valid postgres:// URL"
+		}
+		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
+			return why
+		}
+		return ""
+	}
+	for _, w := range strings.Fields(dsn) {
+		if k, _, _ := strings.Cut(w, "="); strings.TrimSpace(k) == "password" {
+			return why
+		}
 	}
 	return ""
 }

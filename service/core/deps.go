@@ -8,7 +8,7 @@ import (
 )
 
 // The state database as the core sees it, cut by what each part uses
-// (service/store.SQLite implements them all; the journal is
+// (service/store.DB implements them all; the journal is
 // opjournal.Journal).
 
 // Projects are BMI's projects.

@@ -2,14 +2,15 @@ package core_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bmi-go/bmi/internal/pgtest"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/core/coretest"
 	"github.com/bmi-go/bmi/service/fault"
@@ -31,7 +32,7 @@ var (
 type env struct {
 	t      testing.TB
 	dir    string
-	db     *store.SQLite
+	db     *store.DB
 	images *coretest.Images
 	exp    *coretest.Exporter
 	files  coretest.Files
@@ -53,11 +54,43 @@ func newHIL() *coretest.HIL {
 	}
 }
 
-// openEnv opens (or reopens, after a crash) the BMI whose state is in dir.
+// envDir makes the directory of a new env whose state database is on
+// engine: "sqlite" (state.db in the directory) or "postgres" (a database
+// of its own in the test server, named by the file pg.dsn there).
+func envDir(t testing.TB, engine string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if engine == "postgres" {
+		if err := os.WriteFile(filepath.Join(dir, "pg.dsn"), []byte(pgtest.Database(t)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// openEnv opens (or reopens, after a crash) the BMI whose state is in dir;
+// as the gateway named by BMI_CRASH_GATEWAY when that is set (a child of
+// TestTakeOver).
 func openEnv(t testing.TB, dir string) *env {
 	t.Helper()
+	e := openDB(t, dir)
+	e.svc = e.service(t, joinGateway(t, e.db, os.Getenv("BMI_CRASH_GATEWAY"), time.Hour))
+	return e
+}
+
+// openDB opens the state database of the env in dir and its fakes; the
+// env has no service yet.
+func openDB(t testing.TB, dir string) *env {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(dir, "state.db"), logging.Discard())
+	var db *store.DB
+	dsn, err := os.ReadFile(filepath.Join(dir, "pg.dsn"))
+	switch {
+	case err == nil:
+		db, err = store.OpenPostgres(ctx, string(dsn), logging.Discard())
+	case os.IsNotExist(err):
+		db, err = store.Open(ctx, filepath.Join(dir, "state.db"), logging.Discard())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,22 +99,56 @@ func openEnv(t testing.TB, dir string) *env {
 	if err := os.MkdirAll(files, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, db: db, images: coretest.NewImages(filepath.Join(dir, "ceph.json")),
+	return &env{t: t, dir: dir, db: db, images: coretest.NewImages(filepath.Join(dir, "ceph.json")),
 		exp: coretest.NewExporter(), files: coretest.Files{Dir: files}, hil: newHIL(), nets: coretest.NewNetworks(filepath.Join(dir, "networks.json"))}
-	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
-		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+}
+
+// service returns a core on the env's database and fakes, as gateway gw
+// (nil: the only bmid on its database).
+func (e *env) service(t testing.TB, gw *store.Gateway) *core.Service {
+	t.Helper()
+	db := e.db
+	d := core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp,
+		Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()}
+	if gw != nil {
+		d.Gateway = gw
+	}
+	svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
+		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return svc
+}
+
+// joinGateway joins db as gateway id with leases of ttl; "" joins
+// nothing and returns nil.
+func joinGateway(t testing.TB, db *store.DB, id string, ttl time.Duration) *store.Gateway {
+	t.Helper()
+	if id == "" {
+		return nil
+	}
+	gw, err := store.NewGateway(db, id, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return gw
 }
 
 // seeded returns an env with projects tenant-a, tenant-b, bmi_infra, a
 // golden Ceph image and its import "debian" in tenant-a.
 func seeded(t testing.TB) *env {
 	t.Helper()
-	e := openEnv(t, t.TempDir())
+	return seededOn(t, "sqlite")
+}
+
+// seededOn is seeded with the state database on engine (see envDir).
+func seededOn(t testing.TB, engine string) *env {
+	t.Helper()
+	e := openEnv(t, envDir(t, engine))
 	e.seed()
 	return e
 }
@@ -274,12 +341,12 @@ func wantKind(t testing.TB, err error, k fault.Kind) {
 func (e *env) tables() string {
 	e.t.Helper()
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "state.db")+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		e.t.Fatal(err)
+	db := e.db.SQL()
+	list := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if e.db.Engine() == "postgres" {
+		list = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`
 	}
-	defer db.Close()
-	names, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	names, err := db.QueryContext(ctx, list)
 	if err != nil {
 		e.t.Fatal(err)
 	}

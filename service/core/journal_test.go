@@ -13,7 +13,7 @@ import (
 
 // flakyJournal fails the journal write of one step state.
 type flakyJournal struct {
-	*store.SQLite
+	*store.DB
 	seq   int
 	state core.StepState
 	armed bool
@@ -24,7 +24,7 @@ func (f *flakyJournal) MarkStep(ctx context.Context, op string, seq int, name st
 		f.armed = false
 		return fault.Errorf(fault.Unavailable, "journal write failed (injected)")
 	}
-	return f.SQLite.MarkStep(ctx, op, seq, name, st)
+	return f.DB.MarkStep(ctx, op, seq, name, st)
 }
 
 // TestJournalWriteFailure: when the journal cannot be written, an
@@ -50,7 +50,7 @@ func TestJournalWriteFailure(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := seeded(t)
 			e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d0"))
-			j := &flakyJournal{SQLite: e.db, seq: tc.seq, state: tc.state, armed: true}
+			j := &flakyJournal{DB: e.db, seq: tc.seq, state: tc.state, armed: true}
 			svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 				ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
 				core.Deps{Projects: j, Rows: j, Targets: j, Boots: j, Leases: j, Journal: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
@@ -72,7 +72,7 @@ func TestJournalWriteFailure(t *testing.T) {
 
 // stateJournal fails every write of one operation state.
 type stateJournal struct {
-	*store.SQLite
+	*store.DB
 	fail core.OpState
 }
 
@@ -80,7 +80,7 @@ func (f *stateJournal) SetOpState(ctx context.Context, id string, st core.OpStat
 	if st == f.fail {
 		return fault.Errorf(fault.Unavailable, "journal write of %s failed (injected)", st)
 	}
-	return f.SQLite.SetOpState(ctx, id, st, msg)
+	return f.DB.SetOpState(ctx, id, st, msg)
 }
 
 // TestOpStateWriteFailure: when the journal cannot record how an operation
@@ -104,7 +104,7 @@ func TestOpStateWriteFailure(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := seeded(t)
 			e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d0"))
-			j := &stateJournal{SQLite: e.db, fail: tc.fail}
+			j := &stateJournal{DB: e.db, fail: tc.fail}
 			svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 				ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
 				core.Deps{Projects: j, Rows: j, Targets: j, Boots: j, Leases: j, Journal: j, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})

@@ -114,6 +114,9 @@ func (s *Service) reexport(ctx context.Context, rep *Report) {
 				note(fmt.Errorf("re-export target %s: %w", t.IQN, err))
 				return
 			}
+			if s.busyElsewhere(ctx, d.OpID) {
+				return // another gateway's operation is at it; a take-over re-exports it
+			}
 			if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName)); err != nil {
 				note(fmt.Errorf("re-export disk %s/%s: %w", d.Project, d.Name, err))
 				return

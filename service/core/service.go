@@ -47,7 +47,11 @@ type Deps struct {
 	// Networks is required when Config.ProvisioningNetwork is set.
 	Networks Networks
 	Auth     Authorizer
-	Log      *slog.Logger
+	// Gateway, when set, makes this bmid one gateway among several on a
+	// shared state database (locks in the database, take-over of dead
+	// gateways); nil: the only bmid on its database.
+	Gateway Gateway
+	Log     *slog.Logger
 }
 
 // Service runs BMI's operations.
@@ -67,6 +71,7 @@ type Service struct {
 	auth     Authorizer
 	log      *slog.Logger
 	locks    *locker
+	gateway  Gateway
 	engine   *opjournal.Engine
 	ops      operations
 }
@@ -100,7 +105,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, projects: d.Projects, rows: d.Rows, targets: d.Targets, boots: d.Boots, leases: d.Leases, journal: d.Journal,
 		ceph: d.Images, exporter: d.Exporter, files: d.Files, nodes: d.Nodes, networks: d.Networks, auth: d.Auth,
-		log: d.Log, locks: newLocker()}
+		log: d.Log, locks: newLocker(), gateway: d.Gateway}
 	s.ops = operations{
 		imp: s.copyOp("import"), copy: s.copyOp("copy"), snapshot: s.copyOp("snapshot"),
 		export: s.exportOp(), remove: s.removeOp(),
@@ -114,6 +119,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		o.provision, o.deprovision, o.setBoot, o.clearBoot, o.upload)
 	if err != nil {
 		return nil, err
+	}
+	if d.Gateway != nil {
+		s.engine.SetGateway(d.Gateway.ID())
 	}
 	return s, nil
 }
@@ -202,11 +210,6 @@ func (s *Service) Ops(ctx context.Context, who Principal, st OpState, limit int)
 		return nil, err
 	}
 	return s.journal.Ops(ctx, st, limit)
-}
-
-// lockImages takes the locks of images and nodes for an operation.
-func (s *Service) lock(holder string, keys ...string) (func(), error) {
-	return s.locks.lock(holder, keys...)
 }
 
 func describe(kind, project, name string) string {

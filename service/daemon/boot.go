@@ -25,7 +25,7 @@ import (
 // and the DHCP server.
 type bootSpecs struct {
 	svc    *core.Service
-	store  *store.SQLite
+	store  *store.DB
 	portal string // host of the iSCSI portal nodes log in to
 	port   int
 	power  *guard.PowerGate // nil: boot.require_power_on is off
@@ -78,7 +78,7 @@ func splitPortal(addr string) (string, int, error) {
 
 // leases presents the state database's lease table as dhcpd.Leases.
 type leases struct {
-	s   *store.SQLite
+	s   *store.DB
 	now func() time.Time
 }
 

@@ -34,7 +34,7 @@ import (
 type Daemon struct {
 	cfg      config.Config
 	log      *slog.Logger
-	db       *store.SQLite
+	db       *store.DB
 	ceph     *ceph.Store
 	target   *iscsi.Target
 	svc      *core.Service
@@ -69,12 +69,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return nil, fmt.Errorf("iscsi.portal: required when iscsi.listen is a wildcard address (%s): nodes need an address to log in to", portal)
 	}
-	if cfg.State.Path != ":memory:" {
-		if d.instance, err = lockInstance(cfg.State.Path); err != nil {
-			return nil, err
-		}
-	}
-	if d.db, err = store.Open(ctx, cfg.State.Path, log.With("component", "store")); err != nil {
+	if d.db, d.instance, err = openState(ctx, cfg.State, log.With("component", "store")); err != nil {
 		return nil, err
 	}
 	if err := d.loadKey(ctx); err != nil {

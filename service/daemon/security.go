@@ -32,7 +32,7 @@ type security struct {
 	// config (set by the daemon once the boot specs exist).
 	script func(bc core.BootConfig, t core.Target) ([]byte, error)
 	svc    *core.Service
-	db     *store.SQLite
+	db     *store.DB
 	target *iscsi.Target
 	prefix string // iscsi.iqn_prefix
 	uid    string

@@ -30,6 +30,9 @@ type Engine struct {
 	log   *slog.Logger
 	kinds map[string]Definition
 	hook  func(kind string, seq int, phase string)
+	// gateway is this process's name in a journal several share: it marks
+	// the operations it starts and recovers only those marked with it.
+	gateway string
 
 	// recoverMu serialises recoveries (start-up, reconcile, retries).
 	recoverMu sync.Mutex
@@ -60,6 +63,14 @@ func New(j Journal, log *slog.Logger, ops ...Definition) (*Engine, error) {
 // once it is; "undoing", "unacted", "undone" likewise for a rollback).
 // Tests kill the process there; production never sets it.
 func (e *Engine) SetHook(fn func(kind string, seq int, phase string)) { e.hook = fn }
+
+// SetGateway names this process in a journal that several processes
+// share: operations it starts are marked with id, and recovery finishes
+// only operations so marked (a dead process's are handed over in the
+// journal, exactly once, by whoever takes over from it). "" (the default)
+// marks nothing and recovers every operation. Call it before any other
+// method.
+func (e *Engine) SetGateway(id string) { e.gateway = id }
 
 func (e *Engine) at(kind string, seq int, phase string) {
 	if e.hook != nil {
@@ -127,7 +138,7 @@ func Start[D any](ctx context.Context, e *Engine, op *Op[D], m Meta, data D, bod
 		return "", err
 	}
 	id := newID()
-	rec := Record{ID: id, Kind: op.Kind, Project: m.Project, Target: m.Target, Principal: m.Principal, State: Running, Data: raw}
+	rec := Record{ID: id, Kind: op.Kind, Project: m.Project, Target: m.Target, Principal: m.Principal, Gateway: e.gateway, State: Running, Data: raw}
 	if err := e.j.CreateOp(ctx, rec); err != nil {
 		return "", fmt.Errorf("%s: journal: %w", op.Kind, err)
 	}
@@ -299,7 +310,8 @@ func (op *Op[D]) recover(ctx context.Context, e *Engine, rec Record) error {
 }
 
 // RecoverAll finishes every unfinished operation not running in this
-// process (at start-up, and from reconcile). One failing operation does
+// process and marked with its gateway (at start-up, from reconcile, after
+// a take-over). One failing operation does
 // not stop the others; their errors are joined.
 func (e *Engine) RecoverAll(ctx context.Context) error {
 	return e.recoverStates(ctx, Running, Failed)
@@ -322,7 +334,7 @@ func (e *Engine) recoverStates(ctx context.Context, states ...State) error {
 			return err
 		}
 		for _, o := range ops {
-			if e.Live(o.ID) {
+			if e.Live(o.ID) || o.Gateway != e.gateway {
 				continue
 			}
 			if err := e.recoverOne(ctx, o.ID); err != nil {
@@ -354,7 +366,7 @@ func (e *Engine) Unfinished(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		for _, o := range ops {
-			if !e.Live(o.ID) {
+			if !e.Live(o.ID) && o.Gateway == e.gateway {
 				n++
 			}
 		}

@@ -32,14 +32,17 @@ const (
 
 // Record is a journaled operation.
 type Record struct {
-	ID        string  `json:"id"`
-	Kind      string  `json:"kind"`
-	Project   string  `json:"project"`
-	Target    string  `json:"target"`
-	Principal string  `json:"principal"`
-	State     State   `json:"state"`
-	Error     string  `json:"error,omitempty"`
-	Progress  float64 `json:"progress"`
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	Project   string `json:"project"`
+	Target    string `json:"target"`
+	Principal string `json:"principal"`
+	// Gateway is the bmid that runs the operation (and recovers it after a
+	// crash); "" when one bmid owns the journal.
+	Gateway  string  `json:"gateway,omitempty"`
+	State    State   `json:"state"`
+	Error    string  `json:"error,omitempty"`
+	Progress float64 `json:"progress"`
 	// Data is the operation's data as journaled: a versioned envelope
 	// ({"version":N,"data":{...}}), or, from a bmid before versioned data,
 	// a flat object of strings (version 0).

@@ -50,7 +50,7 @@ func clip(s string) string {
 }
 
 // AppendAudit adds an entry, stamped now.
-func (s *SQLite) AppendAudit(ctx context.Context, e AuditEntry) error {
+func (s *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO audit (at, kind, actor, source, action, object, outcome, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.stamp(), e.Kind, clip(e.Actor), clip(e.Source), clip(e.Action),
 		clip(e.Object), clip(e.Outcome), clip(e.Detail))
@@ -58,7 +58,7 @@ func (s *SQLite) AppendAudit(ctx context.Context, e AuditEntry) error {
 }
 
 // Audit returns the newest entries matching f, newest first.
-func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+func (s *DB) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 	q, args := `SELECT id, at, kind, actor, source, action, object, outcome, detail FROM audit WHERE 1 = 1`, []any{}
 	for _, c := range []struct{ col, v string }{{"kind", f.Kind}, {"actor", f.Actor}, {"source", f.Source}} {
 		if c.v != "" {
@@ -91,7 +91,7 @@ func (s *SQLite) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 
 // PruneAudit keeps the newest keep entries of the audit log and deletes
 // the rest; it returns how many it deleted.
-func (s *SQLite) PruneAudit(ctx context.Context, keep int) (int64, error) {
+func (s *DB) PruneAudit(ctx context.Context, keep int) (int64, error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM audit WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM audit) - ?`, keep)
 	if err != nil {
 		return 0, dbErr(err, "audit log")

@@ -9,7 +9,7 @@ import (
 )
 
 // PutTarget records (or replaces) a disk's iSCSI export.
-func (s *SQLite) PutTarget(ctx context.Context, t core.Target) error {
+func (s *DB) PutTarget(ctx context.Context, t core.Target) error {
 	inits, err := json.Marshal(nonNil(t.Initiators))
 	if err != nil {
 		return err
@@ -35,7 +35,7 @@ func nonNil(s []string) []string {
 
 const targetCols = `disk_id, iqn, chap_user, chap_secret, initiators, created_at`
 
-func (s *SQLite) scanTarget(sc interface{ Scan(...any) error }) (core.Target, error) {
+func (s *DB) scanTarget(sc interface{ Scan(...any) error }) (core.Target, error) {
 	var t core.Target
 	var inits string
 	var created int64
@@ -55,7 +55,7 @@ func (s *SQLite) scanTarget(sc interface{ Scan(...any) error }) (core.Target, er
 }
 
 // Target returns a disk's export.
-func (s *SQLite) Target(ctx context.Context, diskID int64) (core.Target, error) {
+func (s *DB) Target(ctx context.Context, diskID int64) (core.Target, error) {
 	t, err := s.scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE disk_id = ?`, diskID))
 	if err != nil {
 		return core.Target{}, dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
@@ -64,7 +64,7 @@ func (s *SQLite) Target(ctx context.Context, diskID int64) (core.Target, error) 
 }
 
 // Targets lists every export.
-func (s *SQLite) Targets(ctx context.Context) ([]core.Target, error) {
+func (s *DB) Targets(ctx context.Context) ([]core.Target, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets ORDER BY iqn`)
 	if err != nil {
 		return nil, dbErr(err, "targets")
@@ -82,7 +82,7 @@ func (s *SQLite) Targets(ctx context.Context) ([]core.Target, error) {
 }
 
 // DeleteTarget forgets a disk's export; a missing one is not an error.
-func (s *SQLite) DeleteTarget(ctx context.Context, diskID int64) error {
+func (s *DB) DeleteTarget(ctx context.Context, diskID int64) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM targets WHERE disk_id = ?`, diskID)
 	return dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
 }
@@ -99,7 +99,7 @@ func scanBoot(sc interface{ Scan(...any) error }) (core.BootConfig, error) {
 }
 
 // PutBoot records (or replaces) which disk a node boots.
-func (s *SQLite) PutBoot(ctx context.Context, b core.BootConfig) error {
+func (s *DB) PutBoot(ctx context.Context, b core.BootConfig) error {
 	what := fmt.Sprintf("boot config of node %q", b.Node)
 	var pid int64
 	if err := s.db.QueryRowContext(ctx, `SELECT id FROM projects WHERE name = ?`, b.Project).Scan(&pid); err != nil {
@@ -114,7 +114,7 @@ func (s *SQLite) PutBoot(ctx context.Context, b core.BootConfig) error {
 }
 
 // Boot returns a node's boot config.
-func (s *SQLite) Boot(ctx context.Context, node string) (core.BootConfig, error) {
+func (s *DB) Boot(ctx context.Context, node string) (core.BootConfig, error) {
 	b, err := scanBoot(s.db.QueryRowContext(ctx, `SELECT `+bootCols+bootFrom+` WHERE b.node = ?`, node))
 	if err != nil {
 		return core.BootConfig{}, dbErr(err, fmt.Sprintf("boot config of node %q", node))
@@ -124,7 +124,7 @@ func (s *SQLite) Boot(ctx context.Context, node string) (core.BootConfig, error)
 
 // BootByMAC returns the boot config of the node with that MAC (lower-case,
 // colon-separated), for the DHCP server and the iPXE script handler.
-func (s *SQLite) BootByMAC(ctx context.Context, mac string) (core.BootConfig, error) {
+func (s *DB) BootByMAC(ctx context.Context, mac string) (core.BootConfig, error) {
 	b, err := scanBoot(s.db.QueryRowContext(ctx, `SELECT `+bootCols+bootFrom+` WHERE b.mac = ?`, mac))
 	if err != nil {
 		return core.BootConfig{}, dbErr(err, fmt.Sprintf("boot config of MAC %s", mac))
@@ -133,7 +133,7 @@ func (s *SQLite) BootByMAC(ctx context.Context, mac string) (core.BootConfig, er
 }
 
 // Boots lists boot configs: of one project, of one disk (diskID != 0), or all.
-func (s *SQLite) Boots(ctx context.Context, project string, diskID int64) ([]core.BootConfig, error) {
+func (s *DB) Boots(ctx context.Context, project string, diskID int64) ([]core.BootConfig, error) {
 	q, args := `SELECT `+bootCols+bootFrom+` WHERE 1 = 1`, []any{}
 	if project != "" {
 		q, args = q+` AND p.name = ?`, append(args, project)
@@ -158,7 +158,7 @@ func (s *SQLite) Boots(ctx context.Context, project string, diskID int64) ([]cor
 }
 
 // DeleteBoot forgets a node's boot config; a missing one is not an error.
-func (s *SQLite) DeleteBoot(ctx context.Context, node string) error {
+func (s *DB) DeleteBoot(ctx context.Context, node string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM boot_configs WHERE node = ?`, node)
 	return dbErr(err, fmt.Sprintf("boot config of node %q", node))
 }

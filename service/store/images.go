@@ -28,7 +28,7 @@ func scanImage(sc interface{ Scan(...any) error }) (core.Image, error) {
 // InsertImage inserts an image row in im.Project. When im.CephName is empty
 // the row's Ceph name is derived from its id: "<uid>img<id>", as the
 // original did, so renames and moves never touch Ceph.
-func (s *SQLite) InsertImage(ctx context.Context, im core.Image, uid string) (core.Image, error) {
+func (s *DB) InsertImage(ctx context.Context, im core.Image, uid string) (core.Image, error) {
 	what := fmt.Sprintf("image %q in project %q", im.Name, im.Project)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -44,20 +44,18 @@ func (s *SQLite) InsertImage(ctx context.Context, im core.Image, uid string) (co
 		parent = im.ParentID
 	}
 	now := s.stamp()
-	// A unique placeholder keeps ceph_name NOT NULL UNIQUE until the id is known.
+	// A unique placeholder keeps ceph_name NOT NULL UNIQUE until the id is
+	// known; "/" is in no Ceph image name.
 	ceph := im.CephName
 	if ceph == "" {
-		ceph = fmt.Sprintf("\x00pending-%d-%s", now, im.Name)
+		ceph = fmt.Sprintf("/pending/%d/%s", now, im.Name)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO images (project_id, name, kind, parent_id, ceph_name, size, public, state, op_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?)`,
-		pid, im.Name, string(im.Kind), parent, ceph, im.Size, im.Public, string(im.State), im.OpID, now, now)
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO images (project_id, name, kind, parent_id, ceph_name, size, public, state, op_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?) RETURNING id`,
+		pid, im.Name, string(im.Kind), parent, ceph, im.Size, im.Public, string(im.State), im.OpID, now, now).Scan(&id)
 	if err != nil {
 		return core.Image{}, dbErr(err, what)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return core.Image{}, err
 	}
 	if im.CephName == "" {
 		ceph = core.CephName(uid, id)
@@ -72,7 +70,7 @@ func (s *SQLite) InsertImage(ctx context.Context, im core.Image, uid string) (co
 }
 
 // Image returns the row named name in project.
-func (s *SQLite) Image(ctx context.Context, project, name string) (core.Image, error) {
+func (s *DB) Image(ctx context.Context, project, name string) (core.Image, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+imageCols+imageFrom+` WHERE p.name = ? AND i.name = ?`, project, name)
 	im, err := scanImage(row)
 	if err != nil {
@@ -82,7 +80,7 @@ func (s *SQLite) Image(ctx context.Context, project, name string) (core.Image, e
 }
 
 // ImageByID returns the row with id.
-func (s *SQLite) ImageByID(ctx context.Context, id int64) (core.Image, error) {
+func (s *DB) ImageByID(ctx context.Context, id int64) (core.Image, error) {
 	im, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageCols+imageFrom+` WHERE i.id = ?`, id))
 	if err != nil {
 		return core.Image{}, dbErr(err, fmt.Sprintf("image #%d", id))
@@ -91,7 +89,7 @@ func (s *SQLite) ImageByID(ctx context.Context, id int64) (core.Image, error) {
 }
 
 // Images lists the rows that match f, by project and name.
-func (s *SQLite) Images(ctx context.Context, f core.ImageFilter) ([]core.Image, error) {
+func (s *DB) Images(ctx context.Context, f core.ImageFilter) ([]core.Image, error) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
@@ -118,11 +116,11 @@ func (s *SQLite) Images(ctx context.Context, f core.ImageFilter) ([]core.Image, 
 }
 
 // Children lists the rows whose parent is id.
-func (s *SQLite) Children(ctx context.Context, id int64) ([]core.Image, error) {
+func (s *DB) Children(ctx context.Context, id int64) ([]core.Image, error) {
 	return s.queryImages(ctx, `SELECT `+imageCols+imageFrom+` WHERE i.parent_id = ? ORDER BY i.id`, id)
 }
 
-func (s *SQLite) queryImages(ctx context.Context, q string, args ...any) ([]core.Image, error) {
+func (s *DB) queryImages(ctx context.Context, q string, args ...any) ([]core.Image, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, dbErr(err, "images")
@@ -140,14 +138,14 @@ func (s *SQLite) queryImages(ctx context.Context, q string, args ...any) ([]core
 }
 
 // SetImageState sets a row's state and the operation working on it.
-func (s *SQLite) SetImageState(ctx context.Context, id int64, st core.State, opID string) error {
+func (s *DB) SetImageState(ctx context.Context, id int64, st core.State, opID string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE images SET state = ?, op_id = NULLIF(?, ''), updated_at = ? WHERE id = ?`,
 		string(st), opID, s.stamp(), id)
 	return rowsAffected(res, err, fmt.Sprintf("image #%d", id))
 }
 
 // SetImageSize records a row's size in bytes.
-func (s *SQLite) SetImageSize(ctx context.Context, id int64, size uint64) error {
+func (s *DB) SetImageSize(ctx context.Context, id int64, size uint64) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE images SET size = ?, updated_at = ? WHERE id = ?`, size, s.stamp(), id)
 	return rowsAffected(res, err, fmt.Sprintf("image #%d", id))
 }
@@ -155,7 +153,7 @@ func (s *SQLite) SetImageSize(ctx context.Context, id int64, size uint64) error 
 // MoveImage moves a row to another project and/or renames it; with
 // detach it also forgets its parent and becomes a plain image (moving
 // across projects does that, as the original did).
-func (s *SQLite) MoveImage(ctx context.Context, id int64, project, name string, detach bool) error {
+func (s *DB) MoveImage(ctx context.Context, id int64, project, name string, detach bool) error {
 	what := fmt.Sprintf("image %q in project %q", name, project)
 	var pid int64
 	if err := s.db.QueryRowContext(ctx, `SELECT id FROM projects WHERE name = ?`, project).Scan(&pid); err != nil {
@@ -171,14 +169,14 @@ func (s *SQLite) MoveImage(ctx context.Context, id int64, project, name string, 
 
 // DeleteImage removes a row; deleting a row that is gone is not an error
 // (steps are idempotent), but a row still referenced is a conflict.
-func (s *SQLite) DeleteImage(ctx context.Context, id int64) error {
+func (s *DB) DeleteImage(ctx context.Context, id int64) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, id)
 	return dbErr(err, fmt.Sprintf("image #%d", id))
 }
 
 // CountImages counts a project's rows (for refusing to remove a project
 // that still owns something).
-func (s *SQLite) CountImages(ctx context.Context, project string) (int, error) {
+func (s *DB) CountImages(ctx context.Context, project string) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images i JOIN projects p ON p.id = i.project_id WHERE p.name = ?`, project).Scan(&n)
 	if err != nil && err != sql.ErrNoRows {

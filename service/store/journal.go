@@ -6,23 +6,24 @@ import (
 	"fmt"
 
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // CreateOp writes a new operation (its plan) to the journal.
-func (s *SQLite) CreateOp(ctx context.Context, op core.Operation) error {
+func (s *DB) CreateOp(ctx context.Context, op core.Operation) error {
 	data := op.Data
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
 	now := s.stamp()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, state, data, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, op.ID, op.Kind, op.Project, op.Target, op.Principal, string(op.State), string(data), now, now)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO operations (id, kind, project, target, principal, gateway, state, data, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, op.ID, op.Kind, op.Project, op.Target, op.Principal, op.Gateway, string(op.State), string(data), now, now)
 	return dbErr(err, fmt.Sprintf("operation %s", op.ID))
 }
 
 // SetOpData replaces an operation's data (what its steps recorded), JSON
 // as the operation journals it.
-func (s *SQLite) SetOpData(ctx context.Context, id string, data json.RawMessage) error {
+func (s *DB) SetOpData(ctx context.Context, id string, data json.RawMessage) error {
 	if !json.Valid(data) {
 		return fmt.Errorf("operation %s: data is not JSON", id)
 	}
@@ -30,33 +31,66 @@ func (s *SQLite) SetOpData(ctx context.Context, id string, data json.RawMessage)
 	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
 }
 
-// SetOpState records an operation's state and error message.
-func (s *SQLite) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, updated_at = ? WHERE id = ?`, string(st), msg, s.stamp(), id)
-	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
+// SetOpState records an operation's state and error message; like
+// MarkStep, only the operation's gateway can.
+func (s *DB) SetOpState(ctx context.Context, id string, st core.OpState, msg string) error {
+	what := fmt.Sprintf("operation %s", id)
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, updated_at = ? WHERE id = ? AND gateway = ?`,
+		string(st), msg, s.stamp(), id, s.gateway)
+	if err := rowsAffected(res, err, what); fault.Of(err) == fault.NotFound {
+		if err := s.notOurs(ctx, id, what); fault.Of(err) == fault.Conflict {
+			return err
+		}
+		return fmt.Errorf("%s: %w", what, fault.ErrNotFound)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // SetOpProgress records an operation's progress (0 to 1).
-func (s *SQLite) SetOpProgress(ctx context.Context, id string, p float64) error {
+func (s *DB) SetOpProgress(ctx context.Context, id string, p float64) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE operations SET progress = ?, updated_at = ? WHERE id = ?`, p, s.stamp(), id)
 	return rowsAffected(res, err, fmt.Sprintf("operation %s", id))
 }
 
 // MarkStep records a step's journal state; it is written before the step
-// acts ("doing") and after ("done"), and likewise when it is undone.
-func (s *SQLite) MarkStep(ctx context.Context, opID string, seq int, name string, st core.StepState) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO op_steps (op_id, seq, name, state, at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (op_id, seq) DO UPDATE SET state = excluded.state, at = excluded.at`, opID, seq, name, string(st), s.stamp())
-	return dbErr(err, fmt.Sprintf("operation %s step %d (%s)", opID, seq, name))
+// acts ("doing") and after ("done"), and likewise when it is undone. Only
+// the gateway the operation belongs to can write it (see Gateway.Join):
+// a gateway whose operations were taken over, because it stopped renewing
+// its lease (paused, cut off), gets a conflict at its next step instead
+// of acting beside the one that took over.
+func (s *DB) MarkStep(ctx context.Context, opID string, seq int, name string, st core.StepState) error {
+	what := fmt.Sprintf("operation %s step %d (%s)", opID, seq, name)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO op_steps (op_id, seq, name, state, at)
+		SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM operations WHERE id = ? AND gateway = ?)
+		ON CONFLICT (op_id, seq) DO UPDATE SET state = excluded.state, at = excluded.at`,
+		opID, seq, name, string(st), s.stamp(), opID, s.gateway)
+	if err := rowsAffected(res, err, what); fault.Of(err) == fault.NotFound {
+		return s.notOurs(ctx, opID, what)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
-const opCols = `id, kind, project, target, principal, state, data, error, progress, created_at, updated_at`
+// notOurs explains why an operation's journal refused a write: it is
+// unknown, or another gateway's.
+func (s *DB) notOurs(ctx context.Context, opID, what string) error {
+	var gw string
+	if err := s.db.QueryRowContext(ctx, `SELECT gateway FROM operations WHERE id = ?`, opID).Scan(&gw); err != nil {
+		return dbErr(err, what)
+	}
+	return fault.Errorf(fault.Conflict, "%s: the operation is gateway %q's, not this one's (%q): it was taken over", what, gw, s.gateway)
+}
 
-func (s *SQLite) scanOp(sc interface{ Scan(...any) error }) (core.Operation, error) {
+const opCols = `id, kind, project, target, principal, gateway, state, data, error, progress, created_at, updated_at`
+
+func (s *DB) scanOp(sc interface{ Scan(...any) error }) (core.Operation, error) {
 	var op core.Operation
 	var st, data string
 	var created, updated int64
-	if err := sc.Scan(&op.ID, &op.Kind, &op.Project, &op.Target, &op.Principal, &st, &data, &op.Error, &op.Progress, &created, &updated); err != nil {
+	if err := sc.Scan(&op.ID, &op.Kind, &op.Project, &op.Target, &op.Principal, &op.Gateway, &st, &data, &op.Error, &op.Progress, &created, &updated); err != nil {
 		return core.Operation{}, err
 	}
 	op.State = core.OpState(st)
@@ -69,7 +103,7 @@ func (s *SQLite) scanOp(sc interface{ Scan(...any) error }) (core.Operation, err
 }
 
 // Op returns an operation with its steps.
-func (s *SQLite) Op(ctx context.Context, id string) (core.Operation, error) {
+func (s *DB) Op(ctx context.Context, id string) (core.Operation, error) {
 	op, err := s.scanOp(s.db.QueryRowContext(ctx, `SELECT `+opCols+` FROM operations WHERE id = ?`, id))
 	if err != nil {
 		return core.Operation{}, dbErr(err, fmt.Sprintf("operation %s", id))
@@ -94,7 +128,7 @@ func (s *SQLite) Op(ctx context.Context, id string) (core.Operation, error) {
 
 // Ops lists operations, newest first; state "" means all. Steps are not
 // loaded (Op does that).
-func (s *SQLite) Ops(ctx context.Context, st core.OpState, limit int) ([]core.Operation, error) {
+func (s *DB) Ops(ctx context.Context, st core.OpState, limit int) ([]core.Operation, error) {
 	if limit <= 0 {
 		limit = 1000
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // PutLease records (or renews) a DHCP lease.
-func (s *SQLite) PutLease(ctx context.Context, l core.Lease) error {
+func (s *DB) PutLease(ctx context.Context, l core.Lease) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO leases (mac, ip, hostname, expires_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname, expires_at = excluded.expires_at`,
 		l.MAC, l.IP, l.Hostname, l.Expires.UnixNano())
@@ -20,7 +20,7 @@ func (s *SQLite) PutLease(ctx context.Context, l core.Lease) error {
 }
 
 // LeaseByMAC returns the lease of a MAC.
-func (s *SQLite) LeaseByMAC(ctx context.Context, mac string) (core.Lease, error) {
+func (s *DB) LeaseByMAC(ctx context.Context, mac string) (core.Lease, error) {
 	var l core.Lease
 	var exp int64
 	err := s.db.QueryRowContext(ctx, `SELECT mac, ip, hostname, expires_at FROM leases WHERE mac = ?`, mac).Scan(&l.MAC, &l.IP, &l.Hostname, &exp)
@@ -32,7 +32,7 @@ func (s *SQLite) LeaseByMAC(ctx context.Context, mac string) (core.Lease, error)
 }
 
 // Leases lists every lease by IP.
-func (s *SQLite) Leases(ctx context.Context) ([]core.Lease, error) {
+func (s *DB) Leases(ctx context.Context) ([]core.Lease, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT mac, ip, hostname, expires_at FROM leases ORDER BY ip`)
 	if err != nil {
 		return nil, dbErr(err, "leases")
@@ -52,7 +52,7 @@ func (s *SQLite) Leases(ctx context.Context) ([]core.Lease, error) {
 }
 
 // DeleteLease releases a MAC's lease; a missing one is not an error.
-func (s *SQLite) DeleteLease(ctx context.Context, mac string) error {
+func (s *DB) DeleteLease(ctx context.Context, mac string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE mac = ?`, mac)
 	return dbErr(err, fmt.Sprintf("lease of %s", mac))
 }
@@ -60,7 +60,7 @@ func (s *SQLite) DeleteLease(ctx context.Context, mac string) error {
 // ClaimLease stores l (replacing the lease of l.MAC) unless another MAC
 // holds l.IP with a lease still active at now: that is a conflict and
 // nothing changes. Another MAC's expired lease on l.IP is dropped.
-func (s *SQLite) ClaimLease(ctx context.Context, l core.Lease, now time.Time) error {
+func (s *DB) ClaimLease(ctx context.Context, l core.Lease, now time.Time) error {
 	what := fmt.Sprintf("lease of %s for %s", l.IP, l.MAC)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -8,21 +8,18 @@ import (
 )
 
 // CreateProject inserts a project.
-func (s *SQLite) CreateProject(ctx context.Context, name string) (core.Project, error) {
+func (s *DB) CreateProject(ctx context.Context, name string) (core.Project, error) {
 	now := s.stamp()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO projects (name, created_at) VALUES (?, ?)`, name, now)
+	var id int64
+	err := s.db.QueryRowContext(ctx, `INSERT INTO projects (name, created_at) VALUES (?, ?) RETURNING id`, name, now).Scan(&id)
 	if err != nil {
 		return core.Project{}, dbErr(err, fmt.Sprintf("project %q", name))
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return core.Project{}, err
 	}
 	return core.Project{ID: id, Name: name, Created: fromStamp(now)}, nil
 }
 
 // Project returns the named project.
-func (s *SQLite) Project(ctx context.Context, name string) (core.Project, error) {
+func (s *DB) Project(ctx context.Context, name string) (core.Project, error) {
 	var p core.Project
 	var created int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, name, created_at FROM projects WHERE name = ?`, name).Scan(&p.ID, &p.Name, &created)
@@ -34,7 +31,7 @@ func (s *SQLite) Project(ctx context.Context, name string) (core.Project, error)
 }
 
 // Projects lists every project by name.
-func (s *SQLite) Projects(ctx context.Context) ([]core.Project, error) {
+func (s *DB) Projects(ctx context.Context) ([]core.Project, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_at FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, dbErr(err, "projects")
@@ -55,7 +52,7 @@ func (s *SQLite) Projects(ctx context.Context) ([]core.Project, error) {
 
 // DeleteProject removes a project that owns nothing any more (the foreign
 // keys refuse otherwise, as a conflict).
-func (s *SQLite) DeleteProject(ctx context.Context, name string) error {
+func (s *DB) DeleteProject(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM projects WHERE name = ?`, name)
 	return rowsAffected(res, err, fmt.Sprintf("project %q", name))
 }

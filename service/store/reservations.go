@@ -13,7 +13,7 @@ import (
 
 // LoadReservations returns the reservation state saved for the target
 // iqn, or nil if there is none.
-func (s *SQLite) LoadReservations(ctx context.Context, iqn string) ([]byte, error) {
+func (s *DB) LoadReservations(ctx context.Context, iqn string) ([]byte, error) {
 	var state string
 	err := s.db.QueryRowContext(ctx, `SELECT state FROM scsi_reservations WHERE iqn = ?`, iqn).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -27,7 +27,7 @@ func (s *SQLite) LoadReservations(ctx context.Context, iqn string) ([]byte, erro
 
 // SaveReservations replaces the reservation state of the target iqn, which
 // must be a recorded target (fault.ErrConflict otherwise).
-func (s *SQLite) SaveReservations(ctx context.Context, iqn string, state []byte) error {
+func (s *DB) SaveReservations(ctx context.Context, iqn string, state []byte) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO scsi_reservations (iqn, state, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (iqn) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
 		iqn, string(state), s.stamp())
@@ -36,7 +36,7 @@ func (s *SQLite) SaveReservations(ctx context.Context, iqn string, state []byte)
 
 // DeleteReservations forgets the reservation state of the target iqn; a
 // missing one is not an error.
-func (s *SQLite) DeleteReservations(ctx context.Context, iqn string) error {
+func (s *DB) DeleteReservations(ctx context.Context, iqn string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM scsi_reservations WHERE iqn = ?`, iqn)
 	return dbErr(err, fmt.Sprintf("reservations of %q", iqn))
 }

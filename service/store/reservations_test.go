@@ -2,24 +2,20 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/fault"
-	"github.com/bmi-go/bmi/service/logging"
 )
 
 // TestReservations: the state survives closing and reopening the
 // database, is replaced by a save, needs a recorded target, and goes with
 // the target's row (deprovisioning releases the reservations).
-func TestReservations(t *testing.T) {
+func TestReservations(t *testing.T) { eachEngine(t, testReservations) }
+
+func testReservations(t *testing.T, d testDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bmi.db")
-	s, err := Open(ctx, path, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := d.open(t)
 	if _, err := s.CreateProject(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +44,7 @@ func TestReservations(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, path, logging.Discard()) // a restart of bmid
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = d.open(t) // a restart of bmid
 	if got, err := s.LoadReservations(ctx, iqn); err != nil || string(got) != `{"generation":2,"type":1}` {
 		t.Fatalf("LoadReservations after reopen = %q, %v", got, err)
 	}

@@ -25,7 +25,7 @@ const sealedPrefix = "enc1:"
 // SetKey makes the store seal CHAP secrets with key (AES-256-GCM) when it
 // writes them and open them when it reads them. Without a key, secrets are
 // written in the clear and sealed ones cannot be read.
-func (s *SQLite) SetKey(key []byte) error {
+func (s *DB) SetKey(key []byte) error {
 	if len(key) != KeySize {
 		return fault.Errorf(fault.Invalid, "secrets key: %d bytes, want %d", len(key), KeySize)
 	}
@@ -42,7 +42,7 @@ func (s *SQLite) SetKey(key []byte) error {
 }
 
 // seal encrypts a secret for the database ("" stays "").
-func (s *SQLite) seal(plain string) (string, error) {
+func (s *DB) seal(plain string) (string, error) {
 	if plain == "" || s.aead == nil {
 		return plain, nil
 	}
@@ -55,7 +55,7 @@ func (s *SQLite) seal(plain string) (string, error) {
 
 // open decrypts a secret read from the database; one written in the clear
 // (before the key existed) is returned as it is.
-func (s *SQLite) open(stored string) (string, error) {
+func (s *DB) open(stored string) (string, error) {
 	b64, ok := strings.CutPrefix(stored, sealedPrefix)
 	if !ok {
 		return stored, nil
@@ -76,7 +76,7 @@ func (s *SQLite) open(stored string) (string, error) {
 }
 
 // SealedSecrets counts the sealed and the clear CHAP secrets.
-func (s *SQLite) SealedSecrets(ctx context.Context) (sealed, clear int, err error) {
+func (s *DB) SealedSecrets(ctx context.Context) (sealed, clear int, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT
 		COALESCE(SUM(CASE WHEN chap_secret LIKE 'enc1:%' THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN chap_secret <> '' AND chap_secret NOT LIKE 'enc1:%' THEN 1 ELSE 0 END), 0)
@@ -86,7 +86,7 @@ func (s *SQLite) SealedSecrets(ctx context.Context) (sealed, clear int, err erro
 
 // SealAll seals every CHAP secret still in the clear (those written before
 // the key existed); it returns how many.
-func (s *SQLite) SealAll(ctx context.Context) (int, error) {
+func (s *DB) SealAll(ctx context.Context) (int, error) {
 	if s.aead == nil {
 		return 0, fault.Errorf(fault.Invalid, "seal secrets: no key")
 	}

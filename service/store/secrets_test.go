@@ -9,12 +9,11 @@ import (
 	"testing"
 
 	"github.com/bmi-go/bmi/service/core"
-	"github.com/bmi-go/bmi/service/logging"
 )
 
 // diskWithTarget makes a project, an image and a disk, and stores a
 // target with secret for the disk; it returns the disk's id.
-func diskWithTarget(t *testing.T, s *SQLite, secret string) int64 {
+func diskWithTarget(t *testing.T, s *DB, secret string) int64 {
 	t.Helper()
 	ctx := context.Background()
 	img, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "deb", Kind: core.KindImage, State: core.StateReady}, "u1")
@@ -31,22 +30,20 @@ func diskWithTarget(t *testing.T, s *SQLite, secret string) int64 {
 	return disk.ID
 }
 
-func rawSecret(t *testing.T, s *SQLite, id int64) string {
+func rawSecret(t *testing.T, s *DB, id int64) string {
 	t.Helper()
 	var v string
-	if err := s.db.QueryRow(`SELECT chap_secret FROM targets WHERE disk_id = ?`, id).Scan(&v); err != nil {
+	if err := s.db.QueryRowContext(context.Background(), `SELECT chap_secret FROM targets WHERE disk_id = ?`, id).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-func TestSecretsSealed(t *testing.T) {
+func TestSecretsSealed(t *testing.T) { eachEngine(t, testSecretsSealed) }
+
+func testSecretsSealed(t *testing.T, d testDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bmi.db")
-	s, err := Open(ctx, path, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := d.open(t)
 	if _, err := s.CreateProject(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +79,7 @@ func TestSecretsSealed(t *testing.T) {
 
 	// Another key, or none, cannot read it.
 	for name, k := range map[string][]byte{"wrong key": bytes.Repeat([]byte{8}, KeySize), "no key": nil} {
-		s2, err := Open(ctx, path, logging.Discard())
-		if err != nil {
-			t.Fatal(err)
-		}
+		s2 := d.open(t)
 		if k != nil {
 			if err := s2.SetKey(k); err != nil {
 				t.Fatal(err)

@@ -1,12 +1,20 @@
-// Package store is BMI's state database on SQLite (a pure-Go driver, so no
-// cgo): projects, images, snapshots and disks, iSCSI targets, boot configs,
-// DHCP leases and the operation journal.
+// Package store is BMI's state database: projects, images, snapshots and
+// disks, iSCSI targets, boot configs, DHCP leases, SCSI reservations, the
+// audit log and the operation journal.
+//
+// One type, DB, runs on either of two engines: SQLite (a pure-Go driver,
+// so no cgo; the embedded default, one bmid per database file) or
+// PostgreSQL (pgx; the state several bmid gateways share). Every query is
+// written once, in the SQL both understand, with "?" placeholders that the
+// PostgreSQL dialect renumbers ($1, $2, ...) before it sends them; the few
+// places where the engines differ (identity columns, error codes) are in
+// dialect.go and in the migrations.
 //
 // The schema is versioned from the first table (goose migrations embedded in
-// the binary, applied at Open); foreign keys are on and the database runs in
-// WAL mode. SQLite implements the core package's Store interface; a
-// PostgreSQL implementation can satisfy the same interface with the same
-// migrations where the SQL allows.
+// the binary, applied at Open): migrations/*.sql run on both engines, and a
+// file of the same name in migrations/postgres replaces one on PostgreSQL
+// where the SQL cannot be shared. On SQLite foreign keys are on and the
+// database runs in WAL mode.
 package store
 
 import (
@@ -14,34 +22,42 @@ import (
 	"crypto/cipher"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/bmi-go/bmi/service/fault"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
-// SQLite is the state database.
-type SQLite struct {
-	db   *sql.DB
+// DB is the state database.
+type DB struct {
+	db   conn
 	log  *slog.Logger
 	now  func() time.Time
 	aead cipher.AEAD // seals CHAP secrets; nil: none (see SetKey)
+	// gateway is the gateway this process joined as (Gateway.Join); the
+	// journal writes only operations marked with it. "": none joined.
+	gateway string
+	// release ends what Open holds besides the pool (PostgreSQL: the
+	// instance lock's connection); nil: nothing.
+	release func() error
 }
 
-// Open opens (creating if needed) the database at path and migrates it to
-// the newest schema. path ":memory:" gives a private in-memory database.
-func Open(ctx context.Context, path string, log *slog.Logger) (*SQLite, error) {
+// SQLite is the name DB had while SQLite was its only engine.
+//
+// Deprecated: use DB.
+type SQLite = DB
+
+// Open opens (creating if needed) the SQLite database at path and migrates
+// it to the newest schema. path ":memory:" gives a private in-memory
+// database.
+func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if path == "" {
 		return nil, fault.Errorf(fault.Invalid, "state database: no path")
 	}
@@ -61,88 +77,50 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*SQLite, error) {
 		db.Close()
 		return nil, fault.Errorf(fault.Unavailable, "state database %s: %v", path, err)
 	}
-	s := &SQLite{db: db, log: log, now: time.Now}
-	if err := s.migrate(ctx); err != nil {
+	s := &DB{db: conn{raw: db, dialect: sqlite}, log: log, now: time.Now}
+	if err := s.migrate(ctx, nil); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
 	return s, nil
 }
 
-func (s *SQLite) migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, sub)
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	for _, r := range res {
-		s.log.Info("state database migrated", "version", r.Source.Version, "file", r.Source.Path)
-	}
-	return nil
-}
+// Engine names the database engine: "sqlite" or "postgres".
+func (s *DB) Engine() string { return s.db.dialect.name }
+
+// SQL returns the underlying database handle, for tools and tests that
+// read tables directly; queries on it are in the engine's own dialect.
+func (s *DB) SQL() *sql.DB { return s.db.raw }
 
 // SchemaVersion returns the schema version the database is at.
-func (s *SQLite) SchemaVersion(ctx context.Context) (int64, error) {
+func (s *DB) SchemaVersion(ctx context.Context) (int64, error) {
 	var v int64
 	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&v)
 	return v, err
 }
 
-// Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+// Close closes the database (and, on PostgreSQL, gives up the instance
+// lock).
+func (s *DB) Close() error {
+	var err error
+	if s.release != nil {
+		err = s.release()
+		s.release = nil
+	}
+	if cerr := s.db.raw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // Ping checks that the database answers (for /readyz).
-func (s *SQLite) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
+func (s *DB) Ping(ctx context.Context) error {
+	if err := s.db.raw.PingContext(ctx); err != nil {
 		return fault.Errorf(fault.Unavailable, "state database: %v", err)
 	}
 	return nil
 }
 
-func (s *SQLite) stamp() int64 { return s.now().UnixNano() }
+func (s *DB) stamp() int64 { return s.now().UnixNano() }
 
 func fromStamp(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-// dbErr classifies a database error: unique and foreign-key violations
-// become "exists" and "conflict", sql.ErrNoRows "not found"; what names the
-// object is the caller's message.
-func dbErr(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s: %w", what, fault.ErrNotFound)
-	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "UNIQUE constraint failed"):
-		return fmt.Errorf("%s: %w", what, fault.ErrExists)
-	case strings.Contains(msg, "FOREIGN KEY constraint failed"):
-		return fault.Errorf(fault.Conflict, "%s: still referenced", what)
-	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
-		return fault.Errorf(fault.Unavailable, "%s: database busy: %v", what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
-// rowsAffected turns "no row changed" into a not-found error.
-func rowsAffected(res sql.Result, err error, what string) error {
-	if err != nil {
-		return dbErr(err, what)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return dbErr(err, what)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", what, fault.ErrNotFound)
-	}
-	return nil
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,23 +13,11 @@ import (
 	"github.com/bmi-go/bmi/service/logging"
 )
 
-func open(t *testing.T) *SQLite {
-	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "bmi.db"), logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func TestMigrateAndReopen(t *testing.T) { eachEngine(t, testMigrateAndReopen) }
 
-func TestMigrateAndReopen(t *testing.T) {
+func testMigrateAndReopen(t *testing.T, d testDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bmi.db")
-	s, err := Open(ctx, path, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := d.open(t)
 	if v, err := s.SchemaVersion(ctx); err != nil || v != latestMigration(t) {
 		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, latestMigration(t))
 	}
@@ -38,27 +25,31 @@ func TestMigrateAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(ctx, path, logging.Discard()) // migrating again is a no-op
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = d.open(t) // migrating again is a no-op
 	if _, err := s.Project(ctx, "p"); err != nil {
 		t.Fatalf("data lost across reopen: %v", err)
 	}
+	if s.Engine() != d.engine {
+		t.Fatalf("Engine() = %q, want %q", s.Engine(), d.engine)
+	}
+	if d.engine != "sqlite" {
+		return
+	}
 	var fk int
-	if err := s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+	if err := s.db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
 		t.Fatalf("foreign_keys = %d, %v", fk, err)
 	}
 	var mode string
-	if err := s.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+	if err := s.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode = %q, %v", mode, err)
 	}
 }
 
-func TestImagesTargetsBoots(t *testing.T) {
+func TestImagesTargetsBoots(t *testing.T) { eachEngine(t, testImagesTargetsBoots) }
+
+func testImagesTargetsBoots(t *testing.T, d testDB) {
 	ctx := context.Background()
-	s := open(t)
+	s := d.open(t)
 	if _, err := s.CreateProject(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +111,11 @@ func TestImagesTargetsBoots(t *testing.T) {
 	}
 }
 
-func TestJournal(t *testing.T) {
+func TestJournal(t *testing.T) { eachEngine(t, testJournal) }
+
+func testJournal(t *testing.T, d testDB) {
 	ctx := context.Background()
-	s := open(t)
+	s := d.open(t)
 	op := core.Operation{ID: "op1", Kind: "import", Project: "p", State: core.OpRunning, Data: json.RawMessage(`{"a":"1"}`)}
 	if err := s.CreateOp(ctx, op); err != nil {
 		t.Fatal(err)
@@ -169,7 +162,7 @@ func FuzzJournalDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
-		if _, err := s.db.Exec(`UPDATE operations SET data = ? WHERE id = 'f'`, data); err != nil {
+		if _, err := s.db.ExecContext(context.Background(), `UPDATE operations SET data = ? WHERE id = 'f'`, data); err != nil {
 			t.Fatal(err)
 		}
 		op, err := s.Op(context.Background(), "f")
@@ -179,9 +172,11 @@ func FuzzJournalDecode(f *testing.F) {
 	})
 }
 
-func TestAudit(t *testing.T) {
+func TestAudit(t *testing.T) { eachEngine(t, testAudit) }
+
+func testAudit(t *testing.T, d testDB) {
 	ctx := context.Background()
-	s := open(t)
+	s := d.open(t)
 	for i, e := range []AuditEntry{
 		{Kind: "api", Actor: "alice", Source: "10.0.0.1", Action: "PUT /api/v1/projects/p/targets/d", Object: "d", Outcome: "200"},
 		{Kind: "iscsi", Actor: "iqn.2026-11.org.x:n1", Source: "10.0.0.9", Action: "login", Object: "iqn.t", Outcome: "refused", Detail: strings.Repeat("x", 2000)},

@@ -31,7 +31,7 @@ const (
 // Env is one BMI behind an httptest server.
 type Env struct {
 	Dir    string
-	DB     *store.SQLite
+	DB     *store.DB
 	Core   *core.Service
 	API    *apiserver.Server
 	Server *httptest.Server

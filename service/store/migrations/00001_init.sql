@@ -1,4 +1,6 @@
 -- +goose Up
+-- SQLite's form; PostgreSQL runs postgres/00001_init.sql instead (the same
+-- tables; identity columns for AUTOINCREMENT).
 -- Projects mirror HIL projects by name.
 CREATE TABLE projects (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -7,7 +7,7 @@
 CREATE TABLE scsi_reservations (
     iqn        TEXT    PRIMARY KEY REFERENCES targets(iqn) ON DELETE CASCADE ON UPDATE CASCADE,
     state      TEXT    NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at BIGINT  NOT NULL
 );
 
 -- +goose Down

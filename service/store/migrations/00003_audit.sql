@@ -1,4 +1,5 @@
 -- +goose Up
+-- SQLite's form; PostgreSQL runs postgres/00003_audit.sql instead.
 -- The audit log: every state-changing API call and every iSCSI login,
 -- who, from where, what and the outcome ([security]).
 CREATE TABLE audit (
