@@ -16,7 +16,6 @@ import (
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/legacy"
-	"github.com/bmi-go/bmi/service/store"
 )
 
 // MigrateLegacy brings an original BMI site into the state database of
@@ -28,19 +27,18 @@ func MigrateLegacy(ctx context.Context, cfg config.Config, o legacy.Options, dry
 	if err != nil {
 		return legacy.Report{}, err
 	}
-	// The migration makes a new state: its directory too.
-	if err := os.MkdirAll(filepath.Dir(cfg.State.Path), 0o750); err != nil {
-		return legacy.Report{}, fmt.Errorf("state directory: %w", err)
+	// The migration makes a new state: on SQLite, its directory too.
+	if cfg.State.Engine != "postgres" {
+		if err := os.MkdirAll(filepath.Dir(cfg.State.Path), 0o750); err != nil {
+			return legacy.Report{}, fmt.Errorf("state directory: %w", err)
+		}
 	}
-	lock, err := lockInstance(cfg.State.Path)
+	// held like bmid serve holds it: no bmid runs on the state meanwhile
+	db, lock, err := openState(ctx, cfg.State, log.With("component", "store"))
 	if err != nil {
 		return legacy.Report{}, err
 	}
 	defer lock.release()
-	db, err := store.Open(ctx, cfg.State.Path, log.With("component", "store"))
-	if err != nil {
-		return legacy.Report{}, err
-	}
 	defer db.Close()
 	d := &Daemon{cfg: cfg, db: db, log: log}
 	if err := d.loadKey(ctx); err != nil {

@@ -29,7 +29,7 @@ type Ceph interface {
 	Stat(ctx context.Context, name string) (CephImage, error)
 }
 
-// State is BMI's state database as the migration uses it (*store.SQLite).
+// State is BMI's state database as the migration uses it (*store.DB).
 type State interface {
 	LegacyImported(ctx context.Context) (map[string]map[int64]int64, error)
 	UnimportedRows(ctx context.Context) (int, error)

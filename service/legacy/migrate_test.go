@@ -70,7 +70,7 @@ func site(t *testing.T, extra string) (legacy.Options, fakeCeph) {
 	return legacy.Options{Config: filepath.Join(dir, "bmiconfig.cfg"), TgtDir: filepath.Join(dir, "tgt")}, ceph
 }
 
-func state(t *testing.T) *store.SQLite {
+func state(t *testing.T) *store.DB {
 	t.Helper()
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "bmid.db"), logging.Discard())
 	if err != nil {
@@ -143,7 +143,7 @@ func TestMigrateBadInput(t *testing.T) {
 	tests := map[string]struct {
 		sql   string
 		ceph  func(fakeCeph)
-		state func(*testing.T, *store.SQLite)
+		state func(*testing.T, *store.DB)
 		want  string
 	}{
 		"missing Ceph image":      {ceph: func(c fakeCeph) { delete(c, "7img3") }, want: `image row 3 ("snap1" of project "tenant-a"): its Ceph image 7img3 is missing`},
@@ -154,7 +154,7 @@ func TestMigrateBadInput(t *testing.T) {
 		"parent in other project": {sql: `INSERT INTO image VALUES (4, 'x', 0, 0, 1, 1);`, want: `image row 4 ("x" of project "bmi_infra"): parent "debian" (row 1) is in another project`},
 		"name not valid here":     {sql: `INSERT INTO image VALUES (4, 'a b', 0, 0, 2, NULL);`, want: `image row 4 ("a b" of project "tenant-a"): name "a b"`},
 		"not a boolean":           {sql: `INSERT INTO image VALUES (4, 'x', 7, 0, 2, NULL);`, want: `image row 4 ("x"): is_public/is_snapshot are not booleans`},
-		"state BMI made": {state: func(t *testing.T, st *store.SQLite) {
+		"state BMI made": {state: func(t *testing.T, st *store.DB) {
 			if _, err := st.CreateProject(context.Background(), "tenant-z"); err != nil {
 				t.Fatal(err)
 			}

@@ -53,7 +53,7 @@ type LegacyBoot struct {
 
 // LegacyImported returns what earlier runs brought over: kind ("project",
 // "image") → the original's id → the row's id here.
-func (s *SQLite) LegacyImported(ctx context.Context) (map[string]map[int64]int64, error) {
+func (s *DB) LegacyImported(ctx context.Context) (map[string]map[int64]int64, error) {
 	out := map[string]map[int64]int64{"project": {}, "image": {}}
 	rows, err := s.db.QueryContext(ctx, `SELECT kind, legacy_id, our_id FROM legacy_imports`)
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *SQLite) LegacyImported(ctx context.Context) (map[string]map[int64]int64
 
 // UnimportedRows counts the project and image rows that no migration
 // brought over (what BMI itself made).
-func (s *SQLite) UnimportedRows(ctx context.Context) (int, error) {
+func (s *DB) UnimportedRows(ctx context.Context) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM projects WHERE id NOT IN (SELECT our_id FROM legacy_imports WHERE kind = 'project')) +
@@ -84,7 +84,7 @@ func (s *SQLite) UnimportedRows(ctx context.Context) (int, error) {
 // ImportLegacy writes b in one transaction: either all of it is in the
 // state afterwards, with a legacy_imports record per project and image,
 // or none of it (an error, a crash).
-func (s *SQLite) ImportLegacy(ctx context.Context, b LegacyBatch) error {
+func (s *DB) ImportLegacy(ctx context.Context, b LegacyBatch) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return dbErr(err, "legacy import")
@@ -157,6 +157,15 @@ func (s *SQLite) ImportLegacy(ctx context.Context, b LegacyBatch) error {
 			VALUES (?, (SELECT id FROM projects WHERE name = ?), ?, ?, ?, ?, ?)`,
 			bc.Node, bc.Project, did, bc.NIC, bc.MAC, bc.OwnsDisk, now); err != nil {
 			return dbErr(err, fmt.Sprintf("boot config of node %q", bc.Node))
+		}
+	}
+	if s.db.dialect.numbered {
+		// PostgreSQL's identity columns do not move past ids given
+		// explicitly: move them, or BMI's next row would take a kept id.
+		for _, table := range []string{"projects", "images"} {
+			if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM `+table+`), false)`); err != nil {
+				return dbErr(err, "legacy import: "+table+" ids")
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -11,9 +11,11 @@ import (
 // TestImportLegacyAllOrNothing: a batch that fails at its last write
 // leaves no row of it; a good one keeps the original's ids, so the next
 // id BMI assigns comes after them.
-func TestImportLegacyAllOrNothing(t *testing.T) {
+func TestImportLegacyAllOrNothing(t *testing.T) { eachEngine(t, testImportLegacyAllOrNothing) }
+
+func testImportLegacyAllOrNothing(t *testing.T, d testDB) {
 	ctx := context.Background()
-	s := open(t)
+	s := d.open(t)
 	b := LegacyBatch{Source: "bmi.db",
 		Projects: []LegacyProject{{LegacyID: 4, Name: "tenant-a"}},
 		Images: []LegacyImage{{LegacyID: 9, Project: "tenant-a", Name: "debian", Kind: core.KindImage, CephName: "5img9"},
