@@ -170,7 +170,7 @@ func (s *Service) ListDisks(ctx context.Context, who Principal, project string) 
 	}
 	out := make([]DiskInfo, 0, len(ims))
 	for _, im := range ims {
-		di, err := s.diskInfo(ctx, project, im.Name)
+		di, err := s.diskInfoOf(ctx, im)
 		if err != nil {
 			return nil, err
 		}
@@ -184,6 +184,11 @@ func (s *Service) diskInfo(ctx context.Context, project, disk string) (DiskInfo,
 	if err != nil {
 		return DiskInfo{}, err
 	}
+	return s.diskInfoOf(ctx, im)
+}
+
+// diskInfoOf is diskInfo of a disk row already read.
+func (s *Service) diskInfoOf(ctx context.Context, im Image) (DiskInfo, error) {
 	di := DiskInfo{Image: im}
 	if t, err := s.targets.Target(ctx, im.ID); err == nil {
 		di.Target = &t

@@ -66,6 +66,39 @@ func (d dialect) bind(q string) string {
 type conn struct {
 	raw     *sql.DB
 	dialect dialect
+	// read, when set, serves the SELECTs made outside a transaction, with
+	// statements prepared once (stmts: query → *sql.Stmt): on SQLite the
+	// writer is one connection, and WAL lets readers run beside it, each
+	// seeing every transaction committed before its read began.
+	read  *sql.DB
+	stmts *sync.Map
+}
+
+// readOnly reports whether q only reads: a SELECT (an INSERT … RETURNING
+// goes through QueryRowContext too, and must go to the writer).
+func readOnly(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
+// prepared returns the reader's statement for q, preparing it on first
+// use; nil when there is no reader or q writes.
+func (c conn) prepared(ctx context.Context, q string) *sql.Stmt {
+	if c.read == nil || !readOnly(q) {
+		return nil
+	}
+	if st, ok := c.stmts.Load(q); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := c.read.PrepareContext(ctx, c.dialect.bind(q))
+	if err != nil {
+		return nil // the writer runs it and reports the error
+	}
+	if prev, loaded := c.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
 }
 
 func (c conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -73,11 +106,26 @@ func (c conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Resul
 }
 
 func (c conn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := c.prepared(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return c.raw.QueryContext(ctx, c.dialect.bind(q), args...)
 }
 
 func (c conn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := c.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return c.raw.QueryRowContext(ctx, c.dialect.bind(q), args...)
+}
+
+// close closes the reader's statements and pool, then the writer's.
+func (c conn) close() error {
+	if c.read != nil {
+		c.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+		c.read.Close()
+	}
+	return c.raw.Close()
 }
 
 func (c conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (txn, error) {
