@@ -71,8 +71,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
-	// One connection: SQLite serialises writers anyway, and a single
-	// connection makes every transaction see the previous one's writes.
+	// One writer connection: SQLite serialises writers anyway, and every
+	// write and every transaction goes through it in order (the readers
+	// below take plain SELECTs).
 	db.SetMaxOpenConns(1)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
