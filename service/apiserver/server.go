@@ -109,6 +109,9 @@ type Config struct {
 	// Security, when set, serves initiator ACLs and the audit log, and
 	// receives an audit entry per state-changing call.
 	Security Security
+	// Timeline, when set, serves nodes' boot timelines; without it a
+	// node's timeline is empty.
+	Timeline Timeline
 }
 
 // Server is bmid's HTTP server.
