@@ -39,8 +39,8 @@ type Env struct {
 	// Timeline is what the API serves as nodes' boot timelines; tests
 	// record events in it.
 	Timeline *boot.Timeline
-	images *coretest.Images
-	exp    *coretest.Exporter
+	images   *coretest.Images
+	exp      *coretest.Exporter
 }
 
 // New builds an Env in dir (a fresh temporary directory). Close it.
