@@ -62,8 +62,8 @@ func attachConsole(ctx context.Context, node string, b labBoot) context.Context 
 // iSCSI disk from the iBFT (mode=ibft).
 func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 	w := From(ctx)
-	if !w.site.Machines {
-		return labBoot{}, fmt.Errorf("site %s has no machines that boot", w.site.Name)
+	if !w.site.Can(CapBoots) || !w.site.Can(CapConsoles) {
+		return labBoot{}, fmt.Errorf("site %s lacks capability boots or consoles: its nodes' boots cannot be followed", w.site.Name)
 	}
 	n, err := w.node(nodeAlias)
 	if err != nil {

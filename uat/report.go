@@ -64,6 +64,7 @@ type reportView struct {
 	Counts    map[string]int
 	Scenarios int
 	Failed    int
+	Skipped   int
 	Duration  time.Duration
 	Features  []featureView
 	Failures  []failureView
@@ -153,7 +154,7 @@ func buildView(fs []cukeFeature, info ReportInfo, dir string) reportView {
 				continue
 			}
 			sv := scenarioView{Name: e.Name, Tags: tagList(e.Tags), Status: "passed"}
-			lab := strings.Contains(" "+sv.Tags+" ", " @lab ")
+			lab := strings.Contains(" "+sv.Tags+" ", " @boots ") || strings.Contains(" "+sv.Tags+" ", " @lab ")
 			var fail *failureView
 			var consoles []consoleView
 			nodes := map[string]bool{}
@@ -184,6 +185,10 @@ func buildView(fs []cukeFeature, info ReportInfo, dir string) reportView {
 			}
 			v.Scenarios++
 			v.Duration += sv.Duration
+			if st, _ := outcome(e); st == statusSkipped {
+				sv.Status = statusSkipped
+				v.Skipped++
+			}
 			if fail != nil {
 				v.Failed++
 				fail.Consoles = consoles
