@@ -23,7 +23,7 @@ func TestShippedSiteConfigs(t *testing.T) {
 	}{
 		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true, caps: "two-tenants"},
 		"lab": {env: map[string]string{"BMI_URL": "http://169.254.7.2:8080", "BMI_LAB_HIL_URL": "http://169.254.7.2:5000",
-			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "BMI_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
+			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "HIL_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
 			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab", "BMI_LAB_BIN": "/usr/bin/bmi-lab",
 			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab"}, netns: "bmilab-lab", caps: "boots consoles bmid-restart"},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bmi-go/bmi/lab"
+	"github.com/bmi-go/bmi/service/cli"
 	"github.com/bmi-go/bmi/service/clikit"
 )
 
@@ -143,7 +144,9 @@ func hilServeCmd() *cobra.Command {
 	return c
 }
 
-// envLines adds the site's variables when the site is up.
+// siteEnv adds the site's variables when the site is up: the server and
+// the lab operator's credentials under the names bmi reads, so that
+// `eval "$(bmi-lab env)"; bmi ls lab` works, and the lab's HIL.
 func siteEnv(l *lab.Lab) ([]string, error) {
 	cred, err := l.Credentials()
 	if err != nil {
@@ -151,9 +154,10 @@ func siteEnv(l *lab.Lab) ([]string, error) {
 	}
 	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 	return []string{
-		"export BMI_URL=" + l.APIURL(),
-		"export BMI_USER=" + lab.HILUser,
-		"export BMI_PASSWORD=" + q(cred.HILUser),
+		// what bmi reads (service/cli): the lab's operator
+		"export " + cli.EnvURL + "=" + l.APIURL(),
+		"export " + cli.EnvUser + "=" + lab.HILUser,
+		"export " + cli.EnvPassword + "=" + q(cred.HILUser),
 		"export BMI_PROJECT=" + lab.Project,
 		"export BMI_LAB_HIL_URL=" + l.HILURL(),
 		"export BMI_LAB_HIL_ADMIN=" + lab.HILAdmin,
