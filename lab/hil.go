@@ -94,7 +94,8 @@ func (l *Lab) Inventory() (*hilmock.Inventory, error) {
 
 // NewHIL opens the lab's hil-mock (database hil-mock.db in the lab
 // directory, seeded from Inventory with what it lacks) with the lab's drivers: power
-// through the lab's libvirtd, switch ports on the lab's bridges. The
+// through the lab's libvirtd, switch ports on the lab's bridges, consoles
+// from the machines' serial logs. The
 // caller runs Serve and Close.
 func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hilmock.Server, error) {
 	if len(l.Nodes) == 0 {
@@ -106,7 +107,15 @@ func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hil
 	}
 	power := vm.NewPowerDriver(vm.NewMachines(l.daemon.Socket(), log))
 	sw := netns.NewSwitchDriver(l.net)
-	s, err := hilmock.New(ctx, filepath.Join(l.Dir, "hil-mock.db"), hilmock.Options{Listen: listen, Power: power, Switch: sw, Logger: log})
+	// HIL's console API serves the machines' serial logs
+	consoles := hilmock.FileConsoles{Path: func(n hilmock.Node) string {
+		if node, err := l.Node(n.Name); err == nil {
+			return node.Serial
+		}
+		return ""
+	}}
+	s, err := hilmock.New(ctx, filepath.Join(l.Dir, "hil-mock.db"), hilmock.Options{Listen: listen, Power: power, Switch: sw,
+		Consoles: consoles, Logger: log})
 	if err != nil {
 		return nil, err
 	}
