@@ -19,9 +19,9 @@ const (
 	// HIL, DHCP, iPXE, iSCSI) and the suite may boot them; needs
 	// boot_image.
 	CapBoots Capability = "boots"
-	// CapConsoles: the nodes' serial consoles can be read (a directory of
-	// <node>.log files); booting scenarios then also check the console
-	// marker.
+	// CapConsoles: the nodes' serial consoles can be read (through HIL's
+	// console API, or a directory of <node>.log files); booting scenarios
+	// then also check the console marker.
 	CapConsoles Capability = "consoles"
 	// CapTwoTenants: a second tenant (other_project and its member's
 	// credentials) the suite may use to try to cross tenants.
@@ -45,7 +45,7 @@ var Capabilities = []struct {
 	Means string
 }{
 	{CapBoots, "nodes that really netboot through BMI (boot_image)"},
-	{CapConsoles, "the nodes' serial consoles can be read (consoles)"},
+	{CapConsoles, "the nodes' serial consoles can be read (hil_consoles or consoles)"},
 	{CapTwoTenants, "a second tenant (other_project, credentials.other)"},
 	{CapHILStop, "a HIL the suite may stop and start (hil_control)"},
 	{CapCephStop, "a Ceph the suite may stop and start (ceph_control)"},
@@ -148,8 +148,8 @@ func (s *Site) validateCapabilities() error {
 				missing = "boot_image (an image of " + s.Project + " that boots)"
 			}
 		case CapConsoles:
-			if s.Consoles == "" {
-				missing = "consoles (a directory of <node>.log)"
+			if s.Consoles == "" && !s.HILConsoles {
+				missing = "hil_consoles (read through HIL) or consoles (a directory of <node>.log)"
 			}
 		case CapTwoTenants:
 			if s.OtherProject == "" || s.Other.User == "" {

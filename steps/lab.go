@@ -3,8 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -90,10 +88,12 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 	}
 	baseline := lastAt(before.Events)
 	consoles := w.site.Can(CapConsoles)
-	path := filepath.Join(w.site.Consoles, n.Name+".log")
-	var from int64
-	if st, err := os.Stat(path); consoles && err == nil {
-		from = st.Size()
+	var con *consoleWatch
+	if consoles {
+		if con, err = w.watchConsole(ctx, n); err != nil {
+			return labBoot{}, fmt.Errorf("console of %s: %w", n.Name, err)
+		}
+		defer con.close()
 	}
 	if err := w.journal(Entry{Op: OpPower, Project: w.site.Project, Name: n.Name}); err != nil {
 		return labBoot{}, err
@@ -133,10 +133,7 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 			return boot, fmt.Errorf("%s: bmid refused an iSCSI login to its disk: %s", n.Name, c.refused)
 		}
 		if consoles && !marker {
-			text := ""
-			if b, err := os.ReadFile(path); err == nil && int64(len(b)) >= from {
-				text = string(b[from:])
-			}
+			text := con.text()
 			boot.Console = text
 			if m := failedRE.FindString(text); m != "" {
 				return boot, fmt.Errorf("%s's console: %s", n.Name, m)

@@ -58,9 +58,13 @@ type Site struct {
 	// Capabilities are what the site can do (see Capability); scenarios
 	// needing others are not run on it.
 	Capabilities []Capability
-	// Consoles is a directory of <node>.log serial consoles (capability
-	// consoles); empty on sites without them.
+	// Consoles is a directory of <node>.log serial consoles; empty on
+	// sites without them.
 	Consoles string
+	// HILConsoles says the boot steps read the nodes' consoles through
+	// HIL's console API (GET /v0/node/<node>/console) instead of
+	// Consoles. Capability consoles needs one of the two.
+	HILConsoles bool
 	// BootImage is an image of Project that boots the lab's test OS
 	// (prints BMI-LAB-STATE and BMI-LAB-BOOTED); needed by @boots.
 	BootImage string

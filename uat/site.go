@@ -68,9 +68,13 @@ type SiteFile struct {
 	// a scenario tagged with a capability the site lacks is not run and
 	// is reported skipped. Each capability needs its keys below.
 	Capabilities []string `yaml:"capabilities"`
-	// Consoles is a directory of <node>.log serial consoles (capability
-	// consoles).
+	// Consoles is a directory of <node>.log serial consoles, copied into
+	// the results.
 	Consoles string `yaml:"consoles"`
+	// HILConsoles reads the nodes' consoles through HIL's console API
+	// (GET /v0/node/<node>/console) in the boot steps. Capability
+	// consoles needs this or consoles.
+	HILConsoles bool `yaml:"hil_consoles"`
 	// BootImage is an image of project that boots the lab's test OS
 	// (capability boots); BootTimeout bounds one boot (default 5m).
 	BootImage string `yaml:"boot_image"`
@@ -182,7 +186,8 @@ func LoadSite(path string, getenv func(string) string) (*steps.Site, error) {
 func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, error) {
 	s := &steps.Site{Name: f.Name, Project: f.Project, OtherProject: f.OtherProject, Pool: f.Ceph.Pool,
 		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS, BootImage: f.BootImage, BootTimeout: f.BootTimeout,
-		ProvisioningNetwork: f.ProvisioningNetwork, StayUpImage: f.StayUpImage, BmidRestart: map[string]string{}}
+		ProvisioningNetwork: f.ProvisioningNetwork, StayUpImage: f.StayUpImage, BmidRestart: map[string]string{},
+		HILConsoles: f.HILConsoles}
 	fields := []struct {
 		key string
 		src string
