@@ -11,13 +11,16 @@ import (
 // chain is how far BMI's timeline of a node shows one boot: what it saw
 // after a baseline, in the order a netboot takes.
 type chain struct {
+	// pxeDHCP and ipxeDHCP: DHCP from the NIC's PXE ROM and from iPXE. A
+	// NIC whose option ROM is iPXE itself (QEMU's, the lab's) has no
+	// PXE ROM step: one of the two is what a boot needs.
 	pxeDHCP, ipxeDHCP, script, ipxeLogin, osLogin bool
 	// refused is the first refused login's detail ("" if none).
 	refused string
 }
 
 // bootChain reads the events after baseline (bmid's clock: the last event
-// before the suite powered the node on): DHCP from the PXE ROM and from
+// before the suite powered the node on): DHCP from the PXE ROM and/or
 // iPXE, the script served, the iSCSI login from iPXE, then one from the
 // booted OS in another session.
 func bootChain(evs []api.TimelineEvent, baseline time.Time) chain {
@@ -50,7 +53,7 @@ func bootChain(evs []api.TimelineEvent, baseline time.Time) chain {
 }
 
 // done says the whole chain was seen.
-func (c chain) done() bool { return c.pxeDHCP && c.ipxeDHCP && c.script && c.ipxeLogin && c.osLogin }
+func (c chain) done() bool { return (c.pxeDHCP || c.ipxeDHCP) && c.script && c.ipxeLogin && c.osLogin }
 
 // missing names the milestones not seen yet.
 func (c chain) missing() []string {
@@ -59,7 +62,7 @@ func (c chain) missing() []string {
 		seen bool
 		what string
 	}{
-		{c.pxeDHCP, "DHCP from the PXE ROM"}, {c.ipxeDHCP, "DHCP from iPXE"}, {c.script, "iPXE script served"},
+		{c.pxeDHCP || c.ipxeDHCP, "DHCP from the boot firmware (PXE ROM or iPXE)"}, {c.script, "iPXE script served"},
 		{c.ipxeLogin, "iSCSI login from iPXE"}, {c.osLogin, "iSCSI login from the booted OS (another session)"},
 	} {
 		if !m.seen {

@@ -27,12 +27,13 @@ func TestBootChain(t *testing.T) {
 		missing  string
 		refused  bool
 	}{
-		"whole boot":           {evs: full, done: true},
-		"before the baseline":  {evs: full, baseline: at(5), missing: "DHCP from the PXE ROM, DHCP from iPXE, iPXE script served"},
-		"no OS login yet":      {evs: full[:8], missing: "iSCSI login from the booted OS"},
-		"OS login before iPXE": {evs: append([]api.TimelineEvent{ev(1, "iscsi-login", "os", "00023d000001")}, full[:8]...), missing: "iSCSI login from the booted OS"},
-		"iPXE logs in again":   {evs: append(append([]api.TimelineEvent{}, full[:8]...), ev(7, "iscsi-login", "os", "40002723aaaa")), missing: "iSCSI login from the booted OS"},
-		"no DHCP from the ROM": {evs: full[3:], missing: "DHCP from the PXE ROM"},
+		"whole boot":            {evs: full, done: true},
+		"before the baseline":   {evs: full, baseline: at(5), missing: "DHCP from the boot firmware (PXE ROM or iPXE), iPXE script served"},
+		"no OS login yet":       {evs: full[:8], missing: "iSCSI login from the booted OS"},
+		"OS login before iPXE":  {evs: append([]api.TimelineEvent{ev(1, "iscsi-login", "os", "00023d000001")}, full[:8]...), missing: "iSCSI login from the booted OS"},
+		"iPXE logs in again":    {evs: append(append([]api.TimelineEvent{}, full[:8]...), ev(7, "iscsi-login", "os", "40002723aaaa")), missing: "iSCSI login from the booted OS"},
+		"iPXE as the NIC's ROM": {evs: full[3:], done: true},
+		"no DHCP":               {evs: full[6:], missing: "DHCP from the boot firmware"},
 		"refused": {evs: append(append([]api.TimelineEvent{}, full[:7]...),
 			api.TimelineEvent{At: at(6), Step: "iscsi-login-refused", Client: "ipxe", Detail: "CHAP failed"}), refused: true, missing: "iSCSI login from iPXE"},
 	}
