@@ -292,22 +292,25 @@ func (l *Lab) api(ctx context.Context, method, path, user, password string, body
 	return resp.StatusCode, b, err
 }
 
-// importGolden builds a golden image and uploads it through bmid's API
-// into Project as name, as an operator would; an image already there is
-// kept.
+// importGolden makes sure BMI has the lab's projects (Project and the
+// second tenant's OtherProject), then builds a golden image and uploads it
+// through bmid's API into Project as name, as an operator would; an image
+// already there is kept.
 func (l *Lab) importGolden(ctx context.Context, name string, opts image.Options) error {
 	cred, err := l.Credentials()
 	if err != nil {
 		return err
 	}
-	code, b, err := l.api(ctx, "POST", "/api/v1/projects", HILAdmin, cred.HILAdmin, strings.NewReader(`{"name":"`+Project+`"}`), -1)
-	if err != nil {
-		return fmt.Errorf("lab %q: create project: %w", l.Name, err)
+	for _, p := range []string{Project, OtherProject} {
+		code, b, err := l.api(ctx, "POST", "/api/v1/projects", HILAdmin, cred.HILAdmin, strings.NewReader(`{"name":"`+p+`"}`), -1)
+		if err != nil {
+			return fmt.Errorf("lab %q: create project: %w", l.Name, err)
+		}
+		if code != http.StatusCreated && code != http.StatusConflict {
+			return fmt.Errorf("lab %q: create project %s: HTTP %d: %s", l.Name, p, code, b)
+		}
 	}
-	if code != http.StatusCreated && code != http.StatusConflict {
-		return fmt.Errorf("lab %q: create project %s: HTTP %d: %s", l.Name, Project, code, b)
-	}
-	code, _, err = l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+name, HILUser, cred.HILUser, nil, -1)
+	code, _, err := l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+name, HILUser, cred.HILUser, nil, -1)
 	if err == nil && code == http.StatusOK {
 		return nil
 	}
@@ -321,7 +324,7 @@ func (l *Lab) importGolden(ctx context.Context, name string, opts image.Options)
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	code, b, err = l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+name+"/data", HILUser, cred.HILUser, f, st.Size())
+	code, b, err := l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+name+"/data", HILUser, cred.HILUser, f, st.Size())
 	if err != nil {
 		return fmt.Errorf("lab %q: upload image %s: %w", l.Name, name, err)
 	}

@@ -162,6 +162,10 @@ func siteEnv(l *lab.Lab) ([]string, error) {
 		"export BMI_LAB_HIL_URL=" + l.HILURL(),
 		"export BMI_LAB_HIL_ADMIN=" + lab.HILAdmin,
 		"export BMI_LAB_HIL_ADMIN_PASSWORD=" + q(cred.HILAdmin),
+		// the second tenant (the @two-tenants scenarios)
+		"export BMI_LAB_OTHER_USER=" + lab.OtherUser,
+		"export BMI_LAB_OTHER_PASSWORD=" + q(cred.OtherUser),
+		"export BMI_LAB_OTHER_PROJECT=" + lab.OtherProject,
 		"export BMI_LAB_BIN=" + q(self()),
 		"export BMI_LAB_BMID=" + q(l.BmidBinary()),
 	}, nil
