@@ -164,19 +164,8 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 			return nil, fmt.Errorf("lab %q: restart hil-mock: %w", l.Name, err)
 		}
 	}
-	if !svc.HIL.Alive() {
-		argv := []string{"ip", "netns", "exec", l.Namespace, o.BmiLab, "hil-serve", "--name", l.Name, "--dir", l.Dir,
-			"--listen", fmt.Sprintf("%s:%d", l.LabAddr, HILPort)}
-		if svc.HIL, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
-			return nil, err
-		}
-		svc.HILNodes = len(l.Nodes)
-		if err := l.saveServices(svc); err != nil {
-			return nil, err
-		}
-	}
-	if err := waitHTTP(ctx, l.HILURL()+"/v0/projects", svc.HIL, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
-		return nil, fmt.Errorf("lab %q: hil-mock: %w", l.Name, err)
+	if err := l.StartHIL(ctx, o.BmiLab); err != nil {
+		return nil, err
 	}
 	log("hil-mock serving", "url", l.HILURL())
 	if !svc.Bmid.Alive() {
@@ -203,6 +192,39 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	}
 	log("golden images in BMI", "project", Project, "images", GoldenImage+" "+StayUpImage)
 	return l, nil
+}
+
+// StartHIL starts the lab's hil-mock (bmiLab hil-serve in the lab's
+// namespace, on the same address and database as before) unless it runs,
+// and waits until it answers.
+func (l *Lab) StartHIL(ctx context.Context, bmiLab string) error {
+	svc := l.loadServices()
+	if !svc.HIL.Alive() {
+		argv := []string{"ip", "netns", "exec", l.Namespace, bmiLab, "hil-serve", "--name", l.Name, "--dir", l.Dir,
+			"--listen", fmt.Sprintf("%s:%d", l.LabAddr, HILPort)}
+		var err error
+		if svc.HIL, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
+			return err
+		}
+		svc.HILNodes = len(l.Nodes)
+		if err := l.saveServices(svc); err != nil {
+			return err
+		}
+	}
+	if err := waitHTTP(ctx, l.HILURL()+"/v0/projects", svc.HIL, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
+		return fmt.Errorf("lab %q: hil-mock: %w", l.Name, err)
+	}
+	return nil
+}
+
+// StopHIL stops the lab's hil-mock (its state stays in its database):
+// HIL is down for bmid until StartHIL.
+func (l *Lab) StopHIL(ctx context.Context) error {
+	svc := l.loadServices()
+	if err := svc.HIL.Stop(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("lab %q: stop hil-mock: %w", l.Name, err)
+	}
+	return nil
 }
 
 func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cluster) error {

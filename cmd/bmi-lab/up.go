@@ -113,6 +113,33 @@ func bmidCmd() *cobra.Command {
 	return c
 }
 
+// hilCmd is `bmi-lab hil stop|start`: HIL down and back, for the
+// acceptance suite's hil-stop capability.
+func hilCmd() *cobra.Command {
+	c := &cobra.Command{Use: "hil", Short: "Stop or start the lab's hil-mock as its service manager would (state kept)"}
+	for _, verb := range []string{"stop", "start"} {
+		var f labFlags
+		sub := &cobra.Command{
+			Use:   verb,
+			Short: map[string]string{"stop": "Stop the lab's hil-mock: HIL is down for bmid", "start": "Start the lab's hil-mock again (same address and state); returns once it answers"}[verb],
+			Args:  clikit.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				l, err := f.open(c)
+				if err != nil {
+					return err
+				}
+				if verb == "stop" {
+					return l.StopHIL(c.Context())
+				}
+				return l.StartHIL(c.Context(), self())
+			},
+		}
+		f.add(sub)
+		c.AddCommand(sub)
+	}
+	return c
+}
+
 // hilServeCmd is `bmi-lab hil-serve`, which `up` runs inside the lab
 // namespace: the lab's hil-mock with its libvirt power and bridge switch
 // drivers, until SIGTERM.

@@ -96,14 +96,21 @@ func TestLsSite(t *testing.T) {
 	}
 	for _, re := range []string{
 		`(?m)^  capability\s+boots\s+yes\s`,
-		`(?m)^  capability\s+hil-stop\s+no\s`,
+		`(?m)^  capability\s+hil-stop\s+yes\s`,
+		`(?m)^  capability\s+foothold\s+no\s`,
 		`(?m)^  run\s+Nodes boot their disks`,
-		`(?m)^  skip\s+HIL is down\s+needs hil-stop .*: site lab lacks it$`,
+		`(?m)^  run\s+HIL is down`,
+		`(?m)^  run\s+Ceph is down`,
+		`(?m)^  run\s+Another tenant's project`,
 		`(?m)^\d+ of \d+ scenarios would run on site lab$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("ls --site lab lacks %s:\n%s", re, out)
 		}
+	}
+	// the lab lacks no tenant, HIL or Ceph control
+	if m := regexp.MustCompile(`(?m)^  skip .*needs (two-tenants|hil-stop|ceph-stop).*$`).FindString(out); m != "" {
+		t.Errorf("ls --site lab skips for lack of a tenant, HIL or Ceph control: %s", m)
 	}
 	code, out, _ = run(t, "--configs", filepath.Join("..", "..", "configs"), "ls", "--site", "example")
 	if code != 0 || !regexp.MustCompile(`(?m)^  skip\s+Nodes boot their disks.*needs boots`).MatchString(out) ||
