@@ -69,7 +69,9 @@ type reportView struct {
 	Features  []featureView
 	Failures  []failureView
 	Timelines []timelineView
-	Journal   []string
+	// Milestones are the boots BMI's node timeline saw, per node.
+	Milestones []milestonesView
+	Journal    []string
 }
 
 type featureView struct {
@@ -172,6 +174,11 @@ func buildView(fs []cukeFeature, info ReportInfo, dir string) reportView {
 					fail = &failureView{Scenario: e.Name, Step: s.Keyword + s.Name, Error: s.Result.Error}
 				}
 				for _, em := range s.Embeddings {
+					if m := timelineAttachment.FindStringSubmatch(em.Name); m != nil {
+						if mv, ok := milestones(strings.TrimPrefix(m[1], "node-"), e.Name, string(em.Data)); ok {
+							v.Milestones = append(v.Milestones, mv)
+						}
+					}
 					if m := nodeConsole.FindStringSubmatch(em.Name); m != nil {
 						if !nodes[m[1]] {
 							order = append(order, m[1])
