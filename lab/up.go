@@ -167,6 +167,7 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	if err := l.StartHIL(ctx, o.BmiLab); err != nil {
 		return nil, err
 	}
+	svc = l.loadServices() // StartHIL recorded hil-mock's process
 	log("hil-mock serving", "url", l.HILURL())
 	if !svc.Bmid.Alive() {
 		if err := l.writeBmidConfig(ctx, l.bmidConfPath(), ceph); err != nil {
