@@ -52,3 +52,57 @@ func TestReportMilestones(t *testing.T) {
 		t.Error("milestones of a text without events")
 	}
 }
+
+// TestTrend renders the trend of three runs: per scenario its outcome in
+// each, its pass rate over the runs it ran in (skipped runs do not count).
+func TestTrend(t *testing.T) {
+	root := t.TempDir()
+	runs := []struct {
+		name string
+		sum  Summary
+	}{
+		{"20261201T000000Z-lab-PASS", Summary{Passed: 1, Skipped: 1, Scenarios: []ScenarioOutcome{
+			{URI: "a.feature", Feature: "A", Name: "boots", Status: statusPassed, Duration: 60 * time.Second},
+			{URI: "a.feature", Feature: "A", Name: "HIL is down", Status: statusSkipped}}}},
+		{"20261202T000000Z-lab-FAIL", Summary{Failed: 1, Passed: 1, Scenarios: []ScenarioOutcome{
+			{URI: "a.feature", Feature: "A", Name: "boots", Status: statusFailed, Duration: 90 * time.Second},
+			{URI: "a.feature", Feature: "A", Name: "HIL is down", Status: statusPassed, Duration: 5 * time.Second}}}},
+		{"20261203T000000Z-lab-PASS", Summary{Passed: 2, Scenarios: []ScenarioOutcome{
+			{URI: "a.feature", Feature: "A", Name: "boots", Status: statusPassed, Duration: 70 * time.Second},
+			{URI: "a.feature", Feature: "A", Name: "HIL is down", Status: statusPassed, Duration: 6 * time.Second}}}},
+	}
+	var dirs []string
+	for i := len(runs) - 1; i >= 0; i-- { // given newest first: the page sorts
+		d := filepath.Join(root, runs[i].name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(runs[i].sum)
+		if err := os.WriteFile(filepath.Join(d, "summary.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	out := filepath.Join(root, "trend.html")
+	if err := WriteTrend(out, dirs); err != nil {
+		t.Fatal(err)
+	}
+	page := readFile(t, root, "trend.html")
+	for _, want := range []string{
+		"<h1>bmi-uat: 3 runs, oldest first</h1>",
+		`<td>boots <small>(A)</small></td><td>2/3 (66%)</td>`,
+		`<td>HIL is down <small>(A)</small></td><td>2/2 (100%)</td>`,
+		`<td class="failed">failed 1m30s</td>`,
+		`<title>20261202T000000Z-lab-FAIL: failed 1m30s</title>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("trend lacks %q", want)
+		}
+	}
+	if strings.Index(page, "20261201T000000Z-lab-PASS") > strings.Index(page, "20261203T000000Z-lab-PASS") {
+		t.Error("runs not oldest first")
+	}
+	if err := WriteTrend(out, dirs[:1]); err == nil {
+		t.Error("a trend of one run")
+	}
+}

@@ -238,22 +238,46 @@ func checkCmd(e *env) *cobra.Command {
 }
 
 func reportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "report DIR",
-		Short: "(Re)render DIR/report.html from a run result directory",
-		Args:  clikit.ExactArgs("DIR"),
+	var trend string
+	c := &cobra.Command{
+		Use:   "report DIR [DIR...]",
+		Short: "(Re)render DIR/report.html from a run result directory; with several, also a run-over-run trend page",
+		Long: "report re-renders each run directory's report.html. Given several run directories (a nightly\n" +
+			"job's), it also writes a trend page: per scenario its outcome and duration in every run and its\n" +
+			"pass rate (default: trend.html next to the runs).",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return clikit.Usagef("report takes one run directory or more")
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
-			info, err := uat.ReportInfoFor(args[0])
-			if err != nil {
+			for _, dir := range args {
+				info, err := uat.ReportInfoFor(dir)
+				if err != nil {
+					return err
+				}
+				if err := uat.WriteReport(dir, info); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.OutOrStdout(), filepath.Join(dir, "report.html"))
+			}
+			if len(args) < 2 {
+				return nil
+			}
+			out := trend
+			if out == "" {
+				out = filepath.Join(filepath.Dir(filepath.Clean(args[0])), "trend.html")
+			}
+			if err := uat.WriteTrend(out, args); err != nil {
 				return err
 			}
-			if err := uat.WriteReport(args[0], info); err != nil {
-				return err
-			}
-			fmt.Fprintln(c.OutOrStdout(), filepath.Join(args[0], "report.html"))
+			fmt.Fprintln(c.OutOrStdout(), out)
 			return nil
 		},
 	}
+	c.Flags().StringVar(&trend, "trend", "", "where to write the trend page of several runs (default trend.html next to the first run)")
+	return c
 }
 
 func cleanCmd(e *env) *cobra.Command {
