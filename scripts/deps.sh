@@ -17,6 +17,8 @@ packages=(
   busybox-static linux-image-amd64 syslinux syslinux-common pxelinux dosfstools mtools fdisk cpio kmod
   # real protocol clients of the boot tests
   udhcpc tftp-hpa atftp curl
+  # headless browser: the README's report screenshot
+  chromium
 )
 
 missing=()

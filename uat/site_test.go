@@ -26,7 +26,7 @@ func TestShippedSiteConfigs(t *testing.T) {
 			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "HIL_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
 			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab", "BMI_LAB_BIN": "/usr/bin/bmi-lab",
 			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab", "BMI_LAB_OTHER_USER": "lab-b", "BMI_LAB_OTHER_PASSWORD": "x",
-			"BMI_LAB_OTHER_PROJECT": "lab-b"}, netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop ceph-stop bmid-restart"},
+			"BMI_LAB_OTHER_PROJECT": "lab-b"}, netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop bmid-restart"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
