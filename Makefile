@@ -44,7 +44,7 @@ uat: deps build ## Build the lab and run the acceptance suite on it; prints wher
 	@# bmi-lab up is idempotent (a running lab is resumed); bmi-uat exits non-zero unless every
 	@# scenario it ran passed, and `make uat` exits with its status after printing the report path.
 	@rc=0; \
-	bin/bmi-lab up --nodes 2 --uefi 1 --bmid bin/bmid || { echo "make uat: bmi-lab up failed; the suite did not run" >&2; exit 1; }; \
+	bin/bmi-lab up --nodes 4 --firmware node-02=uefi --bmid bin/bmid || { echo "make uat: bmi-lab up failed; the suite did not run" >&2; exit 1; }; \
 	eval "$$(bin/bmi-lab env)"; \
 	bin/bmi-uat run lab $(UAT_ARGS) || rc=$$?; \
 	report=$$(ls -d $(RESULTS)/uat/*-lab-* 2>/dev/null | tail -1); \

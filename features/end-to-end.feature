@@ -35,7 +35,7 @@ Feature: End to end (the original acceptance test)
     When I remove RBD image "base"
     Then the RBD image "base" is gone from the site's pool
 
-  @lab
+  @boots @consoles
   Scenario: Nodes boot their disks: the second one from the first one's snapshot
     Given the site's bootable image, called "bootable"
     When I provision node A from image "bootable"

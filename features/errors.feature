@@ -57,7 +57,7 @@ Feature: Errors operators hit
     Then it fails as "forbidden" with a one-line message naming the project "my"
     And my project still has the image "golden"
 
-  @hil-down
+  @hil-stop
   Scenario: HIL is down
     When HIL becomes unreachable
     And I try to provision node A from image "golden"

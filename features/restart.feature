@@ -1,4 +1,4 @@
-@restart @lab
+@bmid-restart @boots @consoles
 Feature: Running nodes keep their disks while bmid restarts, crashes and is upgraded
   Every diskless node reads and writes its root disk through bmid's iSCSI target. Nodes booted from
   the stay-up image keep writing, reading back and verifying blocks on their disks (open-iscsi's

@@ -26,6 +26,11 @@ const (
 	HILUser = "lab"
 	// Project owns every lab node.
 	Project = "lab"
+	// OtherUser is a second tenant: member of OtherProject only (the
+	// @two-tenants scenarios try to cross from it into Project).
+	OtherUser = "lab-b"
+	// OtherProject is the second tenant's project; it owns no node.
+	OtherProject = "lab-b"
 	// AdminProject is BMI's administrators' project (bmid's admin_project).
 	AdminProject = "bmi_infra"
 	// ProvisioningNetwork is the HIL network of the provisioning VLAN.
@@ -37,26 +42,32 @@ type Credentials struct {
 	HILAdmin string `json:"hil_admin_password"`
 	HILBMI   string `json:"hil_bmi_password"`
 	HILUser  string `json:"hil_user_password"`
+	// OtherUser is OtherUser's (added to a lab made before it existed).
+	OtherUser string `json:"hil_other_user_password"`
 }
 
 // Credentials returns the lab's passwords, generating them on first use.
 func (l *Lab) Credentials() (Credentials, error) {
 	p := filepath.Join(l.Dir, "credentials.json")
 	var c Credentials
-	if b, err := os.ReadFile(p); err == nil {
-		if err := json.Unmarshal(b, &c); err != nil {
-			return c, fmt.Errorf("lab %q: %s: %w", l.Name, p, err)
-		}
-		return c, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return c, err
-	}
 	gen := func() string {
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
 		return hex.EncodeToString(b)
 	}
-	c = Credentials{HILAdmin: gen(), HILBMI: gen(), HILUser: gen()}
+	if b, err := os.ReadFile(p); err == nil {
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("lab %q: %s: %w", l.Name, p, err)
+		}
+		if c.OtherUser != "" {
+			return c, nil
+		}
+		c.OtherUser = gen()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return c, err
+	} else {
+		c = Credentials{HILAdmin: gen(), HILBMI: gen(), HILUser: gen(), OtherUser: gen()}
+	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return c, err
@@ -67,7 +78,8 @@ func (l *Lab) Credentials() (Credentials, error) {
 // Inventory is hil-mock's inventory of the lab: its nodes (power address:
 // the libvirt domain; NIC eth0 cabled to the node's tap), owned by Project;
 // the provisioning network on the provisioning VLAN, open to every project;
-// the administrator, BMI's user and the lab's operator user.
+// the administrator, BMI's user, the lab's operator user and a second
+// tenant (OtherUser in OtherProject, which owns no node).
 func (l *Lab) Inventory() (*hilmock.Inventory, error) {
 	c, err := l.Credentials()
 	if err != nil {
@@ -75,11 +87,12 @@ func (l *Lab) Inventory() (*hilmock.Inventory, error) {
 	}
 	inv := &hilmock.Inventory{
 		VLANPool: hilmock.VLANRange{First: 1000, Last: 1099},
-		Projects: []string{AdminProject, Project},
+		Projects: []string{AdminProject, Project, OtherProject},
 		Users: []hilmock.InventoryUser{
 			{Name: HILAdmin, Password: c.HILAdmin, Admin: true},
-			{Name: HILBMIUser, Password: c.HILBMI, Projects: []string{AdminProject, Project}},
+			{Name: HILBMIUser, Password: c.HILBMI, Projects: []string{AdminProject, Project, OtherProject}},
 			{Name: HILUser, Password: c.HILUser, Projects: []string{Project}},
+			{Name: OtherUser, Password: c.OtherUser, Projects: []string{OtherProject}},
 		},
 		Networks: []hilmock.InventoryNet{{Name: ProvisioningNetwork, VLAN: l.ProvisioningVLAN, Owner: "admin"}},
 	}
@@ -94,7 +107,8 @@ func (l *Lab) Inventory() (*hilmock.Inventory, error) {
 
 // NewHIL opens the lab's hil-mock (database hil-mock.db in the lab
 // directory, seeded from Inventory with what it lacks) with the lab's drivers: power
-// through the lab's libvirtd, switch ports on the lab's bridges. The
+// through the lab's libvirtd, switch ports on the lab's bridges, consoles
+// from the machines' serial logs. The
 // caller runs Serve and Close.
 func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hilmock.Server, error) {
 	if len(l.Nodes) == 0 {
@@ -106,7 +120,15 @@ func (l *Lab) NewHIL(ctx context.Context, listen string, log *slog.Logger) (*hil
 	}
 	power := vm.NewPowerDriver(vm.NewMachines(l.daemon.Socket(), log))
 	sw := netns.NewSwitchDriver(l.net)
-	s, err := hilmock.New(ctx, filepath.Join(l.Dir, "hil-mock.db"), hilmock.Options{Listen: listen, Power: power, Switch: sw, Logger: log})
+	// HIL's console API serves the machines' serial logs
+	consoles := hilmock.FileConsoles{Path: func(n hilmock.Node) string {
+		if node, err := l.Node(n.Name); err == nil {
+			return node.Serial
+		}
+		return ""
+	}}
+	s, err := hilmock.New(ctx, filepath.Join(l.Dir, "hil-mock.db"), hilmock.Options{Listen: listen, Power: power, Switch: sw,
+		Consoles: consoles, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -164,20 +164,10 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 			return nil, fmt.Errorf("lab %q: restart hil-mock: %w", l.Name, err)
 		}
 	}
-	if !svc.HIL.Alive() {
-		argv := []string{"ip", "netns", "exec", l.Namespace, o.BmiLab, "hil-serve", "--name", l.Name, "--dir", l.Dir,
-			"--listen", fmt.Sprintf("%s:%d", l.LabAddr, HILPort)}
-		if svc.HIL, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
-			return nil, err
-		}
-		svc.HILNodes = len(l.Nodes)
-		if err := l.saveServices(svc); err != nil {
-			return nil, err
-		}
+	if err := l.StartHIL(ctx, o.BmiLab); err != nil {
+		return nil, err
 	}
-	if err := waitHTTP(ctx, l.HILURL()+"/v0/projects", svc.HIL, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
-		return nil, fmt.Errorf("lab %q: hil-mock: %w", l.Name, err)
-	}
+	svc = l.loadServices() // StartHIL recorded hil-mock's process
 	log("hil-mock serving", "url", l.HILURL())
 	if !svc.Bmid.Alive() {
 		if err := l.writeBmidConfig(ctx, l.bmidConfPath(), ceph); err != nil {
@@ -203,6 +193,39 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	}
 	log("golden images in BMI", "project", Project, "images", GoldenImage+" "+StayUpImage)
 	return l, nil
+}
+
+// StartHIL starts the lab's hil-mock (bmiLab hil-serve in the lab's
+// namespace, on the same address and database as before) unless it runs,
+// and waits until it answers.
+func (l *Lab) StartHIL(ctx context.Context, bmiLab string) error {
+	svc := l.loadServices()
+	if !svc.HIL.Alive() {
+		argv := []string{"ip", "netns", "exec", l.Namespace, bmiLab, "hil-serve", "--name", l.Name, "--dir", l.Dir,
+			"--listen", fmt.Sprintf("%s:%d", l.LabAddr, HILPort)}
+		var err error
+		if svc.HIL, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
+			return err
+		}
+		svc.HILNodes = len(l.Nodes)
+		if err := l.saveServices(svc); err != nil {
+			return err
+		}
+	}
+	if err := waitHTTP(ctx, l.HILURL()+"/v0/projects", svc.HIL, filepath.Join(l.Dir, "hil-mock.log")); err != nil {
+		return fmt.Errorf("lab %q: hil-mock: %w", l.Name, err)
+	}
+	return nil
+}
+
+// StopHIL stops the lab's hil-mock (its state stays in its database):
+// HIL is down for bmid until StartHIL.
+func (l *Lab) StopHIL(ctx context.Context) error {
+	svc := l.loadServices()
+	if err := svc.HIL.Stop(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("lab %q: stop hil-mock: %w", l.Name, err)
+	}
+	return nil
 }
 
 func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cluster) error {
@@ -292,22 +315,25 @@ func (l *Lab) api(ctx context.Context, method, path, user, password string, body
 	return resp.StatusCode, b, err
 }
 
-// importGolden builds a golden image and uploads it through bmid's API
-// into Project as name, as an operator would; an image already there is
-// kept.
+// importGolden makes sure BMI has the lab's projects (Project and the
+// second tenant's OtherProject), then builds a golden image and uploads it
+// through bmid's API into Project as name, as an operator would; an image
+// already there is kept.
 func (l *Lab) importGolden(ctx context.Context, name string, opts image.Options) error {
 	cred, err := l.Credentials()
 	if err != nil {
 		return err
 	}
-	code, b, err := l.api(ctx, "POST", "/api/v1/projects", HILAdmin, cred.HILAdmin, strings.NewReader(`{"name":"`+Project+`"}`), -1)
-	if err != nil {
-		return fmt.Errorf("lab %q: create project: %w", l.Name, err)
+	for _, p := range []string{Project, OtherProject} {
+		code, b, err := l.api(ctx, "POST", "/api/v1/projects", HILAdmin, cred.HILAdmin, strings.NewReader(`{"name":"`+p+`"}`), -1)
+		if err != nil {
+			return fmt.Errorf("lab %q: create project: %w", l.Name, err)
+		}
+		if code != http.StatusCreated && code != http.StatusConflict {
+			return fmt.Errorf("lab %q: create project %s: HTTP %d: %s", l.Name, p, code, b)
+		}
 	}
-	if code != http.StatusCreated && code != http.StatusConflict {
-		return fmt.Errorf("lab %q: create project %s: HTTP %d: %s", l.Name, Project, code, b)
-	}
-	code, _, err = l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+name, HILUser, cred.HILUser, nil, -1)
+	code, _, err := l.api(ctx, "GET", "/api/v1/projects/"+Project+"/images/"+name, HILUser, cred.HILUser, nil, -1)
 	if err == nil && code == http.StatusOK {
 		return nil
 	}
@@ -321,7 +347,7 @@ func (l *Lab) importGolden(ctx context.Context, name string, opts image.Options)
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	code, b, err = l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+name+"/data", HILUser, cred.HILUser, f, st.Size())
+	code, b, err := l.api(ctx, "PUT", "/api/v1/projects/"+Project+"/images/"+name+"/data", HILUser, cred.HILUser, f, st.Size())
 	if err != nil {
 		return fmt.Errorf("lab %q: upload image %s: %w", l.Name, name, err)
 	}

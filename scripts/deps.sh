@@ -25,6 +25,8 @@ packages=(
   udhcpc tftp-hpa atftp curl
   # the throwaway PostgreSQL of the store and crash tests (scripts/with-test-postgres.sh)
   postgresql
+  # headless browser: the README's report screenshot
+  chromium
 )
 
 missing=()

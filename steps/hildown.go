@@ -8,11 +8,19 @@ import (
 )
 
 // HILSwitch takes a site's HIL down and brings it back (same URL, same
-// state). Sites that cannot (the lab, real sites) leave Site.HILSwitch
-// nil and the @hil-down scenarios are skipped.
+// state). Sites that cannot leave Site.HILSwitch nil and lack the
+// capability hil-stop: the @hil-stop scenarios are skipped there.
 type HILSwitch interface {
 	StopHIL(ctx context.Context) error
 	StartHIL(ctx context.Context) error
+}
+
+// CephSwitch takes a site's Ceph down and brings it back (same monitors,
+// same data). Sites that cannot leave Site.CephSwitch nil and lack the
+// capability ceph-stop.
+type CephSwitch interface {
+	StopCeph(ctx context.Context) error
+	StartCeph(ctx context.Context) error
 }
 
 func registerHILDown(sc *godog.ScenarioContext) {
@@ -25,7 +33,7 @@ func registerHILDown(sc *godog.ScenarioContext) {
 func hilDown(ctx context.Context) error {
 	w := From(ctx)
 	if w.site.HILSwitch == nil {
-		return fmt.Errorf("%w: site %s cannot take HIL down (@hil-down needs a site that controls HIL)", godog.ErrSkip, w.site.Name)
+		return fmt.Errorf("%w: site %s cannot take HIL down (@hil-stop needs capability hil-stop)", godog.ErrSkip, w.site.Name)
 	}
 	names, err := w.imageNames(ctx)
 	if err != nil {

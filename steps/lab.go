@@ -3,8 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -43,36 +41,59 @@ func bootableImage(ctx context.Context, alias string) error {
 	return err
 }
 
-// labBoot is what a node's console showed during one boot.
+// labBoot is what BMI's timeline and the node's console showed during
+// one boot.
 type labBoot struct {
 	Host, Mode, State string
-	Console           string // the console output of this boot
+	Console           string // the console output of this boot ("" without consoles)
+	Timeline          string // BMI's timeline of this boot, as text
 }
 
-// attachConsole puts the boot's console output into the cucumber report.
+// attachConsole puts the boot's timeline and console output into the
+// cucumber report.
 func attachConsole(ctx context.Context, node string, b labBoot) context.Context {
-	if b.Console == "" {
+	name := strings.ReplaceAll(node, " ", "-")
+	var atts []godog.Attachment
+	if b.Timeline != "" {
+		atts = append(atts, godog.Attachment{Body: []byte(b.Timeline), FileName: name + ".timeline.txt", MediaType: "text/plain"})
+	}
+	if b.Console != "" {
+		atts = append(atts, godog.Attachment{Body: []byte(b.Console), FileName: name + ".console.log", MediaType: "text/plain"})
+	}
+	if len(atts) == 0 {
 		return ctx
 	}
-	return godog.Attach(ctx, godog.Attachment{Body: []byte(b.Console), FileName: strings.ReplaceAll(node, " ", "-") + ".console.log", MediaType: "text/plain"})
+	return godog.Attach(ctx, atts...)
 }
 
 // bootToMarker powers the node on (or cycles it) through HIL and follows
-// its serial console until the image's marker: it must have booted its
-// iSCSI disk from the iBFT (mode=ibft).
+// the boot through BMI's timeline of the node until it shows the whole
+// chain (DHCP from the PXE ROM and from iPXE, the script, iPXE's iSCSI
+// login, then the booted OS's): that is the proof on any site. Where the
+// site's consoles can be read it also follows the serial console to the
+// image's marker, which must say the node booted its iSCSI disk from the
+// iBFT (mode=ibft).
 func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 	w := From(ctx)
-	if !w.site.Machines {
-		return labBoot{}, fmt.Errorf("site %s has no machines that boot", w.site.Name)
+	if !w.site.Can(CapBoots) {
+		return labBoot{}, fmt.Errorf("site %s lacks capability boots: its nodes cannot be booted", w.site.Name)
 	}
 	n, err := w.node(nodeAlias)
 	if err != nil {
 		return labBoot{}, err
 	}
-	path := filepath.Join(w.site.Consoles, n.Name+".log")
-	var from int64
-	if st, err := os.Stat(path); err == nil {
-		from = st.Size()
+	before, err := w.op.NodeTimeline(ctx, w.site.Project, n.Name)
+	if err != nil {
+		return labBoot{}, fmt.Errorf("boot timeline of %s: %w", n.Name, err)
+	}
+	baseline := lastAt(before.Events)
+	consoles := w.site.Can(CapConsoles)
+	var con *consoleWatch
+	if consoles {
+		if con, err = w.watchConsole(ctx, n); err != nil {
+			return labBoot{}, fmt.Errorf("console of %s: %w", n.Name, err)
+		}
+		defer con.close()
 	}
 	if err := w.journal(Entry{Op: OpPower, Project: w.site.Project, Name: n.Name}); err != nil {
 		return labBoot{}, err
@@ -98,36 +119,57 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 		timeout = 5 * time.Minute
 	}
 	deadline := time.Now().Add(timeout)
-	var text string
+	var boot labBoot
+	var c chain
+	marker := !consoles // no console: the timeline alone proves the boot
 	for {
-		b, err := os.ReadFile(path)
-		if err == nil && int64(len(b)) >= from {
-			text = string(b[from:])
+		tl, err := w.op.NodeTimeline(ctx, w.site.Project, n.Name)
+		if err != nil {
+			return boot, fmt.Errorf("boot timeline of %s: %w", n.Name, err)
 		}
-		if m := failedRE.FindString(text); m != "" {
-			return labBoot{Console: text}, fmt.Errorf("%s's console: %s", n.Name, m)
+		c = bootChain(tl.Events, baseline)
+		boot.Timeline = timelineText(n.Name, tl.Events, baseline)
+		if c.refused != "" {
+			return boot, fmt.Errorf("%s: bmid refused an iSCSI login to its disk: %s", n.Name, c.refused)
 		}
-		if m := bootedRE.FindStringSubmatch(text); m != nil {
-			boot := labBoot{Host: m[1], Mode: m[2], Console: text}
-			if s := stateRE.FindStringSubmatch(text); s != nil {
-				boot.State = s[1]
+		if consoles && !marker {
+			text := con.text()
+			boot.Console = text
+			if m := failedRE.FindString(text); m != "" {
+				return boot, fmt.Errorf("%s's console: %s", n.Name, m)
 			}
-			if boot.Mode != "ibft" {
-				return boot, fmt.Errorf("%s booted in mode %s, want ibft (its iSCSI disk)", n.Name, boot.Mode)
+			if m := bootedRE.FindStringSubmatch(text); m != nil {
+				boot.Host, boot.Mode = m[1], m[2]
+				if s := stateRE.FindStringSubmatch(text); s != nil {
+					boot.State = s[1]
+				}
+				if boot.Mode != "ibft" {
+					return boot, fmt.Errorf("%s booted in mode %s, want ibft (its iSCSI disk)", n.Name, boot.Mode)
+				}
+				marker = true
 			}
+		}
+		if c.done() && marker {
 			w.boots[nodeAlias] = boot
 			return boot, nil
 		}
 		if time.Now().After(deadline) {
-			tail := text
-			if len(tail) > 800 {
-				tail = tail[len(tail)-800:]
+			msg := fmt.Sprintf("%s: not booted within %v: BMI's timeline lacks %s", n.Name, timeout, strings.Join(c.missing(), ", "))
+			if len(c.missing()) == 0 {
+				msg = fmt.Sprintf("%s: BMI saw the whole boot, but no boot marker on its console within %v", n.Name, timeout)
 			}
-			return labBoot{Console: text}, fmt.Errorf("%s: no boot marker on its console within %v; last output:\n%s", n.Name, timeout, tail)
+			if consoles && !marker {
+				tail := boot.Console
+				if len(tail) > 800 {
+					tail = tail[len(tail)-800:]
+				}
+				msg += "; last console output:\n" + tail
+			}
+			return boot, fmt.Errorf("%s", msg)
 		}
 		select {
 		case <-ctx.Done():
-			return labBoot{}, ctx.Err()
+			return boot, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
@@ -135,6 +177,9 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 
 func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) (context.Context, error) {
 	w := From(ctx)
+	if !w.site.Can(CapConsoles) {
+		return ctx, fmt.Errorf("site %s lacks capability consoles: a node's state record is read on its console", w.site.Name)
+	}
 	first, ok := w.boots[firstAlias]
 	if !ok {
 		return ctx, fmt.Errorf("%s did not boot in this scenario", firstAlias)

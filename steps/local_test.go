@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { os.Exit(cephtest.Main(m)) }
 // localSite starts the built-in local site: hil-mock seeded from
 // configs/hil-mock.example.yaml and a real bmid (service/daemon) on the
 // test Ceph cluster with its iSCSI target on loopback. It has no
-// machines: the @lab scenarios cannot run on it.
+// machines: the @boots scenarios cannot run on it.
 func localSite(t *testing.T) *steps.Site {
 	t.Helper()
 	testenv.RequireCommand(t, "iscsi-ls", "libiscsi-bin")
@@ -52,10 +52,11 @@ func localSite(t *testing.T) *steps.Site {
 	base, conf, pool, portal := bmi.URL, bmi.Config.Ceph.Conf, bmi.Config.Ceph.Pool, bmi.Config.ISCSI.Portal
 	site := &steps.Site{
 		Name: "local", APIURL: base, BootURL: bmi.BootURL, HILURL: hm.url, HILSwitch: hm,
-		Admin:    steps.Credentials{User: "hiladmin", Password: "admin-secret"},
-		Operator: steps.Credentials{User: "alice", Password: "alice-secret"},
-		Other:    steps.Credentials{User: "bob", Password: "bob-secret"},
-		Project:  "tenant-a", OtherProject: "tenant-b",
+		Capabilities: []steps.Capability{steps.CapTwoTenants, steps.CapHILStop},
+		Admin:        steps.Credentials{User: "hiladmin", Password: "admin-secret"},
+		Operator:     steps.Credentials{User: "alice", Password: "alice-secret"},
+		Other:        steps.Credentials{User: "bob", Password: "bob-secret"},
+		Project:      "tenant-a", OtherProject: "tenant-b",
 		Nodes:    []steps.Node{{Name: "node-01", NIC: "eth0"}, {Name: "node-02", NIC: "eth0"}},
 		CephConf: conf, Pool: pool, Portal: portal, ImageMiB: 16,
 	}
@@ -79,7 +80,7 @@ func hilCred(s *steps.Site) hil.Credentials {
 }
 
 // hilProc runs hil-mock and can stop it and start it again on the same
-// address with the same database (the @hil-down scenarios): bmid keeps
+// address with the same database (the @hil-stop scenarios): bmid keeps
 // its HIL URL.
 type hilProc struct {
 	mu     sync.Mutex

@@ -36,6 +36,13 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 			}
 			w.hilIsDown = false
 		}
+		// and Ceph
+		if w.cephIsDown {
+			if err := w.site.CephSwitch.StartCeph(context.WithoutCancel(ctx)); err != nil {
+				return ctx, fmt.Errorf("scenario %q: bring Ceph back: %w", s.Name, err)
+			}
+			w.cephIsDown = false
+		}
 		// a cancelled run (SIGINT) still rolls back
 		if err := w.rollback(context.WithoutCancel(ctx)); err != nil {
 			return ctx, fmt.Errorf("rollback of scenario %q: %w", s.Name, err)
@@ -50,4 +57,5 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerRestart(sc)
 	registerSite(sc)
 	registerHILDown(sc)
+	registerCephDown(sc)
 }

@@ -55,45 +55,44 @@ type Site struct {
 	// commands run in (ip netns exec), for sites whose Ceph and portal
 	// are only reachable there (the lab).
 	NetNS string
-	// Consoles is a directory of <node>.log serial consoles (sites with
-	// machines); empty on sites without machines.
+	// Capabilities are what the site can do (see Capability); scenarios
+	// needing others are not run on it.
+	Capabilities []Capability
+	// Consoles is a directory of <node>.log serial consoles; empty on
+	// sites without them.
 	Consoles string
-	// Machines says the nodes really boot (@lab scenarios can run).
-	Machines bool
+	// HILConsoles says the boot steps read the nodes' consoles through
+	// HIL's console API (GET /v0/node/<node>/console) instead of
+	// Consoles. Capability consoles needs one of the two.
+	HILConsoles bool
 	// BootImage is an image of Project that boots the lab's test OS
-	// (prints BMI-LAB-STATE and BMI-LAB-BOOTED); needed by @lab.
+	// (prints BMI-LAB-STATE and BMI-LAB-BOOTED); needed by @boots.
 	BootImage string
-	// ProvisioningNetwork is the HIL network nodes netboot on; @lab
+	// ProvisioningNetwork is the HIL network nodes netboot on; @boots
 	// attaches a node's NIC to it before powering it on when BMI has not.
 	ProvisioningNetwork string
 	// BootTimeout bounds one boot to the marker (0: 5 minutes).
 	BootTimeout time.Duration
 	// StayUpImage is an image of Project that boots the lab's stay-up test
 	// OS (it keeps verifying its disk: BMI-LAB-IO lines); needed by
-	// @restart with BmidRestart.
+	// @bmid-restart with BmidRestart.
 	StayUpImage string
 	// BmidRestart holds the shell commands that restart the site's bmid,
 	// by way: RestartGraceful, RestartKill, RestartUpgrade. Each returns
-	// once the new bmid serves. @restart needs all three.
+	// once the new bmid serves. @bmid-restart needs all three.
 	BmidRestart map[string]string
-	// HILSwitch, when set, takes HIL down and back (@hil-down scenarios
-	// can run); nil on sites that cannot.
+	// HILSwitch, when set, takes HIL down and back (capability
+	// hil-stop); nil on sites that cannot.
 	HILSwitch HILSwitch
+	// CephSwitch, when set, takes Ceph down and back (capability
+	// ceph-stop); nil on sites that cannot.
+	CephSwitch CephSwitch
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
 }
 
-// CanRestart says the site's running nodes can be checked through bmid
-// restarts (@restart): machines that boot, a stay-up image and the three
-// restart commands.
-func (s *Site) CanRestart() bool {
-	return s.Machines && s.StayUpImage != "" && s.BmidRestart[RestartGraceful] != "" &&
-		s.BmidRestart[RestartKill] != "" && s.BmidRestart[RestartUpgrade] != ""
-}
-
-// TwoTenants says the site names another tenant (the @two-tenants
-// scenarios can run).
-func (s *Site) TwoTenants() bool { return s.OtherProject != "" }
+// TwoTenants says the site has a second tenant (capability two-tenants).
+func (s *Site) TwoTenants() bool { return s.Can(CapTwoTenants) }
 
 // command returns the argv that runs name with args on the site (inside
 // NetNS when set).
@@ -148,5 +147,5 @@ func (s *Site) Validate() error {
 			return fmt.Errorf("site %s: node %d needs a name and a nic", s.Name, i+1)
 		}
 	}
-	return nil
+	return s.validateCapabilities()
 }

@@ -16,7 +16,7 @@ var (
 	features = flag.String("uat.feature", "", "run only this feature file (e.g. images.feature)")
 )
 
-// TestFeatures runs every feature (minus @lab: the local site has no
+// TestFeatures runs every feature (minus @boots: the local site has no
 // machines) against the local site, writing its results to
 // test-results/uat/<timestamp>-local-<PASS|FAIL>/.
 func TestFeatures(t *testing.T) {

@@ -28,25 +28,26 @@ type Config struct {
 
 // World is one scenario's state, carried in its context.
 type World struct {
-	cfg       Config
-	site      *Site
-	scenario  string
-	names     *Namer
-	op        *client.Client // the operator (member of site.Project)
-	admin     *client.Client
-	other     *client.Client // a member of site.OtherProject only
-	hil       *hil.Client
-	entries   []Entry // this scenario's journal entries still to undo
-	lastErr   error   // the outcome of the last "I try to" step
-	tried     bool
-	hilIsDown bool              // a step took HIL down; After brings it back
-	before    []string          // image names of my project before a "try"
-	sums      map[string][]byte // sha256 of uploaded images, by alias
-	disks     map[string]api.Disk
-	scripts   map[string]bootScript // the last boot script seen, by node alias
-	cephName  map[string]string     // Ceph names of removed images, by alias
-	boots     map[string]labBoot    // what each node's console showed, by alias
-	stayUp    map[string]int64      // stay-up nodes: console offset at the last event, by alias
+	cfg        Config
+	site       *Site
+	scenario   string
+	names      *Namer
+	op         *client.Client // the operator (member of site.Project)
+	admin      *client.Client
+	other      *client.Client // a member of site.OtherProject only
+	hil        *hil.Client
+	entries    []Entry // this scenario's journal entries still to undo
+	lastErr    error   // the outcome of the last "I try to" step
+	tried      bool
+	hilIsDown  bool              // a step took HIL down; After brings it back
+	cephIsDown bool              // a step took Ceph down; After brings it back
+	before     []string          // image names of my project before a "try"
+	sums       map[string][]byte // sha256 of uploaded images, by alias
+	disks      map[string]api.Disk
+	scripts    map[string]bootScript // the last boot script seen, by node alias
+	cephName   map[string]string     // Ceph names of removed images, by alias
+	boots      map[string]labBoot    // what each node's console showed, by alias
+	stayUp     map[string]int64      // stay-up nodes: console offset at the last event, by alias
 }
 
 type worldKey struct{}

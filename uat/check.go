@@ -86,9 +86,12 @@ func Check(ctx context.Context, site *steps.Site, out io.Writer) error {
 		_, err := exec.CommandContext(ctx, "ip", "netns", "exec", site.NetNS, "true").CombinedOutput()
 		report("network namespace "+site.NetNS, err)
 	}
-	_, why := Exclusions(site)
-	for _, w := range why {
-		fmt.Fprintln(out, "note  "+w)
+	if feats, err := Features(); err == nil {
+		for _, p := range Plan(site, feats) {
+			if !p.Runs() {
+				fmt.Fprintf(out, "skip  scenario %q (%s): %s\n", p.Scenario.Name, p.Feature.File, p.Why(site.Name))
+			}
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("site %s: %d check(s) failed", site.Name, failed)

@@ -3,6 +3,8 @@ package uat
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,12 +54,15 @@ func LatestRun(results string) ([]RunDir, error) {
 }
 
 // CheckLatest says whether the latest run (every round of it) passed: a
-// summary line naming what failed, and whether it passed.
+// summary line naming what failed, counting the scenarios by outcome and
+// naming those skipped (a skipped scenario is never counted as passed),
+// and whether it passed.
 func CheckLatest(results string) (string, bool, error) {
 	group, err := LatestRun(results)
 	if err != nil {
 		return "", false, err
 	}
+	counts := scenarioCounts(results, group)
 	var bad []string
 	for _, r := range group {
 		switch r.Verdict {
@@ -73,7 +78,37 @@ func CheckLatest(results string) (string, bool, error) {
 		what = fmt.Sprintf("latest randomised run of site %s, rounds %d-%d", group[0].Site, group[0].Round, group[len(group)-1].Round)
 	}
 	if len(bad) == 0 {
-		return what + ": PASS", true, nil
+		return what + ": PASS" + counts, true, nil
 	}
-	return fmt.Sprintf("%s: FAIL: %d of %d failed: %s", what, len(bad), len(group), strings.Join(bad, ", ")), false, nil
+	return fmt.Sprintf("%s: FAIL: %d of %d failed: %s%s", what, len(bad), len(group), strings.Join(bad, ", "), counts), false, nil
+}
+
+// scenarioCounts sums the scenario outcomes of the runs' summary.json
+// files: "; scenarios: 15 passed, 0 failed, 2 skipped (skipped: A, B)",
+// or "" when no run has one (results of an older bmi-uat).
+func scenarioCounts(results string, group []RunDir) string {
+	var sum Summary
+	var skipped []string
+	found := false
+	for _, r := range group {
+		s, err := ReadSummary(filepath.Join(results, r.Name))
+		if err != nil {
+			continue
+		}
+		found = true
+		sum.Passed, sum.Failed, sum.Skipped = sum.Passed+s.Passed, sum.Failed+s.Failed, sum.Skipped+s.Skipped
+		for _, sc := range s.Scenarios {
+			if sc.Status == statusSkipped && !slices.Contains(skipped, sc.Name) {
+				skipped = append(skipped, sc.Name)
+			}
+		}
+	}
+	if !found {
+		return ""
+	}
+	out := fmt.Sprintf("; scenarios: %d passed, %d failed, %d skipped", sum.Passed, sum.Failed, sum.Skipped)
+	if len(skipped) > 0 {
+		out += " (skipped: " + strings.Join(skipped, "; ") + ")"
+	}
+	return out
 }

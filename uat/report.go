@@ -64,11 +64,14 @@ type reportView struct {
 	Counts    map[string]int
 	Scenarios int
 	Failed    int
+	Skipped   int
 	Duration  time.Duration
 	Features  []featureView
 	Failures  []failureView
 	Timelines []timelineView
-	Journal   []string
+	// Milestones are the boots BMI's node timeline saw, per node.
+	Milestones []milestonesView
+	Journal    []string
 }
 
 type featureView struct {
@@ -153,7 +156,7 @@ func buildView(fs []cukeFeature, info ReportInfo, dir string) reportView {
 				continue
 			}
 			sv := scenarioView{Name: e.Name, Tags: tagList(e.Tags), Status: "passed"}
-			lab := strings.Contains(" "+sv.Tags+" ", " @lab ")
+			lab := strings.Contains(" "+sv.Tags+" ", " @boots ") || strings.Contains(" "+sv.Tags+" ", " @lab ")
 			var fail *failureView
 			var consoles []consoleView
 			nodes := map[string]bool{}
@@ -171,6 +174,11 @@ func buildView(fs []cukeFeature, info ReportInfo, dir string) reportView {
 					fail = &failureView{Scenario: e.Name, Step: s.Keyword + s.Name, Error: s.Result.Error}
 				}
 				for _, em := range s.Embeddings {
+					if m := timelineAttachment.FindStringSubmatch(em.Name); m != nil {
+						if mv, ok := milestones(strings.TrimPrefix(m[1], "node-"), e.Name, string(em.Data)); ok {
+							v.Milestones = append(v.Milestones, mv)
+						}
+					}
 					if m := nodeConsole.FindStringSubmatch(em.Name); m != nil {
 						if !nodes[m[1]] {
 							order = append(order, m[1])
@@ -184,6 +192,10 @@ func buildView(fs []cukeFeature, info ReportInfo, dir string) reportView {
 			}
 			v.Scenarios++
 			v.Duration += sv.Duration
+			if st, _ := outcome(e); st == statusSkipped {
+				sv.Status = statusSkipped
+				v.Skipped++
+			}
 			if fail != nil {
 				v.Failed++
 				fail.Consoles = consoles

@@ -64,7 +64,7 @@ func TestReportFromFixture(t *testing.T) {
 	for _, want := range []string{
 		"bmi-uat: site fixture",
 		"424242 (replay with --seed 424242)",
-		`<tr><th>scenarios</th><td>3 (1 failed)</td></tr>`,
+		`<tr><th>scenarios</th><td>3 (1 failed, 0 skipped)</td></tr>`,
 		`<span class="passed">5 passed</span>`,
 		`<span class="failed">1 failed</span>`,
 		`<span class="skipped">1 skipped</span>`,

@@ -23,8 +23,8 @@ import (
 type RunOptions struct {
 	Site *steps.Site
 	// Tags is a godog tag expression ("@images && ~@slow") ANDed with the
-	// site's own exclusions (@lab without machines, @two-tenants without a
-	// second tenant).
+	// site's own exclusions (the scenarios that need a capability the
+	// site lacks).
 	Tags string
 	// Features limits the run to these feature files (names in
 	// features.FS, e.g. "images.feature"); empty means all.
@@ -54,22 +54,41 @@ type Result struct {
 	Passed  bool
 	Skipped []string // what the site cannot run, one line each
 	Status  int      // godog's: 0 passed, 1 failed, 2 no scenarios
+	// Summary counts the scenarios by outcome (skipped: not run on this
+	// site, or a step skipped them).
+	Summary Summary
 }
 
-// Exclusions returns the tag filter parts the site imposes and the
-// reasons, one line each.
+// Exclusions returns the tag filter parts the site imposes on the
+// embedded features and the reasons, one line each.
 func Exclusions(site *steps.Site) (tags, why []string) {
-	if !site.Machines {
-		tags = append(tags, "~@lab")
-		why = append(why, fmt.Sprintf("@lab scenarios skipped: site %s has no machines that boot (no consoles)", site.Name))
+	feats, err := Features()
+	if err != nil {
+		return nil, nil
 	}
-	if !site.CanRestart() {
-		tags = append(tags, "~@restart")
-		why = append(why, fmt.Sprintf("@restart scenarios skipped: site %s needs machines that boot, stayup_image and the three bmid_restart commands", site.Name))
+	return exclusions(site, feats)
+}
+
+// exclusions leaves out every scenario that needs a capability the site
+// lacks: one reason line per such capability some scenario needs.
+func exclusions(site *steps.Site, feats []Feature) (tags, why []string) {
+	count := map[steps.Capability]int{}
+	for _, p := range Plan(site, feats) {
+		for _, c := range p.Missing {
+			count[c]++
+		}
 	}
-	if !site.TwoTenants() {
-		tags = append(tags, "~@two-tenants")
-		why = append(why, fmt.Sprintf("@two-tenants scenarios skipped: site %s names no other tenant (other_project)", site.Name))
+	for _, c := range steps.Capabilities {
+		if site.Can(c.Cap) {
+			continue
+		}
+		for _, t := range steps.TagsOf(c.Cap) {
+			tags = append(tags, "~"+t)
+		}
+		if count[c.Cap] > 0 {
+			why = append(why, fmt.Sprintf("%d scenario(s) tagged @%s not run (reported skipped): site %s lacks capability %s, %s",
+				count[c.Cap], c.Cap, site.Name, c.Cap, c.Means))
+		}
 	}
 	return tags, why
 }
@@ -88,7 +107,12 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	excl, why := Exclusions(o.Site)
+	feats, err := featuresOf(fsys)
+	if err != nil {
+		return Result{}, err
+	}
+	feats = selectFeatures(feats, paths)
+	excl, why := exclusions(o.Site, feats)
 	tags := excl
 	if o.Tags != "" {
 		tags = append([]string{o.Tags}, excl...)
@@ -124,6 +148,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	var n atomic.Uint64
 	cfg := steps.Config{Site: o.Site, Journal: j, Seed: o.Seed, Log: out}
+	// godog's own summary counts a scenario whose steps were skipped as
+	// passed: its line is left out, and ours (finish) says it right
+	godogOut := &dropLines{w: out, drop: godogScenarioCount}
 	suite := godog.TestSuite{
 		Name: "bmi-uat",
 		ScenarioInitializer: func(sc *godog.ScenarioContext) {
@@ -133,8 +160,8 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 			}
 		},
 		Options: &godog.Options{
-			Format:         fmt.Sprintf("pretty,junit:%s,cucumber:%s", filepath.Join(dir, "junit.xml"), filepath.Join(dir, "cucumber.json")),
-			Output:         out,
+			Format:         fmt.Sprintf("pretty,cucumber:%s", filepath.Join(dir, "cucumber.json")),
+			Output:         godogOut,
 			FS:             fsys,
 			Paths:          paths,
 			Tags:           strings.Join(tags, " && "),
@@ -146,6 +173,17 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		},
 	}
 	status := suite.Run()
+	godogOut.Flush()
+	sum, ferr := finish(dir, o.Site, feats, o.Tags)
+	if ferr != nil {
+		fmt.Fprintf(out, "bmi-uat: %v\n", ferr)
+	}
+	fmt.Fprintln(out, sum.Line())
+	for _, sc := range sum.Scenarios {
+		if sc.Status == statusSkipped {
+			fmt.Fprintf(out, "bmi-uat:   skipped: %s: %s (%s)\n", sc.Feature, sc.Name, sc.Reason)
+		}
+	}
 	// anything a scenario could not roll back (an interrupted run) is
 	// undone now, while the journal is open
 	left, rerr := steps.ReadJournal(filepath.Join(dir, "journal.jsonl"))
@@ -156,7 +194,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if rerr != nil {
 		fmt.Fprintf(out, "bmi-uat: rollback: %v (run `bmi-uat clean %s`)\n", rerr, o.Site.Name)
 	}
-	passed := status == 0 && rerr == nil && ctx.Err() == nil
+	passed := status == 0 && rerr == nil && ferr == nil && ctx.Err() == nil
 	verdict := "FAIL"
 	if passed {
 		verdict = "PASS"
@@ -173,9 +211,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	final := filepath.Join(o.Results, base+"-"+verdict)
 	if err := os.Rename(dir, final); err != nil {
-		return Result{Dir: dir, Status: status, Skipped: why}, err
+		return Result{Dir: dir, Status: status, Skipped: why, Summary: sum}, err
 	}
-	return Result{Dir: final, Passed: passed, Status: status, Skipped: why}, nil
+	return Result{Dir: final, Passed: passed, Status: status, Skipped: why, Summary: sum}, nil
 }
 
 // featurePaths checks the requested features exist in the embedded set.
@@ -196,6 +234,17 @@ func featurePaths(fsys fs.FS, want []string) ([]string, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// selectFeatures keeps the features of these files.
+func selectFeatures(feats []Feature, files []string) []Feature {
+	var out []Feature
+	for _, f := range feats {
+		if slices.Contains(files, f.File) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // copyConsoles copies the site's console logs into the result directory.

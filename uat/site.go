@@ -63,18 +63,27 @@ type SiteFile struct {
 	// NetNS runs rbd and the iSCSI initiator inside this network
 	// namespace (the lab's Ceph and portal are only reachable there).
 	NetNS string `yaml:"netns"`
-	// Consoles is a directory of <node>.log serial consoles; set only on
-	// sites with machines that boot (enables the @lab scenarios).
+	// Capabilities are what the site can do (steps.Capabilities: boots,
+	// consoles, two-tenants, hil-stop, ceph-stop, foothold, bmid-restart);
+	// a scenario tagged with a capability the site lacks is not run and
+	// is reported skipped. Each capability needs its keys below.
+	Capabilities []string `yaml:"capabilities"`
+	// Consoles is a directory of <node>.log serial consoles, copied into
+	// the results.
 	Consoles string `yaml:"consoles"`
+	// HILConsoles reads the nodes' consoles through HIL's console API
+	// (GET /v0/node/<node>/console) in the boot steps. Capability
+	// consoles needs this or consoles.
+	HILConsoles bool `yaml:"hil_consoles"`
 	// BootImage is an image of project that boots the lab's test OS
-	// (needed by @lab); BootTimeout bounds one boot (default 5m).
+	// (capability boots); BootTimeout bounds one boot (default 5m).
 	BootImage string `yaml:"boot_image"`
-	// ProvisioningNetwork is the HIL network nodes netboot on (@lab
+	// ProvisioningNetwork is the HIL network nodes netboot on (@boots
 	// attaches a NIC that BMI left off it).
 	ProvisioningNetwork string        `yaml:"provisioning_network"`
 	BootTimeout         time.Duration `yaml:"boot_timeout"`
 	// StayUpImage is an image of project that boots the lab's stay-up test
-	// OS; with BmidRestart it enables the @restart scenarios.
+	// OS; with BmidRestart it is what capability bmid-restart needs.
 	StayUpImage string `yaml:"stayup_image"`
 	// BmidRestart are shell commands that restart the site's bmid and
 	// return once it serves again.
@@ -83,6 +92,19 @@ type SiteFile struct {
 		Kill     string `yaml:"kill"`
 		Upgrade  string `yaml:"upgrade"`
 	} `yaml:"bmid_restart"`
+	// HILControl are shell commands that stop the site's HIL and start it
+	// again at the same URL with the same state (capability hil-stop).
+	HILControl Control `yaml:"hil_control"`
+	// CephControl are shell commands that stop the site's Ceph and start
+	// it again, each returning once done (capability ceph-stop).
+	CephControl Control `yaml:"ceph_control"`
+}
+
+// Control is a pair of shell commands that stop a service and start it
+// again; each returns once done.
+type Control struct {
+	Stop  string `yaml:"stop"`
+	Start string `yaml:"start"`
 }
 
 // CredRef names a user and the environment variable of its password.
@@ -164,7 +186,8 @@ func LoadSite(path string, getenv func(string) string) (*steps.Site, error) {
 func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, error) {
 	s := &steps.Site{Name: f.Name, Project: f.Project, OtherProject: f.OtherProject, Pool: f.Ceph.Pool,
 		CephUser: f.Ceph.User, ImageMiB: f.Ceph.ImageMiB, NetNS: f.NetNS, BootImage: f.BootImage, BootTimeout: f.BootTimeout,
-		ProvisioningNetwork: f.ProvisioningNetwork, StayUpImage: f.StayUpImage, BmidRestart: map[string]string{}}
+		ProvisioningNetwork: f.ProvisioningNetwork, StayUpImage: f.StayUpImage, BmidRestart: map[string]string{},
+		HILConsoles: f.HILConsoles}
 	fields := []struct {
 		key string
 		src string
@@ -201,9 +224,36 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 	if s.CephConf != "" && !filepath.IsAbs(s.CephConf) {
 		s.CephConf = filepath.Join(dir, s.CephConf)
 	}
-	s.Machines = s.Consoles != ""
-	if s.Machines && s.BootImage == "" {
-		return nil, fmt.Errorf("consoles: a site with machines also needs boot_image (an image of %s that boots)", f.Project)
+	for i, c := range f.Capabilities {
+		cp, err := steps.ParseCapability(c)
+		if err != nil {
+			return nil, fmt.Errorf("capabilities[%d]: %w", i, err)
+		}
+		s.Capabilities = append(s.Capabilities, cp)
+	}
+	for _, c := range []struct {
+		key string
+		in  Control
+		set func(shellControl)
+	}{
+		{"hil_control", f.HILControl, func(c shellControl) { s.HILSwitch = hilControl{c} }},
+		{"ceph_control", f.CephControl, func(c shellControl) { s.CephSwitch = cephControl{c} }},
+	} {
+		if c.in == (Control{}) {
+			continue
+		}
+		stop, err := expand(c.key+".stop", c.in.Stop, getenv)
+		if err != nil {
+			return nil, err
+		}
+		start, err := expand(c.key+".start", c.in.Start, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if stop == "" || start == "" {
+			return nil, fmt.Errorf("%s: stop and start are both required", c.key)
+		}
+		c.set(shellControl{what: c.key, stop: stop, start: start})
 	}
 	for i, n := range f.Nodes {
 		if n.Name == "" || n.NIC == "" {

@@ -2,6 +2,7 @@ package uat
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,14 +19,14 @@ func TestShippedSiteConfigs(t *testing.T) {
 		env        map[string]string
 		twoTenants bool
 		netns      string
-		machines   bool
-		restart    bool
+		caps       string
 	}{
-		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true},
+		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true, caps: "two-tenants"},
 		"lab": {env: map[string]string{"BMI_URL": "http://169.254.7.2:8080", "BMI_LAB_HIL_URL": "http://169.254.7.2:5000",
-			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "BMI_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
+			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "HIL_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
 			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab", "BMI_LAB_BIN": "/usr/bin/bmi-lab",
-			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab"}, netns: "bmilab-lab", machines: true, restart: true},
+			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab", "BMI_LAB_OTHER_USER": "lab-b", "BMI_LAB_OTHER_PASSWORD": "x",
+			"BMI_LAB_OTHER_PROJECT": "lab-b"}, netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop bmid-restart"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -40,8 +41,8 @@ func TestShippedSiteConfigs(t *testing.T) {
 			if strings.Contains(s.Portal, "/") {
 				t.Errorf("portal %q keeps a prefix length", s.Portal)
 			}
-			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 || s.Machines != tc.machines ||
-				s.CanRestart() != tc.restart {
+			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 ||
+				fmt.Sprint(s.Capabilities) != "["+tc.caps+"]" {
 				t.Errorf("LoadSite(%s) = %+v", p, s)
 			}
 			if s.Admin.Password.Reveal() != "a" || s.Operator.Password.Reveal() != "o" {
@@ -67,6 +68,14 @@ func TestBadSiteConfigs(t *testing.T) {
 		"missing variable": {text: strings.Replace(string(good), "https://hil.example.org:5000", "${NO_SUCH_VAR}", 1), env: full, want: "hil_url: environment variable NO_SUCH_VAR"},
 		"one node":         {text: strings.Replace(string(good), "  - name: node-02\n    nic: eth0\n", "", 1), env: full, want: "at least two nodes"},
 		"not yaml":         {text: "name: [", env: full, want: "uat-bad.yaml"},
+		"unknown capability": {text: strings.Replace(string(good), "capabilities: [two-tenants]", "capabilities: [two-tenants, lasers]", 1),
+			env: full, want: `capabilities[1]: unknown capability "lasers"`},
+		"capability without its keys": {text: strings.Replace(string(good), "capabilities: [two-tenants]", "capabilities: [hil-stop]", 1),
+			env: full, want: "capability hil-stop needs hil_control"},
+		"boots without an image": {text: strings.Replace(string(good), "capabilities: [two-tenants]", "capabilities: [boots]", 1),
+			env: full, want: "capability boots needs boot_image"},
+		"half a control": {text: strings.Replace(string(good), "hil_control:\n  stop: \"\"", "hil_control:\n  stop: \"true\"", 1),
+			env: full, want: "hil_control: stop and start are both required"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

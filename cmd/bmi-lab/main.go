@@ -32,7 +32,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(envCmd())
 	root.AddCommand(imageCmd())
 	root.AddCommand(upCmd())
-	root.AddCommand(bmidCmd())
+	root.AddCommand(bmidCmd(), hilCmd())
 	root.AddCommand(hilServeCmd())
 	return clikit.Prepare(root)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bmi-go/bmi/lab"
+	"github.com/bmi-go/bmi/service/cli"
 	"github.com/bmi-go/bmi/service/clikit"
 )
 
@@ -117,6 +118,33 @@ func bmidCmd() *cobra.Command {
 	return c
 }
 
+// hilCmd is `bmi-lab hil stop|start`: HIL down and back, for the
+// acceptance suite's hil-stop capability.
+func hilCmd() *cobra.Command {
+	c := &cobra.Command{Use: "hil", Short: "Stop or start the lab's hil-mock as its service manager would (state kept)"}
+	for _, verb := range []string{"stop", "start"} {
+		var f labFlags
+		sub := &cobra.Command{
+			Use:   verb,
+			Short: map[string]string{"stop": "Stop the lab's hil-mock: HIL is down for bmid", "start": "Start the lab's hil-mock again (same address and state); returns once it answers"}[verb],
+			Args:  clikit.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				l, err := f.open(c)
+				if err != nil {
+					return err
+				}
+				if verb == "stop" {
+					return l.StopHIL(c.Context())
+				}
+				return l.StartHIL(c.Context(), self())
+			},
+		}
+		f.add(sub)
+		c.AddCommand(sub)
+	}
+	return c
+}
+
 // hilServeCmd is `bmi-lab hil-serve`, which `up` runs inside the lab
 // namespace: the lab's hil-mock with its libvirt power and bridge switch
 // drivers, until SIGTERM.
@@ -148,7 +176,9 @@ func hilServeCmd() *cobra.Command {
 	return c
 }
 
-// envLines adds the site's variables when the site is up.
+// siteEnv adds the site's variables when the site is up: the server and
+// the lab operator's credentials under the names bmi reads, so that
+// `eval "$(bmi-lab env)"; bmi ls lab` works, and the lab's HIL.
 func siteEnv(l *lab.Lab) ([]string, error) {
 	cred, err := l.Credentials()
 	if err != nil {
@@ -156,13 +186,18 @@ func siteEnv(l *lab.Lab) ([]string, error) {
 	}
 	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 	return []string{
-		"export BMI_URL=" + l.APIURL(),
-		"export BMI_USER=" + lab.HILUser,
-		"export BMI_PASSWORD=" + q(cred.HILUser),
+		// what bmi reads (service/cli): the lab's operator
+		"export " + cli.EnvURL + "=" + l.APIURL(),
+		"export " + cli.EnvUser + "=" + lab.HILUser,
+		"export " + cli.EnvPassword + "=" + q(cred.HILUser),
 		"export BMI_PROJECT=" + lab.Project,
 		"export BMI_LAB_HIL_URL=" + l.HILURL(),
 		"export BMI_LAB_HIL_ADMIN=" + lab.HILAdmin,
 		"export BMI_LAB_HIL_ADMIN_PASSWORD=" + q(cred.HILAdmin),
+		// the second tenant (the @two-tenants scenarios)
+		"export BMI_LAB_OTHER_USER=" + lab.OtherUser,
+		"export BMI_LAB_OTHER_PASSWORD=" + q(cred.OtherUser),
+		"export BMI_LAB_OTHER_PROJECT=" + lab.OtherProject,
 		"export BMI_LAB_BIN=" + q(self()),
 		"export BMI_LAB_BMID=" + q(l.BmidBinary()),
 	}, nil

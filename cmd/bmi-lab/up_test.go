@@ -69,12 +69,22 @@ func TestUpProvisionBootDown(t *testing.T) {
 		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
 		env[k] = strings.Trim(v, "'")
 	}
-	for _, k := range []string{"BMI_URL", "BMI_USER", "BMI_PASSWORD", "BMI_PROJECT", "BMI_LAB_HIL_URL"} {
+	for _, k := range []string{"BMI_URL", "HIL_USERNAME", "HIL_PASSWORD", "BMI_PROJECT", "BMI_LAB_HIL_URL"} {
 		if env[k] == "" {
 			t.Fatalf("env lacks %s:\n%s", k, out)
 		}
 	}
-	call := apiCaller(t, env["BMI_USER"], env["BMI_PASSWORD"])
+	// what env prints serves the CLI as it is: eval it, then bmi ls lab
+	bmiBin := filepath.Join(t.TempDir(), "bmi")
+	if b, err := exec.Command("go", "build", "-o", bmiBin, "../bmi").CombinedOutput(); err != nil {
+		t.Fatalf("build bmi: %v\n%s", err, b)
+	}
+	sh := exec.Command("sh", "-c", `eval "$("$0" env --name tup --dir "$1")"; "$2" ls "$BMI_PROJECT"`, filepath.Join(bin, "bmi-lab"), dir, bmiBin)
+	sh.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	if b, err := sh.CombinedOutput(); err != nil || !strings.Contains(string(b), lab.GoldenImage) {
+		t.Fatalf(`eval "$(bmi-lab env)"; bmi ls %s: %v, want the golden image listed:\n%s`, env["BMI_PROJECT"], err, b)
+	}
+	call := apiCaller(t, env["HIL_USERNAME"], env["HIL_PASSWORD"])
 	api, hil, project := env["BMI_URL"]+"/api/v1/projects/"+env["BMI_PROJECT"], env["BMI_LAB_HIL_URL"]+"/v0", env["BMI_PROJECT"]
 	// onNet reports whether HIL has node-01's eth0 on the provisioning
 	// network: bmid attaches it at provision and detaches it at deprovision.

@@ -70,9 +70,10 @@ func newRoot(getenv func(string) string) *cobra.Command {
 }
 
 func lsCmd(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ls",
-		Short: "List the site configs, and the features, scenarios and tags this binary runs",
+	var siteName string
+	c := &cobra.Command{
+		Use:   "ls [--site SITE]",
+		Short: "List the site configs, and the features, scenarios and tags this binary runs; --site: which would run there and why the rest would not",
 		Args:  clikit.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			fs, err := uat.Features()
@@ -80,6 +81,9 @@ func lsCmd(e *env) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			if siteName != "" {
+				return lsSite(e, siteName, fs, w)
+			}
 			fmt.Fprintf(w, "sites:\tlocal (go test ./steps) %s\n", strings.Join(uat.Sites(e.configs), " "))
 			for _, f := range fs {
 				fmt.Fprintf(w, "\n%s\t%s\t%s\n", f.File, f.Name, strings.Join(f.Tags, " "))
@@ -90,6 +94,53 @@ func lsCmd(e *env) *cobra.Command {
 			return w.Flush()
 		},
 	}
+	c.Flags().StringVar(&siteName, "site", "", "show which scenarios would run on this site, and why the others would not")
+	return c
+}
+
+// lsSite lists the site's capabilities and, per scenario, whether a run
+// there would run it. It contacts nothing, so a password variable that is
+// not set does not stop it.
+func lsSite(e *env, name string, fs []uat.Feature, w *tabwriter.Writer) error {
+	if name == "local" {
+		return errLocal
+	}
+	p, err := uat.SitePath(name, e.configs)
+	if err != nil {
+		return err
+	}
+	site, err := uat.LoadSite(p, func(k string) string {
+		if v := e.getenv(k); v != "" {
+			return v
+		}
+		return "unset-" + k
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "site %s (%s)\n", site.Name, p)
+	for _, c := range steps.Capabilities {
+		has := "no"
+		if site.Can(c.Cap) {
+			has = "yes"
+		}
+		fmt.Fprintf(w, "  capability\t%s\t%s\t%s\n", c.Cap, has, c.Means)
+	}
+	runs := 0
+	plan := uat.Plan(site, fs)
+	for i, pl := range plan {
+		if i == 0 || plan[i-1].Feature.File != pl.Feature.File {
+			fmt.Fprintf(w, "\n%s\t%s\n", pl.Feature.File, pl.Feature.Name)
+		}
+		if pl.Runs() {
+			runs++
+			fmt.Fprintf(w, "  run\t%s\n", pl.Scenario.Name)
+		} else {
+			fmt.Fprintf(w, "  skip\t%s\t%s\n", pl.Scenario.Name, pl.Why(site.Name))
+		}
+	}
+	fmt.Fprintf(w, "\n%d of %d scenarios would run on site %s\n", runs, len(plan), site.Name)
+	return w.Flush()
 }
 
 func runCmd(e *env) *cobra.Command {
@@ -187,22 +238,46 @@ func checkCmd(e *env) *cobra.Command {
 }
 
 func reportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "report DIR",
-		Short: "(Re)render DIR/report.html from a run result directory",
-		Args:  clikit.ExactArgs("DIR"),
+	var trend string
+	c := &cobra.Command{
+		Use:   "report DIR [DIR...]",
+		Short: "(Re)render DIR/report.html from a run result directory; with several, also a run-over-run trend page",
+		Long: "report re-renders each run directory's report.html. Given several run directories (a nightly\n" +
+			"job's), it also writes a trend page: per scenario its outcome and duration in every run and its\n" +
+			"pass rate (default: trend.html next to the runs).",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return clikit.Usagef("report takes one run directory or more")
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
-			info, err := uat.ReportInfoFor(args[0])
-			if err != nil {
+			for _, dir := range args {
+				info, err := uat.ReportInfoFor(dir)
+				if err != nil {
+					return err
+				}
+				if err := uat.WriteReport(dir, info); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.OutOrStdout(), filepath.Join(dir, "report.html"))
+			}
+			if len(args) < 2 {
+				return nil
+			}
+			out := trend
+			if out == "" {
+				out = filepath.Join(filepath.Dir(filepath.Clean(args[0])), "trend.html")
+			}
+			if err := uat.WriteTrend(out, args); err != nil {
 				return err
 			}
-			if err := uat.WriteReport(args[0], info); err != nil {
-				return err
-			}
-			fmt.Fprintln(c.OutOrStdout(), filepath.Join(args[0], "report.html"))
+			fmt.Fprintln(c.OutOrStdout(), out)
 			return nil
 		},
 	}
+	c.Flags().StringVar(&trend, "trend", "", "where to write the trend page of several runs (default trend.html next to the first run)")
+	return c
 }
 
 func cleanCmd(e *env) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -83,5 +84,37 @@ func TestReportCommand(t *testing.T) {
 	}
 	if code, _, _ := run(t, "report", t.TempDir()); code != clikit.ExitFailure {
 		t.Errorf("report of a non-run directory = %d, want 1", code)
+	}
+}
+
+// TestLsSite lists what would run on the shipped sites, offline and
+// without their passwords.
+func TestLsSite(t *testing.T) {
+	code, out, errs := run(t, "--configs", filepath.Join("..", "..", "configs"), "ls", "--site", "lab")
+	if code != 0 {
+		t.Fatalf("ls --site lab = %d: %s", code, errs)
+	}
+	for _, re := range []string{
+		`(?m)^  capability\s+boots\s+yes\s`,
+		`(?m)^  capability\s+hil-stop\s+yes\s`,
+		`(?m)^  capability\s+foothold\s+no\s`,
+		`(?m)^  run\s+Nodes boot their disks`,
+		`(?m)^  run\s+HIL is down`,
+		`(?m)^  skip\s+Ceph is down\s+needs ceph-stop`,
+		`(?m)^  run\s+Another tenant's project`,
+		`(?m)^\d+ of \d+ scenarios would run on site lab$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("ls --site lab lacks %s:\n%s", re, out)
+		}
+	}
+	// the lab lacks no tenant or HIL control (ceph-stop: see uat-lab.yaml)
+	if m := regexp.MustCompile(`(?m)^  skip .*needs (two-tenants|hil-stop).*$`).FindString(out); m != "" {
+		t.Errorf("ls --site lab skips for lack of a tenant or HIL control: %s", m)
+	}
+	code, out, _ = run(t, "--configs", filepath.Join("..", "..", "configs"), "ls", "--site", "example")
+	if code != 0 || !regexp.MustCompile(`(?m)^  skip\s+Nodes boot their disks.*needs boots`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^  run\s+Another tenant's project`).MatchString(out) {
+		t.Errorf("ls --site example = %d:\n%s", code, out)
 	}
 }

@@ -145,6 +145,31 @@ type Sanboot struct {
 	Initiators []string `json:"initiators"`
 }
 
+// NodeTimeline is what bmid saw of a node's boots, oldest first: DHCP
+// from the PXE ROM and from iPXE, the iPXE binary and script it fetched,
+// and the iSCSI logins to its disk (iPXE's, then the booted OS's).
+type NodeTimeline struct {
+	Node    string          `json:"node"`
+	Project string          `json:"project"`
+	MAC     string          `json:"mac"`
+	Events  []TimelineEvent `json:"events"`
+}
+
+// TimelineEvent is one step of a node's boot.
+type TimelineEvent struct {
+	At   time.Time `json:"at"`
+	Step string    `json:"step"`
+	// Client is who sent it: pxe-rom, ipxe or os ("" when unknown).
+	Client string `json:"client,omitempty"`
+	// Detail is a short note: offered address and boot file, file name,
+	// why a login was refused. URL queries are removed.
+	Detail string `json:"detail,omitempty"`
+	// Remote, Initiator and Session (ISID) describe an iSCSI login.
+	Remote    string `json:"remote,omitempty"`
+	Initiator string `json:"initiator,omitempty"`
+	Session   string `json:"session,omitempty"`
+}
+
 // NodeIP is the address bmid's DHCP server leased to a node's NIC.
 type NodeIP struct {
 	Node string `json:"node"`

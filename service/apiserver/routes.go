@@ -70,6 +70,7 @@ func (s *Server) routes() {
 	g.DELETE("/projects/:project/nodes/:node/provision", s.deprovision)
 	g.GET("/projects/:project/nodes/:node/ip", s.nodeIP)
 	g.GET("/projects/:project/nodes/:node/boot.ipxe", s.bootScript)
+	g.GET("/projects/:project/nodes/:node/timeline", s.nodeTimeline)
 
 	g.GET("/projects/:project/targets/:disk/acl", s.showACL)
 	g.PATCH("/projects/:project/targets/:disk/acl", s.changeACL)

@@ -114,6 +114,9 @@ type Config struct {
 	// iscsi.portal; port 3260 when left out): disks' answers and their
 	// sanboot URI carry it. Empty leaves portal and port out.
 	Portal string
+	// Timeline, when set, serves nodes' boot timelines; without it a
+	// node's timeline is empty.
+	Timeline Timeline
 }
 
 // Server is bmid's HTTP server.

@@ -104,3 +104,36 @@ func TestLogLimiter(t *testing.T) {
 		t.Fatalf("Allow after the window = %v, %d suppressed; want true, 7", ok, suppressed)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                       "",
+		"10.0.0.5 undionly.kpxe": "10.0.0.5 undionly.kpxe",
+		"10.0.0.5 http://h:8080/boot/52-54-00-00-00-01.ipxe?token=s3cret": "10.0.0.5 http://h:8080/boot/52-54-00-00-00-01.ipxe?…",
+		"proxy http://h/b.ipxe?token=a&x=b tail":                          "proxy http://h/b.ipxe?… tail",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	tl := NewTimeline()
+	mac := net.HardwareAddr{1, 2, 3, 4, 5, 6}
+	tl.Record(context.Background(), Event{MAC: mac, Step: StepOffer, Detail: "http://h/b.ipxe?token=s3cret"})
+	if evs := tl.Events(mac); len(evs) != 1 || strings.Contains(evs[0].Detail, "s3cret") {
+		t.Errorf("recorded %+v: the token is still there", evs)
+	}
+}
+
+func TestIPXEISID(t *testing.T) {
+	for isid, want := range map[string]bool{
+		"40002723abcd": true,  // iPXE: IANA format, Fen Systems
+		"40002723ABCD": true,  // case does not matter
+		"00023d000001": false, // open-iscsi: OUI format
+		"800000123456": false, // random format
+		"":             false,
+	} {
+		if got := IPXEISID(isid); got != want {
+			t.Errorf("IPXEISID(%q) = %v, want %v", isid, got, want)
+		}
+	}
+}

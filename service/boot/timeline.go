@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -23,6 +24,27 @@ const (
 	StepBinary Step = "ipxe-binary-served"
 	// StepScript: the HTTP server sent the node's iPXE script.
 	StepScript Step = "ipxe-script-served"
+	// StepLogin: the iSCSI target accepted a login to the node's disk
+	// (Client says whether from iPXE or from the booted OS).
+	StepLogin Step = "iscsi-login"
+	// StepLoginRefused: the iSCSI target refused a login to the node's
+	// disk (Detail says why).
+	StepLoginRefused Step = "iscsi-login-refused"
+)
+
+// Who sent a DHCP request or logged in to a disk, as far as the server can
+// tell from the packet or the login.
+const (
+	// ClientPXE is the NIC's PXE ROM (or UEFI network stack): a DHCP
+	// request with a client architecture and without iPXE's user class.
+	ClientPXE = "pxe-rom"
+	// ClientIPXE is iPXE: user class "iPXE", or an iSCSI login with
+	// iPXE's session identifier.
+	ClientIPXE = "ipxe"
+	// ClientOS is the node's booted operating system: a DHCP request
+	// without a client architecture, or an iSCSI login with any other
+	// session identifier.
+	ClientOS = "os"
 )
 
 // Event is one step of one node's boot.
@@ -33,8 +55,19 @@ type Event struct {
 	Step Step
 	// At is when it happened.
 	At time.Time
-	// Detail is a short free-form note (file name, offered address, ...).
+	// Detail is a short free-form note (file name, offered address, ...);
+	// Record strips URL queries from it (they may hold one-time tokens).
 	Detail string
+	// Client is who sent it (ClientPXE, ClientIPXE, ClientOS), "" when
+	// the server cannot tell.
+	Client string
+	// Remote is the source address (no port) of an iSCSI login.
+	Remote string
+	// Initiator is the initiator name of an iSCSI login.
+	Initiator string
+	// Session is the iSCSI session identifier (ISID, 12 hex digits) of a
+	// login: iPXE and the booted OS log in with different ones.
+	Session string
 }
 
 // Timeline records boot events in memory, per MAC, keeping the last Max
@@ -62,6 +95,7 @@ func (t *Timeline) Record(_ context.Context, ev Event) {
 		}
 	}
 	ev.MAC = slices.Clone(ev.MAC)
+	ev.Detail = Redact(ev.Detail)
 	max := t.Max
 	if max <= 0 {
 		max = 64
@@ -92,4 +126,28 @@ func (t *Timeline) Forget(mac net.HardwareAddr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.events, mac.String())
+}
+
+// Redact removes the query of every URL in s ("http://h/boot/m.ipxe?token=x"
+// becomes "http://h/boot/m.ipxe?…"): a boot script URL's query may hold a
+// one-time token, and a timeline is readable by the node's project.
+func Redact(s string) string {
+	if !strings.Contains(s, "?") {
+		return s
+	}
+	words := strings.Fields(s)
+	for i, w := range words {
+		if j := strings.IndexByte(w, '?'); j >= 0 {
+			words[i] = w[:j] + "?…"
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// IPXEISID reports whether isid (12 hex digits) is one iPXE uses: iPXE
+// logs in with an ISID of the IANA enterprise number format (type 01b)
+// naming Fen Systems (enterprise 10019), "40002723" followed by a random
+// qualifier, so it tells iPXE's login from the booted OS's.
+func IPXEISID(isid string) bool {
+	return strings.HasPrefix(strings.ToLower(isid), "40002723")
 }

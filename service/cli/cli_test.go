@@ -3,17 +3,22 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/apiserver/apitest"
+	"github.com/bmi-go/bmi/service/boot"
 	"github.com/bmi-go/bmi/service/cli"
 	"github.com/bmi-go/bmi/service/clikit"
 	"github.com/bmi-go/bmi/service/fault"
@@ -477,5 +482,42 @@ func TestReconcileExit(t *testing.T) {
 	}
 	if _, ok := e.CephImageData("t1img999"); ok {
 		t.Fatal("the orphan image is still in the pool")
+	}
+}
+
+// TestNodeTimeline reads a node's boot timeline as a table, as JSON, and
+// followed until --timeout.
+func TestNodeTimeline(t *testing.T) {
+	e, err := apitest.New(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	alice := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.AliceUser, "HIL_PASSWORD": apitest.AlicePassword}
+	bob := map[string]string{"BMI_URL": e.Server.URL, "HIL_USERNAME": apitest.BobUser, "HIL_PASSWORD": apitest.BobPassword}
+	if _, errs, code := bmi(alice, "", "pro", "tenant-a", "node2", "debian", "eth0"); code != 0 {
+		t.Fatalf("pro: %d %s", code, errs)
+	}
+	mac, _ := net.ParseMAC("52:54:00:00:00:02")
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	e.Timeline.Record(context.Background(), boot.Event{MAC: mac, At: at, Step: boot.StepScript, Client: boot.ClientIPXE, Detail: "/boot/52-54-00-00-00-02.ipxe"})
+	e.Timeline.Record(context.Background(), boot.Event{MAC: mac, At: at.Add(2 * time.Second), Step: boot.StepLogin, Client: boot.ClientOS,
+		Remote: "10.0.0.5", Initiator: "iqn.x:node2", Session: "00023d000001"})
+	out, errs, code := bmi(alice, "", "node", "timeline", "tenant-a", "node2")
+	if code != 0 || !strings.Contains(out, "ipxe-script-served") ||
+		!regexp.MustCompile(`iscsi-login\s+os\s+iqn.x:node2 from 10.0.0.5 session 00023d000001`).MatchString(out) {
+		t.Fatalf("node timeline: %d\n%s%s", code, out, errs)
+	}
+	out, _, code = bmi(alice, "", "-o", "json", "node", "timeline", "tenant-a", "node2")
+	var tl api.NodeTimeline
+	if err := json.Unmarshal([]byte(out), &tl); code != 0 || err != nil || len(tl.Events) != 2 || tl.Events[1].Session != "00023d000001" {
+		t.Fatalf("node timeline -o json: %d %v %s", code, err, out)
+	}
+	out, errs, code = bmi(alice, "", "--timeout", "1500ms", "-o", "json", "node", "timeline", "--follow", "tenant-a", "node2")
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, `"session":"00023d000001"`) {
+		t.Fatalf("node timeline --follow: %d, want 2 JSON lines:\n%s%s", code, out, errs)
+	}
+	if _, errs, code := bmi(bob, "", "node", "timeline", "tenant-a", "node2"); code == 0 || !strings.Contains(errs, "no access") {
+		t.Fatalf("bob read tenant-a's node timeline: %d %s", code, errs)
 	}
 }

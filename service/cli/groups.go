@@ -241,5 +241,6 @@ func (a *app) nodeCmd() *cobra.Command {
 			return a.show(ip, table{})
 		}),
 	})
+	g.AddCommand(a.timelineCmd())
 	return g
 }

@@ -124,9 +124,9 @@ func (a *app) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	url := first(a.url, a.env.Getenv("BMI_URL"), fc.URL, DefaultURL)
-	user := first(a.user, a.env.Getenv("HIL_USERNAME"), fc.User)
-	pw := first(a.password, a.env.Getenv("HIL_PASSWORD"), fc.Password)
+	url := first(a.url, a.env.Getenv(EnvURL), fc.URL, DefaultURL)
+	user := first(a.user, a.env.Getenv(EnvUser), fc.User)
+	pw := first(a.password, a.env.Getenv(EnvPassword), fc.Password)
 	if user == "" {
 		return nil, fault.Errorf(fault.Unauthenticated, "no credentials: set HIL_USERNAME and HIL_PASSWORD (or --user and --password)")
 	}

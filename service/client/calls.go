@@ -211,6 +211,12 @@ func (c *Client) NodeIP(ctx context.Context, project, node, nic string) (api.Nod
 	return out, c.get(ctx, "/projects/"+seg(project)+"/nodes/"+seg(node)+"/ip", url.Values{"nic": {nic}}, &out)
 }
 
+// NodeTimeline returns what bmid saw of a node's boots, oldest first.
+func (c *Client) NodeTimeline(ctx context.Context, project, node string) (api.NodeTimeline, error) {
+	var out api.NodeTimeline
+	return out, c.get(ctx, "/projects/"+seg(project)+"/nodes/"+seg(node)+"/timeline", nil, &out)
+}
+
 // Ops lists recent operations (admin); state "" means any.
 func (c *Client) Ops(ctx context.Context, state string, limit int) ([]api.Operation, error) {
 	q := url.Values{}

@@ -87,7 +87,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
 		DrainTimeout: cfg.ISCSI.DrainTimeout, Time2Wait: cfg.ISCSI.Time2Wait,
 		Reservations: d.db, // SCSI reservations survive restarts; deprovisioning releases them
-		Guard:        logins}, log.With("component", "iscsi")); err != nil {
+		Guard:        logins,
+		Observer:     &bootLogins{boots: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, tl: d.timeline, log: log.With("component", "boot")},
+	}, log.With("component", "iscsi")); err != nil {
 		return nil, err
 	}
 	d.sec.target = d.target
@@ -137,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
 		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
-		Security: d.sec, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil), Portal: d.cfg.ISCSI.Portal})
+		Security: d.sec, Timeline: d.timeline, Portal: d.cfg.ISCSI.Portal, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil)})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/bmi-go/bmi/internal/cephtest"
 	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/hil"
@@ -339,6 +341,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("login with the stolen secret as initiator %q succeeded:\n%s", name, out)
 		}
 	}
+	s.checkTimeline(t, "node-01")
 	// Node 1 writes a record; its snapshot carries it to node 2's disk.
 	if _, err := svc.CreateSnapshot(ctx, alice, "tenant-a", "node-01", "node1-snap"); err != nil {
 		t.Fatal(err)
@@ -457,4 +460,37 @@ func rawSecrets(t *testing.T, dbPath string) string {
 		all = append(all, v)
 	}
 	return strings.Join(all, " ")
+}
+
+// checkTimeline reads node's boot timeline through the API as alice: the
+// script bmid served, the real initiator's login (its name, address and
+// ISID, not iPXE's) and the refused one are on it, no secret is.
+func (s *site) checkTimeline(t *testing.T, node string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.cfg.API.Listen+"/api/v1/projects/tenant-a/nodes/"+node+"/timeline", nil)
+	req.SetBasicAuth("alice", "alice-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tl api.NodeTimeline
+	if err := json.NewDecoder(resp.Body).Decode(&tl); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("timeline of %s: %d %v", node, resp.StatusCode, err)
+	}
+	var script, login, refused bool
+	for _, ev := range tl.Events {
+		switch {
+		case ev.Step == "ipxe-script-served":
+			script = true
+		case ev.Step == "iscsi-login" && ev.Client == "os" && ev.Initiator == s.nodeInitiator(node) &&
+			ev.Remote == "127.0.0.1" && len(ev.Session) == 12:
+			login = true
+		case ev.Step == "iscsi-login-refused" && strings.Contains(ev.Detail, "CHAP"):
+			refused = true
+		}
+	}
+	if !script || !login || !refused {
+		t.Fatalf("timeline of %s: script %v, initiator login %v, refused login %v, want all:\n%+v", node, script, login, refused, tl.Events)
+	}
 }

@@ -77,7 +77,7 @@ func (s *Server) handle(ctx context.Context, log *slog.Logger, ifc *iface, req *
 	}
 	log = log.With("node", node)
 	if mt == dhcpv4.MessageTypeDiscover {
-		s.record(ctx, mac, boot.StepDiscover, "")
+		s.record(ctx, req, boot.StepDiscover, "")
 	}
 	if mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest {
 		bootMods, why := s.bootOptions(req, ifc)
@@ -197,7 +197,7 @@ func (s *Server) offer(ctx context.Context, log *slog.Logger, ifc *iface, req *d
 	reply := s.reply(log, ifc, req, dhcpv4.MessageTypeOffer, ip, node, bootMods)
 	if reply != nil {
 		log.Info("dhcp offer", "ip", ip.String(), "file", reply.BootFileNameOption())
-		s.record(ctx, req.ClientHWAddr, boot.StepOffer, ip.String()+" "+reply.BootFileNameOption())
+		s.record(ctx, req, boot.StepOffer, ip.String()+" "+reply.BootFileNameOption())
 	}
 	return reply
 }
@@ -237,7 +237,7 @@ func (s *Server) ack(ctx context.Context, log *slog.Logger, ifc *iface, req *dhc
 	reply := s.reply(log, ifc, req, dhcpv4.MessageTypeAck, l.IP, node, bootMods)
 	if reply != nil {
 		log.Info("dhcp ack", "ip", l.IP.String(), "file", reply.BootFileNameOption(), "lease", s.leaseTime())
-		s.record(ctx, mac, boot.StepAck, l.IP.String()+" "+reply.BootFileNameOption())
+		s.record(ctx, req, boot.StepAck, l.IP.String()+" "+reply.BootFileNameOption())
 	}
 	return reply
 }
@@ -314,14 +314,26 @@ func (s *Server) handleProxy(ctx context.Context, log *slog.Logger, ifc *iface, 
 		step = boot.StepAck
 	}
 	log.Info("proxydhcp "+strings.ToLower(mt.String()), "file", r.BootFileNameOption())
-	s.record(ctx, req.ClientHWAddr, step, "proxy "+r.BootFileNameOption())
+	s.record(ctx, req, step, "proxy "+r.BootFileNameOption())
 	return r
 }
 
-func (s *Server) record(ctx context.Context, mac net.HardwareAddr, step boot.Step, detail string) {
+func (s *Server) record(ctx context.Context, req *dhcpv4.DHCPv4, step boot.Step, detail string) {
 	if s.Recorder != nil {
-		s.Recorder.Record(ctx, boot.Event{MAC: mac, Step: step, Detail: detail})
+		s.Recorder.Record(ctx, boot.Event{MAC: req.ClientHWAddr, Step: step, Detail: detail, Client: dhcpClient(req)})
 	}
+}
+
+// dhcpClient tells who sent req: iPXE, a PXE ROM (a client architecture
+// without iPXE's user class) or the booted OS (neither).
+func dhcpClient(req *dhcpv4.DHCPv4) string {
+	switch {
+	case isIPXE(req):
+		return boot.ClientIPXE
+	case len(req.ClientArch()) > 0:
+		return boot.ClientPXE
+	}
+	return boot.ClientOS
 }
 
 func (s *Server) leaseTime() time.Duration {

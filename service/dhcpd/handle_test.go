@@ -112,8 +112,12 @@ func TestOfferBootFile(t *testing.T) {
 			if r == nil {
 				t.Fatal("no answer")
 			}
-			if tc.file == "-" { // address only, no boot file
-				tc.file = ""
+			client := boot.ClientPXE
+			switch {
+			case tc.ipxe:
+				client = boot.ClientIPXE
+			case tc.file == "-": // address only, no boot file: the booted OS
+				client, tc.file = boot.ClientOS, ""
 			}
 			if r.MessageType() != dhcpv4.MessageTypeOffer || r.BootFileNameOption() != tc.file {
 				t.Fatalf("reply %s file %q, want OFFER with %q", r.MessageType(), r.BootFileNameOption(), tc.file)
@@ -136,6 +140,8 @@ func TestOfferBootFile(t *testing.T) {
 			}
 			if evs := tl.Events(tc.mac); len(evs) != 2 || evs[0].Step != boot.StepDiscover || evs[1].Step != boot.StepOffer {
 				t.Errorf("timeline %+v, want discover and offer", evs)
+			} else if evs[0].Client != client || evs[1].Client != client {
+				t.Errorf("timeline clients %q, %q, want %q", evs[0].Client, evs[1].Client, client)
 			}
 		})
 	}

@@ -39,6 +39,12 @@ type mock struct {
 
 func startMock(t testing.TB, sw hilmock.SwitchDriver) *mock {
 	t.Helper()
+	return startMockConsoles(t, sw, nil)
+}
+
+// startMockConsoles is startMock with a console driver.
+func startMockConsoles(t testing.TB, sw hilmock.SwitchDriver, consoles hilmock.ConsoleDriver) *mock {
+	t.Helper()
 	inv, err := hilmock.ReadInventory("../../configs/hil-mock.example.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +58,7 @@ func startMock(t testing.TB, sw hilmock.SwitchDriver) *mock {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.srv, err = hilmock.New(ctx, filepath.Join(t.TempDir(), "hil.db"),
-		hilmock.Options{Power: m.power, Switch: m.sw, Logger: logging.Discard(), ShutdownTimeout: time.Second})
+		hilmock.Options{Power: m.power, Switch: m.sw, Consoles: consoles, Logger: logging.Discard(), ShutdownTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

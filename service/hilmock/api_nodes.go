@@ -32,6 +32,7 @@ func (s *Server) nodeRoutes() {
 	s.handle("POST /v0/node/{node}/power_on", schema{}, s.powerOn)
 	s.handle("GET /v0/node/{node}/power_status", schema{}, s.powerStatus)
 	s.handle("PUT /v0/node/{node}/boot_device", schema{"bootdev": argString}, s.setBootDevice)
+	s.mux.HandleFunc("GET /v0/node/{node}/console", s.showConsole)
 	s.handle("PUT /v0/node/{node}/metadata/{label}", schema{"value": argAny}, s.setMetadata)
 	s.handle("DELETE /v0/node/{node}/metadata/{label}", schema{}, s.deleteMetadata)
 }

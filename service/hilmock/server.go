@@ -28,6 +28,9 @@ type Options struct {
 	// Switch applies network memberships; nil means the Power driver if it
 	// is also a SwitchDriver, else a new Recorder.
 	Switch SwitchDriver
+	// Consoles serves nodes' serial consoles (GET /v0/node/<n>/console);
+	// nil answers that the node's OBM is not enabled.
+	Consoles ConsoleDriver
 	// Logger receives request and action logs; nil discards them.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds how long Serve waits, once its context is
@@ -44,9 +47,14 @@ type Server struct {
 	ln       net.Listener
 	power    PowerDriver
 	sw       SwitchDriver
-	log      *slog.Logger
-	shutdown time.Duration
-	mux      *http.ServeMux
+	consoles ConsoleDriver
+	// streams ends console streams when Serve stops (they would hold
+	// the graceful shutdown until its timeout).
+	streams     context.Context
+	stopStreams context.CancelFunc
+	log         *slog.Logger
+	shutdown    time.Duration
+	mux         *http.ServeMux
 
 	credMu sync.Mutex
 	creds  map[[32]byte]bool // verified (user, password, hash) digests
@@ -75,7 +83,7 @@ func New(ctx context.Context, dbPath string, opts Options) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("hil-mock listen on %s: %w", listen, err)
 	}
-	s := &Server{db: db, fresh: fresh, ln: ln, power: opts.Power, sw: opts.Switch, log: opts.Logger,
+	s := &Server{db: db, fresh: fresh, ln: ln, power: opts.Power, sw: opts.Switch, consoles: opts.Consoles, log: opts.Logger,
 		shutdown: opts.ShutdownTimeout, creds: map[[32]byte]bool{}}
 	if s.power == nil {
 		s.power = &Recorder{}
@@ -94,6 +102,7 @@ func New(ctx context.Context, dbPath string, opts Options) (*Server, error) {
 		s.shutdown = 30 * time.Second
 	}
 	s.actCtx, s.actCancel = context.WithCancel(context.Background())
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil
@@ -131,6 +140,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("hil-mock serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.stopStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
 	defer cancel()
 	err := hs.Shutdown(sctx)

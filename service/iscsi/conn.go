@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -155,17 +156,22 @@ func waitEnded(olds []*session, d time.Duration) error {
 	return nil
 }
 
-// loginDone tells the guard how a login ended.
+// loginDone tells the guard and the observer how a login ended.
 func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
-	if t.cfg.Guard == nil {
+	if t.cfg.Guard == nil && t.cfg.Observer == nil {
 		return
 	}
-	ev := LoginEvent{Remote: l.remote, Initiator: l.initiator, User: l.chapUser, Discovery: l.discovery,
-		OK: ok, AuthFailed: authFailed, Reason: reason}
+	ev := LoginEvent{Remote: l.remote, Initiator: l.initiator, ISID: hex.EncodeToString(l.isid[:]), User: l.chapUser,
+		Discovery: l.discovery, OK: ok, AuthFailed: authFailed, Reason: reason}
 	if l.exp != nil {
 		ev.Target = l.exp.IQN
 	}
-	t.cfg.Guard.Done(ev)
+	if t.cfg.Guard != nil {
+		t.cfg.Guard.Done(ev)
+	}
+	if t.cfg.Observer != nil {
+		t.cfg.Observer.ObserveLogin(ev)
+	}
 }
 
 // newTSIH returns a non-zero session handle.

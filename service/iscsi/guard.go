@@ -22,12 +22,22 @@ type LoginGuard interface {
 	Done(ev LoginEvent)
 }
 
+// LoginObserver hears the outcome of every login attempt, after the
+// guard (the node boot timeline is one).
+type LoginObserver interface {
+	ObserveLogin(ev LoginEvent)
+}
+
 // LoginEvent is the outcome of one login attempt.
 type LoginEvent struct {
 	// Remote is the initiator's address (no port).
 	Remote string
 	// Initiator is the initiator's IQN ("" when it sent none).
 	Initiator string
+	// ISID is the initiator's session identifier, 12 hex digits: the
+	// same initiator logs in with another one from another program
+	// (iPXE, then the booted OS).
+	ISID string
 	// Target is the target's IQN ("" for discovery).
 	Target string
 	// User is the CHAP user name the initiator gave, if any.

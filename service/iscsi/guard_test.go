@@ -160,3 +160,53 @@ func TestSetCHAP(t *testing.T) {
 		t.Fatalf("read on the session from before the rotation: 0x%x", tk.status)
 	}
 }
+
+// recObserver records what a LoginObserver hears.
+type recObserver struct {
+	mu     sync.Mutex
+	events []LoginEvent
+}
+
+func (o *recObserver) ObserveLogin(ev LoginEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, ev)
+}
+
+func TestLoginObserver(t *testing.T) {
+	o := &recObserver{}
+	tg, addr := startTarget(t, Config{Observer: o})
+	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20), CHAP: nodeCHAP})
+	const node = "iqn.2026-11.org.bmi:lab.node.node-01"
+	ipxe := dial(t, addr)
+	ipxe.isid = [6]byte{0x40, 0x00, 0x27, 0x23, 0xab, 0xcd}
+	if st, _ := ipxe.login(loginOpts{target: testIQN(1), chap: nodeCHAP, initiator: node}); st != loginOK {
+		t.Fatalf("first login 0x%04x", st)
+	}
+	if st, _ := dial(t, addr).login(loginOpts{target: testIQN(1), chap: nodeCHAP, initiator: node}); st != loginOK {
+		t.Fatalf("second login 0x%04x", st)
+	}
+	bad := &CHAP{User: nodeCHAP.User, Secret: "wrong-secret-000"}
+	if st, _ := dial(t, addr).login(loginOpts{target: testIQN(1), chap: bad, initiator: node}); st != loginAuthFailed {
+		t.Fatalf("bad login 0x%04x", st)
+	}
+	var evs []LoginEvent
+	for end := time.Now().Add(5 * time.Second); len(evs) < 3 && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		o.mu.Lock()
+		evs = append([]LoginEvent(nil), o.events...)
+		o.mu.Unlock()
+	}
+	want := []struct {
+		isid string
+		ok   bool
+	}{{"40002723abcd", true}, {"800000123456", true}, {"800000123456", false}}
+	if len(evs) != len(want) {
+		t.Fatalf("observer heard %d logins, want %d: %+v", len(evs), len(want), evs)
+	}
+	for i, w := range want {
+		ev := evs[i]
+		if ev.ISID != w.isid || ev.OK != w.ok || ev.Initiator != node || ev.Target != testIQN(1) || ev.Remote != "127.0.0.1" {
+			t.Errorf("login %d: %+v, want ISID %s ok=%v from %s at 127.0.0.1", i, ev, w.isid, w.ok, node)
+		}
+	}
+}

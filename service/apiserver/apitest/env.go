@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/bmi-go/bmi/service/apiserver"
+	"github.com/bmi-go/bmi/service/boot"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/core/coretest"
 	"github.com/bmi-go/bmi/service/logging"
@@ -35,8 +36,11 @@ type Env struct {
 	Core   *core.Service
 	API    *apiserver.Server
 	Server *httptest.Server
-	images *coretest.Images
-	exp    *coretest.Exporter
+	// Timeline is what the API serves as nodes' boot timelines; tests
+	// record events in it.
+	Timeline *boot.Timeline
+	images   *coretest.Images
+	exp      *coretest.Exporter
 }
 
 // New builds an Env in dir (a fresh temporary directory). Close it.
@@ -53,7 +57,7 @@ func New(dir string, seed bool) (*Env, error) {
 		db.Close()
 		return nil, err
 	}
-	e := &Env{Dir: dir, DB: db, images: coretest.NewImages(""), exp: coretest.NewExporter()}
+	e := &Env{Dir: dir, DB: db, Timeline: boot.NewTimeline(), images: coretest.NewImages(""), exp: coretest.NewExporter()}
 	hil := &coretest.HIL{
 		Users: map[string]coretest.User{
 			AdminUser: {Password: AdminPassword, Admin: true},
@@ -69,7 +73,7 @@ func New(dir string, seed bool) (*Env, error) {
 		db.Close()
 		return nil, err
 	}
-	e.API, err = apiserver.New(apiserver.Config{Ops: e.Core, Log: logging.Discard(), MaxBodyBytes: 4096, Portal: "192.0.2.10:3260"})
+	e.API, err = apiserver.New(apiserver.Config{Ops: e.Core, Log: logging.Discard(), MaxBodyBytes: 4096, Portal: "192.0.2.10:3260", Timeline: e.Timeline})
 	if err != nil {
 		db.Close()
 		return nil, err
