@@ -18,7 +18,9 @@ import (
 // the parent), inject in the child just before it (to force a rollback),
 // and run is the operation itself.
 type crashScenario struct {
-	setup  func(e *env)
+	// perProject runs it with per-project provisioning networks.
+	perProject bool
+	setup      func(e *env)
 	inject func(e *env)
 	run    func(e *env) error
 }
@@ -63,6 +65,16 @@ func crashScenarios() map[string]crashScenario {
 			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
 		}},
 		"deprovision": {setup: provision, run: func(e *env) error { return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0") }},
+		"provision per-project": {perProject: true, run: func(e *env) error {
+			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+		}},
+		"provision per-project rollback": {perProject: true, inject: func(e *env) { e.nets.FailConnect = fault.Errorf(fault.Unavailable, "injected") },
+			run: func(e *env) error {
+				return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+			}},
+		"deprovision per-project": {perProject: true, setup: provision, run: func(e *env) error {
+			return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0")
+		}},
 		"set boot": {setup: disk, run: func(e *env) error {
 			return second(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
 		}},
@@ -107,6 +119,7 @@ func TestCrashChild(t *testing.T) {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	}
+	e.nets.Mid = func(method string) { e.images.Mid(method, "") }
 	if sc.inject != nil {
 		sc.inject(e)
 	}
@@ -131,7 +144,7 @@ func TestCrash(t *testing.T) {
 	for _, name := range names {
 		sc := crashScenarios()[name]
 		t.Run(name, func(t *testing.T) {
-			ref := seeded(t)
+			ref := seededMode(t, sc.perProject)
 			if sc.setup != nil {
 				sc.setup(ref)
 			}
@@ -143,13 +156,15 @@ func TestCrash(t *testing.T) {
 				last := points[len(points)-1]
 				points = append(points, killPoint{last.kind, last.seq, "in-" + method})
 			}
+			// Inside a HIL network call: HIL changed, BMI not told.
+			ref.nets.Mid = func(method string) { ref.images.Mid(method, "") }
 			if sc.inject != nil {
 				sc.inject(ref)
 			}
 			refErr := sc.run(ref)
 			ref.svc.SetCrashHook(nil)
-			ref.images.Mid = nil
-			ref.images.Fail, ref.exp.Fail = map[string]error{}, nil
+			ref.images.Mid, ref.nets.Mid = nil, nil
+			ref.images.Fail, ref.exp.Fail, ref.nets.FailConnect = map[string]error{}, nil, nil
 			after := ref.state()
 			if sc.inject == nil && refErr != nil {
 				t.Fatalf("reference run failed: %v", refErr)
@@ -168,6 +183,9 @@ func TestCrash(t *testing.T) {
 
 func crashAt(t *testing.T, name string, sc crashScenario, p killPoint, before, after string) {
 	dir := t.TempDir()
+	if sc.perProject {
+		setPerProject(t, dir)
+	}
 	e := openEnv(t, dir)
 	e.seed()
 	if sc.setup != nil {

@@ -38,6 +38,23 @@ type env struct {
 	hil    *coretest.HIL
 	nets   *coretest.Networks
 	svc    *core.Service
+	// perProject: the BMI gives each project a provisioning network of
+	// its own (projectNetworks), set by a marker file in dir.
+	perProject bool
+}
+
+// perProjectMarker in an env's directory opens it with per-project
+// provisioning networks.
+const perProjectMarker = "per-project-networks"
+
+var projectNetworks = []core.ProjectNetwork{{Name: "prov-101", VLAN: 101}, {Name: "prov-102", VLAN: 102}}
+
+// setPerProject makes dir's env use per-project networks.
+func setPerProject(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, perProjectMarker), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newHIL() *coretest.HIL {
@@ -68,9 +85,15 @@ func openEnv(t testing.TB, dir string) *env {
 	}
 	e := &env{t: t, dir: dir, db: db, images: coretest.NewImages(filepath.Join(dir, "ceph.json")),
 		exp: coretest.NewExporter(), files: coretest.Files{Dir: files}, hil: newHIL(), nets: coretest.NewNetworks(filepath.Join(dir, "networks.json"))}
-	e.svc, err = core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
-		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"},
-		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()})
+	cfg := core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
+		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"}
+	if _, err := os.Stat(filepath.Join(dir, perProjectMarker)); err == nil {
+		e.perProject = true
+		cfg.ProvisioningNetwork, cfg.ProjectNetworks = "", projectNetworks
+	}
+	e.svc, err = core.New(cfg,
+		core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp, Files: e.files, Nodes: e.hil,
+			Networks: e.nets, ProjectNets: db, Auth: e.hil, Log: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +105,18 @@ func openEnv(t testing.TB, dir string) *env {
 func seeded(t testing.TB) *env {
 	t.Helper()
 	e := openEnv(t, t.TempDir())
+	e.seed()
+	return e
+}
+
+// seededMode is seeded, with per-project networks when perProject.
+func seededMode(t testing.TB, perProject bool) *env {
+	t.Helper()
+	dir := t.TempDir()
+	if perProject {
+		setPerProject(t, dir)
+	}
+	e := openEnv(t, dir)
 	e.seed()
 	return e
 }
@@ -253,9 +288,17 @@ func (e *env) checkConsistent() {
 			e.t.Errorf("NIC %s is on the provisioning network but not provisioned", k)
 		}
 	}
-	for k := range onNet {
-		if e.nets.On[k] != "bmi-provision" {
-			e.t.Errorf("provisioned NIC %s is not on the provisioning network", k)
+	for _, b := range boots {
+		k := b.Node + "/" + b.NIC
+		want := "bmi-provision"
+		if e.perProject {
+			want, _ = e.db.ProjectNetwork(ctx, b.Project)
+			if e.nets.Nets[want] == "" {
+				e.t.Errorf("provisioning network %q of project %s was not created in HIL", want, b.Project)
+			}
+		}
+		if onNet[k] && e.nets.On[k] != want {
+			e.t.Errorf("provisioned NIC %s is on network %q, not its provisioning network %q", k, e.nets.On[k], want)
 		}
 	}
 }
