@@ -26,6 +26,7 @@ func (c Config) networkChecks() []check {
 		{"boot.dhcp.range_end", emptyWhen(c.Boot.DHCP.RangeEnd == "", why)},
 		{"boot.dhcp.netmask", emptyWhen(c.Boot.DHCP.Netmask == "", why)},
 		{"boot.dhcp.server_ip", emptyWhen(c.Boot.DHCP.ServerIP == "", why)},
+		{"boot.dhcp.router", emptyWhen(c.Boot.DHCP.Router == "", "must be empty when boot.networks is set: a router of one network is none of the others'")},
 		{"hil.provisioning_network", emptyWhen(c.HIL.ProvisioningNetwork == "",
 			"must be empty when boot.networks is set: each project gets a network of its own")},
 		{"hil.user", emptyWhen(c.HIL.User != "", "required when boot.networks is set: BMI's HIL account (a HIL administrator) creates the projects' networks")},

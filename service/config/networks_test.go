@@ -60,6 +60,7 @@ func TestNetworks(t *testing.T) {
 		"no hil account":           {"  user: bmi\n  password_file: /etc/bmi/hil.pw\n", "", `key "hil.user": required when boot.networks is set`},
 		"no boot http":             {`  http_listen: ":8081"` + "\n", "", `key "boot.http_listen": required when boot.networks is set`},
 		"wildcard api":             {"listen: 10.0.0.1:8080", "listen: 0.0.0.0:8080", `key "api.listen": "0.0.0.0:8080" is a wildcard address`},
+		"a router for all":         {"  http_listen:", "  dhcp:\n    router: 10.20.101.254\n  http_listen:", `key "boot.dhcp.router": must be empty when boot.networks is set`},
 		"proxy mode":               {"  http_listen:", "  dhcp:\n    mode: proxy\n  http_listen:", `key "boot.dhcp.mode": must be server when boot.networks is set`},
 		"legacy range set as well": {"  http_listen:", "  dhcp:\n    range_start: 10.1.1.1\n  http_listen:", `key "boot.dhcp.range_start": must be empty when boot.networks is set`},
 	}

@@ -70,6 +70,22 @@ type Handler struct {
 	Tokens *Tokens
 	// Faults drops or delays requests (tests and the lab only).
 	Faults boot.Faults
+	// Refused, when set, is told of every script refused (403): the
+	// client's address, the MAC asked for and why (bmid's audit log).
+	Refused func(ctx context.Context, remote string, mac net.HardwareAddr, why string)
+}
+
+// refuse answers 403 and reports it.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, log *slog.Logger, mac net.HardwareAddr, why string) {
+	log.Warn("refused ipxe script: " + why)
+	if h.Refused != nil {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		h.Refused(r.Context(), host, mac, why)
+	}
+	http.Error(w, "forbidden", http.StatusForbidden)
 }
 
 // ServeHTTP implements http.Handler.
@@ -133,12 +149,10 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *slog.
 		http.Error(w, "boot config lookup failed", http.StatusServiceUnavailable)
 		return
 	case !h.leaseHolder(r, mac):
-		log.Warn("refused ipxe script: the client does not hold the DHCP lease of this MAC")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		h.refuse(w, r, log, mac, "the client does not hold the DHCP lease of this MAC")
 		return
 	case h.Tokens != nil && !h.Tokens.Redeem(mac, r.URL.Query().Get("token")):
-		log.Warn("refused ipxe script: no valid one-time token for this MAC (the URL must come from bmid's DHCP answer of this boot)")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		h.refuse(w, r, log, mac, "no valid one-time token for this MAC (the URL must come from bmid's DHCP answer of this boot)")
 		return
 	default:
 		body, err = h.Renderer.Script(spec)
