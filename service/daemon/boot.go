@@ -31,38 +31,10 @@ type bootSpecs struct {
 	power  *guard.PowerGate // nil: boot.require_power_on is off
 	// initiator names a node's initiator (the name its ACL entry has).
 	initiator func(node string) string
-	// network, when set, is the per-project provisioning network these
-	// specs serve: a MAC whose node's project has another network (or
-	// none) is treated as unknown here, and refused is told.
-	network string
-	netOf   func(ctx context.Context, project string) (string, error)
-	refused func(ctx context.Context, bc core.BootConfig, have string)
+	// net, when set, withholds the boot configs of other projects'
+	// nodes: these specs serve one per-project provisioning network.
+	net *guard.NetworkGate
 }
-
-// onNetwork refuses a boot config whose project's provisioning network is
-// not the one these specs serve (per-project networks), as not found: a
-// machine on another network learns nothing of the node.
-func (b bootSpecs) onNetwork(ctx context.Context, bc core.BootConfig) error {
-	if b.network == "" {
-		return nil
-	}
-	have, err := b.netOf(ctx, bc.Project)
-	if err != nil && !errors.Is(err, fault.ErrNotFound) {
-		return err
-	}
-	if have == b.network {
-		return nil
-	}
-	if b.refused != nil {
-		b.refused(ctx, bc, have)
-	}
-	return fault.Errorf(fault.NotFound, "node %q of project %q does not boot on provisioning network %q", bc.Node, bc.Project, b.network)
-}
-
-var (
-	_ ipxe.BootSpecs = bootSpecs{}
-	_ dhcpd.Nodes    = bootSpecs{}
-)
 
 func (b bootSpecs) spec(bc core.BootConfig, t core.Target) ipxe.Spec {
 	return ipxe.Spec{Node: bc.Node, Disk: bc.Disk, Portal: b.portal, Port: b.port, LUN: 0, TargetIQN: t.IQN,
@@ -75,7 +47,7 @@ func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spe
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
-	if err := b.onNetwork(ctx, bc); err != nil {
+	if err := b.net.Allow(ctx, bc.Node, bc.Project, bc.MAC); err != nil {
 		return ipxe.Spec{}, err
 	}
 	if err := b.power.Allow(ctx, bc.Node); err != nil {
@@ -89,7 +61,7 @@ func (b bootSpecs) BootNode(ctx context.Context, mac net.HardwareAddr) (string, 
 	if err != nil {
 		return "", err
 	}
-	if err := b.onNetwork(ctx, bc); err != nil {
+	if err := b.net.Allow(ctx, bc.Node, bc.Project, bc.MAC); err != nil {
 		return "", err
 	}
 	return bc.Node, b.power.Allow(ctx, bc.Node)

@@ -15,6 +15,7 @@ import (
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/dhcpd"
+	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/ipxe"
 )
 
@@ -66,11 +67,12 @@ func (d *Daemon) buildProvNets(specs bootSpecs) error {
 		ip := net.IP(p.Addr().AsSlice())
 		log := d.log.With("network", n.Name)
 		sp := specs
-		sp.portal, sp.port, sp.network, sp.netOf = ip.String(), portalPort, n.Name, d.db.ProjectNetwork
-		sp.refused = func(ctx context.Context, bc core.BootConfig, have string) {
-			d.sec.Record(ctx, api.AuditEntry{Kind: "boot", Actor: bc.MAC, Source: "network " + n.Name, Action: "boot " + bc.Node,
-				Object: bc.Project, Outcome: "refused", Detail: fmt.Sprintf("the node's project boots on network %q", have)})
-		}
+		sp.portal, sp.port = ip.String(), portalPort
+		sp.net = &guard.NetworkGate{Network: n.Name, NetworkOf: d.db.ProjectNetwork,
+			Refused: func(ctx context.Context, node, project, mac, has string) {
+				d.sec.Record(ctx, api.AuditEntry{Kind: "boot", Actor: mac, Source: "network " + n.Name, Action: "boot node " + node,
+					Object: project, Outcome: "refused", Detail: fmt.Sprintf("the node's project boots on network %q", has)})
+			}}
 		base := "http://" + net.JoinHostPort(ip.String(), httpPort)
 		dh := &dhcpd.Server{Interfaces: []string{n.Interface}, Mode: dhcpd.ModeServer, ServerIP: ip, BaseURL: base,
 			Pool: dhcpd.Pool{Start: net.ParseIP(n.RangeStart).To4(), End: net.ParseIP(n.RangeEnd).To4(),
