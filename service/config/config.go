@@ -176,6 +176,8 @@ type Boot struct {
 	// HTTPListen is the host:port of the provisioning network's own HTTP
 	// listener, which serves iPXE scripts and binaries and nothing else
 	// (the API and /metrics never answer there); empty: no boot HTTP.
+	// With Networks, only its port counts: each network's listener is on
+	// that network's address.
 	HTTPListen string `yaml:"http_listen"`
 	// RequirePowerOn answers DHCP and serves scripts for a node's MAC only
 	// while HIL reports the node powered on, so a host that takes a
@@ -295,7 +297,9 @@ type DHCP struct {
 
 // TFTP configures the TFTP server.
 type TFTP struct {
-	// Listen is the UDP host:port; empty disables TFTP.
+	// Listen is the UDP host:port; empty disables TFTP. With
+	// boot.networks, only its port counts: each network has a TFTP
+	// server on its own address.
 	Listen string `yaml:"listen"`
 	// Root is the directory of iPXE binaries (Debian's package ipxe puts
 	// them in /usr/lib/ipxe). Requests never leave it.

@@ -208,12 +208,12 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 			return err
 		}
 	}
+	if len(b.Networks) > 0 {
+		return nil // each network has its own (buildProvNets)
+	}
 	var clients tftpd.Clients
 	if d.dhcp != nil {
 		clients = d.dhcp
-	}
-	if len(d.provNets) > 0 {
-		clients = d.provNets[0].dhcp // one lease table for every network
 	}
 	d.tftp = tftpd.NewFromConfig(b, d.log.With("component", "tftp"), clients, d.timeline)
 	return nil
@@ -311,6 +311,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, n := range d.provNets {
 		g.Go(func() error { return n.dhcp.Serve(gctx) })
 		g.Go(func() error { return n.http.Serve(gctx) })
+		if n.tftp != nil {
+			g.Go(func() error { return n.tftp.Serve(gctx) })
+		}
 	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
 	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen, "boot_http", d.cfg.Boot.HTTPListen)

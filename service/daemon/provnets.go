@@ -17,14 +17,16 @@ import (
 	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/ipxe"
+	"github.com/bmi-go/bmi/service/tftpd"
 )
 
 // provNet is one per-project provisioning network's boot services: DHCP
-// on its interface, the boot HTTP listener on its address.
+// on its interface, the boot HTTP listener and TFTP on its address.
 type provNet struct {
 	name string
 	dhcp *dhcpd.Server
 	http *ipxe.Server
+	tftp *tftpd.Server // nil: boot.tftp.listen is empty
 }
 
 // projectNetworks is boot.networks as the core sees it.
@@ -91,8 +93,14 @@ func (d *Daemon) buildProvNets(specs bootSpecs) error {
 		if st, err := os.Stat(c.TFTP.Root); c.TFTP.Root != "" && err == nil && st.IsDir() {
 			h.Files = os.DirFS(c.TFTP.Root)
 		}
-		d.provNets = append(d.provNets, provNet{name: n.Name, dhcp: dh,
-			http: &ipxe.Server{Addr: net.JoinHostPort(ip.String(), httpPort), Handler: h, Log: log.With("component", "ipxe")}})
+		pn := provNet{name: n.Name, dhcp: dh,
+			http: &ipxe.Server{Addr: net.JoinHostPort(ip.String(), httpPort), Handler: h, Log: log.With("component", "ipxe")}}
+		if c.TFTP.Listen != "" {
+			tc := c
+			tc.TFTP.Listen = net.JoinHostPort(ip.String(), config.Port(c.TFTP.Listen))
+			pn.tftp = tftpd.NewFromConfig(tc, log.With("component", "tftp"), dh, d.timeline)
+		}
+		d.provNets = append(d.provNets, pn)
 	}
 	return nil
 }
