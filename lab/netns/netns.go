@@ -354,3 +354,30 @@ func (n *Net) Down(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// AddNetwork makes VLAN vlan's bridge, up, with this host's address addr
+// on it and a ULA (fd77:0:0:<vlan>::1/64, for IPv6 router advertisements):
+// one more provisioning network for bmid to serve (per-project
+// provisioning networks). It is idempotent.
+func (n *Net) AddNetwork(ctx context.Context, vlan int, addr netip.Prefix) error {
+	if vlan < 1 || vlan > 4094 || !addr.Addr().Is4() {
+		return fmt.Errorf("lab %q: network VLAN %d address %s: want 1..4094 and an IPv4 prefix: %w", n.cfg.Name, vlan, addr, fault.ErrInvalid)
+	}
+	if err := n.ensureBridge(ctx, vlan); err != nil {
+		return err
+	}
+	br := BridgeName(vlan)
+	addrs, _ := n.ip(ctx, "-o", "addr", "show", "dev", br)
+	ula := fmt.Sprintf("fd77:0:0:%x::1/64", vlan)
+	if !strings.Contains(addrs, " "+addr.String()+" ") {
+		if _, err := n.ip(ctx, "addr", "add", addr.String(), "dev", br); err != nil {
+			return fmt.Errorf("lab %q: VLAN %d: %w", n.cfg.Name, vlan, err)
+		}
+	}
+	if !strings.Contains(addrs, " "+ula+" ") {
+		if _, err := n.ip(ctx, "addr", "add", ula, "dev", br, "nodad"); err != nil {
+			return fmt.Errorf("lab %q: VLAN %d: %w", n.cfg.Name, vlan, err)
+		}
+	}
+	return nil
+}
