@@ -45,6 +45,11 @@ type ProjectNetwork struct {
 	Addr netip.Prefix
 }
 
+// FootholdAddr is the address of the lab's foothold (netns.AddFoothold)
+// on the first of ProjectNetworks: the network the first project to
+// provision gets (in the lab, project lab).
+var FootholdAddr = netip.MustParsePrefix("10.77.10.66/24")
+
 // ProjectNetworks are the lab's per-project provisioning networks (two:
 // two tenants).
 var ProjectNetworks = []ProjectNetwork{

@@ -232,6 +232,9 @@ func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cl
 			return err
 		}
 	}
+	if err := l.net.AddFoothold(ctx, ProjectNetworks[0].VLAN, FootholdAddr); err != nil {
+		return err
+	}
 	var b bytes.Buffer
 	err = bmidConfig.Execute(&b, bmidConfigData(l.LabAddr, l.Dir, strings.Split(l.Bridge4, "/")[0], pwFile, ceph.ConfPath(), keyring,
 		ceph.Pool(), l.HILURL()))

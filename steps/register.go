@@ -50,4 +50,5 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerRestart(sc)
 	registerSite(sc)
 	registerHILDown(sc)
+	registerAttacker(sc)
 }

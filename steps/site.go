@@ -81,7 +81,28 @@ type Site struct {
 	HILSwitch HILSwitch
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
+	// Foothold, when set, is a machine on the provisioning network that
+	// is no node (capability "foothold"): the @attacker scenarios run
+	// their clients there.
+	Foothold *Foothold
 }
+
+// Foothold is where an attacker's clients (curl, libiscsi's tools) run
+// on the provisioning network, and bmid as seen from there.
+type Foothold struct {
+	// Command is the argv prefix that runs a program there ("ip netns
+	// exec bmilab-x-fh", "ssh attacker@host").
+	Command []string
+	// Address is the foothold's own address (the source bmid records).
+	Address string
+	// BootURL is the boot listener it reaches (http://host:port).
+	BootURL string
+	// Portal is the iSCSI portal it reaches (host:port).
+	Portal string
+}
+
+// CanAttack says the site has a foothold (the @attacker scenarios can run).
+func (s *Site) CanAttack() bool { return s.Foothold != nil }
 
 // CanRestart says the site's running nodes can be checked through bmid
 // restarts (@restart): machines that boot, a stay-up image and the three

@@ -71,6 +71,10 @@ func Exclusions(site *steps.Site) (tags, why []string) {
 		tags = append(tags, "~@two-tenants")
 		why = append(why, fmt.Sprintf("@two-tenants scenarios skipped: site %s names no other tenant (other_project)", site.Name))
 	}
+	if !site.CanAttack() {
+		tags = append(tags, "~@attacker")
+		why = append(why, fmt.Sprintf("@attacker scenarios skipped: site %s has no foothold on the provisioning network (foothold)", site.Name))
+	}
 	return tags, why
 }
 

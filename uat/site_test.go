@@ -20,12 +20,15 @@ func TestShippedSiteConfigs(t *testing.T) {
 		netns      string
 		machines   bool
 		restart    bool
+		attack     bool
 	}{
 		"example": {env: map[string]string{"BMI_UAT_ADMIN_PASSWORD": "a", "BMI_UAT_OPERATOR_PASSWORD": "o", "BMI_UAT_OTHER_PASSWORD": "x"}, twoTenants: true},
 		"lab": {env: map[string]string{"BMI_URL": "http://169.254.7.2:8080", "BMI_LAB_HIL_URL": "http://169.254.7.2:5000",
 			"BMI_LAB_HIL_ADMIN_PASSWORD": "a", "BMI_PASSWORD": "o", "BMI_LAB_DIR": "/var/lib/bmi-lab/lab",
 			"BMI_LAB_BRIDGE_IPV4": "10.77.0.1/24", "BMI_LAB_NAMESPACE": "bmilab-lab", "BMI_LAB_BIN": "/usr/bin/bmi-lab",
-			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab"}, netns: "bmilab-lab", machines: true, restart: true},
+			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab", "BMI_LAB_FOOTHOLD": "bmilab-lab-fh", "BMI_LAB_FOOTHOLD_ADDR": "10.77.10.66",
+			"BMI_LAB_FOOTHOLD_BOOT_URL": "http://10.77.10.1:8081", "BMI_LAB_FOOTHOLD_PORTAL": "10.77.10.1:3260"},
+			netns: "bmilab-lab", machines: true, restart: true, attack: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -41,7 +44,7 @@ func TestShippedSiteConfigs(t *testing.T) {
 				t.Errorf("portal %q keeps a prefix length", s.Portal)
 			}
 			if s.Name != name || s.TwoTenants() != tc.twoTenants || s.NetNS != tc.netns || len(s.Nodes) < 2 || s.Machines != tc.machines ||
-				s.CanRestart() != tc.restart {
+				s.CanRestart() != tc.restart || s.CanAttack() != tc.attack {
 				t.Errorf("LoadSite(%s) = %+v", p, s)
 			}
 			if s.Admin.Password.Reveal() != "a" || s.Operator.Password.Reveal() != "o" {
@@ -67,6 +70,9 @@ func TestBadSiteConfigs(t *testing.T) {
 		"missing variable": {text: strings.Replace(string(good), "https://hil.example.org:5000", "${NO_SUCH_VAR}", 1), env: full, want: "hil_url: environment variable NO_SUCH_VAR"},
 		"one node":         {text: strings.Replace(string(good), "  - name: node-02\n    nic: eth0\n", "", 1), env: full, want: "at least two nodes"},
 		"not yaml":         {text: "name: [", env: full, want: "uat-bad.yaml"},
+		"half a foothold":  {text: strings.Replace(string(good), `  command: ""`, `  command: ssh attacker`, 1), env: full, want: "foothold.address: required when foothold is set"},
+		"foothold bad url": {text: strings.NewReplacer(`  command: ""`, `  command: ssh x`, `  address: ""`, `  address: 10.1.1.66`,
+			`  boot_url: ""`, `  boot_url: 10.1.1.1:8081`, `  portal: ""`, `  portal: 10.1.1.1:3260`).Replace(string(good)), env: full, want: "foothold.boot_url: \"10.1.1.1:8081\" is not an http URL"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
