@@ -38,6 +38,9 @@ type Options struct {
 	ReadyWait time.Duration
 	// TFTPRoot is boot.tftp.root; empty keeps the default.
 	TFTPRoot string
+	// Tune, when set, changes bmid's configuration last, before it is
+	// validated (a benchmark's variant).
+	Tune func(*config.Config)
 }
 
 // Site is a running bmid, stopped when the test ends.
@@ -107,6 +110,9 @@ func Start(tb testing.TB, o Options) *Site {
 	cfg.Boot.IPXE.RequireLease, cfg.Boot.IPXE.ScriptToken = false, false
 	if o.TFTPRoot != "" {
 		cfg.Boot.TFTP.Root = o.TFTPRoot
+	}
+	if o.Tune != nil {
+		o.Tune(&cfg)
 	}
 	d, err := func() (*daemon.Daemon, error) {
 		if err := cfg.Validate("test"); err != nil {

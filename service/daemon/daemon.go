@@ -172,7 +172,7 @@ func (d *Daemon) buildBootHTTP(specs bootSpecs) error {
 		return err
 	}
 	h := &ipxe.Handler{Specs: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
-		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease}
+		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease, Refused: d.scriptRefused}
 	if d.dhcp != nil {
 		h.Clients = d.dhcp
 	}
