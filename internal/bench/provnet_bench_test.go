@@ -56,7 +56,7 @@ func benchProvisionNetwork(b *testing.B) {
 		{"per-project network", func(c *config.Config) {
 			portal := c.ISCSI.Portal
 			c.HIL.User, c.HIL.PasswordFile = "hiladmin", pw
-			c.Boot.Networks = []config.ProvNet{{Name: "bench-prov-300", VLAN: 300, Interface: "lo", Address: "127.0.0.1/8",
+			c.Boot.Networks = []config.ProvNet{{Name: "bench-prov-3001", VLAN: 3001, Interface: "lo", Address: "127.0.0.1/8",
 				RangeStart: "127.0.3.100", RangeEnd: "127.0.3.199"}}
 			c.Boot.HTTPListen = ":" + config.Port(c.Boot.HTTPListen)
 			c.Boot.DHCP.IPv6RA = false
