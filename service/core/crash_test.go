@@ -21,8 +21,8 @@ type crashScenario struct {
 	// perProject runs it with per-project provisioning networks.
 	perProject bool
 	setup      func(e *env)
-	inject func(e *env)
-	run    func(e *env) error
+	inject     func(e *env)
+	run        func(e *env) error
 }
 
 func crashScenarios() map[string]crashScenario {

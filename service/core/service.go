@@ -62,8 +62,8 @@ type Deps struct {
 	Networks Networks
 	// ProjectNets is required when Config.ProjectNetworks is set.
 	ProjectNets ProjectNets
-	Auth     Authorizer
-	Log      *slog.Logger
+	Auth        Authorizer
+	Log         *slog.Logger
 }
 
 // Service runs BMI's operations.
