@@ -11,19 +11,14 @@ import (
 )
 
 // TestBmidConfigValid: the bmid.yaml `up` writes passes bmid's own
-// validation, with the API on the management link only and the boot
-// scripts on the provisioning bridge's own listener.
+// validation, with the API on the management link only, the boot
+// scripts on the provisioning networks' own listeners, and a provisioning
+// network per project.
 func TestBmidConfigValid(t *testing.T) {
 	dir := t.TempDir()
 	var b bytes.Buffer
-	err := bmidConfig.Execute(&b, map[string]any{
-		"HILUser": HILBMIUser, "HILPasswordFile": filepath.Join(dir, "pw"),
-		"AdminProject": AdminProject, "APIPort": APIPort, "BootPort": BootPort, "LabAddr": "169.254.10.2", "Dir": dir,
-		"CephConf": filepath.Join(dir, "ceph.conf"), "CephID": BmidCephUser, "Keyring": filepath.Join(dir, "keyring"), "Pool": "rbd",
-		"HILURL": "http://169.254.10.2:5000", "ProvNet": ProvisioningNetwork,
-		"BridgeAddr": "10.77.0.1", "Bridge": "vlan100", "RangeStart": "10.77.0.100", "RangeEnd": "10.77.0.199",
-		"Netmask": "255.255.255.0",
-	})
+	err := bmidConfig.Execute(&b, bmidConfigData("169.254.10.2", dir, "10.77.0.1", filepath.Join(dir, "pw"), filepath.Join(dir, "ceph.conf"),
+		filepath.Join(dir, "keyring"), "rbd", "http://169.254.10.2:5000"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +29,10 @@ func TestBmidConfigValid(t *testing.T) {
 	cfg, err := config.Load(config.Sources{File: path})
 	if err != nil {
 		t.Fatalf("the lab's bmid.yaml does not validate: %v\n%s", err, b.String())
+	}
+	if n := cfg.Boot.Networks; len(n) != 2 || n[1].Interface != "vlan111" || n[1].Address != "10.77.11.1/24" || n[1].RangeStart != "10.77.11.100" ||
+		cfg.HIL.ProvisioningNetwork != "" {
+		t.Fatalf("lab config: per-project networks %+v, shared network %q", n, cfg.HIL.ProvisioningNetwork)
 	}
 	if !strings.HasPrefix(cfg.API.Listen, "169.254.10.2:") || cfg.Boot.HTTPListen != "10.77.0.1:8081" ||
 		!cfg.Boot.IPXE.RequireLease || !cfg.Boot.IPXE.ScriptToken || cfg.Ceph.ID != "bmid" {

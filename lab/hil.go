@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -33,9 +34,33 @@ const (
 	OtherProject = "lab-b"
 	// AdminProject is BMI's administrators' project (bmid's admin_project).
 	AdminProject = "bmi_infra"
-	// ProvisioningNetwork is the HIL network of the provisioning VLAN.
+	// ProvisioningNetwork is the HIL network of the provisioning VLAN
+	// (kept in hil-mock's inventory; with per-project networks bmid does
+	// not use it).
 	ProvisioningNetwork = "bmi-provision"
 )
+
+// ProjectNetwork is one of the lab's per-project provisioning networks:
+// bmid gives one to each project that provisions a node and creates it in
+// hil-mock; the lab makes its VLAN's bridge, with bmid's address on it.
+type ProjectNetwork struct {
+	Name string
+	VLAN int
+	// Addr is bmid's address on it; the pool is .100 to .199.
+	Addr netip.Prefix
+}
+
+// FootholdAddr is the address of the lab's foothold (netns.AddFoothold)
+// on the first of ProjectNetworks: the network the first project to
+// provision gets (in the lab, project lab).
+var FootholdAddr = netip.MustParsePrefix("10.77.10.66/24")
+
+// ProjectNetworks are the lab's per-project provisioning networks (two:
+// two tenants).
+var ProjectNetworks = []ProjectNetwork{
+	{Name: "bmi-prov-110", VLAN: 110, Addr: netip.MustParsePrefix("10.77.10.1/24")},
+	{Name: "bmi-prov-111", VLAN: 111, Addr: netip.MustParsePrefix("10.77.11.1/24")},
+}
 
 // Credentials are the lab's generated passwords (credentials.json, 0600).
 type Credentials struct {
@@ -90,7 +115,9 @@ func (l *Lab) Inventory() (*hilmock.Inventory, error) {
 		Projects: []string{AdminProject, Project, OtherProject},
 		Users: []hilmock.InventoryUser{
 			{Name: HILAdmin, Password: c.HILAdmin, Admin: true},
-			{Name: HILBMIUser, Password: c.HILBMI, Projects: []string{AdminProject, Project, OtherProject}},
+			// BMI's account is a HIL administrator: it creates the
+			// projects' provisioning networks on their VLANs.
+			{Name: HILBMIUser, Password: c.HILBMI, Admin: true, Projects: []string{AdminProject, Project, OtherProject}},
 			{Name: HILUser, Password: c.HILUser, Projects: []string{Project}},
 			{Name: OtherUser, Password: c.OtherUser, Projects: []string{OtherProject}},
 		},

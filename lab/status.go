@@ -152,6 +152,12 @@ func (l *Lab) Env() []string {
 		"BMI_LAB_BRIDGE_IPV4=" + l.Bridge4,
 		"BMI_LAB_PROVISIONING_VLAN=" + fmt.Sprint(l.ProvisioningVLAN),
 		"BMI_LAB_LIBVIRT_SOCKET=" + l.LibvirtSocket,
+		// The foothold: a machine on the first project network that is no
+		// node (the UAT's @attacker scenarios), and bmid as it sees it.
+		"BMI_LAB_FOOTHOLD=" + l.Namespace + "-fh",
+		"BMI_LAB_FOOTHOLD_ADDR=" + FootholdAddr.Addr().String(),
+		"BMI_LAB_FOOTHOLD_BOOT_URL=" + fmt.Sprintf("http://%s:%d", ProjectNetworks[0].Addr.Addr(), BootPort),
+		"BMI_LAB_FOOTHOLD_PORTAL=" + ProjectNetworks[0].Addr.Addr().String() + ":3260",
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,21 +115,25 @@ ceph:
   pool: {{.Pool}}
 hil:
   url: {{.HILURL}}
-  provisioning_network: {{.ProvNet}}
   user: {{.HILUser}}
   password_file: {{.HILPasswordFile}}
 iscsi:
-  listen: ["{{.BridgeAddr}}:3260"]
+  listen: ["{{.BridgeAddr}}:3260"{{range .Networks}}, "{{.Host}}:3260"{{end}}]
   portal: {{.BridgeAddr}}:3260
 boot:
-  interfaces: [{{.Bridge}}]
-  base_url: http://{{.BridgeAddr}}:{{.BootPort}}
   http_listen: {{.BridgeAddr}}:{{.BootPort}}
+  # Each project gets a provisioning network of its own.
+  networks:
+{{- range .Networks}}
+    - name: {{.Name}}
+      vlan: {{.VLAN}}
+      interface: vlan{{.VLAN}}
+      address: {{.Addr}}
+      range_start: {{.RangeStart}}
+      range_end: {{.RangeEnd}}
+{{- end}}
   dhcp:
     mode: server
-    range_start: {{.RangeStart}}
-    range_end: {{.RangeEnd}}
-    netmask: "{{.Netmask}}"
   tftp:
     listen: {{.BridgeAddr}}:69
     root: /usr/lib/ipxe
@@ -245,16 +250,17 @@ func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cl
 	if err != nil {
 		return err
 	}
-	br := strings.Split(l.Bridge4, "/")[0]
-	prefix := strings.TrimSuffix(br, ".1")
+	for _, n := range ProjectNetworks {
+		if err := l.net.AddNetwork(ctx, n.VLAN, n.Addr); err != nil {
+			return err
+		}
+	}
+	if err := l.net.AddFoothold(ctx, ProjectNetworks[0].VLAN, FootholdAddr); err != nil {
+		return err
+	}
 	var b bytes.Buffer
-	err = bmidConfig.Execute(&b, map[string]any{
-		"HILUser": HILBMIUser, "HILPasswordFile": pwFile,
-		"AdminProject": AdminProject, "APIPort": APIPort, "BootPort": BootPort, "LabAddr": l.LabAddr, "Dir": l.Dir, "CephConf": ceph.ConfPath(),
-		"CephID": BmidCephUser, "Keyring": keyring, "Pool": ceph.Pool(), "HILURL": l.HILURL(), "ProvNet": ProvisioningNetwork,
-		"BridgeAddr": br, "Bridge": l.Bridge, "RangeStart": prefix + ".100", "RangeEnd": prefix + ".199",
-		"Netmask": "255.255.255.0",
-	})
+	err = bmidConfig.Execute(&b, bmidConfigData(l.LabAddr, l.Dir, strings.Split(l.Bridge4, "/")[0], pwFile, ceph.ConfPath(), keyring,
+		ceph.Pool(), l.HILURL()))
 	if err != nil {
 		return err
 	}
@@ -384,4 +390,20 @@ func (l *Lab) stopServices(ctx context.Context, keepData bool) error {
 		_ = os.Remove(l.servicesPath())
 	}
 	return errors.Join(errs...)
+}
+
+// bmidConfigData is what the bmid.yaml template is filled with.
+func bmidConfigData(labAddr, dir, bridgeAddr, pwFile, cephConf, keyring, pool, hilURL string) map[string]any {
+	var nets []map[string]any
+	for _, n := range ProjectNetworks {
+		base := n.Addr.Masked().Addr().As4()
+		at := func(last byte) string { return netip.AddrFrom4([4]byte{base[0], base[1], base[2], last}).String() }
+		nets = append(nets, map[string]any{"Name": n.Name, "VLAN": n.VLAN, "Addr": n.Addr.String(), "Host": n.Addr.Addr().String(),
+			"RangeStart": at(100), "RangeEnd": at(199)})
+	}
+	return map[string]any{
+		"HILUser": HILBMIUser, "HILPasswordFile": pwFile,
+		"AdminProject": AdminProject, "APIPort": APIPort, "BootPort": BootPort, "LabAddr": labAddr, "Dir": dir, "CephConf": cephConf,
+		"CephID": BmidCephUser, "Keyring": keyring, "Pool": pool, "HILURL": hilURL, "BridgeAddr": bridgeAddr, "Networks": nets,
+	}
 }

@@ -49,7 +49,7 @@ var Capabilities = []struct {
 	{CapTwoTenants, "a second tenant (other_project, credentials.other)"},
 	{CapHILStop, "a HIL the suite may stop and start (hil_control)"},
 	{CapCephStop, "a Ceph the suite may stop and start (ceph_control)"},
-	{CapFoothold, "a foothold on the provisioning network"},
+	{CapFoothold, "a foothold on the provisioning network (foothold)"},
 	{CapBmidRestart, "bmid may be restarted under running nodes (stayup_image, bmid_restart)"},
 }
 
@@ -58,6 +58,7 @@ var tagAliases = map[string]Capability{
 	"@lab":      CapBoots,
 	"@hil-down": CapHILStop,
 	"@restart":  CapBmidRestart,
+	"@attacker": CapFoothold,
 }
 
 // ParseCapability checks a capability name.
@@ -162,6 +163,10 @@ func (s *Site) validateCapabilities() error {
 		case CapCephStop:
 			if s.CephSwitch == nil {
 				missing = "ceph_control (commands that stop and start Ceph)"
+			}
+		case CapFoothold:
+			if s.Foothold == nil {
+				missing = "foothold (command, address, boot_url and portal)"
 			}
 		case CapBmidRestart:
 			if !s.Can(CapBoots) || s.StayUpImage == "" || s.BmidRestart[RestartGraceful] == "" ||

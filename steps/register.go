@@ -58,4 +58,5 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerSite(sc)
 	registerHILDown(sc)
 	registerCephDown(sc)
+	registerAttacker(sc)
 }

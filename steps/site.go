@@ -89,6 +89,24 @@ type Site struct {
 	CephSwitch CephSwitch
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
+	// Foothold, when set, is a machine on the provisioning network that
+	// is no node (capability "foothold"): the @attacker scenarios run
+	// their clients there.
+	Foothold *Foothold
+}
+
+// Foothold is where an attacker's clients (curl, libiscsi's tools) run
+// on the provisioning network, and bmid as seen from there.
+type Foothold struct {
+	// Command is the argv prefix that runs a program there ("ip netns
+	// exec bmilab-x-fh", "ssh attacker@host").
+	Command []string
+	// Address is the foothold's own address (the source bmid records).
+	Address string
+	// BootURL is the boot listener it reaches (http://host:port).
+	BootURL string
+	// Portal is the iSCSI portal it reaches (host:port).
+	Portal string
 }
 
 // TwoTenants says the site has a second tenant (capability two-tenants).

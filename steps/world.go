@@ -48,6 +48,7 @@ type World struct {
 	cephName   map[string]string     // Ceph names of removed images, by alias
 	boots      map[string]labBoot    // what each node's console showed, by alias
 	stayUp     map[string]int64      // stay-up nodes: console offset at the last event, by alias
+	attack     attackLog             // what the foothold tried (@attacker)
 }
 
 type worldKey struct{}

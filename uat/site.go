@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -85,6 +87,17 @@ type SiteFile struct {
 	// StayUpImage is an image of project that boots the lab's stay-up test
 	// OS; with BmidRestart it is what capability bmid-restart needs.
 	StayUpImage string `yaml:"stayup_image"`
+	// Foothold is a machine on the provisioning network that is no node
+	// (capability "foothold", the @attacker scenarios): command is the
+	// argv prefix its clients run under (split on blanks), address its
+	// own address, boot_url and portal bmid's boot listener and iSCSI
+	// portal as it reaches them. All four, or none.
+	Foothold struct {
+		Command string `yaml:"command"`
+		Address string `yaml:"address"`
+		BootURL string `yaml:"boot_url"`
+		Portal  string `yaml:"portal"`
+	} `yaml:"foothold"`
 	// BmidRestart are shell commands that restart the site's bmid and
 	// return once it serves again.
 	BmidRestart struct {
@@ -215,6 +228,9 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 		}
 		*fl.dst = v
 	}
+	if err := f.foothold(s, getenv); err != nil {
+		return nil, err
+	}
 	// an address given in CIDR form (bmi-lab env's BMI_LAB_BRIDGE_IPV4) is
 	// taken without its prefix length
 	if host, port, ok := strings.Cut(s.Portal, ":"); ok && strings.Contains(host, "/") {
@@ -287,4 +303,40 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 		return nil, err
 	}
 	return s, nil
+}
+
+// foothold fills s.Foothold from the foothold key: all of its keys or none.
+func (f *SiteFile) foothold(s *steps.Site, getenv func(string) string) error {
+	fh := f.Foothold
+	vals := map[string]*string{"foothold.command": &fh.Command, "foothold.address": &fh.Address,
+		"foothold.boot_url": &fh.BootURL, "foothold.portal": &fh.Portal}
+	set := 0
+	for key, v := range vals {
+		x, err := expand(key, *v, getenv)
+		if err != nil {
+			return err
+		}
+		if *v = strings.TrimSpace(x); *v != "" {
+			set++
+		}
+	}
+	if set == 0 {
+		return nil
+	}
+	for _, key := range []string{"foothold.command", "foothold.address", "foothold.boot_url", "foothold.portal"} {
+		if *vals[key] == "" {
+			return fmt.Errorf("%s: required when foothold is set (command, address, boot_url and portal)", key)
+		}
+	}
+	if net.ParseIP(fh.Address) == nil {
+		return fmt.Errorf("foothold.address: %q is not an IP address", fh.Address)
+	}
+	if u, err := url.Parse(fh.BootURL); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("foothold.boot_url: %q is not an http URL", fh.BootURL)
+	}
+	if _, _, err := net.SplitHostPort(fh.Portal); err != nil {
+		return fmt.Errorf("foothold.portal: %q: want host:port", fh.Portal)
+	}
+	s.Foothold = &steps.Foothold{Command: strings.Fields(fh.Command), Address: fh.Address, BootURL: fh.BootURL, Portal: fh.Portal}
+	return nil
 }

@@ -331,6 +331,9 @@ func (n *Net) Down(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("lab %q: %w", n.cfg.Name, err))
 		}
 	}
+	if err := n.downFoothold(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if n.Exists() {
 		if _, err := proc.Run(ctx, "ip", "netns", "del", n.Namespace()); err != nil {
 			errs = append(errs, fmt.Errorf("lab %q: delete namespace: %w", n.cfg.Name, err))
@@ -353,4 +356,87 @@ func (n *Net) Down(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// AddNetwork makes VLAN vlan's bridge, up, with this host's address addr
+// on it and a ULA (fd77:0:0:<vlan>::1/64, for IPv6 router advertisements):
+// one more provisioning network for bmid to serve (per-project
+// provisioning networks). It is idempotent.
+func (n *Net) AddNetwork(ctx context.Context, vlan int, addr netip.Prefix) error {
+	if vlan < 1 || vlan > 4094 || !addr.Addr().Is4() {
+		return fmt.Errorf("lab %q: network VLAN %d address %s: want 1..4094 and an IPv4 prefix: %w", n.cfg.Name, vlan, addr, fault.ErrInvalid)
+	}
+	if err := n.ensureBridge(ctx, vlan); err != nil {
+		return err
+	}
+	br := BridgeName(vlan)
+	addrs, _ := n.ip(ctx, "-o", "addr", "show", "dev", br)
+	ula := fmt.Sprintf("fd77:0:0:%x::1/64", vlan)
+	if !strings.Contains(addrs, " "+addr.String()+" ") {
+		if _, err := n.ip(ctx, "addr", "add", addr.String(), "dev", br); err != nil {
+			return fmt.Errorf("lab %q: VLAN %d: %w", n.cfg.Name, vlan, err)
+		}
+	}
+	if !strings.Contains(addrs, " "+ula+" ") {
+		if _, err := n.ip(ctx, "addr", "add", ula, "dev", br, "nodad"); err != nil {
+			return fmt.Errorf("lab %q: VLAN %d: %w", n.cfg.Name, vlan, err)
+		}
+	}
+	return nil
+}
+
+// FootholdNamespace is the namespace of the lab's foothold on the
+// provisioning network (AddFoothold).
+func (n *Net) FootholdNamespace() string { return n.Namespace() + "-fh" }
+
+// AddFoothold makes the lab's foothold: a namespace of its own
+// (FootholdNamespace) with a veth on VLAN vlan's bridge and addr on it,
+// a machine on that provisioning network that is no node (the UAT's
+// @attacker scenarios run their clients there). It is idempotent; Down
+// removes it.
+func (n *Net) AddFoothold(ctx context.Context, vlan int, addr netip.Prefix) error {
+	if err := n.ensureBridge(ctx, vlan); err != nil {
+		return err
+	}
+	fh := n.FootholdNamespace()
+	if _, err := proc.Run(ctx, "ip", "netns", "pids", fh); err != nil {
+		if _, err := proc.Run(ctx, "ip", "netns", "add", fh); err != nil {
+			return fmt.Errorf("lab %q: foothold namespace: %w", n.cfg.Name, err)
+		}
+	}
+	// The lab end is named vlan<N>fh: one of the lab's own links, not a
+	// port (ValidPort refuses vlan*).
+	end := BridgeName(vlan) + "fh"
+	if _, err := n.ip(ctx, "link", "show", end); err != nil {
+		if _, err := n.ip(ctx, "link", "add", end, "type", "veth", "peer", "name", "eth0", "netns", fh); err != nil {
+			return fmt.Errorf("lab %q: foothold link: %w", n.cfg.Name, err)
+		}
+	}
+	steps := [][]string{
+		{"ip", "-n", n.Namespace(), "link", "set", end, "master", BridgeName(vlan)},
+		{"ip", "-n", n.Namespace(), "link", "set", end, "up"},
+		{"ip", "-n", fh, "link", "set", "lo", "up"},
+		{"ip", "-n", fh, "link", "set", "eth0", "up"},
+	}
+	if out, _ := proc.Run(ctx, "ip", "-n", fh, "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+addr.String()+" ") {
+		steps = append(steps, []string{"ip", "-n", fh, "addr", "add", addr.String(), "dev", "eth0"})
+	}
+	for _, s := range steps {
+		if _, err := proc.Run(ctx, s...); err != nil {
+			return fmt.Errorf("lab %q: foothold: %w", n.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// downFoothold deletes the foothold namespace, if there is one.
+func (n *Net) downFoothold(ctx context.Context) error {
+	fh := n.FootholdNamespace()
+	if _, err := proc.Run(ctx, "ip", "netns", "pids", fh); err != nil {
+		return nil
+	}
+	if _, err := proc.Run(ctx, "ip", "netns", "del", fh); err != nil {
+		return fmt.Errorf("lab %q: delete foothold namespace: %w", n.cfg.Name, err)
+	}
+	return nil
 }

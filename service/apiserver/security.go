@@ -192,8 +192,8 @@ func (s *Server) listAudit(c *gin.Context) {
 		}
 		q.Limit = n
 	}
-	if q.Kind != "" && q.Kind != "api" && q.Kind != "iscsi" {
-		s.fail(c, fault.Errorf(fault.Invalid, "kind %.20q: want api or iscsi", q.Kind))
+	if q.Kind != "" && q.Kind != "api" && q.Kind != "iscsi" && q.Kind != "boot" {
+		s.fail(c, fault.Errorf(fault.Invalid, "kind %.20q: want api, iscsi or boot", q.Kind))
 		return
 	}
 	sec, err := s.security()

@@ -93,7 +93,7 @@ func (a *app) auditCmd() *cobra.Command {
 			return a.show(es, t)
 		}),
 	}
-	ls.Flags().StringVar(&q.Kind, "kind", "", "only api or iscsi entries")
+	ls.Flags().StringVar(&q.Kind, "kind", "", "only api, iscsi or boot entries")
 	ls.Flags().StringVar(&q.Actor, "actor", "", "only this user or initiator name")
 	ls.Flags().StringVar(&q.Source, "source", "", "only this client address")
 	ls.Flags().IntVar(&q.Limit, "limit", 100, "at most this many entries")

@@ -191,12 +191,22 @@ type Boot struct {
 	// HTTPListen is the host:port of the provisioning network's own HTTP
 	// listener, which serves iPXE scripts and binaries and nothing else
 	// (the API and /metrics never answer there); empty: no boot HTTP.
+	// With Networks, only its port counts: each network's listener is on
+	// that network's address.
 	HTTPListen string `yaml:"http_listen"`
 	// RequirePowerOn answers DHCP and serves scripts for a node's MAC only
 	// while HIL reports the node powered on, so a host that takes a
 	// powered-off node's MAC gets neither its lease nor its script. It
 	// needs hil.user (BMI's HIL account asks the power status).
 	RequirePowerOn bool `yaml:"require_power_on"`
+	// Networks, when set, gives each project a provisioning network of
+	// its own: BMI creates a HIL network per project (owned by hil.user,
+	// a HIL administrator) on one of these VLANs and serves each on its
+	// own interface, address and pool; a node boots only on its
+	// project's network. It replaces interfaces, base_url,
+	// dhcp.range_start/range_end/netmask/server_ip and
+	// hil.provisioning_network, which must then be empty.
+	Networks []ProvNet `yaml:"networks"`
 	// DHCP configures the DHCP server.
 	DHCP DHCP `yaml:"dhcp"`
 	// TFTP configures the TFTP server for iPXE binaries.
@@ -208,6 +218,26 @@ type Boot struct {
 	// Faults injects drops and delays into the boot services (tests and
 	// the lab only; off by default, logged loudly when on).
 	Faults BootFaults `yaml:"faults"`
+}
+
+// ProvNet is one provisioning network of boot.networks.
+type ProvNet struct {
+	// Name is the HIL network BMI creates for the project this network
+	// is given to.
+	Name string `yaml:"name"`
+	// VLAN is the network's VLAN id (HIL's net_id).
+	VLAN int `yaml:"vlan"`
+	// Interface is this host's interface on that VLAN, where DHCP answers.
+	Interface string `yaml:"interface"`
+	// Address is this host's address on the network with its prefix
+	// length (10.20.101.1/24): DHCP server identifier and TFTP next-server,
+	// the boot HTTP listener (port of boot.http_listen) and the iSCSI
+	// portal nodes of the network log in to (port of iscsi.portal).
+	Address string `yaml:"address"`
+	// RangeStart and RangeEnd bound the network's address pool.
+	RangeStart string `yaml:"range_start"`
+	// RangeEnd is the last address of the pool.
+	RangeEnd string `yaml:"range_end"`
 }
 
 // IPXE tunes the iPXE scripts served at /boot/<mac>.ipxe.
@@ -282,7 +312,9 @@ type DHCP struct {
 
 // TFTP configures the TFTP server.
 type TFTP struct {
-	// Listen is the UDP host:port; empty disables TFTP.
+	// Listen is the UDP host:port; empty disables TFTP. With
+	// boot.networks, only its port counts: each network has a TFTP
+	// server on its own address.
 	Listen string `yaml:"listen"`
 	// Root is the directory of iPXE binaries (Debian's package ipxe puts
 	// them in /usr/lib/ipxe). Requests never leave it.

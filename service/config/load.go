@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -166,8 +167,31 @@ func decodeLeaf(f reflect.Value, n *yaml.Node) error {
 		return fmt.Errorf("want %s", typeHint(f.Type()))
 	}
 	tmp := reflect.New(f.Type())
+	if wantSeq && f.Type().Elem().Kind() == reflect.Struct {
+		return decodeStructs(tmp, f, n)
+	}
 	if err := n.Decode(tmp.Interface()); err != nil {
 		return fmt.Errorf("invalid value %s: want %s", quoteNode(n), typeHint(f.Type()))
+	}
+	f.Set(tmp.Elem())
+	return nil
+}
+
+// decodeStructs decodes a list of mappings strictly: an unknown key in an
+// item is an error naming it.
+func decodeStructs(tmp, f reflect.Value, n *yaml.Node) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(tmp.Interface()); err != nil {
+		msg := err.Error()
+		if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "yaml: ") {
+			msg = msg[i+2:]
+		}
+		return fmt.Errorf("invalid list: %s; want %s", msg, typeHint(f.Type()))
 	}
 	f.Set(tmp.Elem())
 	return nil
@@ -198,6 +222,12 @@ func typeHint(t reflect.Type) string {
 		return "true or false"
 	case t.Kind() == reflect.Int64, t.Kind() == reflect.Int:
 		return "an integer"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		var keys []string
+		for i := 0; i < t.Elem().NumField(); i++ {
+			keys = append(keys, tagName(t.Elem().Field(i)))
+		}
+		return "a list of mappings with keys " + strings.Join(keys, ", ")
 	case t.Kind() == reflect.Slice:
 		return "a list of strings"
 	}

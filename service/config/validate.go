@@ -69,7 +69,7 @@ func (c Config) checks() []check {
 		{"boot.base_url", httpURL(c.Boot.BaseURL, false)},
 		{"boot.http_listen", hostPort(c.Boot.HTTPListen, false)},
 		{"boot.http_listen", distinct(c.Boot.HTTPListen, c.API.Listen, "api.listen")},
-		{"api.listen", management(c.API.Listen, len(c.Boot.Interfaces) > 0 || c.Boot.HTTPListen != "")},
+		{"api.listen", management(c.API.Listen, len(c.Boot.Interfaces) > 0 || c.Boot.HTTPListen != "" || len(c.Boot.Networks) > 0)},
 		{"boot.dhcp.mode", oneOf(c.Boot.DHCP.Mode, "server", "proxy")},
 		{"boot.dhcp.lease_time", positive(int64(c.Boot.DHCP.LeaseTime))},
 		{"boot.dhcp.router", ipv4(c.Boot.DHCP.Router, false)},
@@ -93,6 +93,7 @@ func (c Config) checks() []check {
 		{"security.login_fail_interval", positive(int64(c.Security.LoginFailInterval))},
 		{"security.audit_max_rows", between(int64(c.Security.AuditMaxRows), 1000, 1000000000)},
 	}
+	out = append(out, c.networkChecks()...)
 	if len(c.Boot.Interfaces) > 0 && c.Boot.DHCP.Mode == "server" {
 		out = append(out,
 			check{"boot.dhcp.range_start", ipv4(c.Boot.DHCP.RangeStart, true)},

@@ -49,6 +49,11 @@ func (s *Service) RemoveProject(ctx context.Context, who Principal, name string,
 			return fmt.Errorf("remove project %q: %w", name, err)
 		}
 	}
+	// The network first: a crash after it leaves the project with a
+	// network its next provision creates again.
+	if err := s.releaseProjectNetwork(ctx, name); err != nil {
+		return err
+	}
 	return s.projects.DeleteProject(ctx, name)
 }
 

@@ -19,9 +19,11 @@ import (
 // the parent), inject in the child just before it (to force a rollback),
 // and run is the operation itself.
 type crashScenario struct {
-	setup  func(e *env)
-	inject func(e *env)
-	run    func(e *env) error
+	// perProject runs it with per-project provisioning networks.
+	perProject bool
+	setup      func(e *env)
+	inject     func(e *env)
+	run        func(e *env) error
 }
 
 func crashScenarios() map[string]crashScenario {
@@ -64,6 +66,16 @@ func crashScenarios() map[string]crashScenario {
 			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
 		}},
 		"deprovision": {setup: provision, run: func(e *env) error { return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0") }},
+		"provision per-project": {perProject: true, run: func(e *env) error {
+			return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+		}},
+		"provision per-project rollback": {perProject: true, inject: func(e *env) { e.nets.FailConnect = fault.Errorf(fault.Unavailable, "injected") },
+			run: func(e *env) error {
+				return second(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+			}},
+		"deprovision per-project": {perProject: true, setup: provision, run: func(e *env) error {
+			return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0")
+		}},
 		"set boot": {setup: disk, run: func(e *env) error {
 			return second(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
 		}},
@@ -108,6 +120,7 @@ func TestCrashChild(t *testing.T) {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	}
+	e.nets.Mid = func(method string) { e.images.Mid(method, "") }
 	if sc.inject != nil {
 		sc.inject(e)
 	}
@@ -148,7 +161,7 @@ func testCrash(t *testing.T, engine string) {
 	for _, name := range names {
 		sc := crashScenarios()[name]
 		t.Run(name, func(t *testing.T) {
-			ref := seededOn(t, engine)
+			ref := seededWith(t, engine, sc.perProject)
 			if sc.setup != nil {
 				sc.setup(ref)
 			}
@@ -160,13 +173,15 @@ func testCrash(t *testing.T, engine string) {
 				last := points[len(points)-1]
 				points = append(points, killPoint{last.kind, last.seq, "in-" + method})
 			}
+			// Inside a HIL network call: HIL changed, BMI not told.
+			ref.nets.Mid = func(method string) { ref.images.Mid(method, "") }
 			if sc.inject != nil {
 				sc.inject(ref)
 			}
 			refErr := sc.run(ref)
 			ref.svc.SetCrashHook(nil)
-			ref.images.Mid = nil
-			ref.images.Fail, ref.exp.Fail = map[string]error{}, nil
+			ref.images.Mid, ref.nets.Mid = nil, nil
+			ref.images.Fail, ref.exp.Fail, ref.nets.FailConnect = map[string]error{}, nil, nil
 			after := ref.state()
 			if sc.inject == nil && refErr != nil {
 				t.Fatalf("reference run failed: %v", refErr)
@@ -188,6 +203,9 @@ func testCrash(t *testing.T, engine string) {
 
 func crashAt(t *testing.T, engine, name string, sc crashScenario, p killPoint, before, after string) {
 	dir := envDir(t, engine)
+	if sc.perProject {
+		setPerProject(t, dir)
+	}
 	e := openEnv(t, dir)
 	e.seed()
 	if sc.setup != nil {

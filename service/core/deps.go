@@ -139,6 +139,19 @@ type Nodes interface {
 type Networks interface {
 	ConnectNetwork(ctx context.Context, node, nic, network, channel string) error
 	DetachNetwork(ctx context.Context, node, nic, network string) error
+	// EnsureNetwork creates the HIL network of a project's provisioning
+	// network (owned by BMI's account, open to project, on vlan) unless
+	// it exists; DeleteNetwork removes it (a missing one is fine).
+	EnsureNetwork(ctx context.Context, network, project string, vlan int) error
+	DeleteNetwork(ctx context.Context, network string) error
+}
+
+// ProjectNets records which provisioning network each project was given
+// (per-project provisioning networks).
+type ProjectNets interface {
+	ProjectNetwork(ctx context.Context, project string) (string, error)
+	ClaimProjectNetwork(ctx context.Context, project string, candidates []string) (string, error)
+	ReleaseProjectNetwork(ctx context.Context, project string) error
 }
 
 // Authorizer decides who may do what (HIL, through the daemon's adapter):

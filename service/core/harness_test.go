@@ -39,6 +39,23 @@ type env struct {
 	hil    *coretest.HIL
 	nets   *coretest.Networks
 	svc    *core.Service
+	// perProject: the BMI gives each project a provisioning network of
+	// its own (projectNetworks), set by a marker file in dir.
+	perProject bool
+}
+
+// perProjectMarker in an env's directory opens it with per-project
+// provisioning networks.
+const perProjectMarker = "per-project-networks"
+
+var projectNetworks = []core.ProjectNetwork{{Name: "prov-101", VLAN: 101}, {Name: "prov-102", VLAN: 102}}
+
+// setPerProject makes dir's env use per-project networks.
+func setPerProject(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, perProjectMarker), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newHIL() *coretest.HIL {
@@ -104,17 +121,23 @@ func openDB(t testing.TB, dir string) *env {
 }
 
 // service returns a core on the env's database and fakes, as gateway gw
-// (nil: the only bmid on its database).
+// (nil: the only bmid on its database); with per-project networks when
+// the env's directory has the marker.
 func (e *env) service(t testing.TB, gw *store.Gateway) *core.Service {
 	t.Helper()
 	db := e.db
+	cfg := core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
+		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"}
+	if _, err := os.Stat(filepath.Join(e.dir, perProjectMarker)); err == nil {
+		e.perProject = true
+		cfg.ProvisioningNetwork, cfg.ProjectNetworks = "", projectNetworks
+	}
 	d := core.Deps{Projects: db, Rows: db, Targets: db, Boots: db, Leases: db, Journal: db, Images: e.images, Exporter: e.exp,
-		Files: e.files, Nodes: e.hil, Networks: e.nets, Auth: e.hil, Log: logging.Discard()}
+		Files: e.files, Nodes: e.hil, Networks: e.nets, ProjectNets: db, Auth: e.hil, Log: logging.Discard()}
 	if gw != nil {
 		d.Gateway = gw
 	}
-	svc, err := core.New(core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
-		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"}, d)
+	svc, err := core.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +169,20 @@ func seeded(t testing.TB) *env {
 }
 
 // seededOn is seeded with the state database on engine (see envDir).
-func seededOn(t testing.TB, engine string) *env {
+func seededOn(t testing.TB, engine string) *env { return seededWith(t, engine, false) }
+
+// seededMode is seeded, with per-project networks when perProject.
+func seededMode(t testing.TB, perProject bool) *env { return seededWith(t, "sqlite", perProject) }
+
+// seededWith is seeded with the state database on engine, with
+// per-project networks when perProject.
+func seededWith(t testing.TB, engine string, perProject bool) *env {
 	t.Helper()
-	e := openEnv(t, envDir(t, engine))
+	dir := envDir(t, engine)
+	if perProject {
+		setPerProject(t, dir)
+	}
+	e := openEnv(t, dir)
 	e.seed()
 	return e
 }
@@ -320,9 +354,17 @@ func (e *env) checkConsistent() {
 			e.t.Errorf("NIC %s is on the provisioning network but not provisioned", k)
 		}
 	}
-	for k := range onNet {
-		if e.nets.On[k] != "bmi-provision" {
-			e.t.Errorf("provisioned NIC %s is not on the provisioning network", k)
+	for _, b := range boots {
+		k := b.Node + "/" + b.NIC
+		want := "bmi-provision"
+		if e.perProject {
+			want, _ = e.db.ProjectNetwork(ctx, b.Project)
+			if e.nets.Nets[want] == "" {
+				e.t.Errorf("provisioning network %q of project %s was not created in HIL", want, b.Project)
+			}
+		}
+		if onNet[k] && e.nets.On[k] != want {
+			e.t.Errorf("provisioned NIC %s is on network %q, not its provisioning network %q", k, e.nets.On[k], want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/opjournal"
@@ -20,7 +21,9 @@ type provisionData struct {
 }
 
 // provisionOp: the disk (row, clone, target record, export), the boot
-// config and files, the provisioning network, then ready (the commit).
+// config and files, the project's provisioning network (per-project
+// networks), the node's connection to the provisioning network, then ready
+// (the commit).
 func (s *Service) provisionOp() *opjournal.Op[provisionData] {
 	row := func(d *provisionData) *newRow { return &d.newRow }
 	boot := func(d *provisionData) *nodeBoot { return &d.nodeBoot }
@@ -33,6 +36,7 @@ func (s *Service) provisionOp() *opjournal.Op[provisionData] {
 			exportStep(s, func(d *provisionData) (int64, string) { return d.ImageID, d.Ceph }),
 			putBootStep(s, func(d *provisionData) (*nodeBoot, string, int64) { return &d.nodeBoot, d.Project, d.ImageID }),
 			writeFilesStep(s, boot),
+			projectNetworkStep(s, func(d *provisionData) (*network, string) { return &d.network, d.Project }),
 			{
 				Name: "connect network",
 				Do: func(ctx context.Context, r *run[provisionData]) error {
@@ -156,6 +160,13 @@ func (s *Service) Deprovision(ctx context.Context, who Principal, project, node,
 		nodeBoot: nodeBoot{Node: node, NIC: b.NIC, MAC: b.MAC, OwnsDisk: true, Prev: &b},
 		network:  network{Network: s.cfg.ProvisioningNetwork},
 	}
+	if len(s.cfg.ProjectNetworks) > 0 {
+		n, err := s.projNets.ProjectNetwork(ctx, project)
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			return err
+		}
+		d.network.Network = n // none: the node was provisioned before the project had one
+	}
 	return start(ctx, s, s.ops.deprovision, describeOp(project, node, who), d)
 }
 
@@ -166,4 +177,55 @@ func (s *Service) detach(ctx context.Context, b nodeBoot, n network) error {
 		return nil
 	}
 	return s.networks.DetachNetwork(ctx, b.Node, b.NIC, n.Network)
+}
+
+// projectNetworkStep gives the operation's project its provisioning
+// network when networks are per project: the one it has, or a free one of
+// the configuration, created in HIL if it is not there yet; the network
+// is journaled for the steps after. It has no undo: the network is the
+// project's, not the node's, and stays with the project (reused by its
+// next provision) until the project is removed.
+func projectNetworkStep[D any](s *Service, data func(*D) (*network, string)) step[D] {
+	return step[D]{Name: "project network", Do: func(ctx context.Context, r *run[D]) error {
+		if len(s.cfg.ProjectNetworks) == 0 {
+			return nil
+		}
+		n, project := data(&r.Data)
+		names := make([]string, len(s.cfg.ProjectNetworks))
+		for i, pn := range s.cfg.ProjectNetworks {
+			names[i] = pn.Name
+		}
+		name, err := s.projNets.ClaimProjectNetwork(ctx, project, names)
+		if err != nil {
+			return err
+		}
+		i := slices.Index(names, name)
+		if i < 0 {
+			return fault.Errorf(fault.Conflict, "project %q has provisioning network %q, which boot.networks no longer lists: "+
+				"put it back, or remove the project's nodes and the project", project, name)
+		}
+		if err := s.networks.EnsureNetwork(ctx, name, project, s.cfg.ProjectNetworks[i].VLAN); err != nil {
+			return fmt.Errorf("provisioning network %q of project %q: %w", name, project, err)
+		}
+		n.Network = name
+		return nil
+	}}
+}
+
+// releaseProjectNetwork deletes a removed project's provisioning network
+// in HIL and gives it back to the pool (per-project networks).
+func (s *Service) releaseProjectNetwork(ctx context.Context, project string) error {
+	if len(s.cfg.ProjectNetworks) == 0 {
+		return nil
+	}
+	name, err := s.projNets.ProjectNetwork(ctx, project)
+	if errors.Is(err, fault.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := s.networks.DeleteNetwork(ctx, name); err != nil {
+		return fmt.Errorf("provisioning network %q of project %q: %w", name, project, err)
+	}
+	return s.projNets.ReleaseProjectNetwork(ctx, project)
 }

@@ -30,6 +30,19 @@ type Config struct {
 	ProvisioningNetwork string
 	// Channel is the HIL channel of ProvisioningNetwork ("vlan/native").
 	Channel string
+	// ProjectNetworks, when set, gives each project a provisioning
+	// network of its own, one of these (instead of ProvisioningNetwork):
+	// Provision connects the node to its project's network (on Channel),
+	// creating the network in HIL on first use; Deprovision detaches it.
+	ProjectNetworks []ProjectNetwork
+}
+
+// ProjectNetwork is one provisioning network a project can be given.
+type ProjectNetwork struct {
+	// Name is the HIL network BMI creates.
+	Name string
+	// VLAN is its VLAN id (HIL net_id).
+	VLAN int
 }
 
 // Deps are the collaborators. Files may be nil (no legacy file mode).
@@ -44,9 +57,12 @@ type Deps struct {
 	Exporter Exporter
 	Files    BootFiles
 	Nodes    Nodes
-	// Networks is required when Config.ProvisioningNetwork is set.
+	// Networks is required when Config.ProvisioningNetwork or
+	// Config.ProjectNetworks is set.
 	Networks Networks
-	Auth     Authorizer
+	// ProjectNets is required when Config.ProjectNetworks is set.
+	ProjectNets ProjectNets
+	Auth        Authorizer
 	// Gateway, when set, makes this bmid one gateway among several on a
 	// shared state database (locks in the database, take-over of dead
 	// gateways); nil: the only bmid on its database.
@@ -68,6 +84,7 @@ type Service struct {
 	files    BootFiles
 	nodes    Nodes
 	networks Networks
+	projNets ProjectNets
 	auth     Authorizer
 	log      *slog.Logger
 	locks    *locker
@@ -102,9 +119,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, fault.Errorf(fault.Invalid, "core: images, exporter, nodes, auth and log are required")
 	case cfg.ProvisioningNetwork != "" && (d.Networks == nil || cfg.Channel == ""):
 		return nil, fault.Errorf(fault.Invalid, "core: a provisioning network needs a HIL account for network changes and a channel")
+	case len(cfg.ProjectNetworks) > 0 && (d.Networks == nil || d.ProjectNets == nil || cfg.Channel == "" || cfg.ProvisioningNetwork != ""):
+		return nil, fault.Errorf(fault.Invalid, "core: per-project networks need a HIL account for network changes, the project-network table and a channel, and no shared provisioning network")
 	}
 	s := &Service{cfg: cfg, projects: d.Projects, rows: d.Rows, targets: d.Targets, boots: d.Boots, leases: d.Leases, journal: d.Journal,
-		ceph: d.Images, exporter: d.Exporter, files: d.Files, nodes: d.Nodes, networks: d.Networks, auth: d.Auth,
+		ceph: d.Images, exporter: d.Exporter, files: d.Files, nodes: d.Nodes, networks: d.Networks, projNets: d.ProjectNets, auth: d.Auth,
 		log: d.Log, locks: newLocker(), gateway: d.Gateway}
 	s.ops = operations{
 		imp: s.copyOp("import"), copy: s.copyOp("copy"), snapshot: s.copyOp("snapshot"),

@@ -31,12 +31,10 @@ type bootSpecs struct {
 	power  *guard.PowerGate // nil: boot.require_power_on is off
 	// initiator names a node's initiator (the name its ACL entry has).
 	initiator func(node string) string
+	// net, when set, withholds the boot configs of other projects'
+	// nodes: these specs serve one per-project provisioning network.
+	net *guard.NetworkGate
 }
-
-var (
-	_ ipxe.BootSpecs = bootSpecs{}
-	_ dhcpd.Nodes    = bootSpecs{}
-)
 
 func (b bootSpecs) spec(bc core.BootConfig, t core.Target) ipxe.Spec {
 	return ipxe.Spec{Node: bc.Node, Disk: bc.Disk, Portal: b.portal, Port: b.port, LUN: 0, TargetIQN: t.IQN,
@@ -49,6 +47,9 @@ func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spe
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
+	if err := b.net.Allow(ctx, bc.Node, bc.Project, bc.MAC); err != nil {
+		return ipxe.Spec{}, err
+	}
 	if err := b.power.Allow(ctx, bc.Node); err != nil {
 		return ipxe.Spec{}, err
 	}
@@ -58,6 +59,9 @@ func (b bootSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spe
 func (b bootSpecs) BootNode(ctx context.Context, mac net.HardwareAddr) (string, error) {
 	bc, _, err := b.svc.BootTarget(ctx, mac.String())
 	if err != nil {
+		return "", err
+	}
+	if err := b.net.Allow(ctx, bc.Node, bc.Project, bc.MAC); err != nil {
 		return "", err
 	}
 	return bc.Node, b.power.Allow(ctx, bc.Node)

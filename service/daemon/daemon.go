@@ -42,6 +42,9 @@ type Daemon struct {
 	dhcp     *dhcpd.Server
 	tftp     *tftpd.Server
 	bootHTTP *ipxe.Server
+	// provNets are the per-project provisioning networks' boot services
+	// (boot.networks), instead of dhcp and bootHTTP.
+	provNets []provNet
 	sec      *security
 	hil      *hil.Client
 	timeline *boot.Timeline
@@ -107,13 +110,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		}
 		deps.Networks = hilNetworks{c: hc, cred: hil.Credentials{User: cfg.HIL.User, Password: pw}}
 	}
+	if len(cfg.Boot.Networks) > 0 {
+		deps.ProjectNets = d.db
+	}
 	if cfg.Boot.Files.Enabled {
 		deps.Files = files{w: &bootfiles.Writer{PXELinuxDir: cfg.Boot.Files.PXELinuxDir, IPXEDir: cfg.Boot.Files.IPXEDir,
 			Interface: cfg.Boot.Files.IPXEInterface, Log: log.With("component", "bootfiles")}, portal: host}
 	}
 	if d.svc, err = core.New(core.Config{UID: cfg.UID, Snapshot: cfg.Ceph.Snapshot, IQNPrefix: cfg.ISCSI.IQNPrefix,
 		AdminProject: cfg.AdminProject, BusyWait: cfg.Ceph.BusyWait,
-		ProvisioningNetwork: cfg.HIL.ProvisioningNetwork, Channel: cfg.HIL.Channel}, deps); err != nil {
+		ProvisioningNetwork: cfg.HIL.ProvisioningNetwork, Channel: cfg.HIL.Channel,
+		ProjectNetworks: projectNetworks(cfg.Boot.Networks)}, deps); err != nil {
 		return nil, err
 	}
 	d.sec.svc = d.svc
@@ -134,7 +141,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.buildBoot(specs); err != nil {
 		return nil, err
 	}
-	if err := d.buildBootHTTP(specs); err != nil {
+	if len(cfg.Boot.Networks) > 0 {
+		if err := d.buildProvNets(specs); err != nil {
+			return nil, err
+		}
+	} else if err := d.buildBootHTTP(specs); err != nil {
 		return nil, err
 	}
 	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
@@ -158,7 +169,7 @@ func (d *Daemon) buildBootHTTP(specs bootSpecs) error {
 		return err
 	}
 	h := &ipxe.Handler{Specs: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
-		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease}
+		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease, Refused: d.scriptRefused}
 	if d.dhcp != nil {
 		h.Clients = d.dhcp
 	}
@@ -193,6 +204,9 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 		if err := d.dhcp.Check(); err != nil {
 			return err
 		}
+	}
+	if len(b.Networks) > 0 {
+		return nil // each network has its own (buildProvNets)
 	}
 	var clients tftpd.Clients
 	if d.dhcp != nil {
@@ -290,6 +304,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.bootHTTP != nil {
 		g.Go(func() error { return d.bootHTTP.Serve(gctx) })
+	}
+	for _, n := range d.provNets {
+		g.Go(func() error { return n.dhcp.Serve(gctx) })
+		g.Go(func() error { return n.http.Serve(gctx) })
+		if n.tftp != nil {
+			g.Go(func() error { return n.tftp.Serve(gctx) })
+		}
 	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
 	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen, "boot_http", d.cfg.Boot.HTTPListen)

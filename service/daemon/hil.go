@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -170,4 +173,45 @@ func (n hilNetworks) DetachNetwork(ctx context.Context, node, nic, network strin
 		return fmt.Errorf("detach NIC %q of node %q from network %q: %w", nic, node, network, err)
 	}
 	return nil
+}
+
+// EnsureNetwork creates a project's provisioning network as HIL's
+// administrator (owner admin, open to the project only, on vlan), or
+// checks the one that exists is that network.
+func (n hilNetworks) EnsureNetwork(ctx context.Context, network, project string, vlan int) error {
+	check := func(nw hil.Network) error {
+		if id, _ := nw.VLAN(); id != strconv.Itoa(vlan) || !slices.Equal(nw.Access, []string{project}) {
+			return fault.Errorf(fault.Conflict, "HIL network %q exists but is not project %q's provisioning network (VLAN %s, access %v; want VLAN %d, access %s): "+
+				"remove it from HIL or from boot.networks", network, project, id, nw.Access, vlan, project)
+		}
+		return nil
+	}
+	nw, err := n.c.ShowNetwork(ctx, n.cred, network)
+	if err == nil {
+		return check(nw)
+	}
+	if !errors.Is(err, fault.ErrNotFound) {
+		return err
+	}
+	err = n.c.CreateNetwork(ctx, n.cred, network, "admin", project, strconv.Itoa(vlan))
+	if errors.Is(err, fault.ErrConflict) || errors.Is(err, fault.ErrExists) {
+		if nw, serr := n.c.ShowNetwork(ctx, n.cred, network); serr == nil {
+			return check(nw)
+		}
+	}
+	if errors.Is(err, fault.ErrForbidden) {
+		return fmt.Errorf("create HIL network %q: BMI's HIL account %q must be a HIL administrator to create provisioning networks: %w",
+			network, n.cred.User, err)
+	}
+	return err
+}
+
+// DeleteNetwork deletes a provisioning network from HIL; one already gone
+// is fine.
+func (n hilNetworks) DeleteNetwork(ctx context.Context, network string) error {
+	err := n.c.DeleteNetwork(ctx, n.cred, network)
+	if errors.Is(err, fault.ErrNotFound) {
+		return nil
+	}
+	return err
 }

@@ -184,3 +184,17 @@ func (c *Client) CheckProjectAccess(ctx context.Context, cred Credentials, proje
 	return c.do(ctx, cred, "check access of user "+quote(cred.User)+" to project "+quote(project),
 		http.MethodGet, "/project/"+p(project)+"/nodes", nil, nil)
 }
+
+// CreateNetwork is PUT /v0/network/<network> {"owner", "access", "net_id"}:
+// owner "admin" (an administrator's call) or a project; access "" (public)
+// or one project; netID the VLAN id, or "" for HIL to allocate one.
+func (c *Client) CreateNetwork(ctx context.Context, cred Credentials, network, owner, access, netID string) error {
+	return c.do(ctx, cred, "create network "+quote(network), http.MethodPut, "/network/"+p(network),
+		map[string]string{"owner": owner, "access": access, "net_id": netID}, nil)
+}
+
+// DeleteNetwork is DELETE /v0/network/<network>; HIL refuses (conflict)
+// while NICs are on it.
+func (c *Client) DeleteNetwork(ctx context.Context, cred Credentials, network string) error {
+	return c.do(ctx, cred, "delete network "+quote(network), http.MethodDelete, "/network/"+p(network), nil, nil)
+}

@@ -70,6 +70,29 @@ type Handler struct {
 	Tokens *Tokens
 	// Faults drops or delays requests (tests and the lab only).
 	Faults boot.Faults
+	// Refused, when set, is told of every script withheld (403, or the
+	// no-boot-config script): the client's address, the MAC asked for and
+	// why (bmid's audit log).
+	Refused func(ctx context.Context, remote string, mac net.HardwareAddr, why string)
+}
+
+// refuse answers 403 and reports it.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, log *slog.Logger, mac net.HardwareAddr, why string) {
+	log.Warn("refused ipxe script: " + why)
+	h.report(r, mac, why)
+	http.Error(w, "forbidden", http.StatusForbidden)
+}
+
+// report tells Refused of a script withheld.
+func (h *Handler) report(r *http.Request, mac net.HardwareAddr, why string) {
+	if h.Refused == nil {
+		return
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	h.Refused(r.Context(), host, mac, why)
 }
 
 // ServeHTTP implements http.Handler.
@@ -127,18 +150,19 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *slog.
 	switch {
 	case errors.Is(err, fault.ErrNotFound):
 		log.Info("no boot config; serving the no-boot-config script", "err", err)
+		// A machine that boots gets here only through DHCP, which does not
+		// answer a MAC without a boot config: report it like a refusal.
+		h.report(r, mac, "no boot config served: "+err.Error())
 		body, err = h.Renderer.NoConfig(mac, "BMI has no boot config for this machine")
 	case err != nil:
 		log.Error("boot config lookup failed", "err", err)
 		http.Error(w, "boot config lookup failed", http.StatusServiceUnavailable)
 		return
 	case !h.leaseHolder(r, mac):
-		log.Warn("refused ipxe script: the client does not hold the DHCP lease of this MAC")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		h.refuse(w, r, log, mac, "the client does not hold the DHCP lease of this MAC")
 		return
 	case h.Tokens != nil && !h.Tokens.Redeem(mac, r.URL.Query().Get("token")):
-		log.Warn("refused ipxe script: no valid one-time token for this MAC (the URL must come from bmid's DHCP answer of this boot)")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		h.refuse(w, r, log, mac, "no valid one-time token for this MAC (the URL must come from bmid's DHCP answer of this boot)")
 		return
 	default:
 		body, err = h.Renderer.Script(spec)

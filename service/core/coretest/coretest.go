@@ -536,38 +536,73 @@ func (h *HIL) MAC(ctx context.Context, who core.Principal, node, nic string) (st
 	return mac, nil
 }
 
-// Networks records which NIC is on which network, persisted in a file
-// so that it survives a killed process (HIL is another process).
+// Networks records which NIC is on which network and which networks BMI
+// created, persisted in a file so that it survives a killed process (HIL
+// is another process).
 type Networks struct {
 	mu   sync.Mutex
 	path string
 	On   map[string]string // node/nic → network
+	// Nets are the networks EnsureNetwork created: name → "project/vlan".
+	Nets map[string]string
+	// Mid, when set, is called in the middle of EnsureNetwork,
+	// ConnectNetwork and DetachNetwork, after the change is made and before
+	// it is saved (crash tests kill the process there: HIL did it, BMI
+	// did not hear back).
+	Mid func(method string)
+	// FailConnect, when set, fails every ConnectNetwork.
+	FailConnect error
 }
 
-// NewNetworks returns the NIC-to-network map saved in path, or an empty one.
+type networksFile struct {
+	On   map[string]string `json:"on"`
+	Nets map[string]string `json:"nets"`
+}
+
+// NewNetworks returns the networks saved in path, or none.
 func NewNetworks(path string) *Networks {
-	n := &Networks{path: path, On: map[string]string{}}
-	if b, err := os.ReadFile(path); err == nil {
-		_ = json.Unmarshal(b, &n.On)
+	n := &Networks{path: path, On: map[string]string{}, Nets: map[string]string{}}
+	var f networksFile
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &f) == nil {
+		if f.On != nil {
+			n.On = f.On
+		}
+		if f.Nets != nil {
+			n.Nets = f.Nets
+		}
 	}
 	return n
 }
 
-func (n *Networks) save() {
-	b, _ := json.Marshal(n.On)
+func (n *Networks) save(method string) {
+	if n.Mid != nil {
+		n.Mid(method)
+	}
+	b, _ := json.Marshal(networksFile{On: n.On, Nets: n.Nets})
 	_ = os.WriteFile(n.path+".tmp", b, 0o600)
 	_ = os.Rename(n.path+".tmp", n.path)
 }
 
-// ConnectNetwork implements the core interface of the same method.
+// ConnectNetwork implements the core interface of the same method. Like
+// HIL, it refuses a network that does not exist (created by EnsureNetwork
+// or listed in Nets by the test) unless no network was ever created.
 func (n *Networks) ConnectNetwork(_ context.Context, node, nic, network, channel string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if channel == "" {
 		return fault.Errorf(fault.Invalid, "no channel")
 	}
+	if n.FailConnect != nil {
+		return n.FailConnect
+	}
+	if _, ok := n.Nets[network]; len(n.Nets) > 0 && !ok {
+		return fault.Errorf(fault.NotFound, "network %q does not exist", network)
+	}
+	if have, ok := n.On[node+"/"+nic]; ok && have != network {
+		return fault.Errorf(fault.Conflict, "NIC %s/%s is on network %q already", node, nic, have)
+	}
 	n.On[node+"/"+nic] = network
-	n.save()
+	n.save("ConnectNetwork")
 	return nil
 }
 
@@ -577,7 +612,40 @@ func (n *Networks) DetachNetwork(_ context.Context, node, nic, network string) e
 	defer n.mu.Unlock()
 	if n.On[node+"/"+nic] == network {
 		delete(n.On, node+"/"+nic)
-		n.save()
+		n.save("DetachNetwork")
+	}
+	return nil
+}
+
+// EnsureNetwork implements the core interface of the same method.
+func (n *Networks) EnsureNetwork(_ context.Context, network, project string, vlan int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	want := fmt.Sprintf("%s/%d", project, vlan)
+	if have, ok := n.Nets[network]; ok {
+		if have != want {
+			return fault.Errorf(fault.Conflict, "network %q exists as %s, not %s", network, have, want)
+		}
+		return nil
+	}
+	n.Nets[network] = want
+	n.save("EnsureNetwork")
+	return nil
+}
+
+// DeleteNetwork implements the core interface of the same method; a
+// network with NICs on it is refused, as HIL does.
+func (n *Networks) DeleteNetwork(_ context.Context, network string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, v := range n.On {
+		if v == network {
+			return fault.Errorf(fault.Conflict, "network %q still has NIC %s on it", network, k)
+		}
+	}
+	if _, ok := n.Nets[network]; ok {
+		delete(n.Nets, network)
+		n.save("DeleteNetwork")
 	}
 	return nil
 }
