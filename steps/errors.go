@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cucumber/godog"
 
@@ -171,6 +172,9 @@ func failsNaming(ctx context.Context, kind, what string) error {
 
 func imagesUnchanged(ctx context.Context) error {
 	w := From(ctx)
+	if err := w.settle(ctx); err != nil {
+		return err
+	}
 	after, err := w.imageNames(ctx)
 	if err != nil {
 		return err
@@ -179,4 +183,42 @@ func imagesUnchanged(ctx context.Context) error {
 		return fmt.Errorf("project %s changed: before %v, after %v", w.site.Project, w.before, after)
 	}
 	return nil
+}
+
+// settleWait bounds how long a check waits for BMI to finish rolling back
+// an operation whose rollback a dependency's outage interrupted.
+const settleWait = 3 * time.Minute
+
+// settle waits until no operation of my project is left to finish: a
+// failed operation whose rollback could not finish (Ceph was down) is
+// still rolling back, and BMI retries it once the dependency is back. A
+// check that "nothing changed" is about the state after that, as an
+// operator reads it in `bmi op ls`.
+func (w *World) settle(ctx context.Context) error {
+	deadline := time.Now().Add(settleWait)
+	for {
+		var pending []string
+		for _, st := range []string{api.OpRunning, api.OpFailed} {
+			ops, err := w.admin.Ops(ctx, st, 100) // the journal is the administrators'
+			if err != nil {
+				return err
+			}
+			for _, o := range ops {
+				if o.Project == w.site.Project {
+					pending = append(pending, fmt.Sprintf("%s %s of %s (%s: %s)", o.ID, o.Kind, o.Target, o.State, o.Error))
+				}
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("operations of project %s still unfinished after %v: %s", w.site.Project, settleWait, strings.Join(pending, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

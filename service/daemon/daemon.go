@@ -343,8 +343,14 @@ func (d *Daemon) audit(ctx context.Context) {
 }
 
 // retryInterval is how often operations that failed after their commit
-// step (or whose rollback did not finish) are retried.
-const retryInterval = 30 * time.Second
+// step (or whose rollback did not finish) are retried: soon after the
+// dependency that failed them is back (Ceph restarted, HIL answering), so
+// a provision refused during an outage leaves nothing behind for long.
+// With none failed, a retry is one query of the journal.
+const retryInterval = 10 * time.Second
+
+// pruneInterval is how often the audit log is cut to its size.
+const pruneInterval = 30 * time.Second
 
 // aclInterval is how often every target's initiator ACL is applied again
 // from the state DB, for changes made outside the API (operations the
@@ -358,6 +364,8 @@ func (d *Daemon) retryLoop(ctx context.Context) {
 	defer t.Stop()
 	acl := time.NewTicker(aclInterval)
 	defer acl.Stop()
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -369,6 +377,7 @@ func (d *Daemon) retryLoop(ctx context.Context) {
 				d.log.Warn("retry of failed operations", "err", err)
 			}
 			d.sec.syncAll(ctx)
+		case <-prune.C:
 			if n, err := d.db.PruneAudit(ctx, d.cfg.Security.AuditMaxRows); err != nil {
 				d.log.Warn("audit log pruning", "err", err)
 			} else if n > 0 {
