@@ -28,7 +28,7 @@ func TestShippedSiteConfigs(t *testing.T) {
 			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab", "BMI_LAB_OTHER_USER": "lab-b", "BMI_LAB_OTHER_PASSWORD": "x",
 			"BMI_LAB_OTHER_PROJECT": "lab-b", "BMI_LAB_FOOTHOLD": "bmilab-lab-fh", "BMI_LAB_FOOTHOLD_ADDR": "10.77.10.66",
 			"BMI_LAB_FOOTHOLD_BOOT_URL": "http://10.77.10.1:8081", "BMI_LAB_FOOTHOLD_PORTAL": "10.77.10.1:3260"},
-			netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop foothold bmid-restart"},
+			netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop ceph-stop foothold bmid-restart"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
