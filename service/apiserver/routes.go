@@ -76,6 +76,7 @@ func (s *Server) routes() {
 	g.GET("/projects/:project/targets/:disk/credentials", s.credentials)
 	g.GET("/audit", s.listAudit)
 
+	v1.GET("/events", s.events) // a stream: not under limitBody's body timeout
 	g.GET("/operations", s.listOps)
 	g.GET("/operations/:id", s.showOp)
 	g.GET("/db/images", s.dbList)

@@ -157,6 +157,16 @@ func waitEnded(olds []*session, d time.Duration) error {
 
 // loginDone tells the guard how a login ended.
 func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
+	if o := t.cfg.Observer; o != nil {
+		result := "refused"
+		switch {
+		case ok:
+			result = "ok"
+		case authFailed:
+			result = "auth_failed"
+		}
+		o.Login(l.discovery, result)
+	}
 	if t.cfg.Guard == nil {
 		return
 	}

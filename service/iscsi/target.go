@@ -54,6 +54,8 @@ type Config struct {
 	Reservations ReservationStore
 	// Guard, when set, may refuse logins up front and hears every outcome.
 	Guard LoginGuard
+	// Observer, when set, hears logins, commands and aborts (metrics).
+	Observer Observer
 }
 
 func (c *Config) setDefaults() {
