@@ -17,6 +17,9 @@ packages=(
   busybox-static linux-image-amd64 syslinux syslinux-common pxelinux dosfstools mtools fdisk cpio kmod
   # real protocol clients of the boot tests
   udhcpc tftp-hpa atftp curl
+  # the status page's browser test and screenshots (headless); systemd-analyze
+  # verify of the packaged units (systemd) and dpkg-deb for the package test
+  chromium systemd
 )
 
 missing=()

@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	e.GET(api.Prefix+"/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", s.spec) })
 
 	s.legacyRoutes()
+	s.uiRoutes()
 
 	v1 := e.Group(api.Prefix, s.authJSON, s.validateParams)
 	// Uploads stream and are not bound by MaxBodyBytes.
@@ -84,7 +85,7 @@ func (s *Server) routes() {
 }
 
 func isLegacyPath(p string) bool {
-	return !strings.HasPrefix(p, api.Prefix) && p != "/healthz" && p != "/readyz" && p != "/metrics"
+	return !strings.HasPrefix(p, api.Prefix) && p != "/healthz" && p != "/readyz" && p != "/metrics" && !strings.HasPrefix(p, "/ui")
 }
 
 func (s *Server) noRoute(c *gin.Context) {

@@ -111,6 +111,8 @@ type Config struct {
 	Security Security
 	// Events, when set, serves the event stream (GET /api/v1/events).
 	Events Events
+	// UI, when set, serves the status page (/ui/).
+	UI UI
 }
 
 // Server is bmid's HTTP server.
@@ -131,6 +133,7 @@ type Server struct {
 	// streams end so that it need not wait for them.
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
+	ui           uiSessions
 }
 
 // New builds the server and its routes. It fails only on a missing

@@ -162,10 +162,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.buildBootHTTP(specs); err != nil {
 		return nil, err
 	}
+	stream := eventStream{bus: d.bus, auth: auth, projects: d.db, adminProject: cfg.AdminProject}
 	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
 		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
 		Security: d.sec, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil),
-		Registry: d.reg, Events: eventStream{bus: d.bus, auth: auth, projects: d.db, adminProject: cfg.AdminProject}})
+		Registry: d.reg, Events: stream, UI: statusPage{svc: d.svc, stream: stream, journal: d.db, timeline: d.timeline}})
 	if err != nil {
 		return nil, err
 	}
