@@ -14,9 +14,13 @@ LDFLAGS   := -X $(MODULE)/service/version.Version=$(VERSION) -X $(MODULE)/servic
 BINARIES  := bmid bmi hil-mock bmi-lab bmi-uat
 # Pinned tool versions (the module proxy refuses @latest for several modules).
 STATICCHECK_VERSION := v0.8.2
+NFPM_VERSION        := v2.48.0
+# Debian package version: ordered by commit time, then the commit.
+PKG_VERSION := 0.1.0+git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0).$(or $(COMMIT),unknown)
+PKG_ARCH    := $(shell $(GO) env GOARCH)
 RESULTS   := test-results
 
-.PHONY: help deps build test quick ci uat bench lint fuzz clean
+.PHONY: help deps build test quick ci uat bench lint fuzz clean package
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +32,14 @@ build: ## Build every binary into bin/ (bmi, hil-mock, bmi-uat and the lab's sta
 	@mkdir -p bin
 	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/ ./cmd/bmid ./cmd/bmi-lab
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/bmi ./cmd/hil-mock ./cmd/bmi-uat ./cmd/bmi-lab-io
+
+package: build ## Build the .deb packages of bmid, bmi, hil-mock and bmi-uat into dist/ (nfpm, pinned)
+	@mkdir -p dist
+	@for p in bmid bmi hil-mock bmi-uat; do \
+	  PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) PKG_BIN=bin \
+	    $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package --packager deb \
+	      --config packaging/$$p.yaml --target dist/ ; \
+	done
 
 test: deps ## Run every test tier: vet, unit, protocol, real Ceph, lab (the README's test command)
 	@mkdir -p $(RESULTS)
@@ -76,7 +88,7 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 20s)
 	done
 
 clean: ## Remove build and test output, and any lab network namespace left behind
-	rm -rf bin
+	rm -rf bin dist
 	find $(RESULTS) -mindepth 1 ! -name .gitignore -exec rm -rf {} +
 	@for ns in $$(ip netns list 2>/dev/null | awk '/^bmilab-/ {print $$1}'); do \
 	  echo "clean: removing lab namespace $$ns"; \

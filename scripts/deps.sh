@@ -25,8 +25,9 @@ packages=(
   udhcpc tftp-hpa atftp curl
   # the throwaway PostgreSQL of the store and crash tests (scripts/with-test-postgres.sh)
   postgresql
-  # headless browser: the README's report screenshot
-  chromium
+  # headless browser: the status page's browser test and the README's screenshots;
+  # systemd-analyze verify of the packaged units (systemd)
+  chromium systemd
 )
 
 missing=()

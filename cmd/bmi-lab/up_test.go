@@ -143,7 +143,9 @@ func TestUpProvisionBootDown(t *testing.T) {
 		}
 		t.Logf("%s: state %q; timeline from power cycle: %v", what, st.Groups[1], tl)
 	}
+	watch := watchBoot(t, env, "node-01") // [ops] events and /metrics of a real boot
 	boot("first boot", "none")
+	t.Logf("/metrics after the first boot:\n%s", watch.check(env["BMI_PASSWORD"]))
 	boot("second boot", "node-01 1")
 
 	// Deprovisioned and off the provisioning network: no DHCP answer.

@@ -113,6 +113,16 @@ func lsSite(e *env, name string, fs []uat.Feature, w *tabwriter.Writer) error {
 		if v := e.getenv(k); v != "" {
 			return v
 		}
+		// a stand-in of the right form (nothing is contacted): an
+		// address from TEST-NET-1, a URL under .invalid
+		switch {
+		case strings.HasSuffix(k, "_ADDR"):
+			return "192.0.2.1"
+		case strings.HasSuffix(k, "_PORTAL"):
+			return "192.0.2.1:3260"
+		case strings.HasSuffix(k, "_URL"):
+			return "http://unset.invalid"
+		}
 		return "unset-" + k
 	})
 	if err != nil {

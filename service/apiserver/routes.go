@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	e.GET(api.Prefix+"/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", s.spec) })
 
 	s.legacyRoutes()
+	s.uiRoutes()
 
 	v1 := e.Group(api.Prefix, s.authJSON, s.validateParams)
 	// Uploads stream and are not bound by MaxBodyBytes.
@@ -78,6 +79,7 @@ func (s *Server) routes() {
 	g.GET("/projects/:project/targets/:disk/credentials", s.credentials)
 	g.GET("/audit", s.listAudit)
 
+	v1.GET("/events", s.events) // a stream: not under limitBody's body timeout
 	g.GET("/operations", s.listOps)
 	g.GET("/operations/:id", s.showOp)
 	g.GET("/db/images", s.dbList)
@@ -85,7 +87,7 @@ func (s *Server) routes() {
 }
 
 func isLegacyPath(p string) bool {
-	return !strings.HasPrefix(p, api.Prefix) && p != "/healthz" && p != "/readyz" && p != "/metrics"
+	return !strings.HasPrefix(p, api.Prefix) && p != "/healthz" && p != "/readyz" && p != "/metrics" && !strings.HasPrefix(p, "/ui")
 }
 
 func (s *Server) noRoute(c *gin.Context) {

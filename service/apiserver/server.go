@@ -117,6 +117,10 @@ type Config struct {
 	// Timeline, when set, serves nodes' boot timelines; without it a
 	// node's timeline is empty.
 	Timeline Timeline
+	// Events, when set, serves the event stream (GET /api/v1/events).
+	Events Events
+	// UI, when set, serves the status page (/ui/).
+	UI UI
 }
 
 // Server is bmid's HTTP server.
@@ -134,6 +138,11 @@ type Server struct {
 	// stopping is set once Serve has shut the listener down; background
 	// operations are no longer started (bg.Add must not race bg.Wait).
 	stopping bool
+	// shutdown is closed when a graceful shutdown starts: long-lived
+	// streams end so that it need not wait for them.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	ui           uiSessions
 }
 
 // New builds the server and its routes. It fails only on a missing
@@ -175,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fault.Errorf(fault.Internal, "apiserver: %v", err)
 	}
 	s := &Server{cfg: cfg, engine: e, log: cfg.Log, metrics: m, spec: spec, portal: portal,
-		auth: newAuthCache(cfg.Auth, cfg.AuthCacheTTL)}
+		auth: newAuthCache(cfg.Auth, cfg.AuthCacheTTL), shutdown: make(chan struct{})}
 	s.routes()
 	return s, nil
 }
@@ -232,6 +241,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	if tlsOn {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	srv.RegisterOnShutdown(func() { s.shutdownOnce.Do(func() { close(s.shutdown) }) })
 	errc := make(chan error, 1)
 	go func() {
 		if tlsOn {

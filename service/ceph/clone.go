@@ -16,22 +16,22 @@ import (
 func (s *Store) Clone(ctx context.Context, parent, snap, child string) error {
 	act := fmt.Sprintf("clone %q from snapshot %q of image %q", child, snap, parent)
 	if err := validateSnap(parent, snap); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	if err := ValidateName("image", child); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	o, err := newOptions()
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer o.Destroy()
-	return mapError(rbd.CloneImage(s.ioctx, parent, snap, s.ioctx, child, o), act,
+	return s.fail(rbd.CloneImage(s.ioctx, parent, snap, s.ioctx, child, o), act,
 		hint{syscall.ENOENT, "parent image or snapshot not found"},
 		hint{syscall.EEXIST, fmt.Sprintf("image %q already exists", child)},
 		hint{syscall.EINVAL, "snapshot is not protected (clone needs a protected snapshot)"})
@@ -48,11 +48,11 @@ func (s *Store) Clone(ctx context.Context, parent, snap, child string) error {
 func (s *Store) Flatten(ctx context.Context, image string, progress func(done, total uint64)) error {
 	act := imageAction("flatten", image)
 	if err := ValidateName("image", image); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	err = s.withImage(image, func(img *rbd.Image) error {
@@ -80,7 +80,7 @@ func (s *Store) Flatten(ctx context.Context, image string, progress func(done, t
 		}
 		return nil
 	})
-	return mapError(err, act, hint{syscall.EINVAL, "image is not a clone (has no parent)"})
+	return s.fail(err, act, hint{syscall.EINVAL, "image is not a clone (has no parent)"})
 }
 
 // DeepCopy copies src, its data and its snapshots, to a new image dst (the
@@ -91,31 +91,31 @@ func (s *Store) Flatten(ctx context.Context, image string, progress func(done, t
 func (s *Store) DeepCopy(ctx context.Context, src, dst string) error {
 	act := fmt.Sprintf("deep-copy image %q to %q", src, dst)
 	if err := ValidateName("image", src); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	if err := ValidateName("image", dst); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	o, err := newOptions()
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer o.Destroy()
 	img, err := rbd.OpenImageReadOnly(s.ioctx, src, rbd.NoSnapshot)
 	if err != nil {
-		return mapError(err, act, hint{syscall.ENOENT, fmt.Sprintf("image %q not found", src)})
+		return s.fail(err, act, hint{syscall.ENOENT, fmt.Sprintf("image %q not found", src)})
 	}
 	defer img.Close()
 	err = img.DeepCopy(s.ioctx, dst, o)
 	if err != nil && errnoOf(err) != syscall.EEXIST {
 		s.removeHalfDone(dst)
 	}
-	return mapError(err, act, hint{syscall.EEXIST, fmt.Sprintf("image %q already exists", dst)})
+	return s.fail(err, act, hint{syscall.EEXIST, fmt.Sprintf("image %q already exists", dst)})
 }
 
 // removeHalfDone removes what a failed copy or import left under name:

@@ -57,7 +57,7 @@ func (im *Image) FenceStaleOwner(ctx context.Context) ([]string, error) {
 	act := imageAction("fence the lock owner of", im.Name())
 	img, done, err := im.io()
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, im.fail(err, act)
 	}
 	defer done()
 	if err := ctx.Err(); err != nil {
@@ -66,7 +66,7 @@ func (im *Image) FenceStaleOwner(ctx context.Context) ([]string, error) {
 	var mode C.rbd_lock_mode_t
 	buf := make([]byte, 4096)
 	if err := retErr(C.bmi_lock_owners(img.img, &mode, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))); err != nil {
-		return nil, mapError(err, act)
+		return nil, im.fail(err, act)
 	}
 	owners := strings.Fields(C.GoString((*C.char)(unsafe.Pointer(&buf[0]))))
 	if len(owners) == 0 {
@@ -76,7 +76,7 @@ func (im *Image) FenceStaleOwner(ctx context.Context) ([]string, error) {
 	// is among our own addresses.
 	self, err := im.s.conn.GetAddrs()
 	if err != nil || self == "" {
-		return nil, mapError(fmt.Errorf("our own client address: %w", err), act)
+		return nil, im.fail(fmt.Errorf("our own client address: %w", err), act)
 	}
 	var fenced []string
 	for _, o := range owners {
@@ -84,7 +84,7 @@ func (im *Image) FenceStaleOwner(ctx context.Context) ([]string, error) {
 			continue // never fence ourselves
 		}
 		if err := im.s.blocklist(o); err != nil {
-			return fenced, mapError(err, act)
+			return fenced, im.fail(err, act)
 		}
 		co := C.CString(o)
 		// The Store's connection sets rbd_blocklist_on_break_lock=false:
@@ -93,7 +93,7 @@ func (im *Image) FenceStaleOwner(ctx context.Context) ([]string, error) {
 		ret := C.rbd_lock_break(img.img, mode, co)
 		C.free(unsafe.Pointer(co))
 		if ret < 0 && ret != -C.ENOENT {
-			return fenced, mapError(rbdErrno(ret), act)
+			return fenced, im.fail(rbdErrno(ret), act)
 		}
 		fenced = append(fenced, o)
 	}

@@ -27,21 +27,21 @@ type Image struct {
 func (s *Store) Open(ctx context.Context, name string) (*Image, error) {
 	act := imageAction("open", name)
 	if err := ValidateName("image", name); err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	defer done()
 	img, err := openHandle(s.ioctx, name)
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	size, err := img.size()
 	if err != nil {
 		_ = img.close()
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	im := &Image{s: s, name: name, size: size, img: img}
 	s.imagesMu.Lock()
@@ -85,7 +85,7 @@ func (im *Image) io() (*rbdHandle, func(), error) {
 func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	img, done, err := im.io()
 	if err != nil {
-		return 0, mapError(err, imageAction("read", im.Name()))
+		return 0, im.fail(err, imageAction("read", im.Name()))
 	}
 	defer done()
 	if off < 0 {
@@ -100,7 +100,7 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n, err := img.readAt(want, off)
 	if err != nil && err != io.EOF {
-		return n, mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
+		return n, im.fail(err, fmt.Sprintf("read image %q at %d", im.name, off))
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -119,7 +119,7 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 func (im *Image) ReadAsync(p []byte, off int64, done func(n int, err error)) error {
 	img, release, err := im.io()
 	if err != nil {
-		return mapError(err, imageAction("read", im.Name()))
+		return im.fail(err, imageAction("read", im.Name()))
 	}
 	if len(p) == 0 || off < 0 || uint64(off)+uint64(len(p)) > im.size {
 		release()
@@ -140,14 +140,14 @@ func (im *Image) ReadAsync(p []byte, off int64, done func(n int, err error)) err
 		unbudget()
 		release()
 		if err != nil {
-			err = mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
+			err = im.fail(err, fmt.Sprintf("read image %q at %d", im.name, off))
 		}
 		done(n, err)
 	})
 	if err != nil {
 		unbudget()
 		release()
-		return mapError(err, fmt.Sprintf("read image %q at %d", im.name, off))
+		return im.fail(err, fmt.Sprintf("read image %q at %d", im.name, off))
 	}
 	return nil
 }
@@ -171,7 +171,7 @@ const (
 func (im *Image) WriteAt(p []byte, off int64) (int, error) {
 	img, done, err := im.io()
 	if err != nil {
-		return 0, mapError(err, imageAction("write", im.Name()))
+		return 0, im.fail(err, imageAction("write", im.Name()))
 	}
 	defer done()
 	if off < 0 || uint64(off)+uint64(len(p)) > im.size {
@@ -179,7 +179,7 @@ func (im *Image) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n, err := img.writeAt(p, off)
 	if err != nil {
-		return n, mapError(err, fmt.Sprintf("write image %q at %d", im.name, off))
+		return n, im.fail(err, fmt.Sprintf("write image %q at %d", im.name, off))
 	}
 	return n, nil
 }
@@ -188,10 +188,10 @@ func (im *Image) WriteAt(p []byte, off int64) (int, error) {
 func (im *Image) Flush() error {
 	img, done, err := im.io()
 	if err != nil {
-		return mapError(err, imageAction("flush", im.Name()))
+		return im.fail(err, imageAction("flush", im.Name()))
 	}
 	defer done()
-	return mapError(img.flush(), imageAction("flush", im.name))
+	return im.fail(img.flush(), imageAction("flush", im.name))
 }
 
 // Discard deallocates length bytes at off. librbd skips the pieces of the
@@ -200,14 +200,14 @@ func (im *Image) Flush() error {
 func (im *Image) Discard(off, length uint64) error {
 	img, done, err := im.io()
 	if err != nil {
-		return mapError(err, imageAction("discard", im.Name()))
+		return im.fail(err, imageAction("discard", im.Name()))
 	}
 	defer done()
 	if off+length > im.size || off+length < off {
 		return fault.Errorf(fault.Invalid, "ceph: discard image %q: %d bytes at %d cross the end of the image (%d bytes)", im.name, length, off, im.size)
 	}
 	err = img.discard(off, length)
-	return mapError(err, fmt.Sprintf("discard image %q at %d", im.name, off))
+	return im.fail(err, fmt.Sprintf("discard image %q at %d", im.name, off))
 }
 
 // WriteSame writes the pattern block over n bytes at off (SCSI WRITE
@@ -216,13 +216,13 @@ func (im *Image) Discard(off, length uint64) error {
 func (im *Image) WriteSame(block []byte, off, n uint64) error {
 	img, done, err := im.io()
 	if err != nil {
-		return mapError(err, imageAction("write", im.Name()))
+		return im.fail(err, imageAction("write", im.Name()))
 	}
 	defer done()
 	if len(block) == 0 || n%uint64(len(block)) != 0 || off+n > im.size || off+n < off {
 		return fault.Errorf(fault.Invalid, "ceph: write-same image %q: %d bytes of a %d-byte pattern at %d (image of %d bytes)", im.name, n, len(block), off, im.size)
 	}
-	return mapError(img.writeSame(block, off, n), fmt.Sprintf("write-same image %q at %d", im.name, off))
+	return im.fail(img.writeSame(block, off, n), fmt.Sprintf("write-same image %q at %d", im.name, off))
 }
 
 // WriteZeroes zeroes n bytes at off, deallocating whole objects; the
@@ -231,13 +231,13 @@ func (im *Image) WriteSame(block []byte, off, n uint64) error {
 func (im *Image) WriteZeroes(off, n uint64) error {
 	img, done, err := im.io()
 	if err != nil {
-		return mapError(err, imageAction("write zeroes", im.Name()))
+		return im.fail(err, imageAction("write zeroes", im.Name()))
 	}
 	defer done()
 	if off+n > im.size || off+n < off {
 		return fault.Errorf(fault.Invalid, "ceph: write zeroes image %q: %d bytes at %d cross the end of the image (%d bytes)", im.name, n, off, im.size)
 	}
-	return mapError(img.writeZeroes(off, n), fmt.Sprintf("write zeroes image %q at %d", im.name, off))
+	return im.fail(img.writeZeroes(off, n), fmt.Sprintf("write zeroes image %q at %d", im.name, off))
 }
 
 // Close closes the image. Closing twice, or a nil Image, is a no-op.
@@ -249,7 +249,7 @@ func (im *Image) Close() error {
 	im.s.imagesMu.Lock()
 	delete(im.s.images, im)
 	im.s.imagesMu.Unlock()
-	return mapError(err, imageAction("close", im.name))
+	return im.fail(err, imageAction("close", im.name))
 }
 
 func (im *Image) close() error {

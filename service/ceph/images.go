@@ -55,17 +55,17 @@ func imageAction(verb, name string) string { return fmt.Sprintf("%s image %q", v
 func (s *Store) Create(ctx context.Context, name string, size uint64) error {
 	act := imageAction("create", name)
 	if err := ValidateName("image", name); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	if size == 0 {
 		return fault.Errorf(fault.Invalid, "ceph: %s: size must be positive", act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
-	return mapError(s.create(name, size), act)
+	return s.fail(s.create(name, size), act)
 }
 
 func (s *Store) create(name string, size uint64) error {
@@ -81,15 +81,15 @@ func (s *Store) create(name string, size uint64) error {
 func (s *Store) Stat(ctx context.Context, name string) (ImageInfo, error) {
 	act := imageAction("stat", name)
 	if err := ValidateName("image", name); err != nil {
-		return ImageInfo{}, mapError(err, act)
+		return ImageInfo{}, s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return ImageInfo{}, mapError(err, act)
+		return ImageInfo{}, s.fail(err, act)
 	}
 	defer done()
 	info, err := s.stat(name)
-	return info, mapError(err, act)
+	return info, s.fail(err, act)
 }
 
 func (s *Store) stat(name string) (ImageInfo, error) {
@@ -167,14 +167,14 @@ func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
 func (s *Store) Remove(ctx context.Context, name string) error {
 	act := imageAction("remove", name)
 	if err := ValidateName("image", name); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
-	return mapError(rbd.RemoveImage(s.ioctx, name), act,
+	return s.fail(rbd.RemoveImage(s.ioctx, name), act,
 		hint{syscall.ENOTEMPTY, "image has snapshots (remove them first)"},
 		hint{syscall.EBUSY, "image is open by a client (watcher) or has clones"})
 }
@@ -183,18 +183,18 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 func (s *Store) Rename(ctx context.Context, oldName, newName string) error {
 	act := fmt.Sprintf("rename image %q to %q", oldName, newName)
 	if err := ValidateName("image", oldName); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	if err := ValidateName("image", newName); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	// rbd_rename needs no open image; GetImage only builds the handle
-	return mapError(rbd.GetImage(s.ioctx, oldName).Rename(newName), act,
+	return s.fail(rbd.GetImage(s.ioctx, oldName).Rename(newName), act,
 		hint{syscall.ENOENT, fmt.Sprintf("image %q not found", oldName)},
 		hint{syscall.EEXIST, fmt.Sprintf("image %q already exists", newName)})
 }
@@ -204,16 +204,16 @@ func (s *Store) Rename(ctx context.Context, oldName, newName string) error {
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	act := fmt.Sprintf("list images with prefix %q in pool %q", prefix, s.Pool())
 	if err := validatePrefix(prefix); err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	defer done()
 	all, err := rbd.GetImageNames(s.ioctx)
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	names := []string{}
 	for _, n := range all {

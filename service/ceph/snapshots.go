@@ -42,15 +42,15 @@ func (s *Store) withImage(image string, f func(*rbd.Image) error) error {
 func (s *Store) snapOp(ctx context.Context, verb, image, snap string, f func(*rbd.Image) error, hints ...hint) error {
 	act := snapAction(verb, image, snap)
 	if err := validateSnap(image, snap); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	hints = append([]hint{{syscall.ENOENT, "image or snapshot not found"}}, hints...)
-	return mapError(s.withImage(image, f), act, hints...)
+	return s.fail(s.withImage(image, f), act, hints...)
 }
 
 // CreateSnapshot takes a snapshot of the image.
@@ -65,11 +65,11 @@ func (s *Store) CreateSnapshot(ctx context.Context, image, snap string) error {
 func (s *Store) ListSnapshots(ctx context.Context, image string) ([]SnapshotInfo, error) {
 	act := imageAction("list snapshots of", image)
 	if err := ValidateName("image", image); err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	defer done()
 	out := []SnapshotInfo{}
@@ -99,7 +99,7 @@ func (s *Store) ListSnapshots(ctx context.Context, image string) ([]SnapshotInfo
 		return nil
 	}()
 	if err != nil {
-		return nil, mapError(err, act)
+		return nil, s.fail(err, act)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

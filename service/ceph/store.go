@@ -59,6 +59,8 @@ type Store struct {
 	imagesMu sync.Mutex
 	images   map[*Image]struct{} // open images, closed by Close
 
+	errs ErrorObserver // hears failed calls (metrics); nil: none
+
 	fenceMu sync.Mutex
 	fenced  map[string]bool // client addresses this process blocklisted (Image.FenceStaleOwner)
 

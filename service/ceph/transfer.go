@@ -38,7 +38,7 @@ var zeros = make([]byte, zeroBlock)
 func (s *Store) Import(ctx context.Context, name string, r io.Reader, size uint64, progress func(done, total uint64)) (err error) {
 	act := imageAction("import", name)
 	if err := ValidateName("image", name); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	if size == 0 {
 		return fault.Errorf(fault.Invalid, "ceph: %s: size must be positive", act)
@@ -48,11 +48,11 @@ func (s *Store) Import(ctx context.Context, name string, r io.Reader, size uint6
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	if err := s.create(name, size); err != nil {
-		return mapError(err, act, hint{syscall.EEXIST, "image already exists"})
+		return s.fail(err, act, hint{syscall.EEXIST, "image already exists"})
 	}
 	defer func() {
 		if err != nil {
@@ -62,7 +62,7 @@ func (s *Store) Import(ctx context.Context, name string, r io.Reader, size uint6
 	err = s.withImage(name, func(img *rbd.Image) error {
 		return importData(ctx, img, r, size, progress)
 	})
-	return mapError(err, act)
+	return s.fail(err, act)
 }
 
 // importData writes r's size bytes into img, skipping zero blocks.
@@ -182,26 +182,26 @@ func writeNonZero(img *rbd.Image, b []byte, off uint64) error {
 func (s *Store) Export(ctx context.Context, name string, w io.Writer, progress func(done, total uint64)) error {
 	act := imageAction("export", name)
 	if err := ValidateName("image", name); err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	if w == nil {
 		return fault.Errorf(fault.Invalid, "ceph: %s: no destination", act)
 	}
 	done, err := s.begin(ctx)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer done()
 	img, err := rbd.OpenImageReadOnly(s.ioctx, name, rbd.NoSnapshot)
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
 	defer img.Close()
 	size, err := img.GetSize()
 	if err != nil {
-		return mapError(err, act)
+		return s.fail(err, act)
 	}
-	return mapError(exportData(ctx, img, w, size, progress), act)
+	return s.fail(exportData(ctx, img, w, size, progress), act)
 }
 
 type readResult struct {

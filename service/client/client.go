@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -173,10 +172,24 @@ func waitQuery(async bool) url.Values {
 	return nil
 }
 
-// WaitOp polls operation id every interval until it has finished, calling
-// progress (if not nil) with each state seen. It returns the finished
-// operation, and an error if it did not end done.
+// WaitOp waits until operation id has finished and returns it, with an
+// error if it did not end done. Without progress it follows the event
+// stream (GET /api/v1/events) and falls back to polling every interval if
+// the stream cannot be used; with progress it polls, calling progress with
+// each state seen (the stream does not carry progress).
 func (c *Client) WaitOp(ctx context.Context, id string, interval time.Duration, progress func(api.Operation)) (api.Operation, error) {
+	if progress == nil {
+		op, ok, err := c.waitOpEvents(ctx, id)
+		if err != nil {
+			return op, err
+		}
+		if ok {
+			if op.State != api.OpDone {
+				return op, opError(op)
+			}
+			return op, nil
+		}
+	}
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
@@ -192,7 +205,7 @@ func (c *Client) WaitOp(ctx context.Context, id string, interval time.Duration, 
 		}
 		if op.Finished() {
 			if op.State != api.OpDone {
-				return op, fmt.Errorf("operation %s (%s of %q) %s: %s", op.ID, op.Kind, op.Target, strings.ReplaceAll(op.State, "_", " "), op.Error)
+				return op, opError(op)
 			}
 			return op, nil
 		}

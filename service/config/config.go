@@ -34,6 +34,24 @@ type Config struct {
 	Boot Boot `yaml:"boot"`
 	// Security bounds failed authentication attempts.
 	Security Security `yaml:"security"`
+	// Metrics labels bmid's metrics.
+	Metrics Metrics `yaml:"metrics"`
+	// Events bounds the event stream.
+	Events Events `yaml:"events"`
+}
+
+// Metrics labels the Prometheus metrics of bmid's planes (/metrics).
+type Metrics struct {
+	// Gateway is the value of the gateway label on every iSCSI, boot,
+	// operation and Ceph series; empty means the host name.
+	Gateway string `yaml:"gateway"`
+}
+
+// Events bounds the event stream (GET /api/v1/events).
+type Events struct {
+	// MaxClients is how many streams bmid serves at once; one more is
+	// refused with 503.
+	MaxClients int `yaml:"max_clients"`
 }
 
 // Security bounds failed authentication attempts: a token bucket per
@@ -379,5 +397,6 @@ func Default() Config {
 		},
 		Security: Security{AuthFailBurst: 10, AuthFailInterval: 6 * time.Second,
 			LoginFailBurst: 10, LoginFailInterval: 6 * time.Second, AuditMaxRows: 1000000},
+		Events: Events{MaxClients: 64},
 	}
 }

@@ -36,6 +36,9 @@ func (c Config) Validate(where string) error {
 	return nil
 }
 
+// gatewayRe is a gateway label value.
+var gatewayRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
+
 func (c Config) checks() []check {
 	out := []check{
 		{"uid", match(c.UID, uidRe, "1 to 32 letters, digits, '-' or '_'")},
@@ -58,6 +61,8 @@ func (c Config) checks() []check {
 		{"hil.timeout", positive(int64(c.HIL.Timeout))},
 		{"hil.network_timeout", positive(int64(c.HIL.NetworkTimeout))},
 		{"hil.channel", required(c.HIL.Channel)},
+		{"metrics.gateway", optionalMatch(c.Metrics.Gateway, gatewayRe, "1 to 63 letters, digits, '.', '-' or '_'")},
+		{"events.max_clients", between(int64(c.Events.MaxClients), 1, 10000)},
 		{"hil.user", pair(c.HIL.User, c.HIL.ProvisioningNetwork, "hil.provisioning_network")},
 		{"hil.password_file", pair(c.HIL.PasswordFile, c.HIL.User, "hil.user")},
 		{"iscsi.listen", hostPorts(c.ISCSI.Listen)},

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bmi-go/bmi/service/apiserver"
@@ -22,10 +23,12 @@ import (
 	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/dhcpd"
+	"github.com/bmi-go/bmi/service/events"
 	"github.com/bmi-go/bmi/service/guard"
 	"github.com/bmi-go/bmi/service/hil"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/iscsi"
+	"github.com/bmi-go/bmi/service/metrics"
 	"github.com/bmi-go/bmi/service/store"
 	"github.com/bmi-go/bmi/service/tftpd"
 )
@@ -48,6 +51,11 @@ type Daemon struct {
 	sec      *security
 	hil      *hil.Client
 	timeline *boot.Timeline
+	reg      *prometheus.Registry
+	metrics  *metrics.Metrics
+	bus      *events.Bus
+	journal  *watchedJournal
+	boots    *bootWatch
 	hilURL   string
 	instance *instanceLock
 	started  time.Time // New was called: the start of "time to serve"
@@ -55,12 +63,16 @@ type Daemon struct {
 
 // New builds every component from cfg. Nothing serves until Run.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
-	d := &Daemon{cfg: cfg, log: log, timeline: boot.NewTimeline(), hilURL: cfg.HIL.URL, started: time.Now()}
+	d := &Daemon{cfg: cfg, log: log, timeline: boot.NewTimeline(), hilURL: cfg.HIL.URL, started: time.Now(),
+		bus: &events.Bus{MaxClients: cfg.Events.MaxClients}}
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
+	if d.reg, d.metrics, err = newRegistry(cfg.Metrics.Gateway); err != nil {
+		return nil, err
+	}
 	portal := cfg.ISCSI.Portal
 	if portal == "" {
 		portal = cfg.ISCSI.Listen[0]
@@ -82,17 +94,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		Pool: cfg.Ceph.Pool, OpTimeout: cfg.Ceph.OpTimeout}, log.With("component", "ceph")); err != nil {
 		return nil, err
 	}
+	d.ceph.SetErrorObserver(d.metrics.Ceph)
+	d.journal = &watchedJournal{Journal: d.db, ops: d.metrics.Ops, bus: d.bus}
 	if !cfg.ISCSI.CHAP {
 		log.Warn("iSCSI CHAP is OFF: any host on the provisioning network can log in to any disk; use this for tests only")
 	}
 	d.sec = &security{db: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, log: log.With("component", "security")}
 	logins := &guard.Logins{Fails: guard.New(cfg.Security.LoginFailInterval, cfg.Security.LoginFailBurst, nil), Record: d.sec.Record}
+	d.boots = &bootWatch{timeline: d.timeline, boots: d.metrics.Boots, bus: d.bus, booting: map[string]core.BootConfig{}}
 	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
 		DrainTimeout: cfg.ISCSI.DrainTimeout, Time2Wait: cfg.ISCSI.Time2Wait,
 		Reservations: d.db, // SCSI reservations survive restarts; deprovisioning releases them
-		Guard:        logins,
-		Observer:     &bootLogins{boots: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, tl: d.timeline, log: log.With("component", "boot")},
+		Guard:        loginWatch{LoginGuard: logins, boots: d.boots}, Observer: d.metrics.ISCSI,
+		Logins: &bootLogins{boots: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, tl: d.boots, log: log.With("component", "boot")},
 	}, log.With("component", "iscsi")); err != nil {
+		return nil, err
+	}
+	if err := d.metrics.WatchISCSI(func() metrics.ISCSIStats {
+		st := d.target.Stats()
+		return metrics.ISCSIStats{Targets: st.Targets, Sessions: st.Sessions, InFlight: st.InFlight}
+	}); err != nil {
 		return nil, err
 	}
 	d.sec.target = d.target
@@ -100,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
 	d.hil = hc
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
-	deps := core.Deps{Projects: d.db, Rows: d.db, Targets: d.db, Boots: d.db, Leases: d.db, Journal: d.db, Images: cephImages{d.ceph},
+	deps := core.Deps{Projects: d.db, Rows: d.db, Targets: d.db, Boots: d.db, Leases: d.db, Journal: d.journal, Images: cephImages{d.ceph},
 		Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec, log: log.With("component", "iscsi")},
 		Nodes:    auth, Auth: auth, Log: log.With("component", "core")}
 	if cfg.HIL.User != "" {
@@ -124,6 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	d.sec.svc = d.svc
+	d.boots.nodes = d.svc
 	specs := bootSpecs{svc: d.svc, store: d.db, portal: host, port: port, initiator: d.sec.nodeIQN}
 	if cfg.Boot.RequirePowerOn {
 		if deps.Networks == nil {
@@ -148,9 +170,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	} else if err := d.buildBootHTTP(specs); err != nil {
 		return nil, err
 	}
+	stream := eventStream{bus: d.bus, auth: auth, projects: d.db, adminProject: cfg.AdminProject}
 	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
 		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
-		Security: d.sec, Timeline: d.timeline, Portal: d.cfg.ISCSI.Portal, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil)})
+		Security: d.sec, Timeline: d.timeline, Portal: d.cfg.ISCSI.Portal, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil),
+		Registry: d.reg, Events: stream, UI: statusPage{svc: d.svc, stream: stream, journal: d.db, timeline: d.timeline}})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +193,7 @@ func (d *Daemon) buildBootHTTP(specs bootSpecs) error {
 		return err
 	}
 	h := &ipxe.Handler{Specs: specs, Renderer: r, Log: d.log.With("component", "ipxe"),
-		Recorder: d.timeline, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease, Refused: d.scriptRefused}
+		Recorder: d.boots, Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease, Refused: d.scriptRefused}
 	if d.dhcp != nil {
 		h.Clients = d.dhcp
 	}
@@ -189,7 +213,7 @@ func (d *Daemon) buildBootHTTP(specs bootSpecs) error {
 			h.Files = os.DirFS(c.TFTP.Root)
 		}
 	}
-	d.bootHTTP = &ipxe.Server{Addr: c.HTTPListen, Handler: h, Log: d.log.With("component", "ipxe")}
+	d.bootHTTP = &ipxe.Server{Addr: c.HTTPListen, Handler: d.metrics.HTTP.Wrap(h), Log: d.log.With("component", "ipxe")}
 	return nil
 }
 
@@ -197,10 +221,11 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 	b := d.cfg.Boot
 	if len(b.Interfaces) > 0 {
 		var err error
-		d.dhcp, err = dhcpd.NewFromConfig(b, specs, leases{s: d.db, now: time.Now}, d.log.With("component", "dhcp"), d.timeline)
+		d.dhcp, err = dhcpd.NewFromConfig(b, specs, leases{s: d.db, now: time.Now}, d.log.With("component", "dhcp"), d.boots)
 		if err != nil {
 			return err
 		}
+		d.dhcp.Observer = d.metrics.DHCP
 		if err := d.dhcp.Check(); err != nil {
 			return err
 		}
@@ -212,7 +237,10 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 	if d.dhcp != nil {
 		clients = d.dhcp
 	}
-	d.tftp = tftpd.NewFromConfig(b, d.log.With("component", "tftp"), clients, d.timeline)
+	d.tftp = tftpd.NewFromConfig(b, d.log.With("component", "tftp"), clients, d.boots)
+	if d.tftp != nil {
+		d.tftp.Observer = d.metrics.TFTP
+	}
 	return nil
 }
 
@@ -275,7 +303,10 @@ func (d *Daemon) Service() *core.Service { return d.svc }
 // first server's error.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.close()
+	defer d.bus.Close() // event streams end before the API's shutdown waits for them
+	d.journal.startup.Store(true)
 	rep, err := d.svc.Start(ctx)
+	d.journal.startup.Store(false)
 	if err != nil {
 		return fmt.Errorf("start-up recovery: %w", err)
 	}
@@ -313,6 +344,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
+	// Event streams end as soon as bmid starts to stop.
+	g.Go(func() error { <-gctx.Done(); d.bus.Close(); return nil })
 	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen, "boot_http", d.cfg.Boot.HTTPListen)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {

@@ -21,8 +21,12 @@ type bootLogins struct {
 		Boots(ctx context.Context, project string, diskID int64) ([]core.BootConfig, error)
 	}
 	prefix, uid string
-	tl          *boot.Timeline
-	log         *slog.Logger
+	// tl records the login as a boot step (bmid's bootWatch: the
+	// timeline, the step counters, the event stream).
+	tl interface {
+		Record(ctx context.Context, ev boot.Event)
+	}
+	log *slog.Logger
 }
 
 var _ iscsi.LoginObserver = (*bootLogins)(nil)

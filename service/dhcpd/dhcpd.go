@@ -105,6 +105,9 @@ type Server struct {
 	Log *slog.Logger
 	// Recorder, when set, records DISCOVER, OFFER and ACK per node.
 	Recorder Recorder
+	// Observer, when set, hears every answer and every ignored packet
+	// (metrics).
+	Observer Observer
 	// Faults drops or delays answers (tests and the lab only).
 	Faults boot.Faults
 	// Port and ProxyPort are the UDP ports (default 67 and 4011); tests

@@ -40,6 +40,9 @@ func (s *Server) handlePacket(ctx context.Context, ifc *iface, raw []byte, peer 
 	if reply == nil {
 		return nil, nil
 	}
+	if s.Observer != nil {
+		s.Observer.Reply(strings.ToLower(reply.MessageType().String()))
+	}
 	return reply.ToBytes(), s.destination(req, reply, peer, proxy)
 }
 
@@ -371,6 +374,9 @@ func u32ToIP(v uint32) net.IP {
 // ignored logs why a packet gets no answer, at most a few lines a second
 // however many bad packets arrive.
 func (s *Server) ignored(log *slog.Logger, msg string, args ...any) {
+	if s.Observer != nil {
+		s.Observer.Ignored(ignoreReason(msg))
+	}
 	ok, suppressed := s.logLimit.Allow()
 	if !ok {
 		return

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +64,7 @@ type bootLab struct {
 	cancel   context.CancelFunc
 	errs     []<-chan error
 	kpxePath string
+	obs      *dhcpCounts
 }
 
 // startLab runs DHCP, TFTP and the iPXE script server inside the server
@@ -77,7 +80,7 @@ func startLabWith(t *testing.T, tweak func(*dhcpd.Server)) *bootLab {
 	testenv.RequireCommand(t, "udhcpc", "udhcpc")
 	p := netnstest.New(t)
 	l := &bootLab{p: p, tl: boot.NewTimeline(), dir: t.TempDir(), leases: dhcpd.NewMemoryLeases(),
-		baseURL: "http://10.199.0.1:8080", kpxePath: "/usr/lib/ipxe/undionly.kpxe"}
+		baseURL: "http://10.199.0.1:8080", kpxePath: "/usr/lib/ipxe/undionly.kpxe", obs: &dhcpCounts{m: map[string]int{}}}
 	if err := os.WriteFile(filepath.Join(l.dir, "script"), []byte(udhcpcScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +97,7 @@ func startLabWith(t *testing.T, tweak func(*dhcpd.Server)) *bootLab {
 		Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 0, 100), End: net.IPv4(10, 199, 0, 120),
 			Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
 		BaseURL: l.baseURL, Nodes: bootConfigs{}, Leases: l.leases, Log: log.With("svc", "dhcp"), Recorder: l.tl,
+		Observer: l.obs,
 	}
 	tweak(d)
 	tf := &tftpd.Server{Addr: "10.199.0.1:69", Root: "/usr/lib/ipxe", Log: log.With("svc", "tftp"),
@@ -254,6 +258,41 @@ func TestRealUdhcpc(t *testing.T) {
 			t.Fatalf("a MAC without a boot config got a lease: %v", env)
 		}
 	})
+	// The observer (bmid's metrics) heard the four leases and why the
+	// other packets went unanswered.
+	for k, min := range map[string]int{"reply offer": 4, "reply ack": 4, "ignored no_boot_file": 1, "ignored unknown_mac": 1} {
+		if n := l.obs.get(k); n < min {
+			t.Errorf("observer heard %q %d times, want >= %d (all: %v)", k, n, min, l.obs.all())
+		}
+	}
+}
+
+// dhcpCounts counts what a dhcpd.Observer hears.
+type dhcpCounts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *dhcpCounts) Reply(t string) { c.add("reply " + t) }
+
+func (c *dhcpCounts) Ignored(r string) { c.add("ignored " + r) }
+
+func (c *dhcpCounts) add(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[k]++
+}
+
+func (c *dhcpCounts) get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k]
+}
+
+func (c *dhcpCounts) all() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.m)
 }
 
 // TestRealBootChain walks the chain a BIOS node takes, with real clients:

@@ -3,6 +3,7 @@ package iscsi
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // task is one SCSI command of a session.
@@ -25,6 +26,7 @@ type task struct {
 	immediate bool
 	dataErr   bool // a Data-Out arrived out of sequence
 	done      chan struct{}
+	arrived   time.Time // for the latency the Observer hears
 }
 
 // scsiCommand starts a SCSI Command: it collects immediate data, asks for
@@ -52,6 +54,9 @@ func (s *session) scsiCommand(p *pdu) error {
 		}
 	}
 	t := &task{itt: p.itt(), cmdSN: p.u32(24), lunRaw: p.lun(), immediate: p.immediate(), done: make(chan struct{})}
+	if s.t.cfg.Observer != nil {
+		t.arrived = time.Now()
+	}
 	t.req = scsiRequest{cdb: cdb, lun: decodeLUN(t.lunRaw), edtl: edtl, read: read, write: write, nexus: s.nx}
 	imm := len(p.data)
 	bad := imm > 0 && (!write || !s.p.immediateData || imm > int(edtl) || imm > s.p.firstBurst)
@@ -287,6 +292,7 @@ func (s *session) finish(t *task, res *scsiResult) {
 	aborted := t.aborted
 	delete(s.tasks, t.itt)
 	s.mu.Unlock()
+	s.observeCommand(t, res, aborted)
 	if res == nil || aborted {
 		if res != nil && res.release != nil {
 			res.release()

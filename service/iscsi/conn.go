@@ -158,7 +158,17 @@ func waitEnded(olds []*session, d time.Duration) error {
 
 // loginDone tells the guard and the observer how a login ended.
 func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
-	if t.cfg.Guard == nil && t.cfg.Observer == nil {
+	if o := t.cfg.Observer; o != nil {
+		result := "refused"
+		switch {
+		case ok:
+			result = "ok"
+		case authFailed:
+			result = "auth_failed"
+		}
+		o.Login(l.discovery, result)
+	}
+	if t.cfg.Guard == nil && t.cfg.Logins == nil {
 		return
 	}
 	ev := LoginEvent{Remote: l.remote, Initiator: l.initiator, ISID: hex.EncodeToString(l.isid[:]), User: l.chapUser,
@@ -169,8 +179,8 @@ func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
 	if t.cfg.Guard != nil {
 		t.cfg.Guard.Done(ev)
 	}
-	if t.cfg.Observer != nil {
-		t.cfg.Observer.ObserveLogin(ev)
+	if t.cfg.Logins != nil {
+		t.cfg.Logins.ObserveLogin(ev)
 	}
 }
 

@@ -175,7 +175,7 @@ func (o *recObserver) ObserveLogin(ev LoginEvent) {
 
 func TestLoginObserver(t *testing.T) {
 	o := &recObserver{}
-	tg, addr := startTarget(t, Config{Observer: o})
+	tg, addr := startTarget(t, Config{Logins: o})
 	mustExport(t, tg, Export{IQN: testIQN(1), Volume: newMemVolume(1 << 20), CHAP: nodeCHAP})
 	const node = "iqn.2026-11.org.bmi:lab.node.node-01"
 	ipxe := dial(t, addr)

@@ -54,8 +54,11 @@ type Config struct {
 	Reservations ReservationStore
 	// Guard, when set, may refuse logins up front and hears every outcome.
 	Guard LoginGuard
-	// Observer, when set, hears every outcome too (after Guard).
-	Observer LoginObserver
+	// Observer, when set, hears logins, commands and aborts (metrics).
+	Observer Observer
+	// Logins, when set, hears every login's outcome with its initiator
+	// and session (after Guard): the nodes' boot timeline.
+	Logins LoginObserver
 }
 
 func (c *Config) setDefaults() {

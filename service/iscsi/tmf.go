@@ -60,6 +60,7 @@ func (s *session) taskManagement(p *pdu) {
 			return
 		}
 		s.abortCollecting([]*task{t})
+		s.observeAbort(fn, 1)
 		respond(tmfComplete, []*task{t})
 	case tmfAbortTaskSet, tmfClearTaskSet, tmfLUNReset:
 		if decodeLUN(p.lun()) != 0 {
@@ -74,6 +75,7 @@ func (s *session) taskManagement(p *pdu) {
 		}
 		s.mu.Unlock()
 		s.abortCollecting(ts)
+		s.observeAbort(fn, len(ts))
 		if fn == tmfLUNReset {
 			s.exp.unit.lunReset()
 		}
@@ -248,4 +250,15 @@ func (s *session) sendTargets(v string) []keyValue {
 		out = append(out, keyValue{"TargetName", n}, keyValue{"TargetAddress", strings.TrimSpace(portal) + ",1"})
 	}
 	return out
+}
+
+// observeAbort reports an aborting task management function.
+func (s *session) observeAbort(fn byte, n int) {
+	o := s.t.cfg.Observer
+	if o == nil {
+		return
+	}
+	name := map[byte]string{tmfAbortTask: "abort_task", tmfAbortTaskSet: "abort_task_set",
+		tmfClearTaskSet: "clear_task_set", tmfLUNReset: "lun_reset"}[fn]
+	o.Abort(name, n)
 }

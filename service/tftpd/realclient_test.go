@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,8 @@ func TestRealClients(t *testing.T) {
 
 	tl := boot.NewTimeline()
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 2}
-	s := &Server{Root: root, Log: logging.Discard(), Recorder: tl,
+	obs := &countingObserver{results: map[string]int{}}
+	s := &Server{Root: root, Log: logging.Discard(), Recorder: tl, Observer: obs,
 		Clients: staticClients{clientIP.String(): mac}, Preload: []string{"ipxe.efi"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var conn *net.UDPConn
@@ -86,6 +88,11 @@ func TestRealClients(t *testing.T) {
 			}
 		})
 	}
+	// The observer (bmid's metrics) heard each client's transfer and its
+	// refusals.
+	if ok, refused, sent := obs.get(); ok < len(fetch) || refused < 4*len(fetch) || sent < int64(len(fetch)*len(want)) {
+		t.Errorf("observer: %d ok, %d refused, %d bytes; want >= %d, >= %d, >= %d", ok, refused, sent, len(fetch), 4*len(fetch), len(fetch)*len(want))
+	}
 	t.Run("write refused", func(t *testing.T) {
 		src := filepath.Join(dir, "upload.txt")
 		if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
@@ -123,4 +130,24 @@ func TestRealClients(t *testing.T) {
 	for _, ev := range evs {
 		t.Logf("timeline %s %s %s %s", ev.MAC, ev.At.Format(time.RFC3339Nano), ev.Step, ev.Detail)
 	}
+}
+
+// countingObserver counts what a tftpd.Observer hears.
+type countingObserver struct {
+	mu      sync.Mutex
+	results map[string]int
+	bytes   int64
+}
+
+func (o *countingObserver) Transfer(result string, n int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.results[result]++
+	o.bytes += n
+}
+
+func (o *countingObserver) get() (ok, refused int, sent int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.results["ok"], o.results["refused"], o.bytes
 }

@@ -60,6 +60,8 @@ type Server struct {
 	Recorder Recorder
 	// Clients, when set, names the MAC of a transfer's client for Recorder.
 	Clients Clients
+	// Observer, when set, hears the outcome of every read request (metrics).
+	Observer Observer
 	// Faults drops incoming requests and delays transfers (tests, lab).
 	Faults boot.Faults
 	// Timeout is the retransmission timeout (default 2 s); Retries the
@@ -270,5 +272,19 @@ func (s *Server) closeRoot() {
 	if s.root != nil {
 		s.root.Close()
 		s.root = nil
+	}
+}
+
+// Observer hears the outcome of read requests, for metrics; its method must
+// be safe for concurrent use.
+type Observer interface {
+	// Transfer reports one read request: result is "ok", "refused" (no such
+	// file, bad name) or "failed" (the transfer broke off); bytes were sent.
+	Transfer(result string, bytes int64)
+}
+
+func (s *Server) observe(result string, n int64) {
+	if s.Observer != nil {
+		s.Observer.Transfer(result, n)
 	}
 }

@@ -24,6 +24,7 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 		if ok, suppressed := s.logLimit.Allow(); ok {
 			log.Warn("tftp read refused", "err", err, "suppressed_before", suppressed)
 		}
+		s.observe("refused", 0)
 		return err
 	}
 	defer done()
@@ -35,8 +36,10 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	n, err := rf.ReadFrom(r)
 	if err != nil {
 		log.Warn("tftp transfer failed", "sent", n, "size", size, "err", err)
+		s.observe("failed", n)
 		return err
 	}
+	s.observe("ok", n)
 	log.Info("tftp transfer done", "bytes", n)
 	if s.Recorder != nil && s.Clients != nil && remote.IP != nil {
 		if mac, err := s.Clients.MACByIP(ctx, remote.IP); err == nil {
