@@ -22,9 +22,10 @@ var followEvery = time.Second
 
 // followTimeline calls emit with each event of a node's timeline not seen
 // before, until ctx ends (then it returns nil) or a call fails. It is the
-// one place that knows how new events arrive: today by asking every
-// followEvery, later from bmid's event stream.
-var followTimeline = pollTimeline
+// one place that knows how new events arrive: pushed by bmid's event
+// stream, or by asking every followEvery where the stream is not to be
+// had.
+var followTimeline = streamTimeline
 
 func (a *app) timelineCmd() *cobra.Command {
 	var follow bool
@@ -97,32 +98,95 @@ type timelineSource interface {
 	NodeTimeline(ctx context.Context, project, node string) (api.NodeTimeline, error)
 }
 
+// timelineFollower is what streamTimeline reads: the timeline, and the
+// event stream that says when it grew.
+type timelineFollower interface {
+	timelineSource
+	FollowEvents(ctx context.Context, f api.EventFilter, fn func(api.Event) error) error
+}
+
+// streamTimeline emits the node's timeline, then follows bmid's event
+// stream for the node's boot steps and emits what each added (the
+// timeline holds what the stream's events leave out: the client, the
+// initiator and the session). When the stream cannot be had (an older
+// bmid, bmid's limit of streams reached) or ends, it polls instead.
+func streamTimeline(ctx context.Context, src timelineFollower, project, node string, emit func(api.TimelineEvent) error) error {
+	e := &timelineEmitter{src: src, project: project, node: node, emit: emit}
+	if err := e.catchUp(ctx); err != nil {
+		return err
+	}
+	// Whatever ends the stream (no stream to be had, bmid restarting, a
+	// read of the timeline failing) leaves polling to go on, or to report
+	// the failure again.
+	_ = src.FollowEvents(ctx, api.EventFilter{Project: project, Node: node}, func(ev api.Event) error {
+		if ev.Type != api.EventBoot {
+			return nil
+		}
+		return e.catchUp(ctx)
+	})
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case e.err != nil:
+		return e.err // the caller's emit failed: following ends
+	}
+	return e.poll(ctx)
+}
+
 // pollTimeline asks src for the node's timeline every followEvery and
-// emits the events it has not emitted yet: those after the last one it
-// emitted (bmid drops a node's oldest events, so positions shift; times do
-// not), and of those at that same instant, the ones not yet seen.
+// emits the events it has not emitted yet.
 func pollTimeline(ctx context.Context, src timelineSource, project, node string, emit func(api.TimelineEvent) error) error {
-	var last time.Time
-	seenAtLast := map[string]bool{}
+	e := &timelineEmitter{src: src, project: project, node: node, emit: emit}
+	return e.poll(ctx)
+}
+
+// timelineEmitter emits the events of a node's timeline not emitted yet:
+// those after the last one it emitted (bmid drops a node's oldest events,
+// so positions shift; times do not), and of those at that same instant,
+// the ones not yet seen.
+type timelineEmitter struct {
+	src           timelineSource
+	project, node string
+	emit          func(api.TimelineEvent) error
+	err           error // emit's error, when it failed
+
+	last       time.Time
+	seenAtLast map[string]bool
+}
+
+// catchUp reads the timeline and emits what is new.
+func (e *timelineEmitter) catchUp(ctx context.Context) error {
+	tl, err := e.src.NodeTimeline(ctx, e.project, e.node)
+	if err != nil {
+		return err
+	}
+	if e.seenAtLast == nil {
+		e.seenAtLast = map[string]bool{}
+	}
+	for _, ev := range tl.Events {
+		k := eventKey(ev)
+		switch {
+		case ev.At.Before(e.last), ev.At.Equal(e.last) && e.seenAtLast[k]:
+			continue
+		case ev.At.After(e.last):
+			e.last, e.seenAtLast = ev.At, map[string]bool{}
+		}
+		e.seenAtLast[k] = true
+		if err := e.emit(ev); err != nil {
+			e.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+// poll catches up every followEvery until ctx ends.
+func (e *timelineEmitter) poll(ctx context.Context) error {
 	tick := time.NewTicker(followEvery)
 	defer tick.Stop()
 	for {
-		tl, err := src.NodeTimeline(ctx, project, node)
-		if err != nil {
+		if err := e.catchUp(ctx); err != nil {
 			return err
-		}
-		for _, ev := range tl.Events {
-			k := eventKey(ev)
-			switch {
-			case ev.At.Before(last), ev.At.Equal(last) && seenAtLast[k]:
-				continue
-			case ev.At.After(last):
-				last, seenAtLast = ev.At, map[string]bool{}
-			}
-			seenAtLast[k] = true
-			if err := emit(ev); err != nil {
-				return err
-			}
 		}
 		select {
 		case <-ctx.Done():

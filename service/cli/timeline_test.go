@@ -75,3 +75,68 @@ func joinSteps(s []string) string {
 	}
 	return out
 }
+
+// streamSource is a seqSource whose event stream delivers boot events
+// (and an operation's, which must not count), then blocks until the
+// context ends, or fails at once when down.
+type streamSource struct {
+	*seqSource
+	events []api.Event
+	down   bool
+	opened int
+}
+
+func (s *streamSource) FollowEvents(ctx context.Context, _ api.EventFilter, fn func(api.Event) error) error {
+	s.opened++
+	if s.down {
+		return errors.New("no event stream here")
+	}
+	for _, ev := range s.events {
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestStreamTimeline: the follow reads the timeline at each boot event of
+// the stream (and only then: the stream blocks, nothing polls), and polls
+// where there is no stream.
+func TestStreamTimeline(t *testing.T) {
+	defer func(d time.Duration) { followEvery = d }(followEvery)
+	followEvery = time.Millisecond
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(sec int, step string) api.TimelineEvent {
+		return api.TimelineEvent{At: t0.Add(time.Duration(sec) * time.Second), Step: step}
+	}
+	seq := func(cancel func()) *seqSource {
+		return &seqSource{cancel: cancel, seq: [][]api.TimelineEvent{
+			{ev(1, "a")},
+			{ev(1, "a"), ev(2, "b")},
+			{ev(1, "a"), ev(2, "b"), ev(3, "c")},
+		}}
+	}
+	boot := api.Event{Type: api.EventBoot, Step: "dhcp-offer"}
+	for name, down := range map[string]bool{"stream": false, "no stream: polls": true} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			src := &streamSource{seqSource: seq(cancel), down: down,
+				events: []api.Event{boot, {Type: api.EventOperation}, boot}}
+			var got []string
+			if err := streamTimeline(ctx, src, "p", "n", func(e api.TimelineEvent) error {
+				got = append(got, e.Step)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if joinSteps(got) != "a b c" || src.opened != 1 {
+				t.Fatalf("followed %q with %d stream(s) opened, want \"a b c\" and 1", joinSteps(got), src.opened)
+			}
+			if !down && src.calls != 3 {
+				t.Fatalf("read the timeline %d times with a stream, want 3 (once, then at each boot event)", src.calls)
+			}
+		})
+	}
+}
