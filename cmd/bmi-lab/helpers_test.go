@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/lab"
+	"github.com/bmi-go/bmi/lab/image"
 )
 
 // labCLI returns a runner of bin's bmi-lab with the lab's --name and --dir
@@ -49,3 +54,41 @@ func apiCaller(t *testing.T, user, password string) func(method, url, body strin
 		return m
 	}
 }
+
+// requireSite skips (or, under CI, fails) a test that brings a whole lab
+// up unless every tool it needs is installed: the lab's commands, the
+// golden image's tools, Ceph's daemons (and more, name → Debian package)
+// and Go to build the binaries.
+func requireSite(t *testing.T, more map[string]string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	for cmd, pkg := range lab.Commands {
+		testenv.RequireCommand(t, cmd, pkg)
+	}
+	for name, pkg := range image.Tools {
+		testenv.RequireCommand(t, name, pkg)
+	}
+	for cmd, pkg := range map[string]string{"ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", "go": "golang (Go 1.26)"} {
+		testenv.RequireCommand(t, cmd, pkg)
+	}
+	for cmd, pkg := range more {
+		testenv.RequireCommand(t, cmd, pkg)
+	}
+}
+
+// newSite builds the binaries and returns the bmi-lab runner of a lab
+// named name in a temporary directory (bin is where the binaries are),
+// with a lab of that name left by a killed run taken down first and this
+// one taken down when the test ends; it does not bring the lab up.
+func newSite(t *testing.T, name string) (cli func(args ...string) (string, error), bin, dir string) {
+	t.Helper()
+	bin = buildLab(t)
+	dir = filepath.Join(t.TempDir(), "lab")
+	cli = labCLI(t, bin, name, dir)
+	_, _ = cli("down") // a stale lab from a killed run
+	t.Cleanup(func() { _, _ = cli("down") })
+	return cli, bin, dir
+}
+
+// imageCacheDir is where the lab tests keep the golden images they build.
+func imageCacheDir() string { return filepath.Join(os.TempDir(), "bmi-lab-test-images") }

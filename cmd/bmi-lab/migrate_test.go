@@ -13,9 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // the original's database
 
-	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
-	"github.com/bmi-go/bmi/lab/image"
 	"github.com/bmi-go/bmi/lab/vm"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -30,23 +28,10 @@ import (
 // provisioning network, power cycles and boots from its migrated disk to
 // the marker.
 func TestMigratedNodeBoots(t *testing.T) {
-	testenv.RequireRoot(t)
-	for cmd, pkg := range lab.Commands {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
-	for name, pkg := range image.Tools {
-		testenv.RequireCommand(t, name, pkg)
-	}
-	for cmd, pkg := range map[string]string{"ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", "ceph-mgr": "ceph-mgr", "go": "golang (Go 1.26)"} {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
+	requireSite(t, map[string]string{"ceph-mgr": "ceph-mgr"})
 	ctx := context.Background()
-	bin := buildLab(t)
-	dir := filepath.Join(t.TempDir(), "lab")
-	cli := labCLI(t, bin, "cmig", dir)
-	_, _ = cli("down")
-	t.Cleanup(func() { _, _ = cli("down") })
-	if out, err := cli("up", "--nodes", "1", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+	cli, bin, dir := newSite(t, "cmig")
+	if out, err := cli("up", "--nodes", "1", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	l, err := lab.New("cmig", dir, logging.Discard())

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
-	"github.com/bmi-go/bmi/lab/image"
 	"github.com/bmi-go/bmi/lab/iocheck"
 	"github.com/bmi-go/bmi/lab/vm"
 	"github.com/bmi-go/bmi/service/logging"
@@ -34,28 +32,15 @@ type liveNode struct {
 // stall of each event is logged. Then the nodes are deprovisioned and the
 // lab taken down.
 func TestRestartUnderLiveNodes(t *testing.T) {
-	testenv.RequireRoot(t)
-	for cmd, pkg := range lab.Commands {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
-	for name, pkg := range image.Tools {
-		testenv.RequireCommand(t, name, pkg)
-	}
-	for cmd, pkg := range map[string]string{"ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", "go": "golang (Go 1.26)"} {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
+	requireSite(t, nil)
 	ctx := context.Background()
-	bin := buildLab(t)
+	cli, bin, dir := newSite(t, "trs")
 	// The "upgrade" is another build of bmid at another path.
 	upgraded := filepath.Join(t.TempDir(), "bmid-new")
 	if b, err := os.ReadFile(filepath.Join(bin, "bmid")); err != nil || os.WriteFile(upgraded, b, 0o755) != nil {
 		t.Fatalf("copy bmid: %v", err)
 	}
-	dir := filepath.Join(t.TempDir(), "lab")
-	cli := labCLI(t, bin, "trs", dir)
-	_, _ = cli("down")
-	t.Cleanup(func() { _, _ = cli("down") })
-	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+	if out, err := cli("up", "--nodes", "2", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	l, err := lab.New("trs", dir, logging.Discard())

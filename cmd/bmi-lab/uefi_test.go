@@ -32,16 +32,7 @@ import (
 // the initramfs and the second iSCSI login. bmid's log shows each chain;
 // `bmi-lab down` removes the UEFI variable stores.
 func TestUEFIBoot(t *testing.T) {
-	testenv.RequireRoot(t)
-	for cmd, pkg := range lab.Commands {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
-	for name, pkg := range image.Tools {
-		testenv.RequireCommand(t, name, pkg)
-	}
-	for cmd, pkg := range map[string]string{"ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", "ceph-mgr": "ceph-mgr", "go": "golang (Go 1.26)"} {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
+	requireSite(t, map[string]string{"ceph-mgr": "ceph-mgr"})
 	for f, pkg := range map[string]string{vm.OVMFCode: "ovmf", vm.OVMFVars: "ovmf", image.SystemdBoot: "systemd-boot-efi",
 		"/usr/lib/ipxe/" + dhcpd.UEFIBinary: "ipxe"} {
 		if _, err := os.Stat(f); err != nil {
@@ -49,14 +40,10 @@ func TestUEFIBoot(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	bin := buildLab(t)
-	dir := filepath.Join(t.TempDir(), "lab")
-	cli := labCLI(t, bin, "tuefi", dir)
-	_, _ = cli("down") // a stale lab from a killed run
-	t.Cleanup(func() { _, _ = cli("down") })
+	cli, _, dir := newSite(t, "tuefi")
 
 	start := time.Now()
-	if out, err := cli("up", "--nodes", "3", "--uefi", "1", "--uefi-http", "1", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+	if out, err := cli("up", "--nodes", "3", "--uefi", "1", "--uefi-http", "1", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	t.Logf("bmi-lab up --nodes 3 --uefi 1 --uefi-http 1: %.1f s", time.Since(start).Seconds())

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
-	"github.com/bmi-go/bmi/lab/image"
 	"github.com/bmi-go/bmi/lab/vm"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/service/procenv"
@@ -26,25 +24,12 @@ import (
 // the first boot's record; after deprovisioning and detaching it gets no
 // DHCP answer; `bmi-lab down` leaves nothing.
 func TestUpProvisionBootDown(t *testing.T) {
-	testenv.RequireRoot(t)
-	for cmd, pkg := range lab.Commands {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
-	for name, pkg := range image.Tools {
-		testenv.RequireCommand(t, name, pkg)
-	}
-	for cmd, pkg := range map[string]string{"ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", "ceph-mgr": "ceph-mgr", "go": "golang (Go 1.26)"} {
-		testenv.RequireCommand(t, cmd, pkg)
-	}
+	requireSite(t, map[string]string{"ceph-mgr": "ceph-mgr"})
 	ctx := context.Background()
-	bin := buildLab(t)
-	dir := filepath.Join(t.TempDir(), "lab")
-	cli := labCLI(t, bin, "tup", dir)
-	_, _ = cli("down") // a stale lab from a killed run
-	t.Cleanup(func() { _, _ = cli("down") })
+	cli, bin, dir := newSite(t, "tup")
 
 	start := time.Now()
-	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+	if out, err := cli("up", "--nodes", "2", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	t.Logf("bmi-lab up --nodes 2: %.1f s", time.Since(start).Seconds())
@@ -53,11 +38,11 @@ func TestUpProvisionBootDown(t *testing.T) {
 		t.Fatalf("bmid.log has no go runtime line with GODEBUG %s (%v):\n%s", procenv.Setting, err, b)
 	}
 	start = time.Now()
-	if out, err := cli("up", "--nodes", "2", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+	if out, err := cli("up", "--nodes", "2", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("second up (idempotent): %v\n%s", err, out)
 	}
 	t.Logf("second bmi-lab up (all running): %.1f s", time.Since(start).Seconds())
-	if out, err := cli("up", "--nodes", "3", "--cache", filepath.Join(os.TempDir(), "bmi-lab-test-images")); err != nil {
+	if out, err := cli("up", "--nodes", "3", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("up with one node more: %v\n%s", err, out)
 	}
 	out, err := cli("env")
