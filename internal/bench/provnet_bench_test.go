@@ -35,7 +35,7 @@ func benchProvisionNetwork(b *testing.B) {
 	if isQuick {
 		runs = 5
 	}
-	sec, done := section("8-provision-network", "8. Provision with a per-project provisioning network",
+	sec, done := section("12-provision-network", "12. Provision with a per-project provisioning network",
 		fmt.Sprintf("Provision (and Deprovision) of node-01 from a 1 GiB image (64 MiB written), %d runs each, in a full bmid on "+
 			"the test Ceph cluster with hil-mock: no network change; the shared provisioning network (connect/detach "+
 			"through HIL); a per-project network (boot.networks: the first provision also claims the project's network and "+

@@ -146,10 +146,28 @@ func Percentile(sorted []float64, p float64) float64 {
 	return sorted[min(max(k, 0), n-1)]
 }
 
-// SortSections orders the sections by id (they are numbered as in the
-// issue: 1-provision ... 7-copy).
+// SortSections orders the sections by the number their id starts with
+// (1-provision ... 12-provision-network), then by the rest of it.
 func (r *Report) SortSections() {
-	sort.SliceStable(r.Sections, func(i, j int) bool { return r.Sections[i].ID < r.Sections[j].ID })
+	sort.SliceStable(r.Sections, func(i, j int) bool { return sectionLess(r.Sections[i].ID, r.Sections[j].ID) })
+}
+
+// sectionLess orders section ids by their leading number, then as text:
+// "2-install" before "10-scale", "8a-serve" before "8b-restart".
+func sectionLess(a, b string) bool {
+	num := func(s string) (int, string) {
+		n, i := 0, 0
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			n = n*10 + int(s[i]-'0')
+		}
+		return n, s[i:]
+	}
+	na, ra := num(a)
+	nb, rb := num(b)
+	if na != nb {
+		return na < nb
+	}
+	return ra < rb
 }
 
 // Write writes results.json, summary.md and the charts into dir.

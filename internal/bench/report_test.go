@@ -76,3 +76,18 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("provision.svg: %v\n%.200s", err, svg)
 	}
 }
+
+func TestSortSections(t *testing.T) {
+	r := &Report{}
+	for _, id := range []string{"10-scale", "2-install", "8b-restart", "1-provision", "8a-serve", "11-firmware", "9-origstack"} {
+		r.Sections = append(r.Sections, &Section{ID: id})
+	}
+	r.SortSections()
+	var got []string
+	for _, s := range r.Sections {
+		got = append(got, s.ID)
+	}
+	if want := "1-provision 2-install 8a-serve 8b-restart 9-origstack 10-scale 11-firmware"; strings.Join(got, " ") != want {
+		t.Fatalf("sorted %v, want %s", got, want)
+	}
+}
