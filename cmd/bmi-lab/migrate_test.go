@@ -24,14 +24,15 @@ import (
 // original's recipe under orig<img><id>, node-01 provisioned by its
 // recipe: a clone, a tgt file, pxelinux and iPXE files, and the rows of
 // its SQLite database), migrated into a new state database, and bmid is
-// restarted on it; node-01 (its NIC found in HIL by its MAC), put on the
-// provisioning network, power cycles and boots from its migrated disk to
-// the marker.
+// restarted on it; node-02 is provisioned from the migrated image (which
+// gives the project its provisioning network), and node-01 (its NIC found
+// in HIL by its MAC), put on that network, power cycles and boots from its
+// migrated disk to the marker.
 func TestMigratedNodeBoots(t *testing.T) {
 	requireSite(t, map[string]string{"ceph-mgr": "ceph-mgr"})
 	ctx := context.Background()
 	cli, bin, dir := newSite(t, "cmig")
-	if out, err := cli("up", "--nodes", "1", "--cache", imageCacheDir()); err != nil {
+	if out, err := cli("up", "--nodes", "2", "--cache", imageCacheDir()); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	l, err := lab.New("cmig", dir, logging.Discard())
@@ -131,14 +132,28 @@ func TestMigratedNodeBoots(t *testing.T) {
 	if _, err := l.RestartBmid(ctx, lab.RestartGraceful, ""); err != nil {
 		t.Fatalf("restart bmid on the migrated state: %v", err)
 	}
-	// The original (V-B) left the provisioning network to the operator.
-	admin("POST", hil+"/node/node-01/nic/eth0/connect_network", `{"network": "`+lab.ProvisioningNetwork+`", "channel": "vlan/native"}`, 202)
+	// The lab gives each project a provisioning network of its own, at the
+	// project's first provision: node-02, provisioned from the migrated
+	// image, gives project lab its network. The original (V-B) left the
+	// provisioning network to the operator: node-01's NIC goes onto the
+	// project's network the same way.
+	user("POST", api+"/nodes/node-02/provision", `{"image": "orig-golden", "nic": "eth0"}`, 201)
+	var network string
+	for _, n := range lab.ProjectNetworks {
+		if strings.Contains(fmt.Sprint(admin("GET", hil+"/node/node-02", "", 200)["nics"]), n.Name) {
+			network = n.Name
+		}
+	}
+	if network == "" {
+		t.Fatalf("provisioning node-02 put it on no project network: %v", admin("GET", hil+"/node/node-02", "", 200)["nics"])
+	}
+	admin("POST", hil+"/node/node-01/nic/eth0/connect_network", `{"network": "`+network+`", "channel": "vlan/native"}`, 202)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		if strings.Contains(fmt.Sprint(admin("GET", hil+"/node/node-01", "", 200)["nics"]), lab.ProvisioningNetwork) {
+		if strings.Contains(fmt.Sprint(admin("GET", hil+"/node/node-01", "", 200)["nics"]), network) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("node-01 did not get onto the provisioning network")
+			t.Fatalf("node-01 did not get onto its project's network %s", network)
 		}
 	}
 	con := vm.Console{Path: n1.Serial}

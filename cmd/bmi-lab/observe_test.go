@@ -28,7 +28,7 @@ type bootWatch struct {
 // takes /metrics before the boot.
 func watchBoot(t *testing.T, env map[string]string, node string) *bootWatch {
 	t.Helper()
-	c, err := client.New(env["BMI_URL"], env["BMI_USER"], logging.Secret(env["BMI_PASSWORD"]))
+	c, err := client.New(env["BMI_URL"], env["HIL_USERNAME"], logging.Secret(env["HIL_PASSWORD"]))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestUEFIBoot(t *testing.T) {
 		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
 		env[k] = strings.Trim(v, "'")
 	}
-	call := apiCaller(t, env["BMI_USER"], env["BMI_PASSWORD"])
+	call := apiCaller(t, env["HIL_USERNAME"], env["HIL_PASSWORD"])
 	api, hil := env["BMI_URL"]+"/api/v1/projects/"+env["BMI_PROJECT"], env["BMI_LAB_HIL_URL"]+"/v0"
 	l, err := lab.New("tuefi", dir, logging.Discard())
 	if err != nil {

@@ -81,7 +81,7 @@ func TestUpProvisionBootDown(t *testing.T) {
 			nic, _ := n.(map[string]any)
 			nets, _ := nic["networks"].(map[string]any)
 			for _, net := range nets {
-				if nic["label"] == "eth0" && net == lab.ProvisioningNetwork {
+				if nic["label"] == "eth0" && isProvisioningNetwork(net) {
 					return true
 				}
 			}
@@ -130,7 +130,7 @@ func TestUpProvisionBootDown(t *testing.T) {
 	}
 	watch := watchBoot(t, env, "node-01") // [ops] events and /metrics of a real boot
 	boot("first boot", "none")
-	t.Logf("/metrics after the first boot:\n%s", watch.check(env["BMI_PASSWORD"]))
+	t.Logf("/metrics after the first boot:\n%s", watch.check(env["HIL_PASSWORD"]))
 	boot("second boot", "node-01 1")
 
 	// Deprovisioned and off the provisioning network: no DHCP answer.
@@ -190,3 +190,18 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
+
+// isProvisioningNetwork says whether the HIL network named name is one of
+// the lab's provisioning networks: its project networks (bmid attaches
+// each project's nodes to the project's own), or the shared one.
+func isProvisioningNetwork(name any) bool {
+	if name == lab.ProvisioningNetwork {
+		return true
+	}
+	for _, n := range lab.ProjectNetworks {
+		if name == n.Name {
+			return true
+		}
+	}
+	return false
+}

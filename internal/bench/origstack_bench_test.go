@@ -337,12 +337,11 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 	}
 	powerOff := func() { _, _ = bl.call("POST", bl.hil+"/node/"+node.Name+"/power_off", "", 200) }
 	powerOff()
-	_ = bl.detach(node.Name) // section 3 leaves it connected
+	_ = bl.detach(node.Name) // off the shared network, if a section left it there
 	for run := range runs {
-		// (a) through bmid, the node on the provisioning network
-		if err := bl.connect(node.Name); err != nil {
-			b.Fatal(err)
-		}
+		// (a) through bmid, which puts the node on its project's
+		// provisioning network at provision and takes it off at
+		// deprovision
 		off := con.Offset()
 		r, err := bl.netboot(ctx, node, lab.GoldenImage, bootTimeout)
 		record(0, off, r, err, run)
@@ -350,7 +349,6 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 		if err := bl.deprovision(node); err != nil {
 			b.Fatal(err)
 		}
-		_ = bl.detach(node.Name) // deprovision may have detached it already
 		// (b), (c) through the original stack, the node on its VLAN
 		for i, c := range origChains {
 			off := con.Offset()
@@ -359,11 +357,8 @@ func benchOrigStack(b *testing.B, bl *benchLab, runs int) {
 			powerOff()
 		}
 	}
-	// back on the provisioning network, as section 3 left it
+	// off every network, as bmid's deprovision leaves it
 	if err := net.SetVLAN(ctx, node.Tap, 0); err != nil {
-		b.Error(err)
-	}
-	if err := bl.connect(node.Name); err != nil {
 		b.Error(err)
 	}
 	for _, ms := range origMilestones {

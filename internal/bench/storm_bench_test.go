@@ -71,11 +71,8 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 	for _, s := range skipped {
 		sec.Note("%s", s)
 	}
-	for i := 2; i <= len(bl.l.Nodes); i++ { // node-01 is connected already
-		if err := bl.connect(fmt.Sprintf("node-%02d", i)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	// bmid attaches each node to its project's provisioning network at
+	// provision
 	var singleCPU time.Duration
 	for _, n := range sizes {
 		if n > len(bl.l.Nodes) {

@@ -81,9 +81,6 @@ func benchFirmware(b *testing.B, bl *benchLab, runs int) {
 		if subject == "" {
 			subject = "BIOS"
 		}
-		if err := bl.connect(name); err != nil {
-			b.Fatal(err)
-		}
 		kinds = append(kinds, &kind{subject: subject, node: n})
 	}
 	for i := range runs {
