@@ -79,26 +79,27 @@ func (d *Daemon) buildProvNets(specs bootSpecs) error {
 		dh := &dhcpd.Server{Interfaces: []string{n.Interface}, Mode: dhcpd.ModeServer, ServerIP: ip, BaseURL: base,
 			Pool: dhcpd.Pool{Start: net.ParseIP(n.RangeStart).To4(), End: net.ParseIP(n.RangeEnd).To4(),
 				Netmask: net.CIDRMask(p.Bits(), 32), DNS: dns, LeaseTime: c.DHCP.LeaseTime},
-			Nodes: sp, Leases: leases{s: d.db, now: time.Now}, Log: log.With("component", "dhcp"), Recorder: d.timeline,
-			Faults: boot.FaultsFromConfig(c.Faults.DHCP), RouterAdvertisements: c.DHCP.IPv6RA}
+			Nodes: sp, Leases: leases{s: d.db, now: time.Now}, Log: log.With("component", "dhcp"), Recorder: d.boots,
+			Faults: boot.FaultsFromConfig(c.Faults.DHCP), RouterAdvertisements: c.DHCP.IPv6RA, Observer: d.metrics.DHCP}
 		if tokens != nil {
 			dh.Tokens = tokens
 		}
 		if err := dh.Check(); err != nil {
 			return fmt.Errorf("boot.networks[%d]: %w", i, err)
 		}
-		h := &ipxe.Handler{Specs: sp, Renderer: r, Log: log.With("component", "ipxe"), Recorder: d.timeline,
+		h := &ipxe.Handler{Specs: sp, Renderer: r, Log: log.With("component", "ipxe"), Recorder: d.boots,
 			Faults: boot.FaultsFromConfig(c.Faults.HTTP), RequireLease: c.IPXE.RequireLease, Clients: dh, Tokens: tokens,
 			Refused: d.scriptRefused}
 		if st, err := os.Stat(c.TFTP.Root); c.TFTP.Root != "" && err == nil && st.IsDir() {
 			h.Files = os.DirFS(c.TFTP.Root)
 		}
 		pn := provNet{name: n.Name, dhcp: dh,
-			http: &ipxe.Server{Addr: net.JoinHostPort(ip.String(), httpPort), Handler: h, Log: log.With("component", "ipxe")}}
+			http: &ipxe.Server{Addr: net.JoinHostPort(ip.String(), httpPort), Handler: d.metrics.HTTP.Wrap(h), Log: log.With("component", "ipxe")}}
 		if c.TFTP.Listen != "" {
 			tc := c
 			tc.TFTP.Listen = net.JoinHostPort(ip.String(), config.Port(c.TFTP.Listen))
-			pn.tftp = tftpd.NewFromConfig(tc, log.With("component", "tftp"), dh, d.timeline)
+			pn.tftp = tftpd.NewFromConfig(tc, log.With("component", "tftp"), dh, d.boots)
+			pn.tftp.Observer = d.metrics.TFTP
 		}
 		d.provNets = append(d.provNets, pn)
 	}
