@@ -418,6 +418,9 @@ func (o *origStack) boot(ctx context.Context, net *netns.Net, node lab.Node, c o
 	if err := net.SetVLAN(ctx, node.Tap, origVLAN); err != nil {
 		return bootResult{}, err
 	}
+	// off the stack's VLAN after, as hil-mock left it (bmid's next
+	// provision has hil-mock put it on the project's network)
+	defer func() { _ = net.SetVLAN(context.Background(), node.Tap, 0) }()
 	r := bootResult{prepare: time.Since(t0)}
 	r.boot, r.tl, r.mode, err = o.bl.watchFor(ctx, node, origMilestones, func() error {
 		_, err := o.bl.call("POST", o.bl.hil+"/node/"+node.Name+"/power_cycle", "", 200)
