@@ -72,7 +72,7 @@ type origStack struct {
 	bl     *benchLab
 	conf   string // the lab's ceph.conf
 	dir    string // TFTP root and the daemons' files
-	tgtd   *exec.Cmd
+	tgtd   *tgtd
 	dns    *exec.Cmd
 	bridge string
 }
@@ -131,47 +131,21 @@ func (o *origStack) up(ctx context.Context, img string) error {
 			return err
 		}
 	}
-	logf, err := os.Create(filepath.Join(o.dir, "tgtd.log"))
-	if err != nil {
+	o.tgtd = &tgtd{bl: o.bl, conf: o.conf, ctl: origCtl, portal: origAddr4.Addr().String() + ":3260", log: filepath.Join(o.dir, "tgtd.log")}
+	if err := o.tgtd.run(); err != nil {
 		return err
 	}
-	defer logf.Close()
-	o.tgtd = exec.CommandContext(ctx, "ip", "netns", "exec", o.bl.l.Namespace, "tgtd", "-f", "-C", origCtl,
-		"--iscsi", "portal="+origAddr4.Addr().String()+":3260")
-	o.tgtd.Stdout, o.tgtd.Stderr = logf, logf
-	o.tgtd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := o.tgtd.Start(); err != nil {
-		return err
-	}
-	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if exec.Command("tgtadm", "-C", origCtl, "--op", "show", "--mode", "sys").Run() == nil {
-			return nil
-		}
-		if time.Now().After(end) {
-			return fmt.Errorf("tgtd did not start (log %s)", logf.Name())
-		}
-	}
+	// ready: the original's tgt-admin adds its targets to a running tgtd
+	return o.tgtd.adm("--op", "update", "--mode", "sys", "--name", "State", "-v", "ready")
 }
 
-func (o *origStack) rbd(args ...string) error {
-	_, err := o.ns(append([]string{"rbd", "--conf", o.conf}, args...)...)
-	return err
-}
+func (o *origStack) rbd(args ...string) error { return o.bl.rbd(o.conf, args...) }
 
 // down stops the daemons and removes the golden image and the bridge.
 func (o *origStack) down() {
 	o.stopDNS()
-	if o.tgtd != nil && o.tgtd.Process != nil {
-		_ = exec.Command("tgt-admin", "-C", origCtl, "-f", "--delete", "ALL").Run()
-		_ = o.tgtd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- o.tgtd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = o.tgtd.Process.Kill()
-			<-done
-		}
+	if o.tgtd != nil {
+		_ = o.tgtd.stop(false)
 	}
 	_ = o.rbd("snap", "unprotect", origGolden+"@"+origSnap)
 	_ = o.rbd("snap", "purge", origGolden)

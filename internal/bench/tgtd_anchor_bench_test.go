@@ -26,32 +26,41 @@ const (
 	anchorCtl   = "7"
 )
 
-// tgtd is the anchor's target daemon in the lab namespace.
+// tgtd is a tgtd in the lab namespace: the anchor's (the stay-up image
+// on its own portal), or the original stack's of section 9.
 type tgtd struct {
-	bl   *benchLab
-	conf string // the lab's ceph.conf
-	cmd  *exec.Cmd
+	bl     *benchLab
+	conf   string // the lab's ceph.conf
+	ctl    string // tgtd's control port (-C)
+	portal string // host:port it listens on
+	log    string // its log file
+	cmd    *exec.Cmd
+}
+
+// anchorTGTD is the anchor's tgtd: a portal beside bmid's on the bridge.
+func anchorTGTD(bl *benchLab, conf string) *tgtd {
+	bridge := strings.Split(bl.l.Bridge4, "/")[0]
+	return &tgtd{bl: bl, conf: conf, ctl: anchorCtl, portal: fmt.Sprintf("%s:%d", bridge, anchorPort),
+		log: filepath.Join(bl.dir, "tgtd-anchor.log")}
 }
 
 func (t *tgtd) adm(args ...string) error {
-	out, err := exec.Command("tgtadm", append([]string{"-C", anchorCtl, "--lld", "iscsi"}, args...)...).CombinedOutput()
+	out, err := exec.Command("tgtadm", append([]string{"-C", t.ctl, "--lld", "iscsi"}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("tgtadm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// start runs tgtd and configures the target as its unit's ExecStartPost
-// does (offline, the targets, ready).
-func (t *tgtd) start() error {
-	logf, err := os.OpenFile(filepath.Join(t.bl.dir, "tgtd-anchor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// run starts the daemon and waits until it answers, offline (as its
+// unit's ExecStartPost leaves it before the targets are set).
+func (t *tgtd) run() error {
+	logf, err := os.OpenFile(t.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	bridge := strings.Split(t.bl.l.Bridge4, "/")[0]
-	t.cmd = exec.Command("ip", "netns", "exec", t.bl.l.Namespace, "tgtd", "-f", "-C", anchorCtl,
-		"--iscsi", fmt.Sprintf("portal=%s:%d", bridge, anchorPort))
+	t.cmd = exec.Command("ip", "netns", "exec", t.bl.l.Namespace, "tgtd", "-f", "-C", t.ctl, "--iscsi", "portal="+t.portal)
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := t.cmd.Start(); err != nil {
@@ -60,11 +69,17 @@ func (t *tgtd) start() error {
 	var err2 error
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if err2 = t.adm("--op", "update", "--mode", "sys", "--name", "State", "-v", "offline"); err2 == nil {
-			break
+			return nil
 		}
 	}
-	if err2 != nil {
-		return fmt.Errorf("tgtd did not start: %w", err2)
+	return fmt.Errorf("tgtd did not start (log %s): %w", t.log, err2)
+}
+
+// start runs tgtd and configures the anchor's target as its unit's
+// ExecStartPost does (offline, the targets, ready).
+func (t *tgtd) start() error {
+	if err := t.run(); err != nil {
+		return err
 	}
 	for _, args := range [][]string{
 		{"--op", "new", "--mode", "target", "--tid", "1", "-T", anchorIQN},
@@ -91,7 +106,7 @@ func (t *tgtd) stop(kill bool) error {
 		_ = t.cmd.Process.Kill()
 	} else {
 		_ = t.adm("--op", "update", "--mode", "sys", "--name", "State", "-v", "offline")
-		_ = t.adm("--op", "delete", "--mode", "target", "--tid", "1", "--force")
+		_ = exec.Command("tgt-admin", "-C", t.ctl, "-f", "--delete", "ALL").Run()
 		if err := t.adm("--op", "delete", "--mode", "system"); err != nil {
 			_ = t.cmd.Process.Kill()
 		}
@@ -124,19 +139,13 @@ func tgtdAnchor(ctx context.Context, bl *benchLab, node lab.Node) ([]Row, error)
 	if err != nil {
 		return nil, err
 	}
-	rbd := func(args ...string) error {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", bl.l.Namespace, "rbd", "--conf", ceph.ConfPath()}, args...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("rbd %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
+	rbd := func(args ...string) error { return bl.rbd(ceph.ConfPath(), args...) }
 	_ = rbd("rm", "--no-progress", anchorImage)
 	if err := rbd("import", "--no-progress", "--image-feature", "layering,exclusive-lock,object-map,fast-diff,deep-flatten", img.Path, anchorImage); err != nil {
 		return nil, err
 	}
 	defer func() { _ = rbd("rm", "--no-progress", anchorImage) }()
-	t := &tgtd{bl: bl, conf: ceph.ConfPath()}
+	t := anchorTGTD(bl, ceph.ConfPath())
 	if err := t.start(); err != nil {
 		_ = t.stop(true)
 		return nil, err
@@ -199,4 +208,13 @@ func tgtdAnchor(ctx context.Context, bl *benchLab, node lab.Node) ([]Row, error)
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// rbd runs the rbd CLI in the lab namespace on the lab's cluster (conf).
+func (bl *benchLab) rbd(conf string, args ...string) error {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", bl.l.Namespace, "rbd", "--conf", conf}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rbd %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
