@@ -64,8 +64,14 @@ func (s specs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spec, e
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
+	return victimSpec(n), nil
+}
+
+// victimSpec is the boot spec of the victim node n: its disk, target,
+// initiator name and CHAP secret.
+func victimSpec(n string) ipxe.Spec {
 	return ipxe.Spec{Node: n, Disk: "disk1", Portal: "10.199.0.1", TargetIQN: targetIQN, InitiatorIQN: nodeIQN,
-		CHAP: &ipxe.CHAP{User: "node-01", Secret: logging.Secret(secret)}}, nil
+		CHAP: &ipxe.CHAP{User: "node-01", Secret: logging.Secret(secret)}}
 }
 
 // memVolume is a 1 MiB disk in memory.

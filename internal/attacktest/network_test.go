@@ -45,8 +45,7 @@ func (s netSpecs) BootSpec(ctx context.Context, mac net.HardwareAddr) (ipxe.Spec
 	if err != nil {
 		return ipxe.Spec{}, err
 	}
-	return ipxe.Spec{Node: n, Disk: "disk1", Portal: "10.199.0.1", TargetIQN: targetIQN, InitiatorIQN: nodeIQN,
-		CHAP: &ipxe.CHAP{User: "node-01", Secret: logging.Secret(secret)}}, nil
+	return victimSpec(n), nil
 }
 
 // provLink is one provisioning network: its own link (server and
