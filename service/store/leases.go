@@ -83,7 +83,15 @@ func (s *DB) ClaimLease(ctx context.Context, l core.Lease, now time.Time) error 
 	if _, err := tx.ExecContext(ctx, `INSERT INTO leases (mac, ip, hostname, expires_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname, expires_at = excluded.expires_at`,
 		l.MAC, l.IP, l.Hostname, l.Expires.UnixNano()); err != nil {
-		return dbErr(err, what)
+		err = dbErr(err, what)
+		if errors.Is(err, fault.ErrExists) {
+			// The MAC's row is an upsert, so the unique index that refused
+			// this is the address's: another transaction leased it between
+			// the check above and this insert (PostgreSQL's read committed
+			// lets both see it free). The address is taken, as above.
+			return fault.Errorf(fault.Conflict, "%s: %s was leased to another MAC meanwhile", what, l.IP)
+		}
+		return err
 	}
 	return dbErr(tx.Commit(), what)
 }
