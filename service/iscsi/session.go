@@ -290,6 +290,13 @@ func (s *session) logout(p *pdu) error {
 	if reason == 2 {
 		r.bhs[2] = 2 // connection recovery is not supported
 	}
+	if reason != 2 && s.nx != nil {
+		// The I_T nexus ends with this logout: its SPC-2 reservation must be
+		// gone before the initiator reads the response, since it may reserve
+		// again through another session at once (libiscsi's Reserve6.Logout).
+		// The session's end releases it too; a second release is a no-op.
+		s.exp.unit.nexusLost(s.nx)
+	}
 	s.send(outPDU{p: r, status: true})
 	if reason == 2 {
 		return nil
