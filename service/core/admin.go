@@ -172,7 +172,7 @@ func (s *Service) ExportDisk(ctx context.Context, who Principal, project, disk s
 	if err != nil {
 		return Target{}, err
 	}
-	return t, s.exporter.Export(ctx, s.exportSpec(t, d.CephName))
+	return t, s.exporter.Export(ctx, s.exportSpec(t, d.CephName, d.Size))
 }
 
 // UnexportDisk stops exporting a disk (the original's "iscsi rm"); the

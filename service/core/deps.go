@@ -93,6 +93,10 @@ type ExportSpec struct {
 	CHAPUser   string
 	CHAPSecret logging.Secret
 	Initiators []string
+	// Size is the disk's size in bytes as the state records it (0 when it
+	// does not): an exporter may then open the image at its first I/O
+	// rather than at export.
+	Size uint64
 }
 
 // Exporter is the iSCSI target as the core sees it. Export of an IQN that

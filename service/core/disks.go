@@ -33,7 +33,7 @@ func (s *Service) createDiskOp() *opjournal.Op[createDiskData] {
 			insertRowStep(s, row),
 			cloneStep(s, func(d *createDiskData) *source { return &d.source }, func(d *createDiskData) string { return d.Ceph }),
 			targetRecordStep(s, row),
-			exportStep(s, func(d *createDiskData) (int64, string) { return d.ImageID, d.Ceph }),
+			exportStep(s, row),
 			markReadyStep(s, row),
 		},
 		Commit: "mark ready",
@@ -70,7 +70,7 @@ func (s *Service) CreateDisk(ctx context.Context, who Principal, project, image,
 }
 
 func (s *Service) diskRow(project, disk string, src Image) newRow {
-	return newRow{Project: project, Name: disk, Kind: KindDisk, ParentID: src.ID}
+	return newRow{Project: project, Name: disk, Kind: KindDisk, ParentID: src.ID, Size: src.Size}
 }
 
 func randomSecret() (string, error) {
@@ -107,8 +107,8 @@ func targetRecordStep[D any](s *Service, row func(*D) *newRow) step[D] {
 	}
 }
 
-func (s *Service) exportSpec(t Target, ceph string) ExportSpec {
-	return ExportSpec{IQN: t.IQN, CephName: ceph, CHAPUser: t.CHAPUser, CHAPSecret: logging.Secret(t.CHAPSecret), Initiators: t.Initiators}
+func (s *Service) exportSpec(t Target, ceph string, size uint64) ExportSpec {
+	return ExportSpec{IQN: t.IQN, CephName: ceph, CHAPUser: t.CHAPUser, CHAPSecret: logging.Secret(t.CHAPSecret), Initiators: t.Initiators, Size: size}
 }
 
 // deleteDiskData is what deleting a disk journals.

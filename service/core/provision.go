@@ -33,7 +33,7 @@ func (s *Service) provisionOp() *opjournal.Op[provisionData] {
 			insertRowStep(s, row),
 			cloneStep(s, func(d *provisionData) *source { return &d.source }, func(d *provisionData) string { return d.Ceph }),
 			targetRecordStep(s, row),
-			exportStep(s, func(d *provisionData) (int64, string) { return d.ImageID, d.Ceph }),
+			exportStep(s, row),
 			putBootStep(s, func(d *provisionData) (*nodeBoot, string, int64) { return &d.nodeBoot, d.Project, d.ImageID }),
 			writeFilesStep(s, boot),
 			projectNetworkStep(s, func(d *provisionData) (*network, string) { return &d.network, d.Project }),

@@ -117,7 +117,7 @@ func (s *Service) reexport(ctx context.Context, rep *Report) {
 			if s.busyElsewhere(ctx, d.OpID) {
 				return // another gateway's operation is at it; a take-over re-exports it
 			}
-			if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName)); err != nil {
+			if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName, d.Size)); err != nil {
 				note(fmt.Errorf("re-export disk %s/%s: %w", d.Project, d.Name, err))
 				return
 			}

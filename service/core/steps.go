@@ -23,6 +23,9 @@ type newRow struct {
 	ParentID int64  `json:"parent_id,omitempty"`
 	ImageID  int64  `json:"image_id,omitempty"`
 	Ceph     string `json:"ceph,omitempty"`
+	// Size is the image's size when known before it exists: a clone has
+	// its source snapshot's size. Mark ready asks Ceph only when it is 0.
+	Size uint64 `json:"size,omitempty"`
 }
 
 // source is the snapshot a clone or copy is made from.
@@ -112,7 +115,7 @@ func insertRowStep[D any](s *Service, row func(*D) *newRow) step[D] {
 				return nil
 			}
 			im, err := s.rows.InsertImage(ctx, Image{Project: n.Project, Name: n.Name, Kind: n.Kind, ParentID: n.ParentID,
-				State: StatePending, OpID: r.ID}, s.cfg.UID)
+				Size: n.Size, State: StatePending, OpID: r.ID}, s.cfg.UID)
 			if err != nil {
 				return err
 			}
@@ -142,9 +145,14 @@ func insertRowStep[D any](s *Service, row func(*D) *newRow) step[D] {
 func markReadyStep[D any](s *Service, row func(*D) *newRow) step[D] {
 	return step[D]{Name: "mark ready", Do: func(ctx context.Context, r *run[D]) error {
 		n := row(&r.Data)
-		if size, err := s.ceph.Size(ctx, n.Ceph); err == nil {
-			if err := s.rows.SetImageSize(ctx, n.ImageID, size); err != nil {
-				return err
+		// Opening an image to read its size costs as much as the export's
+		// open (the parent is opened too): a row inserted with its size
+		// (a clone's) skips it.
+		if n.Size == 0 {
+			if size, err := s.ceph.Size(ctx, n.Ceph); err == nil {
+				if err := s.rows.SetImageSize(ctx, n.ImageID, size); err != nil {
+					return err
+				}
 			}
 		}
 		return s.rows.SetImageState(ctx, n.ImageID, StateReady, "")
@@ -220,20 +228,19 @@ func deleteRowStep[D any](s *Service, row func(*D) *oldRow) step[D] {
 }
 
 // exportStep exports a disk's target; its undo unexports it.
-func exportStep[D any](s *Service, disk func(*D) (id int64, ceph string)) step[D] {
+func exportStep[D any](s *Service, row func(*D) *newRow) step[D] {
 	return step[D]{
 		Name: "export",
 		Do: func(ctx context.Context, r *run[D]) error {
-			id, ceph := disk(&r.Data)
-			t, err := s.targets.Target(ctx, id)
+			n := row(&r.Data)
+			t, err := s.targets.Target(ctx, n.ImageID)
 			if err != nil {
 				return err
 			}
-			return s.exporter.Export(ctx, s.exportSpec(t, ceph))
+			return s.exporter.Export(ctx, s.exportSpec(t, n.Ceph, n.Size))
 		},
 		Undo: func(ctx context.Context, r *run[D]) error {
-			id, _ := disk(&r.Data)
-			return s.unexport(ctx, id)
+			return s.unexport(ctx, row(&r.Data).ImageID)
 		},
 	}
 }
