@@ -117,50 +117,65 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 // returned by ReadAsync itself means nothing started and done is not
 // called. Close waits for reads in flight.
 func (im *Image) ReadAsync(p []byte, off int64, done func(n int, err error)) error {
+	return im.async("read", p, off, done, (*rbdHandle).readAsync)
+}
+
+// WriteAsync starts writing p at off, all of it inside the image, and
+// returns without waiting; done is called exactly once when librbd has
+// taken the write (what WriteAt waits for), like ReadAsync's. p must not
+// be touched until then. The same budget as ReadAsync's applies.
+func (im *Image) WriteAsync(p []byte, off int64, done func(n int, err error)) error {
+	return im.async("write", p, off, done, (*rbdHandle).writeAsync)
+}
+
+// async starts one asynchronous request (verb "read" or "write") within
+// the Store's budget.
+func (im *Image) async(verb string, p []byte, off int64, done func(n int, err error),
+	start func(h *rbdHandle, p []byte, off int64, done func(n int, err error)) error) error {
 	img, release, err := im.io()
 	if err != nil {
-		return im.fail(err, imageAction("read", im.Name()))
+		return im.fail(err, imageAction(verb, im.Name()))
 	}
 	if len(p) == 0 || off < 0 || uint64(off)+uint64(len(p)) > im.size {
 		release()
-		return fault.Errorf(fault.Invalid, "ceph: read image %q: %d bytes at %d are not inside the image (%d bytes)", im.name, len(p), off, im.size)
+		return fault.Errorf(fault.Invalid, "ceph: %s image %q: %d bytes at %d are not inside the image (%d bytes)", verb, im.name, len(p), off, im.size)
 	}
 	s := im.s
 	if s.asyncOps.Add(1) > asyncMaxOps || s.asyncBytes.Add(int64(len(p))) > asyncMaxBytes {
 		s.asyncOps.Add(-1)
 		s.asyncBytes.Add(-int64(len(p)))
 		release()
-		return fault.Errorf(fault.Unavailable, "ceph: read image %q: %d asynchronous reads in flight, or more than %d MiB: read synchronously", im.name, asyncMaxOps, asyncMaxBytes>>20)
+		return fault.Errorf(fault.Unavailable, "ceph: %s image %q: %d asynchronous requests in flight, or more than %d MiB: go synchronously", verb, im.name, asyncMaxOps, asyncMaxBytes>>20)
 	}
 	unbudget := func() {
 		s.asyncOps.Add(-1)
 		s.asyncBytes.Add(-int64(len(p)))
 	}
-	err = img.readAsync(p, off, func(n int, err error) {
+	err = start(img, p, off, func(n int, err error) {
 		unbudget()
 		release()
 		if err != nil {
-			err = im.fail(err, fmt.Sprintf("read image %q at %d", im.name, off))
+			err = im.fail(err, fmt.Sprintf("%s image %q at %d", verb, im.name, off))
 		}
 		done(n, err)
 	})
 	if err != nil {
 		unbudget()
 		release()
-		return im.fail(err, fmt.Sprintf("read image %q at %d", im.name, off))
+		return im.fail(err, fmt.Sprintf("%s image %q at %d", verb, im.name, off))
 	}
 	return nil
 }
 
-// The asynchronous reads a Store keeps in flight at most, across its
+// The asynchronous requests a Store keeps in flight at most, across its
 // images. With rbd_non_blocking_aio off, librbd hands a request to the
 // Objecter in the caller's thread, and the Objecter makes the caller wait
 // while its in-flight budget (objecter_inflight_ops 1024,
 // objecter_inflight_op_bytes 100 MiB by default) is spent. ReadAsync's
-// caller must not wait (the iSCSI read loop calls it), so ReadAsync stays
-// well inside that budget and answers fault.ErrUnavailable past these
-// limits: the caller then reads synchronously, from a goroutine that may
-// wait.
+// caller must not wait (the iSCSI read loop calls it), so ReadAsync and
+// WriteAsync stay well inside that budget and answers fault.ErrUnavailable past these
+// limits: the caller then reads or writes synchronously, from a goroutine
+// that may wait.
 const (
 	asyncMaxOps   = 256
 	asyncMaxBytes = 32 << 20

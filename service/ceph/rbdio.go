@@ -9,14 +9,14 @@ package ceph
 // a cache of their own, and a read through one could miss a write still
 // in the other's.
 //
-// Asynchronous reads (rbd_aio_read) complete on a librbd thread, in
-// rbdioDone below. It only queues the result (tag and return value) on
-// the handle's completion queue and, when the queue was empty, writes
-// the handle's eventfd. One goroutine per handle (completions) waits on
-// that eventfd through Go's netpoller, drains the queue and calls each
-// read's callback. No Go code runs on a librbd thread, and no OS thread
-// blocks per read: the caller's goroutine goes on as soon as librbd has
-// queued the request.
+// Asynchronous reads and writes (rbd_aio_read, rbd_aio_write) complete on
+// a librbd thread, in rbdio_done_cb below. It only queues the result (tag
+// and return value) on the handle's completion queue and, when the queue
+// was empty, writes the handle's eventfd. One goroutine per handle
+// (completions) waits on that eventfd through Go's netpoller, drains the
+// queue and calls each request's callback. No Go code runs on a librbd
+// thread, and no OS thread blocks per request: the caller's goroutine goes
+// on as soon as librbd has queued it.
 
 /*
 #cgo LDFLAGS: -lrbd
@@ -109,6 +109,20 @@ static int rbdio_aio_read(rbd_image_t img, rbdio_cq *q, uint64_t tag, uint64_t o
 	if (e < 0) { rbd_aio_release(c); free(r); return e; }
 	return 0;
 }
+
+static int rbdio_aio_write(rbd_image_t img, rbdio_cq *q, uint64_t tag, uint64_t off, size_t len, const char *buf) {
+	rbdio_req *r = malloc(sizeof *r);
+	if (r == NULL) return -ENOMEM;
+	r->cq = q;
+	r->tag = tag;
+	r->next = NULL;
+	rbd_completion_t c;
+	int e = rbd_aio_create_completion(r, rbdio_done_cb, &c);
+	if (e < 0) { free(r); return e; }
+	e = rbd_aio_write(img, off, len, buf, c);
+	if (e < 0) { rbd_aio_release(c); free(r); return e; }
+	return 0;
+}
 */
 import "C"
 
@@ -156,22 +170,23 @@ type rbdHandle struct {
 
 	mu      sync.Mutex
 	nextTag uint64
-	pending map[uint64]*aioRead
+	pending map[uint64]*aioReq
 	loop    sync.WaitGroup // the completions goroutine
 }
 
-// aioRead is an asynchronous read in flight.
-type aioRead struct {
-	pin  runtime.Pinner // the buffer, while librbd holds it
-	n    int            // bytes asked for
-	done func(n int, err error)
+// aioReq is an asynchronous read or write in flight.
+type aioReq struct {
+	pin   runtime.Pinner // the buffer, while librbd holds it
+	n     int            // bytes asked for
+	write bool           // librbd completes a write with 0, a read with its byte count
+	done  func(n int, err error)
 }
 
 // openHandle opens name in ioctx's pool, at its head (no snapshot).
 func openHandle(ioctx *rados.IOContext, name string) (*rbdHandle, error) {
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	h := &rbdHandle{pending: map[uint64]*aioRead{}}
+	h := &rbdHandle{pending: map[uint64]*aioReq{}}
 	if err := retErr(C.rbd_open(C.rados_ioctx_t(ioctx.Pointer()), cname, &h.img, nil)); err != nil {
 		return nil, err
 	}
@@ -270,15 +285,33 @@ func (h *rbdHandle) readAsync(p []byte, off int64, done func(n int, err error)) 
 	if len(p) == 0 {
 		return errors.New("empty read")
 	}
-	r := &aioRead{n: len(p), done: done}
+	return h.startAsync(p, false, done, func(tag uint64) C.int {
+		return C.rbdio_aio_read(h.img, h.cq, C.uint64_t(tag), C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
+	})
+}
+
+// writeAsync starts writing p at off (len(p) > 0), like readAsync: done
+// is called once librbd has taken the write (as writeAt returns), with
+// len(p) and nil or with an error.
+func (h *rbdHandle) writeAsync(p []byte, off int64, done func(n int, err error)) error {
+	if len(p) == 0 {
+		return errors.New("empty write")
+	}
+	return h.startAsync(p, true, done, func(tag uint64) C.int {
+		return C.rbdio_aio_write(h.img, h.cq, C.uint64_t(tag), C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
+	})
+}
+
+// startAsync registers a request on p under a fresh tag and starts it.
+func (h *rbdHandle) startAsync(p []byte, write bool, done func(n int, err error), start func(tag uint64) C.int) error {
+	r := &aioReq{n: len(p), write: write, done: done}
 	r.pin.Pin(&p[0])
 	h.mu.Lock()
 	h.nextTag++
 	tag := h.nextTag
 	h.pending[tag] = r
 	h.mu.Unlock()
-	ret := C.rbdio_aio_read(h.img, h.cq, C.uint64_t(tag), C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
-	if ret < 0 {
+	if ret := start(tag); ret < 0 {
 		h.mu.Lock()
 		delete(h.pending, tag)
 		h.mu.Unlock()
@@ -289,7 +322,7 @@ func (h *rbdHandle) readAsync(p []byte, off int64, done func(n int, err error)) 
 }
 
 // completions runs until close: it waits for the eventfd and hands each
-// completed read to its callback.
+// completed request to its callback.
 func (h *rbdHandle) completions() {
 	defer h.loop.Done()
 	var (
@@ -308,7 +341,7 @@ func (h *rbdHandle) completions() {
 	}
 }
 
-// drain hands every queued completion to its read.
+// drain hands every queued completion to its request.
 func (h *rbdHandle) drain(out *[drainBatch]C.rbdio_done) {
 	for {
 		n := int(C.rbdio_drain(h.cq, &out[0], drainBatch))
@@ -321,7 +354,7 @@ func (h *rbdHandle) drain(out *[drainBatch]C.rbdio_done) {
 	}
 }
 
-// complete ends one asynchronous read.
+// complete ends one asynchronous request.
 func (h *rbdHandle) complete(tag uint64, ret int64) {
 	h.mu.Lock()
 	r := h.pending[tag]
@@ -331,6 +364,10 @@ func (h *rbdHandle) complete(tag uint64, ret int64) {
 		return
 	}
 	r.pin.Unpin()
+	if r.write && ret >= 0 {
+		r.done(r.n, nil) // librbd writes all of it or fails
+		return
+	}
 	r.done(count(ret, r.n, io.EOF))
 }
 

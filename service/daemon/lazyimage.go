@@ -44,6 +44,7 @@ type openImage interface {
 	ReadAt(p []byte, off int64) (int, error)
 	ReadAsync(p []byte, off int64, done func(n int, err error)) error
 	WriteAt(p []byte, off int64) (int, error)
+	WriteAsync(p []byte, off int64, done func(n int, err error)) error
 	Flush() error
 	Discard(off, n uint64) error
 	Close() error
@@ -102,6 +103,16 @@ func (l *lazyImage) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return im.WriteAt(p, off)
+}
+
+// WriteAsync starts a write (the iSCSI target's asynchronous WRITE path);
+// the first one opens the image in the caller, synchronously.
+func (l *lazyImage) WriteAsync(p []byte, off int64, done func(n int, err error)) error {
+	im, err := l.image()
+	if err != nil {
+		return err
+	}
+	return im.WriteAsync(p, off, done)
 }
 
 // Flush flushes the image; an image never opened has nothing to flush.

@@ -43,8 +43,12 @@ func (i *fakeImage) ReadAsync(p []byte, _ int64, done func(int, error)) error {
 	return i.err()
 }
 func (i *fakeImage) WriteAt(p []byte, _ int64) (int, error) { return len(p), i.err() }
-func (i *fakeImage) Flush() error                           { return i.err() }
-func (i *fakeImage) Discard(_, _ uint64) error              { return i.err() }
+func (i *fakeImage) WriteAsync(p []byte, _ int64, done func(int, error)) error {
+	done(len(p), nil)
+	return i.err()
+}
+func (i *fakeImage) Flush() error              { return i.err() }
+func (i *fakeImage) Discard(_, _ uint64) error { return i.err() }
 func (i *fakeImage) Close() error {
 	i.f.closes.Add(1)
 	i.closed.Store(true)
@@ -78,7 +82,7 @@ func TestLazyImage(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				var err error
-				switch i % 4 {
+				switch i % 5 {
 				case 0:
 					_, err = l.ReadAt(buf, 0)
 				case 1:
@@ -87,6 +91,8 @@ func TestLazyImage(t *testing.T) {
 					err = l.Discard(0, 4096)
 				case 3:
 					err = l.ReadAsync(buf, 0, func(int, error) {})
+				case 4:
+					err = l.WriteAsync(buf, 0, func(int, error) {})
 				}
 				if err != nil {
 					t.Error(err)

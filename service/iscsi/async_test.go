@@ -15,7 +15,8 @@ import (
 // own, once release has been called when hold is set.
 type asyncVolume struct {
 	*memVolume
-	started atomic.Int64 // ReadAsync calls that started a read
+	started  atomic.Int64 // ReadAsync calls that started a read
+	wstarted atomic.Int64 // WriteAsync calls that started a write
 
 	mu   sync.Mutex
 	held chan struct{} // closed by release; nil: reads complete at once
@@ -34,6 +35,22 @@ func (a *asyncVolume) ReadAsync(p []byte, off int64, done func(int, error)) erro
 			<-held
 		}
 		n, err := a.ReadAt(p, off)
+		done(n, err)
+	}()
+	return nil
+}
+
+// WriteAsync writes on a goroutine of its own, like ReadAsync.
+func (a *asyncVolume) WriteAsync(p []byte, off int64, done func(int, error)) error {
+	a.wstarted.Add(1)
+	a.mu.Lock()
+	held := a.held
+	a.mu.Unlock()
+	go func() {
+		if held != nil {
+			<-held
+		}
+		n, err := a.WriteAt(p, off)
 		done(n, err)
 	}()
 	return nil

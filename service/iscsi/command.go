@@ -201,16 +201,34 @@ func (s *session) start(t *task) {
 	s.ready = append(s.ready, t)
 }
 
-// startReady starts the ready commands (read loop only): a READ the
-// volume can serve asynchronously starts at once (startAsyncRead), any other
-// command goes to the workers.
+// startReady starts the ready commands (read loop only): a READ or WRITE
+// the volume can serve asynchronously starts at once (startAsyncRead,
+// startAsyncWrite), any other command goes to the workers.
 func (s *session) startReady() {
 	for _, t := range s.ready {
-		if !s.startAsyncRead(t) {
+		if !s.startAsyncRead(t) && !s.startAsyncWrite(t) {
 			s.work <- t
 		}
 	}
 	s.ready = s.ready[:0]
+}
+
+// startAsyncWrite starts t as an asynchronous write if it is one (its
+// Data-Out all received); its completion recycles the buffer and sends the
+// answer. It returns false, having done nothing, otherwise.
+func (s *session) startAsyncWrite(t *task) bool {
+	if s.exp == nil || t.fail != nil || t.dataErr || t.buf == nil || s.closing.Load() || s.isAborted(t) {
+		return false
+	}
+	s.async.Add(1)
+	started := s.exp.unit.writeAsync(&t.req, func(res scsiResult) {
+		defer s.async.Done()
+		s.finish(t, &res) // recycles t.buf: the volume is done with it
+	})
+	if !started {
+		s.async.Done()
+	}
+	return started
 }
 
 // startAsyncRead starts t as an asynchronous read if it is one, within the

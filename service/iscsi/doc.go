@@ -28,6 +28,7 @@
 //
 // Commands run on a bounded pool of workers per session, except a plain
 // READ of a Volume that can read asynchronously (asyncReader, as
-// service/ceph's Image): the read loop starts it and the completion sends
-// the answer, so no goroutine or OS thread waits for it.
+// service/ceph's Image) and a plain WRITE of one that can write
+// asynchronously (asyncWriter, write.go): the read loop starts it and the
+// completion sends the answer, so no goroutine or OS thread waits for it.
 package iscsi
