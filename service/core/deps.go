@@ -38,6 +38,8 @@ type Targets interface {
 	PutTarget(ctx context.Context, t Target) error
 	Target(ctx context.Context, diskID int64) (Target, error)
 	Targets(ctx context.Context) ([]Target, error)
+	// ProjectTargets lists the exports of project's disks.
+	ProjectTargets(ctx context.Context, project string) ([]Target, error)
 	DeleteTarget(ctx context.Context, diskID int64) error
 }
 
@@ -47,6 +49,9 @@ type Boots interface {
 	Boot(ctx context.Context, node string) (BootConfig, error)
 	BootByMAC(ctx context.Context, mac string) (BootConfig, error)
 	Boots(ctx context.Context, project string, diskID int64) ([]BootConfig, error)
+	// DiskBoots lists the boot configs of the nodes that boot one of
+	// project's disks (whatever project the boot config is in).
+	DiskBoots(ctx context.Context, project string) ([]BootConfig, error)
 	DeleteBoot(ctx context.Context, node string) error
 }
 

@@ -168,13 +168,27 @@ func (s *Service) ListDisks(ctx context.Context, who Principal, project string) 
 	if err != nil {
 		return nil, err
 	}
+	// One query for the targets and one for the boot configs, not two
+	// per disk.
+	ts, err := s.targets.ProjectTargets(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	target := make(map[int64]*Target, len(ts))
+	for i := range ts {
+		target[ts[i].DiskID] = &ts[i]
+	}
+	bs, err := s.boots.DiskBoots(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	nodes := map[int64][]string{}
+	for _, b := range bs {
+		nodes[b.DiskID] = append(nodes[b.DiskID], b.Node)
+	}
 	out := make([]DiskInfo, 0, len(ims))
 	for _, im := range ims {
-		di, err := s.diskInfoOf(ctx, im)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, di)
+		out = append(out, DiskInfo{Image: im, Target: target[im.ID], Nodes: nodes[im.ID]})
 	}
 	return out, nil
 }

@@ -81,6 +81,25 @@ func (s *DB) Targets(ctx context.Context) ([]core.Target, error) {
 	return out, rows.Err()
 }
 
+// ProjectTargets lists the exports of project's disks.
+func (s *DB) ProjectTargets(ctx context.Context, project string) ([]core.Target, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets
+		WHERE disk_id IN (SELECT i.id FROM images i JOIN projects p ON p.id = i.project_id WHERE p.name = ?) ORDER BY iqn`, project)
+	if err != nil {
+		return nil, dbErr(err, fmt.Sprintf("targets of project %q", project))
+	}
+	defer rows.Close()
+	var out []core.Target
+	for rows.Next() {
+		t, err := s.scanTarget(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
 // DeleteTarget forgets a disk's export; a missing one is not an error.
 func (s *DB) DeleteTarget(ctx context.Context, diskID int64) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM targets WHERE disk_id = ?`, diskID)
@@ -144,6 +163,26 @@ func (s *DB) Boots(ctx context.Context, project string, diskID int64) ([]core.Bo
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY b.node`, args...)
 	if err != nil {
 		return nil, dbErr(err, "boot configs")
+	}
+	defer rows.Close()
+	var out []core.BootConfig
+	for rows.Next() {
+		b, err := scanBoot(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// DiskBoots lists the boot configs of the nodes that boot one of
+// project's disks, whatever project the boot config is in.
+func (s *DB) DiskBoots(ctx context.Context, project string) ([]core.BootConfig, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+bootCols+bootFrom+`
+		WHERE i.project_id = (SELECT id FROM projects WHERE name = ?) ORDER BY b.node`, project)
+	if err != nil {
+		return nil, dbErr(err, fmt.Sprintf("boot configs of project %q's disks", project))
 	}
 	defer rows.Close()
 	var out []core.BootConfig

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,53 @@ func latestMigration(t *testing.T) int64 {
 		}
 	}
 	return n
+}
+
+func TestProjectTargetsAndDiskBoots(t *testing.T) { eachEngine(t, testProjectTargetsAndDiskBoots) }
+
+// testProjectTargetsAndDiskBoots: the per-project listings (one query
+// each for a disk list) return exactly the project's disks' targets, and
+// the boot configs that boot its disks, whatever project they are in.
+func testProjectTargetsAndDiskBoots(t *testing.T, d testDB) {
+	ctx := context.Background()
+	s := d.open(t)
+	disk := map[string]int64{}
+	for _, p := range []string{"p", "q"} {
+		if _, err := s.CreateProject(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{"d1", "d2"} {
+			im, err := s.InsertImage(ctx, core.Image{Project: p, Name: n, Kind: core.KindDisk, State: core.StateReady}, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			disk[p+"/"+n] = im.ID
+			if err := s.PutTarget(ctx, core.Target{DiskID: im.ID, IQN: fmt.Sprintf("iqn.x:%d", im.ID), CHAPUser: "u", CHAPSecret: "s" + p + n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, b := range []struct{ node, project, disk string }{{"n1", "p", "p/d1"}, {"n2", "q", "p/d1"}, {"n3", "q", "q/d2"}} {
+		if err := s.PutBoot(ctx, core.BootConfig{Node: b.node, Project: b.project, DiskID: disk[b.disk], NIC: "eth0", MAC: fmt.Sprintf("52:54:00:00:00:%02x", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts, err := s.ProjectTargets(ctx, "p")
+	if err != nil || len(ts) != 2 || ts[0].DiskID != disk["p/d1"] || ts[1].DiskID != disk["p/d2"] || ts[0].CHAPSecret != "spd1" {
+		t.Fatalf("ProjectTargets(p) = %+v, %v; want p's two disks' targets, secrets opened", ts, err)
+	}
+	var got []string
+	bs, err := s.DiskBoots(ctx, "p")
+	for _, b := range bs {
+		got = append(got, fmt.Sprintf("%s:%d", b.Node, b.DiskID))
+	}
+	if want := []string{fmt.Sprintf("n1:%d", disk["p/d1"]), fmt.Sprintf("n2:%d", disk["p/d1"])}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("DiskBoots(p) = %v, %v; want %v", got, err, want)
+	}
+	if bs, err := s.DiskBoots(ctx, "q"); err != nil || len(bs) != 1 || bs[0].Node != "n3" {
+		t.Fatalf("DiskBoots(q) = %+v, %v; want n3 only", bs, err)
+	}
+	if ts, err := s.ProjectTargets(ctx, "none"); err != nil || len(ts) != 0 {
+		t.Fatalf("ProjectTargets(none) = %+v, %v; want nothing", ts, err)
+	}
 }
