@@ -17,7 +17,16 @@ import (
 func drawChart(file string, s *Section) error {
 	var cases, subjects []string
 	seen := map[string]bool{}
-	for _, r := range s.Rows {
+	rows := s.Rows
+	if s.Chart.Unit != "" {
+		rows = nil
+		for _, r := range s.Rows {
+			if r.Unit == s.Chart.Unit {
+				rows = append(rows, r)
+			}
+		}
+	}
+	for _, r := range rows {
 		if !seen["c"+r.Case] {
 			seen["c"+r.Case] = true
 			cases = append(cases, r.Case)
@@ -33,7 +42,7 @@ func drawChart(file string, s *Section) error {
 	p.Y.Min = 0
 	p.Legend.Top, p.Legend.Left = true, true
 	top := 0.0
-	for _, r := range s.Rows {
+	for _, r := range rows {
 		top = max(top, stat(r, s.Chart.Stat))
 	}
 	p.Y.Max = top * 1.25 // room for the legend

@@ -73,6 +73,8 @@ type Chart struct {
 	YLabel string `json:"y_label"`
 	// Stat is "median" (default) or a key of Row.Extra.
 	Stat string `json:"stat,omitempty"`
+	// Unit, when set, keeps the rows of other units out of the chart.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Add appends a row.

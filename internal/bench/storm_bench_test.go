@@ -67,7 +67,7 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 			"provision call until every node printed its marker, and failures; baseline: N x the CPU time of the single-node "+
 			"boot's QEMU process / cores (the time if the boots only competed for the CPUs).")
 	defer done()
-	sec.Chart = &Chart{File: "storm.svg", YLabel: "seconds"}
+	sec.Chart = &Chart{File: "storm.svg", YLabel: "seconds", Unit: "s"}
 	for _, s := range skipped {
 		sec.Note("%s", s)
 	}
@@ -94,6 +94,7 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 			nodes = append(nodes, nd)
 		}
 		stopRSS := rssWatch(bl.l.Name + "-node-")
+		cpu0 := serverCPU(bl.l.Dir)
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -107,6 +108,7 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 		}
 		wg.Wait()
 		all := time.Since(t0)
+		cpu1 := serverCPU(bl.l.Dir)
 		peakRSS := stopRSS()
 		failed := 0
 		var boots []time.Duration
@@ -139,6 +141,26 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 		pn := Durations(c, "per node: power cycle to marker", "s", boots)
 		pn.Errors = failed
 		sec.Add(pn)
+		// Where the serving side's CPU goes: bmid (DHCP, TFTP, boot HTTP,
+		// iSCSI, API) and the lab's Ceph daemons, per node booted, and
+		// their share of the machine over the storm.
+		var qemuCPU time.Duration
+		for _, r := range rs {
+			qemuCPU += r.cpu
+		}
+		split := Values(c, "CPU per node boot", "ms", nil)
+		split.Extra = map[string]float64{}
+		machine := all.Seconds() * float64(report.Machine.Cores)
+		for _, k := range []string{"bmid", "ceph-osd", "ceph-mon", "ceph-mgr"} {
+			d := cpu1[k] - cpu0[k]
+			split.Extra[k+"_ms"] = float64(d.Milliseconds()) / float64(n)
+			split.Extra[k+"_share"] = d.Seconds() / machine
+		}
+		split.Extra["qemu_ms"] = float64(qemuCPU.Milliseconds()) / float64(n)
+		split.Extra["qemu_share"] = qemuCPU.Seconds() / machine
+		sec.Add(split)
+		fmt.Printf("storm %d: CPU per node boot: bmid %.0f ms, ceph-osd %.0f ms, qemu %.0f ms; share of the machine: bmid %.2f, osd %.2f, qemu %.2f\n",
+			n, split.Extra["bmid_ms"], split.Extra["ceph-osd_ms"], split.Extra["qemu_ms"], split.Extra["bmid_share"], split.Extra["ceph-osd_share"], split.Extra["qemu_share"])
 		if singleCPU > 0 {
 			base := time.Duration(float64(n) * float64(singleCPU) / float64(report.Machine.Cores))
 			sec.Add(Durations(c, "N x single-boot CPU / cores (baseline)", "s", []time.Duration{base}))
@@ -152,6 +174,30 @@ func benchStorm(b *testing.B, bl *benchLab, sizes []int, skipped []string) {
 	sec.Note("each machine has 1 vCPU and TCG runs it on one host thread, so with fewer nodes than cores the baseline cannot be reached (1 node: at best its own wall time)")
 	sec.Note("a failed node is one that did not print its marker within its timeout (max(%v, N x 40 s)) or printed BMI-LAB-FAILED; its time still counts in \"all booted\" (the storm ends when every node has booted or failed)", bootTimeout)
 	sec.Note("qemu_rss_peak_mib: the largest sum of the storm's QEMU processes' resident memory, sampled every 0.5 s")
+	sec.Note("CPU per node boot: the CPU time of bmid, of the lab's Ceph daemons and of the QEMU processes over the storm, divided by N; *_share is that CPU over the storm's wall time x cores")
+}
+
+// serverCPU sums the CPU time (user + system) of the serving processes of
+// the lab in dir, by program: bmid and the lab's Ceph daemons (their
+// command lines name a file under dir).
+func serverCPU(dir string) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, k := range []string{"bmid", "ceph-osd", "ceph-mon", "ceph-mgr"} {
+		for _, pid := range qemuPIDs(dir) {
+			cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+			if err != nil {
+				continue
+			}
+			args := bytes.Split(cmd, []byte{0})
+			if filepath.Base(string(args[0])) != k {
+				continue
+			}
+			if d, ok := procCPU(pid); ok {
+				out[k] += d
+			}
+		}
+	}
+	return out
 }
 
 // rssWatch samples the summed VmRSS of the QEMU processes whose guest name
