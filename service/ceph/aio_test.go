@@ -72,22 +72,7 @@ func TestReadAsync(t *testing.T) {
 	}
 
 	// Close waits for the reads in flight: each has called done by then.
-	var done atomic.Int32
-	for i := range 64 {
-		mustOK(t, img.ReadAsync(make([]byte, 64<<10), int64(i)<<16, func(_ int, err error) {
-			if err != nil {
-				t.Errorf("read in flight at Close: %v", err)
-			}
-			done.Add(1)
-		}))
-	}
-	mustOK(t, img.Close())
-	if n := done.Load(); n != 64 {
-		t.Errorf("Close returned with %d of 64 reads done", n)
-	}
-	if err := img.ReadAsync(make([]byte, 512), 0, never); fault.Of(err) != fault.Unavailable {
-		t.Errorf("read of a closed image: %v, want unavailable", err)
-	}
+	closeWaits(t, img, "read", img.ReadAsync, func(int) []byte { return make([]byte, 64<<10) })
 	if called.Load() != 0 {
 		t.Error("done was called for a read that was refused")
 	}
@@ -202,22 +187,7 @@ func TestWriteAsync(t *testing.T) {
 			t.Errorf("write of %d bytes at %d: %v, want invalid", c.n, c.off, err)
 		}
 	}
-	var done atomic.Int32
-	for i := range 64 {
-		mustOK(t, img.WriteAsync(bytes.Repeat([]byte{byte(i)}, 64<<10), int64(i)<<16, func(_ int, err error) {
-			if err != nil {
-				t.Errorf("write in flight at Close: %v", err)
-			}
-			done.Add(1)
-		}))
-	}
-	mustOK(t, img.Close())
-	if n := done.Load(); n != 64 {
-		t.Errorf("Close returned with %d of 64 writes done", n)
-	}
-	if err := img.WriteAsync(make([]byte, 512), 0, never); fault.Of(err) != fault.Unavailable {
-		t.Errorf("write to a closed image: %v, want unavailable", err)
-	}
+	closeWaits(t, img, "write", img.WriteAsync, func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 64<<10) })
 	if called.Load() != 0 {
 		t.Error("done was called for a write that was refused")
 	}
@@ -231,5 +201,29 @@ func TestWriteAsync(t *testing.T) {
 		if got[i<<16] != byte(i) || got[i<<16+65535] != byte(i) {
 			t.Fatalf("another handle reads %d at %d, want %d", got[i<<16], i<<16, i)
 		}
+	}
+}
+
+// closeWaits starts 64 asynchronous requests of 64 KiB (verb, through
+// start, on the buffers buf gives) and closes img: Close must return only
+// once every one has called done, without error; a request on the closed
+// image is then refused as unavailable.
+func closeWaits(t *testing.T, img *Image, verb string, start func([]byte, int64, func(int, error)) error, buf func(i int) []byte) {
+	t.Helper()
+	var done atomic.Int32
+	for i := range 64 {
+		mustOK(t, start(buf(i), int64(i)<<16, func(_ int, err error) {
+			if err != nil {
+				t.Errorf("%s in flight at Close: %v", verb, err)
+			}
+			done.Add(1)
+		}))
+	}
+	mustOK(t, img.Close())
+	if n := done.Load(); n != 64 {
+		t.Errorf("Close returned with %d of 64 %ss done", n, verb)
+	}
+	if err := start(make([]byte, 512), 0, func(int, error) { t.Errorf("done called for a %s refused on a closed image", verb) }); fault.Of(err) != fault.Unavailable {
+		t.Errorf("%s on a closed image: %v, want unavailable", verb, err)
 	}
 }

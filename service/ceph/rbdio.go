@@ -96,7 +96,9 @@ static int rbdio_drain(rbdio_cq *q, rbdio_done *out, int max) {
 	return n;
 }
 
-static int rbdio_aio_read(rbd_image_t img, rbdio_cq *q, uint64_t tag, uint64_t off, size_t len, char *buf) {
+// rbdio_aio starts an asynchronous read (write == 0) or write of len
+// bytes at off; its completion goes to q under tag.
+static int rbdio_aio(rbd_image_t img, rbdio_cq *q, uint64_t tag, int write, uint64_t off, size_t len, char *buf) {
 	rbdio_req *r = malloc(sizeof *r);
 	if (r == NULL) return -ENOMEM;
 	r->cq = q;
@@ -105,21 +107,7 @@ static int rbdio_aio_read(rbd_image_t img, rbdio_cq *q, uint64_t tag, uint64_t o
 	rbd_completion_t c;
 	int e = rbd_aio_create_completion(r, rbdio_done_cb, &c);
 	if (e < 0) { free(r); return e; }
-	e = rbd_aio_read(img, off, len, buf, c);
-	if (e < 0) { rbd_aio_release(c); free(r); return e; }
-	return 0;
-}
-
-static int rbdio_aio_write(rbd_image_t img, rbdio_cq *q, uint64_t tag, uint64_t off, size_t len, const char *buf) {
-	rbdio_req *r = malloc(sizeof *r);
-	if (r == NULL) return -ENOMEM;
-	r->cq = q;
-	r->tag = tag;
-	r->next = NULL;
-	rbd_completion_t c;
-	int e = rbd_aio_create_completion(r, rbdio_done_cb, &c);
-	if (e < 0) { free(r); return e; }
-	e = rbd_aio_write(img, off, len, buf, c);
+	e = write ? rbd_aio_write(img, off, len, buf, c) : rbd_aio_read(img, off, len, buf, c);
 	if (e < 0) { rbd_aio_release(c); free(r); return e; }
 	return 0;
 }
@@ -285,9 +273,7 @@ func (h *rbdHandle) readAsync(p []byte, off int64, done func(n int, err error)) 
 	if len(p) == 0 {
 		return errors.New("empty read")
 	}
-	return h.startAsync(p, false, done, func(tag uint64) C.int {
-		return C.rbdio_aio_read(h.img, h.cq, C.uint64_t(tag), C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
-	})
+	return h.startAsync(p, off, false, done)
 }
 
 // writeAsync starts writing p at off (len(p) > 0), like readAsync: done
@@ -297,13 +283,11 @@ func (h *rbdHandle) writeAsync(p []byte, off int64, done func(n int, err error))
 	if len(p) == 0 {
 		return errors.New("empty write")
 	}
-	return h.startAsync(p, true, done, func(tag uint64) C.int {
-		return C.rbdio_aio_write(h.img, h.cq, C.uint64_t(tag), C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0])))
-	})
+	return h.startAsync(p, off, true, done)
 }
 
 // startAsync registers a request on p under a fresh tag and starts it.
-func (h *rbdHandle) startAsync(p []byte, write bool, done func(n int, err error), start func(tag uint64) C.int) error {
+func (h *rbdHandle) startAsync(p []byte, off int64, write bool, done func(n int, err error)) error {
 	r := &aioReq{n: len(p), write: write, done: done}
 	r.pin.Pin(&p[0])
 	h.mu.Lock()
@@ -311,7 +295,11 @@ func (h *rbdHandle) startAsync(p []byte, write bool, done func(n int, err error)
 	tag := h.nextTag
 	h.pending[tag] = r
 	h.mu.Unlock()
-	if ret := start(tag); ret < 0 {
+	w := C.int(0)
+	if write {
+		w = 1
+	}
+	if ret := C.rbdio_aio(h.img, h.cq, C.uint64_t(tag), w, C.uint64_t(off), C.size_t(len(p)), (*C.char)(unsafe.Pointer(&p[0]))); ret < 0 {
 		h.mu.Lock()
 		delete(h.pending, tag)
 		h.mu.Unlock()

@@ -27,22 +27,19 @@ func newAsyncVolume(size int) *asyncVolume { return &asyncVolume{memVolume: newM
 // ReadAsync reads on a goroutine of its own.
 func (a *asyncVolume) ReadAsync(p []byte, off int64, done func(int, error)) error {
 	a.started.Add(1)
-	a.mu.Lock()
-	held := a.held
-	a.mu.Unlock()
-	go func() {
-		if held != nil {
-			<-held
-		}
-		n, err := a.ReadAt(p, off)
-		done(n, err)
-	}()
+	a.later(func() { done(a.ReadAt(p, off)) })
 	return nil
 }
 
 // WriteAsync writes on a goroutine of its own, like ReadAsync.
 func (a *asyncVolume) WriteAsync(p []byte, off int64, done func(int, error)) error {
 	a.wstarted.Add(1)
+	a.later(func() { done(a.WriteAt(p, off)) })
+	return nil
+}
+
+// later runs io on a goroutine of its own, once released when held.
+func (a *asyncVolume) later(io func()) {
 	a.mu.Lock()
 	held := a.held
 	a.mu.Unlock()
@@ -50,20 +47,18 @@ func (a *asyncVolume) WriteAsync(p []byte, off int64, done func(int, error)) err
 		if held != nil {
 			<-held
 		}
-		n, err := a.WriteAt(p, off)
-		done(n, err)
+		io()
 	}()
-	return nil
 }
 
-// hold makes the reads started from now on wait for release.
+// hold makes the requests started from now on wait for release.
 func (a *asyncVolume) hold() {
 	a.mu.Lock()
 	a.held = make(chan struct{})
 	a.mu.Unlock()
 }
 
-// release completes the held reads, and the later ones at once.
+// release completes the held requests, and the later ones at once.
 func (a *asyncVolume) release() {
 	a.mu.Lock()
 	if a.held != nil {

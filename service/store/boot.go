@@ -65,28 +65,19 @@ func (s *DB) Target(ctx context.Context, diskID int64) (core.Target, error) {
 
 // Targets lists every export.
 func (s *DB) Targets(ctx context.Context) ([]core.Target, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets ORDER BY iqn`)
-	if err != nil {
-		return nil, dbErr(err, "targets")
-	}
-	defer rows.Close()
-	var out []core.Target
-	for rows.Next() {
-		t, err := s.scanTarget(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return s.queryTargets(ctx, "targets", `SELECT `+targetCols+` FROM targets ORDER BY iqn`)
 }
 
 // ProjectTargets lists the exports of project's disks.
 func (s *DB) ProjectTargets(ctx context.Context, project string) ([]core.Target, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets
+	return s.queryTargets(ctx, fmt.Sprintf("targets of project %q", project), `SELECT `+targetCols+` FROM targets
 		WHERE disk_id IN (SELECT i.id FROM images i JOIN projects p ON p.id = i.project_id WHERE p.name = ?) ORDER BY iqn`, project)
+}
+
+func (s *DB) queryTargets(ctx context.Context, what, q string, args ...any) ([]core.Target, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, dbErr(err, fmt.Sprintf("targets of project %q", project))
+		return nil, dbErr(err, what)
 	}
 	defer rows.Close()
 	var out []core.Target
@@ -160,29 +151,20 @@ func (s *DB) Boots(ctx context.Context, project string, diskID int64) ([]core.Bo
 	if diskID != 0 {
 		q, args = q+` AND b.disk_id = ?`, append(args, diskID)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY b.node`, args...)
-	if err != nil {
-		return nil, dbErr(err, "boot configs")
-	}
-	defer rows.Close()
-	var out []core.BootConfig
-	for rows.Next() {
-		b, err := scanBoot(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return s.queryBoots(ctx, "boot configs", q+` ORDER BY b.node`, args...)
 }
 
 // DiskBoots lists the boot configs of the nodes that boot one of
 // project's disks, whatever project the boot config is in.
 func (s *DB) DiskBoots(ctx context.Context, project string) ([]core.BootConfig, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+bootCols+bootFrom+`
+	return s.queryBoots(ctx, fmt.Sprintf("boot configs of project %q's disks", project), `SELECT `+bootCols+bootFrom+`
 		WHERE i.project_id = (SELECT id FROM projects WHERE name = ?) ORDER BY b.node`, project)
+}
+
+func (s *DB) queryBoots(ctx context.Context, what, q string, args ...any) ([]core.BootConfig, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, dbErr(err, fmt.Sprintf("boot configs of project %q's disks", project))
+		return nil, dbErr(err, what)
 	}
 	defer rows.Close()
 	var out []core.BootConfig
