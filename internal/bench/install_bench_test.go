@@ -29,7 +29,7 @@ import (
 )
 
 // installPort is the install server's HTTP port on the lab's provisioning
-// bridge (bmid's API is on 8080 there).
+// bridge.
 const installPort = 8070
 
 // installServer is the install server of the classic install-to-disk
@@ -40,14 +40,17 @@ const installPort = 8070
 // being installed (bmid's own DHCP ignores machines without a boot
 // config) and points their iPXE at this server's HTTP, which serves each
 // an iPXE script that netboots the golden image's kernel and initramfs as
-// the installer (bmi.install=<bmid's image download URL>, lab/image
-// init.sh).
+// the installer (bmi.install=<URL>, lab/image init.sh), and the image
+// itself: it streams it from bmid's image download endpoint, which the
+// installer cannot reach (bmid's API does not listen on the provisioning
+// network), as a site's install server serves its images.
 type installServer struct {
 	base  string
 	img   image.Image
 	size  int64  // the golden image's bytes
-	addr  string // the bridge address (bmid's API and this server)
-	user  string // the lab user the installer downloads as
+	addr  string // the bridge address (this server)
+	api   string // bmid's API for the lab project, as the host reaches it
+	user  string // the lab user the image is downloaded as
 	pw    string
 	mu    sync.Mutex
 	armed map[string]armed // by MAC
@@ -70,7 +73,7 @@ func startInstallServer(bl *benchLab, img image.Image, log *slog.Logger) (*insta
 	}
 	is := &installServer{
 		base: fmt.Sprintf("http://%s:%d", addr, installPort), img: img, size: st.Size(), armed: map[string]armed{},
-		addr: addr, user: bl.user, pw: bl.pw,
+		addr: addr, api: bl.api, user: bl.user, pw: bl.pw,
 	}
 	ns := netnstest.NS{Name: bl.l.Namespace}
 	var ln net.Listener
@@ -85,6 +88,7 @@ func startInstallServer(bl *benchLab, img image.Image, log *slog.Logger) (*insta
 	mux.HandleFunc("GET /boot/{file}", is.script)
 	mux.HandleFunc("GET /install/vmlinuz", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, img.Kernel) })
 	mux.HandleFunc("GET /install/initrd.gz", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, img.Initrd) })
+	mux.HandleFunc("GET /install/image/{name}", is.image)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 
@@ -93,7 +97,11 @@ func startInstallServer(bl *benchLab, img image.Image, log *slog.Logger) (*insta
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &dhcpd.Server{
 		Interfaces: []string{bl.l.Bridge}, ServerIP: ip, BaseURL: is.base, Nodes: is, Leases: dhcpd.NewMemoryLeases(), Log: log,
-		Pool: dhcpd.Pool{Start: first, End: last, Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
+		// as dnsmasq's --enable-ra in section 9: the lab's iPXE ROM waits
+		// about 13 s for IPv6 router discovery otherwise, which a real
+		// machine's PXE ROM does not
+		RouterAdvertisements: true,
+		Pool:                 dhcpd.Pool{Start: first, End: last, Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
 	}
 	errc := ns.Go(func() error { return d.Serve(ctx) })
 	is.stop = func() {
@@ -148,9 +156,7 @@ func (is *installServer) script(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	// bmid's download endpoint, with the lab user's credentials (busybox
-	// wget sends them as basic auth)
-	url := fmt.Sprintf("http://%s:%s@%s:%d/api/v1/projects/%s/images/%s/data", is.user, is.pw, is.addr, lab.APIPort, lab.Project, a.image)
+	url := fmt.Sprintf("%s/install/image/%s", is.base, a.image)
 	fmt.Fprintf(w, `#!ipxe
 echo BMI-BENCH-INSTALLER %[1]s: netbooting the installer
 kernel %[2]s/install/vmlinuz %[3]s bmi.host=%[1]s bmi.install=%[4]s bmi.ip=${net0/ip} bmi.mask=${net0/netmask} bmi.mac=${net0/mac} bmi.disk=/dev/vda || goto failed
@@ -159,6 +165,28 @@ boot || goto failed
 :failed
 echo BMI-LAB-FAILED installer netboot of %[1]s failed
 `, a.node, is.base, image.KernelCmdline, url)
+}
+
+// image streams /install/image/{name} from bmid's download endpoint as
+// the lab user.
+func (is *installServer) image(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), "GET", is.api+"/images/"+r.PathValue("name")+"/data", nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req.SetBasicAuth(is.user, is.pw)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer res.Body.Close()
+	if cl := res.Header.Get("Content-Length"); cl != "" {
+		w.Header().Set("Content-Length", cl)
+	}
+	w.WriteHeader(res.StatusCode)
+	_, _ = io.Copy(w, res.Body)
 }
 
 // installMilestones are the install phase of the install-to-disk path,
