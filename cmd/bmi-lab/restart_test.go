@@ -89,6 +89,9 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 		restartsBmid bool
 		// killed: the new bmid found the disks' locks held by the killed
 		// one and fenced it (else the nodes' writes wait out the watch).
+		// An event that kills bmid before it surely wrote through the disks
+		// (it opens an image at the disk's first I/O, and takes its lock at
+		// the first write) leaves it false: there may be no lock to fence.
 		killed bool
 	}
 	events := []event{
@@ -111,7 +114,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 		}, false, false},
 		// Both nodes log in again after a graceful restart (Time2Wait 1 s):
 		// bmid is killed as soon as the first of them is back, while the
-		// other one logs in.
+		// other one logs in, perhaps before either wrote through it.
 		{"SIGKILL during a login storm", func() error {
 			from := fileSize(bmidLog)
 			if _, err := cli("bmid", "restart"); err != nil {
@@ -125,7 +128,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 			}
 			_, err := cli("bmid", "restart", "--kill")
 			return err
-		}, true, true},
+		}, true, false},
 	}
 	var report strings.Builder
 	for _, ev := range events {
