@@ -3,6 +3,7 @@ package dhcpd_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -59,34 +60,11 @@ func TestQEMUIPXE(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two VMs")
 	}
-	testenv.RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
-	if _, err := os.Stat("/usr/lib/ipxe/qemu/pxe-virtio.rom"); err != nil {
-		testenv.Missing(t, "iPXE ROMs for QEMU", "install the Debian package ipxe-qemu (make deps)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		testenv.Missing(t, "/dev/net/tun", "a kernel with TUN/TAP")
-	}
-	p := netnstest.New(t)
-	tap := "bmitap0"
-	for _, s := range [][]string{
-		{"-n", p.Server.Name, "tuntap", "add", "dev", tap, "mode", "tap"},
-		{"-n", p.Server.Name, "addr", "add", "10.199.1.1/24", "dev", tap},
-		{"-n", p.Server.Name, "link", "set", tap, "up"},
-	} {
-		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
-		}
-	}
+	p, tap := vmSite(t, "bmitap0")
 	tl := boot.NewTimeline()
 	log := logging.Discard()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dhcpd.Server{
-		Interfaces: []string{tap}, ServerIP: net.IPv4(10, 199, 1, 1),
-		Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 1, 100), End: net.IPv4(10, 199, 1, 110),
-			Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
-		BaseURL: "http://10.199.1.1:8080", Nodes: qemuNodes{}, Leases: dhcpd.NewMemoryLeases(),
-		Log: log, Recorder: tl, RouterAdvertisements: true,
-	}
+	d := vmDHCP(tap, tl, log)
 	r, err := ipxe.NewRenderer(ipxe.Options{Attempts: 2, FirstDelay: 1, RebootDelay: 0, NoConfigPause: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -219,4 +197,41 @@ func clean(b []byte) string {
 		}
 	}
 	return out.String()
+}
+
+// vmSite makes the namespace pair of a test that boots VMs, with a tap
+// named tap at 10.199.1.1/24 in the server's namespace; it skips (fails
+// under CI) when QEMU, its iPXE ROMs or TUN/TAP are missing.
+func vmSite(t *testing.T, tap string) (*netnstest.Pair, string) {
+	t.Helper()
+	testenv.RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
+	if _, err := os.Stat("/usr/lib/ipxe/qemu/pxe-virtio.rom"); err != nil {
+		testenv.Missing(t, "iPXE ROMs for QEMU", "install the Debian package ipxe-qemu (make deps)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		testenv.Missing(t, "/dev/net/tun", "a kernel with TUN/TAP")
+	}
+	p := netnstest.New(t)
+	for _, s := range [][]string{
+		{"-n", p.Server.Name, "tuntap", "add", "dev", tap, "mode", "tap"},
+		{"-n", p.Server.Name, "addr", "add", "10.199.1.1/24", "dev", tap},
+		{"-n", p.Server.Name, "link", "set", tap, "up"},
+	} {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	return p, tap
+}
+
+// vmDHCP is the DHCP server of a vmSite: bmid's, on tap, for qemuNodes,
+// iPXE scripts at 10.199.1.1:8080.
+func vmDHCP(tap string, tl *boot.Timeline, log *slog.Logger) *dhcpd.Server {
+	return &dhcpd.Server{
+		Interfaces: []string{tap}, ServerIP: net.IPv4(10, 199, 1, 1),
+		Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 1, 100), End: net.IPv4(10, 199, 1, 110),
+			Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
+		BaseURL: "http://10.199.1.1:8080", Nodes: qemuNodes{}, Leases: dhcpd.NewMemoryLeases(),
+		Log: log, Recorder: tl, RouterAdvertisements: true,
+	}
 }

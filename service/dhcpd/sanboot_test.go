@@ -16,7 +16,6 @@ import (
 	"github.com/bmi-go/bmi/internal/netnstest"
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/boot"
-	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/fault"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/logging"
@@ -70,23 +69,9 @@ func TestQEMUSanbootCHAP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
-	testenv.RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
 	testenv.RequireCommand(t, "tgtd", "tgt")
 	testenv.RequireCommand(t, "tgtadm", "tgt")
-	if _, err := os.Stat("/usr/lib/ipxe/qemu/pxe-virtio.rom"); err != nil {
-		testenv.Missing(t, "iPXE ROMs for QEMU", "install the Debian package ipxe-qemu (make deps)")
-	}
-	p := netnstest.New(t)
-	tap := "bmitap0"
-	for _, s := range [][]string{
-		{"-n", p.Server.Name, "tuntap", "add", "dev", tap, "mode", "tap"},
-		{"-n", p.Server.Name, "addr", "add", "10.199.1.1/24", "dev", tap},
-		{"-n", p.Server.Name, "link", "set", tap, "up"},
-	} {
-		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
-		}
-	}
+	p, tap := vmSite(t, "bmitap0")
 	startTGT(t, p)
 
 	user, secret := "node one", "p$a{s}s w0rd"
@@ -102,13 +87,7 @@ func TestQEMUSanbootCHAP(t *testing.T) {
 			tl := boot.NewTimeline()
 			log := logging.Discard()
 			ctx, cancel := context.WithCancel(context.Background())
-			d := &dhcpd.Server{
-				Interfaces: []string{tap}, ServerIP: net.IPv4(10, 199, 1, 1),
-				Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 1, 100), End: net.IPv4(10, 199, 1, 110),
-					Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
-				BaseURL: "http://10.199.1.1:8080", Nodes: qemuNodes{}, Leases: dhcpd.NewMemoryLeases(),
-				Log: log, Recorder: tl, RouterAdvertisements: true,
-			}
+			d := vmDHCP(tap, tl, log)
 			r, err := ipxe.NewRenderer(ipxe.Options{Attempts: 2, FirstDelay: 1})
 			if err != nil {
 				t.Fatal(err)

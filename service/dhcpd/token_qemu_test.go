@@ -2,17 +2,11 @@ package dhcpd_test
 
 import (
 	"context"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bmi-go/bmi/internal/netnstest"
-	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/service/boot"
-	"github.com/bmi-go/bmi/service/dhcpd"
 	"github.com/bmi-go/bmi/service/ipxe"
 	"github.com/bmi-go/bmi/service/logging"
 )
@@ -27,24 +21,7 @@ func TestQEMUIPXEScriptToken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
-	testenv.RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
-	if _, err := os.Stat("/usr/lib/ipxe/qemu/pxe-virtio.rom"); err != nil {
-		testenv.Missing(t, "iPXE ROMs for QEMU", "install the Debian package ipxe-qemu (make deps)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		testenv.Missing(t, "/dev/net/tun", "a kernel with TUN/TAP")
-	}
-	p := netnstest.New(t)
-	tap := "bmitap1"
-	for _, s := range [][]string{
-		{"-n", p.Server.Name, "tuntap", "add", "dev", tap, "mode", "tap"},
-		{"-n", p.Server.Name, "addr", "add", "10.199.1.1/24", "dev", tap},
-		{"-n", p.Server.Name, "link", "set", tap, "up"},
-	} {
-		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
-		}
-	}
+	p, tap := vmSite(t, "bmitap1")
 	r, err := ipxe.NewRenderer(ipxe.Options{Attempts: 1, FirstDelay: 1, RebootDelay: 0, NoConfigPause: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +30,7 @@ func TestQEMUIPXEScriptToken(t *testing.T) {
 		tl := boot.NewTimeline()
 		log := logging.Discard()
 		ctx, cancel := context.WithCancel(context.Background())
-		d := &dhcpd.Server{
-			Interfaces: []string{tap}, ServerIP: net.IPv4(10, 199, 1, 1),
-			Pool: dhcpd.Pool{Start: net.IPv4(10, 199, 1, 100), End: net.IPv4(10, 199, 1, 110),
-				Netmask: net.CIDRMask(24, 32), LeaseTime: 10 * time.Minute},
-			BaseURL: "http://10.199.1.1:8080", Nodes: qemuNodes{}, Leases: dhcpd.NewMemoryLeases(),
-			Log: log, Recorder: tl, RouterAdvertisements: true,
-		}
+		d := vmDHCP(tap, tl, log)
 		h := &ipxe.Handler{Specs: qemuNodes{}, Renderer: r, Log: log, Recorder: tl}
 		if secure {
 			h.Tokens, h.RequireLease, h.Clients = ipxe.NewTokens(nil), true, d
