@@ -47,6 +47,11 @@ type labBoot struct {
 	Host, Mode, State string
 	Console           string // the console output of this boot ("" without consoles)
 	Timeline          string // BMI's timeline of this boot, as text
+	// Took is the time from power on until the boot was proven.
+	Took time.Duration
+	// Target is the iSCSI target the booted OS logged into (BMI's
+	// timeline).
+	Target string
 }
 
 // attachConsole puts the boot's timeline and console output into the
@@ -114,6 +119,7 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 	if err != nil {
 		return labBoot{}, fmt.Errorf("hil: power on %s: %w", n.Name, err)
 	}
+	poweredOn := time.Now()
 	timeout := w.site.BootTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute
@@ -150,7 +156,10 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 			}
 		}
 		if c.done() && marker {
+			boot.Took, boot.Target = time.Since(poweredOn), c.osTarget
+			w.mu.Lock()
 			w.boots[nodeAlias] = boot
+			w.mu.Unlock()
 			return boot, nil
 		}
 		if time.Now().After(deadline) {
@@ -180,7 +189,9 @@ func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) (context
 	if !w.site.Can(CapConsoles) {
 		return ctx, fmt.Errorf("site %s lacks capability consoles: a node's state record is read on its console", w.site.Name)
 	}
+	w.mu.Lock()
 	first, ok := w.boots[firstAlias]
+	w.mu.Unlock()
 	if !ok {
 		return ctx, fmt.Errorf("%s did not boot in this scenario", firstAlias)
 	}
