@@ -115,6 +115,9 @@ ceph:
   id: {{.CephID}}
   keyring: {{.Keyring}}
   pool: {{.Pool}}
+  # A stopped cluster (the suite's Ceph-down scenario) is reported after
+  # this long instead of the default 30 s; the lab's cluster is local.
+  op_timeout: 15s
 hil:
   url: {{.HILURL}}
   user: {{.HILUser}}
