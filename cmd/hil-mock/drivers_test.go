@@ -42,7 +42,7 @@ func TestReadDrivers(t *testing.T) {
 		{"empty file: defaults", "", ""},
 		{"record everything", "power: {driver: record}\nswitch: {driver: record}\nconsoles: {driver: none}\n", ""},
 		{"libvirt power only", "power: {driver: libvirt, libvirt_socket: /run/x.sock}\n", ""},
-		{"unknown key", "power: {driver: libvirt, socket: /run/x.sock}\n", "socket"},
+		{"unknown key", "power: {driver: record}\ncolour: blue\n", "colour"},
 		{"unknown driver", "power: {driver: ipmi}\n", "power.driver"},
 		{"libvirt without socket", "power: {driver: libvirt}\n", "power.libvirt_socket"},
 		{"socket without libvirt", "power: {libvirt_socket: /run/x.sock}\n", "power.libvirt_socket"},
