@@ -23,3 +23,15 @@ Feature: Disks and boot configs
     When I stop node A from netbooting
     Then node A no longer netboots: it gets the no-boot-config script
     And BMI, Ceph, iSCSI and HIL agree about my project
+
+  @boots
+  Scenario: One node, two disks: the node really boots the one its boot config names
+    Given the site's bootable image, called "bootable"
+    When I provision node A from image "bootable"
+    And I create disk "second" from image "bootable"
+    Then node A boots to its marker
+    When I make node A boot disk "second" instead of the one it was provisioned with
+    Then node A's boot script boots disk "second"
+    And node A boots disk "second": BMI saw its OS log into that disk, and it finds no state record there
+    When I stop node A from netbooting
+    Then node A no longer netboots: it gets the no-boot-config script

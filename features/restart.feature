@@ -10,8 +10,7 @@ Feature: Running nodes keep their disks while bmid restarts, crashes and is upgr
     When I provision node A from image "stayup"
     And I provision node B from image "stayup"
     Then node A's boot script boots its disk
-    And node A boots and keeps verifying its disk
-    And node B boots and keeps verifying its disk
+    And node A and node B boot and keep verifying their disks
     When bmid is restarted gracefully
     Then node A and node B keep verifying their disks without errors
     When bmid is killed and started again

@@ -43,9 +43,39 @@ func (l *Lab) BmidBinary() string { return l.loadServices().BmidBinary }
 func (l *Lab) bmidConfPath() string { return filepath.Join(l.Dir, "bmid.yaml") }
 
 // startBmid starts binary as the lab's bmid in the lab namespace.
-func (l *Lab) startBmid(binary string) (proc.ID, error) {
+func (l *Lab) startBmid(binary string, faults bool) (proc.ID, error) {
 	argv := []string{"ip", "netns", "exec", l.Namespace, binary, "serve", "--config", l.bmidConfPath()}
+	if faults {
+		for _, kv := range BootFaults {
+			argv = append(argv, "--set", kv)
+		}
+	}
 	return proc.StartDaemon(argv, nil, filepath.Join(l.Dir, "bmid.log"))
+}
+
+// BootFaults are the faults `bmi-lab bmid faults on` runs bmid with (its
+// boot.faults, as --set flags over bmid.yaml): a fifth of DHCP, TFTP and
+// boot HTTP requests dropped and every answer 200 ms late. The acceptance
+// suite's boot-faults capability: every node must still boot.
+var BootFaults = []string{
+	"boot.faults.dhcp.drop_percent=20", "boot.faults.dhcp.delay=200ms",
+	"boot.faults.tftp.drop_percent=20", "boot.faults.tftp.delay=200ms",
+	"boot.faults.http.drop_percent=20", "boot.faults.http.delay=200ms",
+}
+
+// SetBootFaults restarts the lab's bmid gracefully with BootFaults on or
+// off; later restarts keep the choice (services.json). It returns once the
+// new bmid answers /readyz.
+func (l *Lab) SetBootFaults(ctx context.Context, on bool) (RestartReport, error) {
+	svc := l.loadServices()
+	if !svc.Bmid.Alive() {
+		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
+	}
+	svc.BootFaults = on
+	if err := l.saveServices(svc); err != nil {
+		return RestartReport{}, err
+	}
+	return l.RestartBmid(ctx, RestartGraceful, "")
 }
 
 // RestartBmid takes the lab's running bmid down as mode says and starts it
@@ -84,7 +114,7 @@ func (l *Lab) RestartBmid(ctx context.Context, mode RestartMode, binary string) 
 	}
 	rep.Stopped = time.Since(t0)
 	t1 := time.Now()
-	if svc.Bmid, err = l.startBmid(next); err != nil {
+	if svc.Bmid, err = l.startBmid(next, svc.BootFaults); err != nil {
 		return rep, err
 	}
 	svc.BmidBinary = next

@@ -63,6 +63,8 @@ type services struct {
 	BmidBinary string `json:"bmid_binary"`
 	// HILNodes is how many nodes the running hil-mock was seeded with.
 	HILNodes int `json:"hil_nodes"`
+	// BootFaults says bmid runs (and restarts) with BootFaults on.
+	BootFaults bool `json:"boot_faults,omitempty"`
 }
 
 func (l *Lab) servicesPath() string { return filepath.Join(l.Dir, "services.json") }
@@ -113,6 +115,9 @@ ceph:
   id: {{.CephID}}
   keyring: {{.Keyring}}
   pool: {{.Pool}}
+  # A stopped cluster (the suite's Ceph-down scenario) is reported after
+  # this long instead of the default 30 s; the lab's cluster is local.
+  op_timeout: 15s
 hil:
   url: {{.HILURL}}
   user: {{.HILUser}}
@@ -178,7 +183,7 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 		if err := l.writeBmidConfig(ctx, l.bmidConfPath(), ceph); err != nil {
 			return nil, err
 		}
-		if svc.Bmid, err = l.startBmid(o.Bmid); err != nil {
+		if svc.Bmid, err = l.startBmid(o.Bmid, svc.BootFaults); err != nil {
 			return nil, err
 		}
 		svc.BmidBinary = o.Bmid

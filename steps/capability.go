@@ -36,6 +36,10 @@ const (
 	// CapBmidRestart: the suite may restart bmid (gracefully, killed,
 	// upgraded) while nodes booted from the stay-up image run.
 	CapBmidRestart Capability = "bmid-restart"
+	// CapBootFaults: the suite may turn faults on the boot path on and off
+	// (bmid's boot.faults: 20 % of DHCP, TFTP and HTTP requests dropped,
+	// every answer 200 ms late); needs boots.
+	CapBootFaults Capability = "boot-faults"
 )
 
 // Capabilities lists every capability with what it means, in the order
@@ -51,6 +55,7 @@ var Capabilities = []struct {
 	{CapCephStop, "a Ceph the suite may stop and start (ceph_control)"},
 	{CapFoothold, "a foothold on the provisioning network (foothold)"},
 	{CapBmidRestart, "bmid may be restarted under running nodes (stayup_image, bmid_restart)"},
+	{CapBootFaults, "faults on the boot path may be turned on and off (boot_faults)"},
 }
 
 // tagAliases are older tags that name a capability.
@@ -96,8 +101,8 @@ func Needs(tags []string) []Capability {
 			need[c] = true
 		}
 	}
-	if need[CapBmidRestart] {
-		need[CapBoots] = true // a stay-up node is a node that boots
+	if need[CapBmidRestart] || need[CapBootFaults] {
+		need[CapBoots] = true // a stay-up node, or a boot through faults, is a node that boots
 	}
 	var out []Capability
 	for _, c := range Capabilities {
@@ -167,6 +172,10 @@ func (s *Site) validateCapabilities() error {
 		case CapFoothold:
 			if s.Foothold == nil {
 				missing = "foothold (command, address, boot_url and portal)"
+			}
+		case CapBootFaults:
+			if !s.Can(CapBoots) || s.BootFaults == nil {
+				missing = "capability boots and boot_faults (commands that turn bmid's boot faults on and off)"
 			}
 		case CapBmidRestart:
 			if !s.Can(CapBoots) || s.StayUpImage == "" || s.BmidRestart[RestartGraceful] == "" ||

@@ -47,6 +47,13 @@ type labBoot struct {
 	Host, Mode, State string
 	Console           string // the console output of this boot ("" without consoles)
 	Timeline          string // BMI's timeline of this boot, as text
+	// Took is the time from power on until the boot was proven.
+	Took time.Duration
+	// Target is the iSCSI target the booted OS logged into (BMI's
+	// timeline).
+	Target string
+	// Attempts is how many times the node was powered on (bootNode).
+	Attempts int
 }
 
 // attachConsole puts the boot's timeline and console output into the
@@ -74,6 +81,20 @@ func attachConsole(ctx context.Context, node string, b labBoot) context.Context 
 // image's marker, which must say the node booted its iSCSI disk from the
 // iBFT (mode=ibft).
 func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
+	return bootNode(ctx, nodeAlias, 0)
+}
+
+// gaveUpRE is iPXE's line when no network boot worked (its DHCP, or the
+// script it was told to fetch, failed): the firmware then moves on, and
+// the lab's stops there.
+var gaveUpRE = regexp.MustCompile(`No more network devices`)
+
+// bootNode is bootToMarker that, on a site with consoles, power-cycles the
+// node through HIL up to retries times when its console shows that the
+// network boot gave up (as an operator's tooling or a BMC watchdog would
+// for firmware that does not retry by itself); labBoot.Attempts counts
+// the power-ons.
+func bootNode(ctx context.Context, nodeAlias string, retries int) (labBoot, error) {
 	w := From(ctx)
 	if !w.site.Can(CapBoots) {
 		return labBoot{}, fmt.Errorf("site %s lacks capability boots: its nodes cannot be booted", w.site.Name)
@@ -114,6 +135,8 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 	if err != nil {
 		return labBoot{}, fmt.Errorf("hil: power on %s: %w", n.Name, err)
 	}
+	poweredOn := time.Now()
+	attempts, attemptFrom := 1, 0 // power-ons; console offset of the current one
 	timeout := w.site.BootTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute
@@ -138,6 +161,13 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 			if m := failedRE.FindString(text); m != "" {
 				return boot, fmt.Errorf("%s's console: %s", n.Name, m)
 			}
+			if attempts <= retries && gaveUpRE.MatchString(text[attemptFrom:]) {
+				attempts, attemptFrom = attempts+1, len(text)
+				if err := w.hil.PowerCycle(ctx, cred, n.Name, true); err != nil {
+					return boot, fmt.Errorf("hil: power cycle %s after its network boot gave up: %w", n.Name, err)
+				}
+				continue
+			}
 			if m := bootedRE.FindStringSubmatch(text); m != nil {
 				boot.Host, boot.Mode = m[1], m[2]
 				if s := stateRE.FindStringSubmatch(text); s != nil {
@@ -150,7 +180,10 @@ func bootToMarker(ctx context.Context, nodeAlias string) (labBoot, error) {
 			}
 		}
 		if c.done() && marker {
+			boot.Took, boot.Target, boot.Attempts = time.Since(poweredOn), c.osTarget, attempts
+			w.mu.Lock()
 			w.boots[nodeAlias] = boot
+			w.mu.Unlock()
 			return boot, nil
 		}
 		if time.Now().After(deadline) {
@@ -180,7 +213,9 @@ func bootsWithRecord(ctx context.Context, nodeAlias, firstAlias string) (context
 	if !w.site.Can(CapConsoles) {
 		return ctx, fmt.Errorf("site %s lacks capability consoles: a node's state record is read on its console", w.site.Name)
 	}
+	w.mu.Lock()
 	first, ok := w.boots[firstAlias]
+	w.mu.Unlock()
 	if !ok {
 		return ctx, fmt.Errorf("%s did not boot in this scenario", firstAlias)
 	}

@@ -43,6 +43,13 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 			}
 			w.cephIsDown = false
 		}
+		// and a healthy boot network
+		if w.faultsOn {
+			if err := w.site.BootFaults.BootFaultsOff(context.WithoutCancel(ctx)); err != nil {
+				return ctx, fmt.Errorf("scenario %q: turn the boot faults off: %w", s.Name, err)
+			}
+			w.faultsOn = false
+		}
 		// a cancelled run (SIGINT) still rolls back
 		if err := w.rollback(context.WithoutCancel(ctx)); err != nil {
 			return ctx, fmt.Errorf("rollback of scenario %q: %w", s.Name, err)
@@ -58,5 +65,7 @@ func Register(sc *godog.ScenarioContext, cfg Config, n *atomic.Uint64) {
 	registerSite(sc)
 	registerHILDown(sc)
 	registerCephDown(sc)
+	registerBootFaults(sc)
+	registerDiskSwitch(sc)
 	registerAttacker(sc)
 }

@@ -2,12 +2,14 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cucumber/godog"
@@ -29,6 +31,7 @@ const (
 func registerRestart(sc *godog.ScenarioContext) {
 	sc.Step(`^the site's stay-up image, called "([^"]*)"$`, stayUpImage)
 	sc.Step(`^(node [AB]) boots and keeps verifying its disk$`, bootStayUp)
+	sc.Step(`^(node [AB]) and (node [AB]) boot and keep verifying their disks$`, bootStayUpBoth)
 	sc.Step(`^bmid is (restarted gracefully|killed and started again|upgraded and restarted)$`, restartBmid)
 	sc.Step(`^(node [AB]) and (node [AB]) keep verifying their disks without errors$`, keepVerifying)
 	sc.Step(`^I power off (node [AB])$`, powerOff)
@@ -62,23 +65,54 @@ func consoleSize(path string) int64 {
 // bootStayUp boots the node (bootToMarker) and waits until iscsid owns its
 // session and its workload has verified blocks.
 func bootStayUp(ctx context.Context, alias string) (context.Context, error) {
+	b, err := stayUpBoot(ctx, alias)
+	return attachConsole(ctx, alias, b), err
+}
+
+// bootStayUpBoth boots two stay-up nodes at once, each as bootStayUp does.
+func bootStayUpBoth(ctx context.Context, a, b string) (context.Context, error) {
+	if a == b {
+		return ctx, fmt.Errorf("%s twice: name two nodes", a)
+	}
+	aliases := []string{a, b}
+	boots := make([]labBoot, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, alias := range aliases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			boots[i], errs[i] = stayUpBoot(ctx, alias)
+		}()
+	}
+	wg.Wait()
+	for i, alias := range aliases {
+		ctx = attachConsole(ctx, alias, boots[i])
+	}
+	return ctx, errors.Join(errs...)
+}
+
+// stayUpBoot boots the node (bootToMarker), waits until it runs in
+// stay-up mode and its I/O progresses, and records its console offset.
+func stayUpBoot(ctx context.Context, alias string) (labBoot, error) {
 	w := From(ctx)
 	path, err := consolePath(w, alias)
 	if err != nil {
-		return ctx, err
+		return labBoot{}, err
 	}
 	from := consoleSize(path)
 	b, err := bootToMarker(ctx, alias)
-	ctx = attachConsole(ctx, alias, b)
 	if err != nil {
-		return ctx, err
+		return b, err
 	}
 	if _, err := waitConsole(ctx, path, from, stayUpRE, 2*time.Minute); err != nil {
-		return ctx, fmt.Errorf("%s is not in stay-up mode (is %q the stay-up image?): %w", alias, w.site.StayUpImage, err)
+		return b, fmt.Errorf("%s is not in stay-up mode (is %q the stay-up image?): %w", alias, w.site.StayUpImage, err)
 	}
 	_, err = ioProgress(ctx, path, consoleSize(path), 20, 2*time.Minute)
+	w.mu.Lock()
 	w.stayUp[alias] = consoleSize(path)
-	return ctx, err
+	w.mu.Unlock()
+	return b, err
 }
 
 func restartBmid(ctx context.Context, how string) error {

@@ -87,6 +87,9 @@ type Site struct {
 	// CephSwitch, when set, takes Ceph down and back (capability
 	// ceph-stop); nil on sites that cannot.
 	CephSwitch CephSwitch
+	// BootFaults, when set, turns faults on the boot path on and off
+	// (capability boot-faults); nil on sites that cannot.
+	BootFaults BootFaultSwitch
 	// ImageMiB is the size of the RBD images the suite creates.
 	ImageMiB int
 	// Foothold, when set, is a machine on the provisioning network that

@@ -15,6 +15,9 @@ type chain struct {
 	// NIC whose option ROM is iPXE itself (QEMU's, the lab's) has no
 	// PXE ROM step: one of the two is what a boot needs.
 	pxeDHCP, ipxeDHCP, script, ipxeLogin, osLogin bool
+	// osTarget is the target the booted OS logged into (bmid's timeline
+	// says "target <iqn>").
+	osTarget string
 	// refused is the first refused login's detail ("" if none).
 	refused string
 }
@@ -42,6 +45,7 @@ func bootChain(evs []api.TimelineEvent, baseline time.Time) chain {
 				c.ipxeLogin, ipxeSession = true, ev.Session
 			case c.ipxeLogin && ev.Session != ipxeSession:
 				c.osLogin = true
+				c.osTarget = strings.TrimPrefix(ev.Detail, "target ")
 			}
 		case "iscsi-login-refused":
 			if c.refused == "" {

@@ -46,6 +46,14 @@ func TestBootChain(t *testing.T) {
 			}
 		})
 	}
+	// the OS's login names its target; an earlier boot's does not count
+	tgt := func(e api.TimelineEvent, iqn string) api.TimelineEvent { e.Detail = "target " + iqn; return e }
+	evs := []api.TimelineEvent{tgt(ev(1, "iscsi-login", "ipxe", "40002723aaaa"), "iqn.x:first"), tgt(ev(2, "iscsi-login", "os", "1"), "iqn.x:first"),
+		ev(10, "dhcp-ack", "ipxe", ""), ev(11, "ipxe-script-served", "", ""),
+		tgt(ev(12, "iscsi-login", "ipxe", "40002723bbbb"), "iqn.x:second"), tgt(ev(13, "iscsi-login", "os", "2"), "iqn.x:second")}
+	if c := bootChain(evs, at(5)); !c.done() || c.osTarget != "iqn.x:second" {
+		t.Errorf("OS target after the baseline = %q (done %v), want iqn.x:second", c.osTarget, c.done())
+	}
 	if got := lastAt(full); !got.Equal(at(9)) {
 		t.Errorf("lastAt = %v", got)
 	}

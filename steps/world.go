@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/client"
@@ -41,6 +42,8 @@ type World struct {
 	tried      bool
 	hilIsDown  bool              // a step took HIL down; After brings it back
 	cephIsDown bool              // a step took Ceph down; After brings it back
+	faultsOn   bool              // a step turned boot faults on; After turns them off
+	mu         sync.Mutex        // guards entries and boots while nodes boot at once
 	before     []string          // image names of my project before a "try"
 	sums       map[string][]byte // sha256 of uploaded images, by alias
 	disks      map[string]api.Disk
@@ -105,6 +108,8 @@ func (w *World) project(whose string) string {
 
 // journal records that the scenario is about to create something.
 func (w *World) journal(e Entry) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	e.Scenario = w.scenario
 	e, err := w.cfg.Journal.Add(e)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // shellControl stops and starts a service with the shell commands of a
-// site config (hil_control, ceph_control).
+// site config (hil_control, ceph_control, boot_faults).
 type shellControl struct {
 	what, stop, start string
 }
@@ -36,3 +36,10 @@ type cephControl struct{ c shellControl }
 
 func (h cephControl) StopCeph(ctx context.Context) error  { return h.c.run(ctx, "stop", h.c.stop) }
 func (h cephControl) StartCeph(ctx context.Context) error { return h.c.run(ctx, "start", h.c.start) }
+
+// faultControl is a steps.BootFaultSwitch of shell commands (start turns
+// the faults on, stop turns them off).
+type faultControl struct{ c shellControl }
+
+func (f faultControl) BootFaultsOn(ctx context.Context) error  { return f.c.run(ctx, "on", f.c.start) }
+func (f faultControl) BootFaultsOff(ctx context.Context) error { return f.c.run(ctx, "off", f.c.stop) }

@@ -111,6 +111,13 @@ type SiteFile struct {
 	// CephControl are shell commands that stop the site's Ceph and start
 	// it again, each returning once done (capability ceph-stop).
 	CephControl Control `yaml:"ceph_control"`
+	// BootFaults are shell commands that turn faults on the site's boot
+	// path on and off (bmid's boot.faults), each returning once bmid
+	// serves again (capability boot-faults).
+	BootFaults struct {
+		On  string `yaml:"on"`
+		Off string `yaml:"off"`
+	} `yaml:"boot_faults"`
 }
 
 // Control is a pair of shell commands that stop a service and start it
@@ -270,6 +277,20 @@ func (f *SiteFile) site(getenv func(string) string, dir string) (*steps.Site, er
 			return nil, fmt.Errorf("%s: stop and start are both required", c.key)
 		}
 		c.set(shellControl{what: c.key, stop: stop, start: start})
+	}
+	if f.BootFaults.On != "" || f.BootFaults.Off != "" {
+		on, err := expand("boot_faults.on", f.BootFaults.On, getenv)
+		if err != nil {
+			return nil, err
+		}
+		off, err := expand("boot_faults.off", f.BootFaults.Off, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if on == "" || off == "" {
+			return nil, fmt.Errorf("boot_faults: on and off are both required")
+		}
+		s.BootFaults = faultControl{shellControl{what: "boot_faults", start: on, stop: off}}
 	}
 	for i, n := range f.Nodes {
 		if n.Name == "" || n.NIC == "" {

@@ -28,7 +28,7 @@ func TestShippedSiteConfigs(t *testing.T) {
 			"BMI_LAB_BMID": "/usr/bin/bmid", "BMI_LAB_NAME": "lab", "BMI_LAB_OTHER_USER": "lab-b", "BMI_LAB_OTHER_PASSWORD": "x",
 			"BMI_LAB_OTHER_PROJECT": "lab-b", "BMI_LAB_FOOTHOLD": "bmilab-lab-fh", "BMI_LAB_FOOTHOLD_ADDR": "10.77.10.66",
 			"BMI_LAB_FOOTHOLD_BOOT_URL": "http://10.77.10.1:8081", "BMI_LAB_FOOTHOLD_PORTAL": "10.77.10.1:3260"},
-			netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop ceph-stop foothold bmid-restart"},
+			netns: "bmilab-lab", twoTenants: true, caps: "boots consoles two-tenants hil-stop ceph-stop foothold bmid-restart boot-faults"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -78,6 +78,10 @@ func TestBadSiteConfigs(t *testing.T) {
 			env: full, want: "capability boots needs boot_image"},
 		"half a control": {text: strings.Replace(string(good), "hil_control:\n  stop: \"\"", "hil_control:\n  stop: \"true\"", 1),
 			env: full, want: "hil_control: stop and start are both required"},
+		"half the boot faults": {text: strings.Replace(string(good), "boot_faults:\n  on: \"\"", "boot_faults:\n  on: \"true\"", 1),
+			env: full, want: "boot_faults: on and off are both required"},
+		"boot faults without their commands": {text: strings.Replace(string(good), "capabilities: [two-tenants]", "capabilities: [boot-faults]", 1),
+			env: full, want: "capability boot-faults needs capability boots and boot_faults"},
 		"half a foothold": {text: strings.Replace(string(good), `  command: ""`, `  command: ssh attacker`, 1), env: full, want: "foothold.address: required when foothold is set"},
 		"foothold bad url": {text: strings.NewReplacer(`  command: ""`, `  command: ssh x`, `  address: ""`, `  address: 10.1.1.66`,
 			`  boot_url: ""`, `  boot_url: 10.1.1.1:8081`, `  portal: ""`, `  portal: 10.1.1.1:3260`).Replace(string(good)), env: full, want: "foothold.boot_url: \"10.1.1.1:8081\" is not an http URL"},

@@ -114,7 +114,36 @@ func bmidCmd() *cobra.Command {
 	f.add(restart)
 	restart.Flags().BoolVar(&kill, "kill", false, "SIGKILL bmid (a crash) instead of SIGTERM")
 	restart.Flags().StringVar(&binary, "binary", "", "start this bmid binary instead (an upgrade)")
-	c.AddCommand(restart)
+	c.AddCommand(restart, bmidFaultsCmd())
+	return c
+}
+
+// bmidFaultsCmd is `bmi-lab bmid faults on|off`: the acceptance suite's
+// boot-faults capability.
+func bmidFaultsCmd() *cobra.Command {
+	var f labFlags
+	c := &cobra.Command{
+		Use:   "faults on|off",
+		Short: "Restart the lab's bmid with faults on its boot path (" + strings.Join(lab.BootFaults, " ") + ") or without; kept across restarts; returns when it is ready",
+		Args:  clikit.ExactArgs("on|off"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if args[0] != "on" && args[0] != "off" {
+				return clikit.Usagef("faults %q: want on or off", args[0])
+			}
+			l, err := f.open(c)
+			if err != nil {
+				return err
+			}
+			rep, err := l.SetBootFaults(c.Context(), args[0] == "on")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "bmid restarted with boot faults %s: pid %d -> %d, ready %.2f s after start\n",
+				args[0], rep.OldPid, rep.NewPid, rep.Ready.Seconds())
+			return err
+		},
+	}
+	f.add(c)
 	return c
 }
 

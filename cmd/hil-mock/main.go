@@ -48,7 +48,10 @@ API that BMI and its acceptance suite use, with HIL's JSON shapes, status codes
 and error types. State is kept in a SQLite database; an inventory file
 (configs/hil-mock.example.yaml) seeds it.
 
-Without hardware drivers, power and switch calls are recorded and succeed.`,
+Without hardware drivers, power and switch calls are recorded and succeed.
+With --drivers FILE (configs/hil-mock-drivers.example.yaml) it powers
+machines through a libvirtd, cables NICs on a bmi-lab network's bridges and
+serves nodes' serial consoles from their log files.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.db, "db", "hil-mock.db", "SQLite database file (created if missing)")
@@ -59,7 +62,7 @@ Without hardware drivers, power and switch calls are recorded and succeed.`,
 }
 
 func serveCmd(g *globals) *cobra.Command {
-	var listen, inventory string
+	var listen, inventory, driversPath string
 	var shutdown time.Duration
 	c := &cobra.Command{
 		Use:   "serve",
@@ -75,8 +78,16 @@ func serveCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			drv := drivers{close: func() error { return nil }}
+			if driversPath != "" {
+				if drv, err = readDrivers(driversPath, log); err != nil {
+					return err
+				}
+			}
+			defer drv.close()
 			ctx := cmd.Context()
-			s, err := hilmock.New(ctx, g.db, hilmock.Options{Listen: listen, Logger: log, ShutdownTimeout: shutdown})
+			s, err := hilmock.New(ctx, g.db, hilmock.Options{Listen: listen, Logger: log, ShutdownTimeout: shutdown,
+				Power: drv.power, Switch: drv.sw, Consoles: drv.consoles})
 			if err != nil {
 				return err
 			}
@@ -96,6 +107,7 @@ func serveCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address to serve the API on")
 	c.Flags().StringVar(&inventory, "inventory", "", "inventory YAML seeding a new database")
+	c.Flags().StringVar(&driversPath, "drivers", "", "drivers YAML: power, switch and consoles of real (or lab) machines (configs/hil-mock-drivers.example.yaml); default: calls are recorded, no consoles")
 	c.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long to wait for requests and network actions at shutdown")
 	return c
 }

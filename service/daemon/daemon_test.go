@@ -484,7 +484,7 @@ func (s *site) checkTimeline(t *testing.T, node string) {
 		case ev.Step == "ipxe-script-served":
 			script = true
 		case ev.Step == "iscsi-login" && ev.Client == "os" && ev.Initiator == s.nodeInitiator(node) &&
-			ev.Remote == "127.0.0.1" && len(ev.Session) == 12:
+			ev.Remote == "127.0.0.1" && len(ev.Session) == 12 && strings.HasPrefix(ev.Detail, "target iqn."):
 			login = true
 		case ev.Step == "iscsi-login-refused" && strings.Contains(ev.Detail, "CHAP"):
 			refused = true

@@ -46,7 +46,7 @@ func (b *bootLogins) ObserveLogin(ev iscsi.LoginEvent) {
 		return
 	}
 	e := boot.Event{MAC: mac, Step: boot.StepLogin, At: at, Client: boot.ClientOS,
-		Remote: ev.Remote, Initiator: ev.Initiator, Session: ev.ISID}
+		Remote: ev.Remote, Initiator: ev.Initiator, Session: ev.ISID, Detail: "target " + ev.Target}
 	if boot.IPXEISID(ev.ISID) {
 		e.Client = boot.ClientIPXE
 	}
