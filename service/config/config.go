@@ -389,7 +389,7 @@ func Default() Config {
 			AuthCacheTTL: 30 * time.Second,
 			MaxBodyBytes: 1 << 20,
 		},
-		State: State{Engine: "sqlite", Path: "/var/lib/bmi/bmi.db"},
+		State:   State{Engine: "sqlite", Path: "/var/lib/bmi/bmi.db"},
 		Gateway: Gateway{Group: "default", Lease: 15 * time.Second},
 		Ceph: Ceph{
 			Conf:      "/etc/ceph/ceph.conf",
