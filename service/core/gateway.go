@@ -51,9 +51,11 @@ func (s *Service) TakeOver(ctx context.Context) ([]string, error) {
 	if s.gateway == nil {
 		return nil, nil
 	}
+	// A claim may return gateways taken over along with an error (about
+	// others): those are recovered all the same, since nobody else will.
 	dead, err := s.gateway.ClaimExpired(ctx)
-	if err != nil || len(dead) == 0 {
-		return dead, err
+	if len(dead) == 0 {
+		return nil, err
 	}
 	s.log.Warn("taking over the operations of dead gateways", "gateways", dead)
 	rerr := s.RecoverAll(ctx)
@@ -67,7 +69,17 @@ func (s *Service) TakeOver(ctx context.Context) ([]string, error) {
 	for _, e := range rep.Errors {
 		s.log.Error("take-over: re-export", "err", e)
 	}
-	return dead, errors.Join(rerr, lerr)
+	return dead, errors.Join(err, rerr, lerr)
+}
+
+// Reexport exports every disk of the database that the exporter does not
+// have (the exporter decides where: with gateways, the gateway it is
+// placed on). bmid's gateways run it periodically to pick up the disks
+// placed on them.
+func (s *Service) Reexport(ctx context.Context) Report {
+	rep := Report{}
+	s.reexport(ctx, &rep)
+	return rep
 }
 
 // busyElsewhere reports whether opID is an unfinished operation of another

@@ -83,13 +83,17 @@ func (g *Gateway) now() int64 {
 // gateway's lease, and makes db's journal write only this gateway's
 // operations (DB.MarkStep). On PostgreSQL it also takes an advisory lock
 // on the id for as long as db is open, so that two live processes never
-// share one id; the second is refused with a conflict. One gateway joins
-// per DB.
+// share one id (the second is refused with a conflict), and holds the
+// instance lock (DB.LockInstance) shared, so that no lone bmid runs beside
+// gateways. One gateway joins per DB.
 func (g *Gateway) Join(ctx context.Context) error {
 	if g.db.db.dialect.numbered {
 		h := fnv.New64a()
 		h.Write([]byte("bmi gateway " + g.id))
-		if err := g.db.advisoryLock(ctx, int64(h.Sum64()), fmt.Sprintf("gateway %q is already running", g.id)); err != nil {
+		if err := g.db.advisoryLock(ctx, int64(h.Sum64()), fmt.Sprintf("gateway %q is already running", g.id), false); err != nil {
+			return err
+		}
+		if err := g.db.advisoryLock(ctx, instanceLockID, "a bmid that is not a gateway uses this PostgreSQL database", true); err != nil {
 			return err
 		}
 	}
