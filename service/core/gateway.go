@@ -72,13 +72,17 @@ func (s *Service) TakeOver(ctx context.Context) ([]string, error) {
 	return dead, errors.Join(err, rerr, lerr)
 }
 
-// Reexport exports every disk of the database that the exporter does not
-// have (the exporter decides where: with gateways, the gateway it is
-// placed on). bmid's gateways run it periodically to pick up the disks
-// placed on them.
-func (s *Service) Reexport(ctx context.Context) Report {
+// ExportTargets exports the disks whose targets are named by iqns, unless
+// the exporter has them: bmid's gateways run it every second for the
+// disks placed on them (by an operation of another gateway, which waits
+// for it, by a move, or by a take-over).
+func (s *Service) ExportTargets(ctx context.Context, iqns []string) Report {
 	rep := Report{}
-	s.reexport(ctx, &rep)
+	only := map[string]bool{}
+	for _, iqn := range iqns {
+		only[iqn] = true
+	}
+	s.reexportOnly(ctx, &rep, only)
 	return rep
 }
 

@@ -184,8 +184,9 @@ func (e *placedExporter) Exported(ctx context.Context) ([]string, error) {
 
 // sync brings this gateway's target in line with the placements: it
 // unexports the disks asked of it and those moved away (handing them
-// over), and exports those placed on it (svc.Reexport: new placements,
-// disks taken over from a dead gateway, disks moved to it).
+// over), and exports those placed on it that it does not export yet
+// (placed by another gateway's operation, taken over from a dead
+// gateway, moved to it).
 func (e *placedExporter) sync(ctx context.Context, svc *core.Service) {
 	if !e.member.allFenced() {
 		return
@@ -201,6 +202,7 @@ func (e *placedExporter) sync(ctx context.Context, svc *core.Service) {
 		return
 	}
 	placed := map[string]string{}
+	var export []string
 	for _, p := range ps {
 		placed[p.IQN] = p.Gateway
 		if p.Gateway != e.self() {
@@ -225,7 +227,9 @@ func (e *placedExporter) sync(ctx context.Context, svc *core.Service) {
 				continue
 			}
 			e.log.Info("disk moved to another gateway", "iqn", p.IQN, "to", p.MoveTo)
-		case p.ExportedAt == 0 && slices.Contains(live, p.IQN):
+		case !slices.Contains(live, p.IQN):
+			export = append(export, p.IQN)
+		case p.ExportedAt == 0:
 			if _, err := e.member.MarkExported(ctx, p.IQN); err != nil {
 				e.log.Warn("mark exported", "iqn", p.IQN, "err", err)
 			}
@@ -240,7 +244,10 @@ func (e *placedExporter) sync(ctx context.Context, svc *core.Service) {
 			}
 		}
 	}
-	rep := svc.Reexport(ctx)
+	if len(export) == 0 {
+		return
+	}
+	rep := svc.ExportTargets(ctx, export)
 	for _, p := range rep.Errors {
 		e.log.Warn("export of placed disks", "problem", p)
 	}

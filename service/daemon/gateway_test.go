@@ -193,7 +193,8 @@ func placements(t *testing.T, db *sql.DB) map[string]string {
 // (SIGSTOP) is taken over once its lease expires: its Ceph client is
 // blocklisted and its disks are exported by the survivor (the stall is
 // logged); resumed, it finds its lease lost and stops. A killed gateway
-// (SIGKILL) is taken over the same way.
+// (SIGKILL) is taken over the same way. A disk moved between gateways is
+// exported by the one it moved to only.
 func TestGateways(t *testing.T) {
 	readcap := testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
 	ctx := context.Background()
@@ -256,7 +257,7 @@ func TestGateways(t *testing.T) {
 	}
 	nodes := []*node{
 		{name: "node-01", project: "tenant-a", via: a.client(t, "alice", "alice-secret")},
-		{name: "node-02", project: "tenant-a", via: b.client(t, "alice", "alice-secret")},
+		{name: "node-02", project: "tenant-a", via: a.client(t, "alice", "alice-secret")},
 		{name: "node-03", project: "tenant-b", via: b.client(t, "bob", "bob-secret")},
 	}
 	for _, n := range nodes {
@@ -280,9 +281,30 @@ func TestGateways(t *testing.T) {
 		}
 		return count
 	}
-	count := checkPlaced(a, b)
-	if count["gw-a"] == 0 || count["gw-b"] == 0 || count["gw-a"]+count["gw-b"] != 3 {
-		t.Fatalf("3 disks placed %v; want them on both gateways", count)
+	// node-01 on gw-a (a tie goes to the provisioning gateway), node-02 on
+	// gw-b (fewer disks), node-03 through gw-b on gw-b (a tie).
+	if count := checkPlaced(a, b); count["gw-a"] != 1 || count["gw-b"] != 2 {
+		t.Fatalf("3 disks placed %v; want 1 on gw-a and 2 on gw-b", count)
+	}
+	// A disk moved: its owner unexports it and hands it over, and the new
+	// owner exports it; then back.
+	mover, err := store.NewGateway(db, "test-mover", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := nodes[0]
+	for _, to := range []*gatewayProc{b, a} {
+		if err := mover.Move(ctx, moved.disk.Target.IQN, to.id); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for placements(t, db.SQL())[moved.disk.Target.IQN] != to.id || !to.exports(db, readcap, moved.name, moved.disk) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's disk not moved to %s within a minute", moved.name, to.id)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		checkPlaced(a, b)
 	}
 	// A deprovision through the gateway that does not export the disk: the
 	// owner unexports it first; a new provision is placed again.
