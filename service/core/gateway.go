@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,13 +104,20 @@ func (s *Service) busyElsewhere(ctx context.Context, opID string) bool {
 // KeepGateway renews this gateway's lease and takes over dead gateways,
 // every TTL/3, until ctx ends (nil) or the lease is lost: then it returns
 // the error, and the gateway must stop serving, because another has taken
-// over its operations. A bmid without a Gateway returns at once.
+// over its operations. A take-over (recovery, exports) runs beside the
+// renewals, one at a time, so that a long one never costs this gateway its
+// own lease. A bmid without a Gateway returns at once.
 func (s *Service) KeepGateway(ctx context.Context) error {
 	if s.gateway == nil {
 		return nil
 	}
 	tick := time.NewTicker(max(s.gateway.TTL()/3, 10*time.Millisecond))
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var busy atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,8 +130,16 @@ func (s *Service) KeepGateway(ctx context.Context) error {
 			}
 			return fmt.Errorf("gateway %s: %w", s.gateway.ID(), err)
 		}
-		if _, err := s.TakeOver(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("take-over of a dead gateway", "err", err)
+		if !busy.CompareAndSwap(false, true) {
+			continue // the last take-over still runs
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer busy.Store(false)
+			if _, err := s.TakeOver(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("take-over of a dead gateway", "err", err)
+			}
+		}()
 	}
 }

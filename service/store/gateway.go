@@ -90,10 +90,10 @@ func (g *Gateway) Join(ctx context.Context) error {
 	if g.db.db.dialect.numbered {
 		h := fnv.New64a()
 		h.Write([]byte("bmi gateway " + g.id))
-		if err := g.db.advisoryLock(ctx, int64(h.Sum64()), fmt.Sprintf("gateway %q is already running", g.id), false); err != nil {
+		if err := g.db.advisoryLock(ctx, instanceLockID, "a bmid that is not a gateway uses this PostgreSQL database", true); err != nil {
 			return err
 		}
-		if err := g.db.advisoryLock(ctx, instanceLockID, "a bmid that is not a gateway uses this PostgreSQL database", true); err != nil {
+		if err := g.db.advisoryLock(ctx, int64(h.Sum64()), fmt.Sprintf("gateway %q is already running", g.id), false); err != nil {
 			return err
 		}
 	}
