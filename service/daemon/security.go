@@ -66,9 +66,9 @@ func union(a, b []string) []string {
 
 // exported applies the ACLs after an export, except during start-up: Run
 // sweeps once after Start has exported every disk.
-func (s *security) exported(ctx context.Context) {
+func (s *security) exported(ctx context.Context, iqn string) {
 	if s.started.Load() {
-		s.syncAll(ctx)
+		s.sync(ctx, iqn)
 	}
 }
 
@@ -76,13 +76,21 @@ func (s *security) exported(ctx context.Context) {
 func (s *security) startedUp() { s.started.Store(true) }
 
 // syncAll applies the effective ACL of every exported target.
-func (s *security) syncAll(ctx context.Context) {
+func (s *security) syncAll(ctx context.Context) { s.sync(ctx, "") }
+
+// sync applies the effective ACL of the exported target iqn ("": of
+// every one): an export applies its own only, so that exporting n disks
+// (a take-over, a burst of provisions) costs n, not n².
+func (s *security) sync(ctx context.Context, iqn string) {
 	ts, err := s.db.Targets(ctx)
 	if err != nil {
 		s.log.Warn("initiator ACLs not applied", "err", err)
 		return
 	}
 	for _, t := range ts {
+		if iqn != "" && t.IQN != iqn {
+			continue
+		}
 		nodes, err := s.nodes(ctx, t)
 		if err != nil {
 			s.log.Warn("initiator ACL not applied", "iqn", t.IQN, "err", err)
