@@ -41,8 +41,8 @@ func cpuTicks() int64 {
 	}
 	s := string(raw)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-	u, _ := strconv.ParseInt(f[11], 10, 64)                   // 14 utime
-	k, _ := strconv.ParseInt(f[12], 10, 64)                   // 15 stime
+	u, _ := strconv.ParseInt(f[11], 10, 64)                  // 14 utime
+	k, _ := strconv.ParseInt(f[12], 10, 64)                  // 15 stime
 	return u + k
 }
 
