@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	stream := eventStream{bus: d.bus, auth: auth, projects: d.db, adminProject: cfg.AdminProject}
-	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
+	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil, placed: d.placed}, Log: d.log.With("component", "api"), Ready: d.ready,
 		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
 		Security: d.sec, Timeline: d.timeline, Portal: d.cfg.ISCSI.Portal, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil),
 		Registry: d.reg, Events: stream, UI: statusPage{svc: d.svc, stream: stream, journal: d.db, timeline: d.timeline}})

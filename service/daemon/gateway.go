@@ -140,6 +140,20 @@ func (e *placedExporter) Unexport(ctx context.Context, iqn string) error {
 	return e.waitFor(ctx, iqn, "unexport", func(_ store.Placement, err error) bool { return fault.Of(err) == fault.NotFound })
 }
 
+// applyACL has the gateway that exports iqn apply its initiator ACL now,
+// and waits until it has: after an operation here gave a node the disk,
+// the node must be let in at once, not at the owner's next periodic
+// sweep. A disk exported here had its ACL applied already.
+func (e *placedExporter) applyACL(ctx context.Context, iqn string) error {
+	asked, err := e.member.RequestACL(ctx, iqn)
+	if err != nil || !asked {
+		return err
+	}
+	return e.waitFor(ctx, iqn, "apply the ACL of", func(p store.Placement, err error) bool {
+		return err == nil && p.ExportedAt > 0 || fault.Of(err) == fault.NotFound
+	})
+}
+
 // waitFor polls iqn's placement until done says so, or e.wait passes.
 func (e *placedExporter) waitFor(ctx context.Context, iqn, what string, done func(store.Placement, error) bool) error {
 	deadline := time.Now().Add(e.wait)
@@ -230,6 +244,8 @@ func (e *placedExporter) sync(ctx context.Context, svc *core.Service) {
 		case !slices.Contains(live, p.IQN):
 			export = append(export, p.IQN)
 		case p.ExportedAt == 0:
+			// Exported, or asked to apply its ACL again (RequestACL).
+			e.local.sec.exported(ctx, p.IQN)
 			if _, err := e.member.MarkExported(ctx, p.IQN); err != nil {
 				e.log.Warn("mark exported", "iqn", p.IQN, "err", err)
 			}

@@ -260,12 +260,17 @@ func TestGateways(t *testing.T) {
 		{name: "node-02", project: "tenant-a", via: a.client(t, "alice", "alice-secret")},
 		{name: "node-03", project: "tenant-b", via: b.client(t, "bob", "bob-secret")},
 	}
+	gws := map[string]*gatewayProc{"gw-a": a, "gw-b": b}
 	for _, n := range nodes {
 		if n.disk, _, err = n.via.Provision(ctx, n.project, n.name, api.ProvisionRequest{Image: "debian", NIC: "eth0"}, false); err != nil {
 			t.Fatalf("provision %s: %v", n.name, err)
 		}
+		// The node logs in at once, whichever gateway exports its disk
+		// (its ACL was applied there before the provision returned).
+		if owner := placements(t, db.SQL())[n.disk.Target.IQN]; !gws[owner].exports(db, readcap, n.name, n.disk) {
+			t.Fatalf("%s cannot log in to its disk on %s right after its provision", n.name, owner)
+		}
 	}
-	gws := map[string]*gatewayProc{"gw-a": a, "gw-b": b}
 	checkPlaced := func(alive ...*gatewayProc) map[string]int {
 		t.Helper()
 		pl := placements(t, db.SQL())

@@ -117,6 +117,19 @@ func (g *Gateway) MarkExported(ctx context.Context, iqn string) (bool, error) {
 	return n > 0, dbErr(err, fmt.Sprintf("placement of %s", iqn))
 }
 
+// RequestACL asks iqn's owner, another gateway, to apply the disk's
+// initiator ACL again (a node was given the disk here) and mark it
+// exported once it has (MarkExported); nothing if this gateway owns it.
+func (g *Gateway) RequestACL(ctx context.Context, iqn string) (bool, error) {
+	res, err := g.db.db.ExecContext(ctx, `UPDATE placements SET exported_at = 0 WHERE iqn = ? AND gateway <> ? AND want = ?`,
+		iqn, g.id, WantExport)
+	if err != nil {
+		return false, dbErr(err, fmt.Sprintf("placement of %s", iqn))
+	}
+	n, err := res.RowsAffected()
+	return n > 0, dbErr(err, fmt.Sprintf("placement of %s", iqn))
+}
+
 // RequestUnexport asks iqn's owner to stop exporting it; a disk placed
 // nowhere is fine.
 func (g *Gateway) RequestUnexport(ctx context.Context, iqn string) error {
