@@ -90,6 +90,19 @@ func testPlacement(t *testing.T, d testDB) {
 	if ok, err := owner.MarkExported(ctx, "iqn.t:0"); !ok || err != nil {
 		t.Fatalf("the owner marks its disk exported: %v, %v", ok, err)
 	}
+	// Asking the owner to apply the ACL again: only another gateway asks.
+	if asked, err := owner.RequestACL(ctx, "iqn.t:0"); asked || err != nil {
+		t.Fatalf("the owner asks itself to apply the ACL: %v, %v", asked, err)
+	}
+	if asked, err := other.RequestACL(ctx, "iqn.t:0"); !asked || err != nil {
+		t.Fatalf("another gateway asks for the ACL: %v, %v", asked, err)
+	}
+	if p, _ := a.Placement(ctx, "iqn.t:0"); p.ExportedAt != 0 {
+		t.Fatalf("after the request: %+v; want exported_at 0 until the owner marks it", p)
+	}
+	if ok, err := owner.MarkExported(ctx, "iqn.t:0"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
 	// A move is to a live gateway of the group, handed over by the owner.
 	if err := owner.Move(ctx, "iqn.t:0", "gw-x"); fault.Of(err) != fault.Invalid || !strings.Contains(err.Error(), `in group "rack2"`) {
 		t.Fatalf("move to another group: %v", err)
