@@ -128,3 +128,39 @@ func (s *Store) blocklist(addr string) error {
 	s.log.Warn("blocklisted a previous client that held disks' locks", "client", addr)
 	return nil
 }
+
+// ClientAddr is this process's Ceph client address in the form the OSD
+// blocklist and lock owners use ("127.0.0.1:0/1665656050"): what another
+// gateway blocklists to fence this one (Fence).
+func (s *Store) ClientAddr() (string, error) {
+	all, err := s.conn.GetAddrs()
+	if err != nil {
+		return "", fmt.Errorf("our own Ceph client address: %w", err)
+	}
+	// "[v2:127.0.0.1:0/123,v1:127.0.0.1:0/123]" or "127.0.0.1:0/123".
+	for _, a := range strings.Split(strings.Trim(all, "[]"), ",") {
+		for _, kind := range []string{"v1:", "v2:", "any:"} {
+			a = strings.TrimPrefix(a, kind)
+		}
+		if strings.Contains(a, "/") {
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("our own Ceph client address: none in %q", all)
+}
+
+// Fence blocklists another process's Ceph client (addr, as ClientAddr
+// gives it) in the OSD map: every OSD refuses its I/O from then on, so a
+// gateway taken over, if it was paused or cut off rather than dead, can
+// never write to the disks it exported again. Its exclusive locks are
+// broken when their images are next opened (FenceStaleOwner). Fencing
+// this process's own address is refused.
+func (s *Store) Fence(ctx context.Context, addr string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if self, err := s.conn.GetAddrs(); err == nil && strings.Contains(self, addr) {
+		return fmt.Errorf("fence %s: that is this process's own Ceph client", addr)
+	}
+	return s.blocklist(addr)
+}

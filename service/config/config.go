@@ -24,6 +24,9 @@ type Config struct {
 	API API `yaml:"api"`
 	// State configures the state database.
 	State State `yaml:"state"`
+	// Gateway makes this bmid one gateway among several on one PostgreSQL
+	// database.
+	Gateway Gateway `yaml:"gateway"`
 	// Ceph configures the Ceph client.
 	Ceph Ceph `yaml:"ceph"`
 	// HIL configures the HIL client.
@@ -123,6 +126,25 @@ type State struct {
 	// may include the password; it must be readable by its owner only
 	// (mode 0600). Instead of DSN.
 	DSNFile string `yaml:"dsn_file"`
+}
+
+// Gateway makes this bmid one of several gateways that share a PostgreSQL
+// state database (state.engine postgres): each holds a lease in the
+// database, exports the disks placed on it, and takes over the disks and
+// unfinished operations of a gateway of its group whose lease expired.
+// Without an id, a bmid on PostgreSQL is the database's only one.
+type Gateway struct {
+	// ID names this gateway, unique among the database's gateways; empty:
+	// not a gateway (the only bmid on its database).
+	ID string `yaml:"id"`
+	// Group is the gateway's group: the gateways that reach one
+	// provisioning network (a rack) and share its floating portal address
+	// (iscsi.portal, the same on each). Disks are placed, balanced by
+	// count, on the group's live gateways.
+	Group string `yaml:"group"`
+	// Lease is how long the gateway's lease lasts unrenewed (renewed every
+	// third of it): a gateway silent for longer is taken over.
+	Lease time.Duration `yaml:"lease"`
 }
 
 // Ceph configures the Ceph client.
@@ -367,7 +389,8 @@ func Default() Config {
 			AuthCacheTTL: 30 * time.Second,
 			MaxBodyBytes: 1 << 20,
 		},
-		State: State{Engine: "sqlite", Path: "/var/lib/bmi/bmi.db"},
+		State:   State{Engine: "sqlite", Path: "/var/lib/bmi/bmi.db"},
+		Gateway: Gateway{Group: "default", Lease: 15 * time.Second},
 		Ceph: Ceph{
 			Conf:      "/etc/ceph/ceph.conf",
 			ID:        "admin",

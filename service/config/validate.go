@@ -117,7 +117,16 @@ func (c Config) checks() []check {
 			check{"state.dsn", noPassword(c.State.DSN)},
 			check{"security.key_file", requiredWhy(c.Security.KeyFile, "with state.engine postgres (every gateway needs the same key)")},
 		)
+		if c.Gateway.ID != "" {
+			out = append(out,
+				check{"gateway.id", match(c.Gateway.ID, gatewayRe, "1 to 63 letters, digits, '.', '-' or '_'")},
+				check{"gateway.group", match(c.Gateway.Group, gatewayRe, "1 to 63 letters, digits, '.', '-' or '_'")},
+				check{"gateway.lease", durationBetween(c.Gateway.Lease, 3*time.Second, 10*time.Minute)},
+				check{"iscsi.portal", requiredWhy(c.ISCSI.Portal, "with gateway.id: the group's floating portal address, the same on each of its gateways")},
+			)
+		}
 	} else {
+		out = append(out, check{"gateway.id", unusedWith(c.Gateway.ID, "state.engine sqlite (one bmid owns the file)")})
 		out = append(out, check{"state.path", required(c.State.Path)},
 			check{"state.dsn", unusedWith(c.State.DSN, "state.engine sqlite")},
 			check{"state.dsn_file", unusedWith(c.State.DSNFile, "state.engine sqlite")})

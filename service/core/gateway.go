@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,9 +53,11 @@ func (s *Service) TakeOver(ctx context.Context) ([]string, error) {
 	if s.gateway == nil {
 		return nil, nil
 	}
+	// A claim may return gateways taken over along with an error (about
+	// others): those are recovered all the same, since nobody else will.
 	dead, err := s.gateway.ClaimExpired(ctx)
-	if err != nil || len(dead) == 0 {
-		return dead, err
+	if len(dead) == 0 {
+		return nil, err
 	}
 	s.log.Warn("taking over the operations of dead gateways", "gateways", dead)
 	rerr := s.RecoverAll(ctx)
@@ -67,7 +71,21 @@ func (s *Service) TakeOver(ctx context.Context) ([]string, error) {
 	for _, e := range rep.Errors {
 		s.log.Error("take-over: re-export", "err", e)
 	}
-	return dead, errors.Join(rerr, lerr)
+	return dead, errors.Join(err, rerr, lerr)
+}
+
+// ExportTargets exports the disks whose targets are named by iqns, unless
+// the exporter has them: bmid's gateways run it every second for the
+// disks placed on them (by an operation of another gateway, which waits
+// for it, by a move, or by a take-over).
+func (s *Service) ExportTargets(ctx context.Context, iqns []string) Report {
+	rep := Report{}
+	only := map[string]bool{}
+	for _, iqn := range iqns {
+		only[iqn] = true
+	}
+	s.reexportOnly(ctx, &rep, only)
+	return rep
 }
 
 // busyElsewhere reports whether opID is an unfinished operation of another
@@ -86,13 +104,20 @@ func (s *Service) busyElsewhere(ctx context.Context, opID string) bool {
 // KeepGateway renews this gateway's lease and takes over dead gateways,
 // every TTL/3, until ctx ends (nil) or the lease is lost: then it returns
 // the error, and the gateway must stop serving, because another has taken
-// over its operations. A bmid without a Gateway returns at once.
+// over its operations. A take-over (recovery, exports) runs beside the
+// renewals, one at a time, so that a long one never costs this gateway its
+// own lease. A bmid without a Gateway returns at once.
 func (s *Service) KeepGateway(ctx context.Context) error {
 	if s.gateway == nil {
 		return nil
 	}
 	tick := time.NewTicker(max(s.gateway.TTL()/3, 10*time.Millisecond))
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var busy atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,8 +130,16 @@ func (s *Service) KeepGateway(ctx context.Context) error {
 			}
 			return fmt.Errorf("gateway %s: %w", s.gateway.ID(), err)
 		}
-		if _, err := s.TakeOver(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("take-over of a dead gateway", "err", err)
+		if !busy.CompareAndSwap(false, true) {
+			continue // the last take-over still runs
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer busy.Store(false)
+			if _, err := s.TakeOver(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("take-over of a dead gateway", "err", err)
+			}
+		}()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -251,5 +252,62 @@ func TestKeepGateway(t *testing.T) {
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("KeepGateway went on after its lease was taken over")
+	}
+}
+
+// slowClaim is a gateway whose first take-over takes until release is
+// closed (a dead gateway with many disks to export), counting renewals.
+type slowClaim struct {
+	*store.Gateway
+	claiming chan struct{}
+	release  chan struct{}
+	once     sync.Once
+	renews   atomic.Int32
+}
+
+func (g *slowClaim) Renew(ctx context.Context) error {
+	g.renews.Add(1)
+	return g.Gateway.Renew(ctx)
+}
+
+func (g *slowClaim) ClaimExpired(ctx context.Context) ([]string, error) {
+	g.once.Do(func() {
+		close(g.claiming)
+		<-g.release
+	})
+	return g.Gateway.ClaimExpired(ctx)
+}
+
+// TestKeepGatewayLongTakeOver: while a take-over runs long, KeepGateway
+// goes on renewing the lease (a survivor exporting a dead gateway's
+// hundreds of disks must not lose its own lease meanwhile).
+func TestKeepGatewayLongTakeOver(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := seededOn(t, "postgres")
+	a := e.peer(t, "gw-a")
+	gw, err := store.NewGateway(a.db, "gw-a", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowClaim{Gateway: gw, claiming: make(chan struct{}), release: make(chan struct{})}
+	a.svc = a.serviceAs(t, slow)
+	kept := make(chan error, 1)
+	go func() { kept <- a.svc.KeepGateway(ctx) }()
+	select {
+	case <-slow.claiming:
+	case <-time.After(time.Minute):
+		t.Fatal("no take-over started")
+	}
+	before := slow.renews.Load()
+	for deadline := time.Now().Add(time.Minute); slow.renews.Load() < before+3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d renewals during a long take-over; want the lease kept", slow.renews.Load()-before)
+		}
+	}
+	close(slow.release)
+	cancel()
+	if err := <-kept; err != nil {
+		t.Fatal(err)
 	}
 }

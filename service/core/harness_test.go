@@ -125,6 +125,15 @@ func openDB(t testing.TB, dir string) *env {
 // the env's directory has the marker.
 func (e *env) service(t testing.TB, gw *store.Gateway) *core.Service {
 	t.Helper()
+	if gw == nil {
+		return e.serviceAs(t, nil)
+	}
+	return e.serviceAs(t, gw)
+}
+
+// serviceAs is service with any core.Gateway (nil: none).
+func (e *env) serviceAs(t testing.TB, gw core.Gateway) *core.Service {
+	t.Helper()
 	db := e.db
 	cfg := core.Config{UID: uid, Snapshot: "bmi-snap", IQNPrefix: "iqn.2026-11.org.bmi", AdminProject: "bmi_infra",
 		ProvisioningNetwork: "bmi-provision", Channel: "vlan/native"}

@@ -78,7 +78,12 @@ const reexportParallel = 16
 
 // reexport exports every target of the database that the iSCSI target
 // does not have, reexportParallel at a time.
-func (s *Service) reexport(ctx context.Context, rep *Report) {
+func (s *Service) reexport(ctx context.Context, rep *Report) { s.reexportOnly(ctx, rep, nil) }
+
+// reexportOnly is reexport; with only, just the targets it names, even
+// those an unfinished operation of another gateway works on (that gateway
+// placed them here to export).
+func (s *Service) reexportOnly(ctx context.Context, rep *Report, only map[string]bool) {
 	var mu sync.Mutex
 	note := func(err error) {
 		mu.Lock()
@@ -102,7 +107,7 @@ func (s *Service) reexport(ctx context.Context, rep *Report) {
 	sem := make(chan struct{}, reexportParallel)
 	var wg sync.WaitGroup
 	for _, t := range ts {
-		if exported[t.IQN] {
+		if exported[t.IQN] || only != nil && !only[t.IQN] {
 			continue
 		}
 		sem <- struct{}{}
@@ -114,7 +119,7 @@ func (s *Service) reexport(ctx context.Context, rep *Report) {
 				note(fmt.Errorf("re-export target %s: %w", t.IQN, err))
 				return
 			}
-			if s.busyElsewhere(ctx, d.OpID) {
+			if only == nil && s.busyElsewhere(ctx, d.OpID) {
 				return // another gateway's operation is at it; a take-over re-exports it
 			}
 			if err := s.exporter.Export(ctx, s.exportSpec(t, d.CephName, d.Size)); err != nil {

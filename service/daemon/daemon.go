@@ -58,7 +58,10 @@ type Daemon struct {
 	boots    *bootWatch
 	hilURL   string
 	instance *instanceLock
-	started  time.Time // New was called: the start of "time to serve"
+	// placed is, on a gateway (gateway.id), the exporter across gateways;
+	// nil for the only bmid of a database.
+	placed  *placedExporter
+	started time.Time // New was called: the start of "time to serve"
 }
 
 // New builds every component from cfg. Nothing serves until Run.
@@ -70,7 +73,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			d.close()
 		}
 	}()
-	if d.reg, d.metrics, err = newRegistry(cfg.Metrics.Gateway); err != nil {
+	label := cfg.Metrics.Gateway
+	if label == "" {
+		label = cfg.Gateway.ID
+	}
+	if d.reg, d.metrics, err = newRegistry(label); err != nil {
 		return nil, err
 	}
 	portal := cfg.ISCSI.Portal
@@ -84,7 +91,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		return nil, fmt.Errorf("iscsi.portal: required when iscsi.listen is a wildcard address (%s): nodes need an address to log in to", portal)
 	}
-	if d.db, d.instance, err = openState(ctx, cfg.State, log.With("component", "store")); err != nil {
+	if d.db, d.instance, err = openState(ctx, cfg.State, cfg.Gateway.ID != "", log.With("component", "store")); err != nil {
 		return nil, err
 	}
 	if err := d.loadKey(ctx); err != nil {
@@ -121,9 +128,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		hil.WithActionTimeout(cfg.HIL.NetworkTimeout), hil.WithLogger(log.With("component", "hil")))
 	d.hil = hc
 	auth := newHILAuth(hc, cfg.API.AuthCacheTTL)
+	local := exporter{target: d.target, images: d.ceph, sec: d.sec, log: log.With("component", "iscsi")}
 	deps := core.Deps{Projects: d.db, Rows: d.db, Targets: d.db, Boots: d.db, Leases: d.db, Journal: d.journal, Images: cephImages{d.ceph},
-		Exporter: exporter{target: d.target, images: d.ceph, sec: d.sec, log: log.With("component", "iscsi")},
-		Nodes:    auth, Auth: auth, Log: log.With("component", "core")}
+		Exporter: local, Nodes: auth, Auth: auth, Log: log.With("component", "core")}
+	if cfg.Gateway.ID != "" {
+		if d.placed, err = d.joinGateway(ctx, local); err != nil {
+			return nil, err
+		}
+		deps.Gateway, deps.Exporter = d.placed.member, d.placed
+	}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
 		if err != nil {
@@ -171,7 +184,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	stream := eventStream{bus: d.bus, auth: auth, projects: d.db, adminProject: cfg.AdminProject}
-	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil}, Log: d.log.With("component", "api"), Ready: d.ready,
+	d.api, err = apiserver.New(apiserver.Config{Ops: aclOps{Service: d.svc, sec: d.sec, hil: d.hil, placed: d.placed}, Log: d.log.With("component", "api"), Ready: d.ready,
 		Listen: d.cfg.API.Listen, TLSCert: d.cfg.API.TLSCert, TLSKey: d.cfg.API.TLSKey, MaxBodyBytes: d.cfg.API.MaxBodyBytes,
 		Security: d.sec, Timeline: d.timeline, Portal: d.cfg.ISCSI.Portal, AuthFailures: guard.New(cfg.Security.AuthFailInterval, cfg.Security.AuthFailBurst, nil),
 		Registry: d.reg, Events: stream, UI: statusPage{svc: d.svc, stream: stream, journal: d.db, timeline: d.timeline}})
@@ -304,6 +317,15 @@ func (d *Daemon) Service() *core.Service { return d.svc }
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.close()
 	defer d.bus.Close() // event streams end before the API's shutdown waits for them
+	// A gateway renews its lease from the start: recovery may take longer
+	// than the lease.
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	var keep chan error
+	if d.placed != nil {
+		keep = make(chan error, 1)
+		go func() { keep <- d.keepGateway(kctx) }()
+	}
 	d.journal.startup.Store(true)
 	rep, err := d.svc.Start(ctx)
 	d.journal.startup.Store(false)
@@ -344,6 +366,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
+	if keep != nil {
+		g.Go(func() error {
+			select {
+			case err := <-keep:
+				return err // the lease is lost: stop serving
+			case <-gctx.Done():
+				kcancel()
+				return <-keep
+			}
+		})
+	}
 	// Event streams end as soon as bmid starts to stop.
 	g.Go(func() error { <-gctx.Done(); d.bus.Close(); return nil })
 	d.log.Info("bmid serving", "api", d.cfg.API.Listen, "iscsi", d.cfg.ISCSI.Listen, "dhcp", d.cfg.Boot.Interfaces, "tftp", d.cfg.Boot.TFTP.Listen, "boot_http", d.cfg.Boot.HTTPListen)

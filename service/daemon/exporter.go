@@ -58,7 +58,7 @@ func (e exporter) Export(ctx context.Context, spec core.ExportSpec) error {
 	if err := e.target.SetInitiators(ctx, spec.IQN, nil); err != nil {
 		return err
 	}
-	e.sec.exported(ctx)
+	e.sec.exported(ctx, spec.IQN)
 	return nil
 }
 

@@ -34,7 +34,7 @@ func MigrateLegacy(ctx context.Context, cfg config.Config, o legacy.Options, dry
 		}
 	}
 	// held like bmid serve holds it: no bmid runs on the state meanwhile
-	db, lock, err := openState(ctx, cfg.State, log.With("component", "store"))
+	db, lock, err := openState(ctx, cfg.State, false, log.With("component", "store"))
 	if err != nil {
 		return legacy.Report{}, err
 	}

@@ -66,9 +66,9 @@ func union(a, b []string) []string {
 
 // exported applies the ACLs after an export, except during start-up: Run
 // sweeps once after Start has exported every disk.
-func (s *security) exported(ctx context.Context) {
+func (s *security) exported(ctx context.Context, iqn string) {
 	if s.started.Load() {
-		s.syncAll(ctx)
+		s.sync(ctx, iqn)
 	}
 }
 
@@ -76,13 +76,21 @@ func (s *security) exported(ctx context.Context) {
 func (s *security) startedUp() { s.started.Store(true) }
 
 // syncAll applies the effective ACL of every exported target.
-func (s *security) syncAll(ctx context.Context) {
+func (s *security) syncAll(ctx context.Context) { s.sync(ctx, "") }
+
+// sync applies the effective ACL of the exported target iqn ("": of
+// every one): an export applies its own only, so that exporting n disks
+// (a take-over, a burst of provisions) costs n, not n².
+func (s *security) sync(ctx context.Context, iqn string) {
 	ts, err := s.db.Targets(ctx)
 	if err != nil {
 		s.log.Warn("initiator ACLs not applied", "err", err)
 		return
 	}
 	for _, t := range ts {
+		if iqn != "" && t.IQN != iqn {
+			continue
+		}
 		nodes, err := s.nodes(ctx, t)
 		if err != nil {
 			s.log.Warn("initiator ACL not applied", "iqn", t.IQN, "err", err)
@@ -187,6 +195,21 @@ type aclOps struct {
 	*core.Service
 	sec *security
 	hil *hil.Client
+	// placed is the exporter across gateways (nil: not a gateway): a
+	// disk another gateway exports has its ACL applied there.
+	placed *placedExporter
+}
+
+// remoteACL has the gateway that exports the disk of target t apply its
+// ACL now, when that is another gateway; a failure is logged (its
+// periodic sweep applies it within aclInterval).
+func (o aclOps) remoteACL(ctx context.Context, t *core.Target) {
+	if o.placed == nil || t == nil {
+		return
+	}
+	if err := o.placed.applyACL(ctx, t.IQN); err != nil {
+		o.sec.log.Warn("initiator ACL not applied by the disk's gateway yet", "iqn", t.IQN, "err", err)
+	}
 }
 
 // CreateProject creates a project only if HIL has one of that name (BMI's
@@ -215,6 +238,11 @@ func (o aclOps) ExportDisk(ctx context.Context, who core.Principal, project, dis
 func (o aclOps) SetBoot(ctx context.Context, who core.Principal, project, node, nic, disk string) (core.BootConfig, error) {
 	b, err := o.Service.SetBoot(ctx, who, project, node, nic, disk)
 	o.sec.syncAll(ctx)
+	if err == nil && o.placed != nil {
+		if ti, ferr := o.sec.find(ctx, who, project, disk); ferr == nil {
+			o.remoteACL(ctx, &ti.Target)
+		}
+	}
 	return b, err
 }
 
@@ -227,6 +255,9 @@ func (o aclOps) ClearBoot(ctx context.Context, who core.Principal, project, node
 func (o aclOps) Provision(ctx context.Context, who core.Principal, project, node, image, nic string) (core.DiskInfo, error) {
 	d, err := o.Service.Provision(ctx, who, project, node, image, nic)
 	o.sec.syncAll(ctx)
+	if err == nil {
+		o.remoteACL(ctx, d.Target)
+	}
 	return d, err
 }
 

@@ -11,11 +11,12 @@ import (
 	"github.com/bmi-go/bmi/service/store"
 )
 
-// openState opens the state database the configuration names and makes
-// this bmid its only user: on SQLite by the state file's flock, on
-// PostgreSQL by the store's instance lock (an advisory lock held by a
-// session of this process, released by PostgreSQL when the process dies).
-func openState(ctx context.Context, cfg config.State, log *slog.Logger) (*store.DB, *instanceLock, error) {
+// openState opens the state database the configuration names and, unless
+// this bmid is one gateway among several (gateway: joined later), makes it
+// its only user: on SQLite by the state file's flock, on PostgreSQL by the
+// store's instance lock (an advisory lock held by a session of this
+// process, released by PostgreSQL when the process dies).
+func openState(ctx context.Context, cfg config.State, gateway bool, log *slog.Logger) (*store.DB, *instanceLock, error) {
 	if cfg.Engine == "postgres" {
 		dsn := cfg.DSN
 		if cfg.DSNFile != "" {
@@ -27,6 +28,9 @@ func openState(ctx context.Context, cfg config.State, log *slog.Logger) (*store.
 		db, err := store.OpenPostgres(ctx, dsn, log)
 		if err != nil {
 			return nil, nil, err
+		}
+		if gateway {
+			return db, nil, nil
 		}
 		if err := db.LockInstance(ctx); err != nil {
 			db.Close()

@@ -58,20 +58,20 @@ func TestOpenStatePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.State{Engine: "postgres", DSNFile: file}
-	a, lock, err := openState(ctx, cfg, logging.Discard())
+	a, lock, err := openState(ctx, cfg, false, logging.Discard())
 	if err != nil || lock != nil || a.Engine() != "postgres" {
 		t.Fatalf("openState = %v, %v, %v", a, lock, err)
 	}
-	if _, _, err := openState(ctx, cfg, logging.Discard()); fault.Of(err) != fault.Conflict || !strings.Contains(err.Error(), "another bmid uses this PostgreSQL database") {
+	if _, _, err := openState(ctx, cfg, false, logging.Discard()); fault.Of(err) != fault.Conflict || !strings.Contains(err.Error(), "another bmid uses this PostgreSQL database") {
 		t.Fatalf("a second bmid: %v, want a conflict", err)
 	}
 	a.Close()
-	b, _, err := openState(ctx, cfg, logging.Discard())
+	b, _, err := openState(ctx, cfg, false, logging.Discard())
 	if err != nil {
 		t.Fatalf("after the first closed: %v", err)
 	}
 	b.Close()
-	if _, _, err := openState(ctx, config.State{Engine: "postgres", DSN: "host=/nonexistent-bmi-socket-dir connect_timeout=2"}, logging.Discard()); fault.Of(err) != fault.Unavailable {
+	if _, _, err := openState(ctx, config.State{Engine: "postgres", DSN: "host=/nonexistent-bmi-socket-dir connect_timeout=2"}, false, logging.Discard()); fault.Of(err) != fault.Unavailable {
 		t.Fatalf("an unreachable server: %v, want unavailable", err)
 	}
 }

@@ -186,7 +186,8 @@ func (o overlay) ReadDir(name string) ([]fs.DirEntry, error) {
 	return fs.ReadDir(o.base, name)
 }
 
-// migrate brings the schema to the newest version. locker, when set,
+// migrate brings the schema to the newest version, applying any
+// migration the database missed even below its version. locker, when set,
 // serialises migrations of several processes (PostgreSQL: an advisory
 // lock, so gateways that start together migrate once).
 func (s *DB) migrate(ctx context.Context, locker lock.SessionLocker) error {
@@ -194,7 +195,12 @@ func (s *DB) migrate(ctx context.Context, locker lock.SessionLocker) error {
 	if err != nil {
 		return err
 	}
-	var opts []goose.ProviderOption
+	// Migration numbers are handed out to branches ahead of their merge,
+	// so a database may already be past a migration that arrives later
+	// (00006 came after 00007 and 00008): it is applied then. Every
+	// migration must therefore stand on its own (new tables, new
+	// columns), never depending on a later number.
+	opts := []goose.ProviderOption{goose.WithAllowOutofOrder(true)}
 	if locker != nil {
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}

@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/bmi-go/bmi/internal/pgtest"
 	"github.com/bmi-go/bmi/service/fault"
@@ -143,5 +148,54 @@ func TestLockInstance(t *testing.T) {
 	defer s.Close()
 	if err := s.LockInstance(ctx); err != nil {
 		t.Fatalf("SQLite LockInstance: %v", err)
+	}
+}
+
+// hiding is a migrations directory without one file: the migrations of an
+// older bmid.
+type hiding struct {
+	fs.FS
+	name string
+}
+
+func (h hiding) ReadDir(name string) ([]fs.DirEntry, error) {
+	all, err := fs.ReadDir(h.FS, name)
+	return slices.DeleteFunc(all, func(e fs.DirEntry) bool { return e.Name() == h.name }), err
+}
+
+// TestMigrateOutOfOrder: a database that a bmid without migration 00006
+// brought to a later version (main had 00007 and 00008 first) opens: the
+// missing migration is applied out of order.
+func TestMigrateOutOfOrder(t *testing.T) { eachEngine(t, testMigrateOutOfOrder) }
+
+func testMigrateOutOfOrder(t *testing.T, d testDB) {
+	ctx := context.Background()
+	driver, dsn, dl := "sqlite", d.where, sqlite
+	if d.engine == "postgres" {
+		driver, dl = "pgx", postgres
+	}
+	raw, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fsys, err := migrationsFor(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(dl.goose, raw, hiding{fsys, "00006_placements.sql"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`SELECT COUNT(*) FROM placements`); err == nil {
+		t.Fatal("the older migrations made placements")
+	}
+	s := d.open(t)
+	var n int
+	if err := s.SQL().QueryRow(`SELECT COUNT(*) FROM placements`).Scan(&n); err != nil {
+		t.Fatalf("after opening with every migration: %v", err)
 	}
 }

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -32,6 +34,24 @@ type Gateway struct {
 	// All gateways must agree on the time to within a small part of the
 	// lease.
 	Now func() time.Time
+	// Group is the gateway's group (set before Join): disks are placed on
+	// the live gateways of one group, and a gateway takes over only dead
+	// gateways of its own group.
+	Group string
+	// Portal is the group's floating portal address (host:port), which
+	// every gateway of a group must agree on.
+	Portal string
+	// CephClient is the address of the gateway's Ceph client, which a
+	// gateway that takes this one over blocklists before it opens its
+	// disks' images.
+	CephClient string
+}
+
+// DeadGateway is a gateway another took over: its id, and its Ceph
+// client's address to fence.
+type DeadGateway struct {
+	ID         string
+	CephClient string
 }
 
 // NewGateway returns the gateway id on db with leases of ttl (0:
@@ -63,20 +83,39 @@ func (g *Gateway) now() int64 {
 // gateway's lease, and makes db's journal write only this gateway's
 // operations (DB.MarkStep). On PostgreSQL it also takes an advisory lock
 // on the id for as long as db is open, so that two live processes never
-// share one id; the second is refused with a conflict. One gateway joins
-// per DB.
+// share one id (the second is refused with a conflict), and holds the
+// instance lock (DB.LockInstance) shared, so that no lone bmid runs beside
+// gateways. One gateway joins per DB.
 func (g *Gateway) Join(ctx context.Context) error {
 	if g.db.db.dialect.numbered {
 		h := fnv.New64a()
 		h.Write([]byte("bmi gateway " + g.id))
-		if err := g.db.advisoryLock(ctx, int64(h.Sum64()), fmt.Sprintf("gateway %q is already running", g.id)); err != nil {
+		if err := g.db.advisoryLock(ctx, instanceLockID, "a bmid that is not a gateway uses this PostgreSQL database", true); err != nil {
+			return err
+		}
+		if err := g.db.advisoryLock(ctx, int64(h.Sum64()), fmt.Sprintf("gateway %q is already running", g.id), false); err != nil {
 			return err
 		}
 	}
-	g.db.gateway = g.id
 	now := g.now()
-	_, err := g.db.db.ExecContext(ctx, `INSERT INTO gateways (id, started_at, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, expires_at = excluded.expires_at`, g.id, now, now+int64(g.ttl))
+	if g.Portal != "" {
+		var other, portal string
+		err := g.db.db.QueryRowContext(ctx, `SELECT id, portal FROM gateways
+			WHERE gateway_group = ? AND id <> ? AND expires_at >= ? AND portal <> '' AND portal <> ? ORDER BY id`,
+			g.Group, g.id, now, g.Portal).Scan(&other, &portal)
+		if err == nil {
+			return fault.Errorf(fault.Invalid, "gateway %q: group %q's portal is %s (gateway %s), not %s: every gateway of a group names the same floating portal address (iscsi.portal)",
+				g.id, g.Group, portal, other, g.Portal)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return dbErr(err, "gateways")
+		}
+	}
+	g.db.gateway = g.id
+	_, err := g.db.db.ExecContext(ctx, `INSERT INTO gateways (id, started_at, expires_at, gateway_group, portal, ceph_client) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, expires_at = excluded.expires_at,
+		gateway_group = excluded.gateway_group, portal = excluded.portal, ceph_client = excluded.ceph_client`,
+		g.id, now, now+int64(g.ttl), g.Group, g.Portal, g.CephClient)
 	return dbErr(err, fmt.Sprintf("gateway %q", g.id))
 }
 
@@ -149,32 +188,46 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// ClaimExpired takes over every gateway whose lease has expired: in one
-// transaction per dead gateway it deletes the gateway's row (which only
-// one claimer can do, so a dead gateway is taken over exactly once), marks
-// the dead gateway's unfinished operations as this gateway's, and keeps
-// its locks, as this gateway's, until ReleaseTakenOver. It returns the
-// gateways taken over; the caller then recovers the operations (their
-// gateway is now this one) and calls ReleaseTakenOver.
+// ClaimExpired takes over every gateway of this one's group whose lease
+// has expired (ClaimExpiredGateways) and returns their ids.
 func (g *Gateway) ClaimExpired(ctx context.Context) ([]string, error) {
+	dead, err := g.ClaimExpiredGateways(ctx)
+	ids := make([]string, 0, len(dead))
+	for _, d := range dead {
+		ids = append(ids, d.ID)
+	}
+	return ids, err
+}
+
+// ClaimExpiredGateways takes over every gateway of this one's group whose
+// lease has expired: in one transaction per dead gateway it deletes the
+// gateway's row (which only one claimer can do, so a dead gateway is
+// taken over exactly once), marks the dead gateway's unfinished operations
+// and its disks' placements as this gateway's, and keeps its locks, as
+// this gateway's, until ReleaseTakenOver. It returns the gateways taken
+// over; the caller then fences their Ceph clients, recovers the operations
+// (their gateway is now this one), calls ReleaseTakenOver and exports the
+// disks.
+func (g *Gateway) ClaimExpiredGateways(ctx context.Context) ([]DeadGateway, error) {
 	now := g.now()
-	rows, err := g.db.db.QueryContext(ctx, `SELECT id FROM gateways WHERE expires_at < ? AND id <> ? ORDER BY id`, now, g.id)
+	rows, err := g.db.db.QueryContext(ctx, `SELECT id, ceph_client FROM gateways WHERE expires_at < ? AND id <> ? AND gateway_group = ? ORDER BY id`,
+		now, g.id, g.Group)
 	if err != nil {
 		return nil, dbErr(err, "gateways")
 	}
-	var dead []string
+	var dead []DeadGateway
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var d DeadGateway
+		if err := rows.Scan(&d.ID, &d.CephClient); err != nil {
 			rows.Close()
 			return nil, dbErr(err, "gateways")
 		}
-		dead = append(dead, id)
+		dead = append(dead, d)
 	}
 	rows.Close()
-	var claimed []string
+	var claimed []DeadGateway
 	for _, d := range dead {
-		ok, err := g.claim(ctx, d, now)
+		ok, err := g.claim(ctx, d.ID, now)
 		if err != nil {
 			return claimed, err
 		}
@@ -203,6 +256,11 @@ func (g *Gateway) claim(ctx context.Context, dead string, now int64) (bool, erro
 		return false, dbErr(err, what)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE locks SET gateway = ?, token = ? WHERE gateway = ?`, g.id, takeover, dead); err != nil {
+		return false, dbErr(err, what)
+	}
+	// Its disks are this gateway's to export now; a move the dead one had
+	// not finished ends here.
+	if _, err := tx.ExecContext(ctx, `UPDATE placements SET gateway = ?, exported_at = 0, move_to = '' WHERE gateway = ?`, g.id, dead); err != nil {
 		return false, dbErr(err, what)
 	}
 	if err := tx.Commit(); err != nil {

@@ -185,3 +185,30 @@ func TestGatewayIDOnce(t *testing.T) {
 		t.Fatalf("second gw-a: %v", err)
 	}
 }
+
+// TestGatewaysExcludeLoneBmid: gateways hold the instance lock shared, so
+// several gateways run together, but never beside a lone bmid (which holds
+// it exclusive), in either order.
+func TestGatewaysExcludeLoneBmid(t *testing.T) {
+	ctx := context.Background()
+	d := testDB{engine: "postgres", where: pgtest.Database(t)}
+	lone := d.open(t)
+	if err := lone.LockInstance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGateway(d.open(t), "gw-a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Join(ctx); fault.Of(err) != fault.Conflict || !strings.Contains(err.Error(), "not a gateway") {
+		t.Fatalf("a gateway joins beside a lone bmid: %v", err)
+	}
+	if err := lone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gateway(t, d.open(t), "gw-a")
+	gateway(t, d.open(t), "gw-b")
+	if err := d.open(t).LockInstance(ctx); fault.Of(err) != fault.Conflict {
+		t.Fatalf("a lone bmid starts beside gateways: %v", err)
+	}
+}

@@ -55,27 +55,34 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger) (*DB, error
 // LockInstance makes this process the only bmid on a PostgreSQL database
 // until Close: it holds a session advisory lock on a connection of its own,
 // and a second bmid is refused with a conflict naming the holder. It is
-// the PostgreSQL counterpart of the state file's flock (SQLite): bmid
-// takes it while every bmid exports every disk of its database (disks are
-// not yet placed on gateways). On SQLite it does nothing.
+// the PostgreSQL counterpart of the state file's flock (SQLite): a bmid
+// that is not a gateway (it exports every disk of its database) takes it,
+// and so does bmid migrate-legacy. Gateways hold it shared (Join): a lone
+// bmid and gateways exclude each other. On SQLite it does nothing.
 func (s *DB) LockInstance(ctx context.Context) error {
 	if s.db.dialect.name != postgres.name {
 		return nil
 	}
-	return s.advisoryLock(ctx, instanceLockID, "another bmid uses this PostgreSQL database")
+	return s.advisoryLock(ctx, instanceLockID, "another bmid uses this PostgreSQL database", false)
 }
 
 // advisoryLock takes the session advisory lock key on a connection of its
 // own, held until Close (or until this process dies: PostgreSQL ends the
 // session and the lock with it); if another session holds it, the error is
 // a conflict that says busy and names the holder.
-func (s *DB) advisoryLock(ctx context.Context, key int64, busy string) error {
+// Shared, it is taken alongside other shared holders of the key and
+// refused while an exclusive one holds it.
+func (s *DB) advisoryLock(ctx context.Context, key int64, busy string, shared bool) error {
 	c, err := s.db.raw.Conn(ctx)
 	if err != nil {
 		return dbErr(err, "state database advisory lock")
 	}
 	var got bool
-	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+	try, unlock := `SELECT pg_try_advisory_lock($1)`, `SELECT pg_advisory_unlock($1)`
+	if shared {
+		try, unlock = `SELECT pg_try_advisory_lock_shared($1)`, `SELECT pg_advisory_unlock_shared($1)`
+	}
+	if err := c.QueryRowContext(ctx, try, key).Scan(&got); err != nil {
 		c.Close()
 		return dbErr(err, "state database advisory lock")
 	}
@@ -86,7 +93,7 @@ func (s *DB) advisoryLock(ctx context.Context, key int64, busy string) error {
 	}
 	prev := s.release
 	s.release = func() error {
-		_, err := c.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
+		_, err := c.ExecContext(context.Background(), unlock, key)
 		if cerr := c.Close(); err == nil {
 			err = cerr
 		}
