@@ -64,7 +64,7 @@ func benchGatewayScale(b *testing.B, s *site) {
 	}
 	sec, done := section("13-scale", "13. One gateway at scale",
 		fmt.Sprintf("A full bmid (in the benchmark's process, SQLite, the test Ceph cluster) exports %d thin clones of one "+
-			"1 GiB sparse image (CreateDisk: clone + open + export each, 8 at a time): process RSS per exported idle disk "+
+			"1 GiB sparse image (CreateDisk: clone + export each, 8 at a time; bmid opens a disk's image at its first I/O): process RSS per exported idle disk "+
 			"(VmRSS after GC, before and after) and idle CPU over %s with them exported; then %d disks get an "+
 			"initiator in their ACL and %d libiscsi iscsi-readcapacity16 processes log in at once (CHAP, read "+
 			"capacity, log out): time until all are done. Goals ([gateways]): <= 4 MiB RSS per idle disk "+

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bmi-go/bmi/service/api"
@@ -39,6 +40,9 @@ type security struct {
 	log    *slog.Logger
 	// started is set once Start's exports are done (startedUp).
 	started atomic.Bool
+	// syncMu serialises sync: each applies what it read, so the last to
+	// apply a target's ACL has read its latest state.
+	syncMu sync.Mutex
 }
 
 var _ apiserver.Security = (*security)(nil)
@@ -82,6 +86,8 @@ func (s *security) syncAll(ctx context.Context) { s.sync(ctx, "") }
 // every one): an export applies its own only, so that exporting n disks
 // (a take-over, a burst of provisions) costs n, not n².
 func (s *security) sync(ctx context.Context, iqn string) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	ts, err := s.db.Targets(ctx)
 	if err != nil {
 		s.log.Warn("initiator ACLs not applied", "err", err)
@@ -143,20 +149,21 @@ func (s *security) ChangeACL(ctx context.Context, who core.Principal, project, d
 	if err != nil {
 		return api.ACL{}, err
 	}
-	t, err := s.db.Target(ctx, ti.DiskID)
-	if err != nil {
-		return api.ACL{}, err
-	}
 	for _, n := range ch.Add {
 		if !iscsi.ValidIQN(n) {
 			return api.ACL{}, fault.Errorf(fault.Invalid, "initiator name %.80q is not a valid iqn. name", n)
 		}
 	}
-	t.Initiators = slices.DeleteFunc(union(t.Initiators, ch.Add), func(n string) bool { return slices.Contains(ch.Remove, n) })
-	if err := s.db.PutTarget(ctx, t); err != nil {
+	// One transaction changes the row, and only this target's ACL is
+	// applied from it: a read-modify-write of the whole row, then every
+	// target's ACL applied from a read of all of them, let concurrent
+	// changes of two disks undo each other in the target (an initiator
+	// just added refused at login, one just removed let in).
+	t, err := s.db.ChangeInitiators(ctx, ti.DiskID, ch.Add, ch.Remove)
+	if err != nil {
 		return api.ACL{}, err
 	}
-	s.syncAll(ctx)
+	s.sync(ctx, t.IQN)
 	return s.aclOf(ctx, project, disk, t)
 }
 
@@ -284,7 +291,7 @@ func (s *security) RotateSecret(ctx context.Context, who core.Principal, project
 		return core.Target{}, fmt.Errorf("chap secret: %w", err)
 	}
 	t.CHAPSecret = hex.EncodeToString(b[:])
-	if err := s.db.PutTarget(ctx, t); err != nil {
+	if err := s.db.SetCHAPSecret(ctx, t.DiskID, t.CHAPSecret); err != nil {
 		return core.Target{}, err
 	}
 	if err := s.target.SetCHAP(ctx, t.IQN, iscsi.CHAP{User: t.CHAPUser, Secret: t.CHAPSecret}); err != nil && !errorsIsNotFound(err) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/bmi-go/bmi/service/core"
+	"github.com/bmi-go/bmi/service/fault"
 )
 
 // PutTarget records (or replaces) a disk's iSCSI export.
@@ -24,6 +26,55 @@ func (s *DB) PutTarget(ctx context.Context, t core.Target) error {
 			chap_secret = excluded.chap_secret, initiators = excluded.initiators`,
 		t.DiskID, t.IQN, t.CHAPUser, sealed, string(inits), s.stamp())
 	return dbErr(err, fmt.Sprintf("target %q", t.IQN))
+}
+
+// ChangeInitiators adds and then removes initiator names of a disk's
+// target ACL in one transaction (the row locked on PostgreSQL, the single
+// writer on SQLite) and changes nothing else of the target, so that
+// concurrent changes, through any gateway, and a secret rotation never
+// undo each other. It returns the target as changed.
+func (s *DB) ChangeInitiators(ctx context.Context, diskID int64, add, remove []string) (core.Target, error) {
+	what := fmt.Sprintf("target of disk #%d", diskID)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return core.Target{}, dbErr(err, what)
+	}
+	defer tx.Rollback()
+	q := `SELECT ` + targetCols + ` FROM targets WHERE disk_id = ?`
+	if s.db.dialect.name == postgres.name {
+		q += ` FOR UPDATE`
+	}
+	t, err := s.scanTarget(tx.QueryRowContext(ctx, q, diskID))
+	if err != nil {
+		return core.Target{}, dbErr(err, what)
+	}
+	t.Initiators = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(slices.Concat(t.Initiators, add)))),
+		func(n string) bool { return slices.Contains(remove, n) })
+	inits, err := json.Marshal(nonNil(t.Initiators))
+	if err != nil {
+		return core.Target{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE targets SET initiators = ? WHERE disk_id = ?`, string(inits), diskID); err != nil {
+		return core.Target{}, dbErr(err, what)
+	}
+	return t, dbErr(tx.Commit(), what)
+}
+
+// SetCHAPSecret replaces a disk's target CHAP secret, and nothing else of
+// the target (a concurrent ACL change stays).
+func (s *DB) SetCHAPSecret(ctx context.Context, diskID int64, secret string) error {
+	sealed, err := s.seal(secret)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE targets SET chap_secret = ? WHERE disk_id = ?`, sealed, diskID)
+	if err != nil {
+		return dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("target of disk #%d: %w", diskID, fault.ErrNotFound)
+	}
+	return nil
 }
 
 func nonNil(s []string) []string {

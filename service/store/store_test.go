@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -271,5 +272,65 @@ func testProjectTargetsAndDiskBoots(t *testing.T, d testDB) {
 	}
 	if ts, err := s.ProjectTargets(ctx, "none"); err != nil || len(ts) != 0 {
 		t.Fatalf("ProjectTargets(none) = %+v, %v; want nothing", ts, err)
+	}
+}
+
+func TestChangeInitiators(t *testing.T) { eachEngine(t, testChangeInitiators) }
+
+// testChangeInitiators: concurrent ACL changes of one target, each adding
+// a name and removing another's, are all kept (none undoes another), and
+// the target's secret and name are untouched.
+func testChangeInitiators(t *testing.T, d testDB) {
+	ctx := context.Background()
+	s := d.open(t)
+	if _, err := s.CreateProject(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	im, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "d", Kind: core.KindDisk, State: core.StateReady}, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []string
+	for i := range 16 {
+		first = append(first, fmt.Sprintf("iqn.2026-01.x:old%02d", i))
+	}
+	if err := s.PutTarget(ctx, core.Target{DiskID: im.ID, IQN: "iqn.x:1", CHAPUser: "u", CHAPSecret: "sealed-secret", Initiators: first}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			add := fmt.Sprintf("iqn.2026-01.x:new%02d", i)
+			if _, err := s.ChangeInitiators(ctx, im.ID, []string{add}, []string{first[i]}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.Target(ctx, im.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 16 {
+		want = append(want, fmt.Sprintf("iqn.2026-01.x:new%02d", i))
+	}
+	if !slices.Equal(got.Initiators, want) || got.CHAPSecret != "sealed-secret" || got.IQN != "iqn.x:1" {
+		t.Fatalf("after 16 concurrent changes: %v (secret %q); want %v and the secret kept", got.Initiators, got.CHAPSecret, want)
+	}
+	if _, err := s.ChangeInitiators(ctx, im.ID+100, []string{"iqn.2026-01.x:a"}, nil); fault.Of(err) != fault.NotFound {
+		t.Fatalf("change of a missing target: %v, want not found", err)
+	}
+	// A secret rotation changes the secret only.
+	if err := s.SetCHAPSecret(ctx, im.ID, "rotated-secret"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Target(ctx, im.ID); err != nil || got.CHAPSecret != "rotated-secret" || !slices.Equal(got.Initiators, want) {
+		t.Fatalf("after SetCHAPSecret: %+v, %v; want the new secret and the ACL kept", got, err)
+	}
+	if err := s.SetCHAPSecret(ctx, im.ID+100, "x"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("secret of a missing target: %v, want not found", err)
 	}
 }
