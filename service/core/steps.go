@@ -50,9 +50,9 @@ type oldRow struct {
 
 // nodeBoot is a node's boot config as an operation records it.
 type nodeBoot struct {
-	Node     string `json:"node"`
-	NIC      string `json:"nic"`
-	MAC      string `json:"mac"`
+	Node string `json:"node"`
+	NIC  string `json:"nic"`
+	MAC  string `json:"mac"`
 	// OwnsDisk: the operation is pro, which makes the disk the node
 	// boots: the boot config records it as the node's own (OwnedDiskID)
 	// and its NIC as attached.
