@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/fault"
 )
 
@@ -231,5 +230,24 @@ func TestDeprovisionSharedOwnDisk(t *testing.T) {
 		t.Fatalf("NICs left on the provisioning network: %v", e.nets.On)
 	}
 	e.checkConsistent()
-	_ = core.BootConfig{}
+}
+
+// TestRemoveProjectSwitchedNodes: a forced project removal removes a
+// project whose node boots another node's pro disk (which dpro of that
+// node refuses), and detaches every NIC BMI attached.
+func TestRemoveProjectSwitchedNodes(t *testing.T) {
+	ctx := context.Background()
+	e := seeded(t)
+	e.must(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0"))
+	e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d2"))
+	e.must(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "d2"))
+	e.must(e.svc.SetBoot(ctx, alice, "tenant-a", "node2", "eth0", "node1"))
+	e.ok(e.svc.RemoveProject(ctx, admin, "tenant-a", true))
+	if n, _ := e.db.CountImages(ctx, "tenant-a"); n != 0 || len(e.nets.On) != 0 {
+		t.Fatalf("forced project removal left %d rows, NICs on the network: %v", n, e.nets.On)
+	}
+	if _, err := e.db.Boot(ctx, "node1"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("boot config of node1 after project rm: %v", err)
+	}
+	e.checkConsistent()
 }
