@@ -193,6 +193,12 @@ func (a *app) dproCmd() *cobra.Command {
 		Short: "Deprovision a node: stop its netboot and delete the disk pro made",
 		Long: `Deprovision a node: stop its netboot and delete the disk pro made.
 
+It undoes pro whatever disk the node boots now: it deletes the disk pro made
+for the node (if it still exists; a disk the node was switched to with boot
+set stays), detaches the NIC BMI attached to the provisioning network and
+clears the boot config. A node pro did not make a disk for only has its boot
+config cleared.
+
 NETWORK is the User's Guide's form (bmi dpro PROJECT NODE NETWORK NIC): it
 must be the provisioning network BMI attaches nodes to; another name fails,
 naming that network, and nothing is done.`,

@@ -123,7 +123,13 @@ func (a *app) bootCmd() *cobra.Command {
 	g.AddCommand(&cobra.Command{
 		Use:   "set PROJECT NODE DISK NIC",
 		Short: "Make NODE boot DISK through its NIC (the MAC comes from HIL)",
-		Args:  clikit.ExactArgs("PROJECT", "NODE", "DISK", "NIC"),
+		Long: `Make NODE boot DISK through its NIC (the MAC comes from HIL).
+
+Where BMI attaches nodes to a provisioning network (hil.provisioning_network,
+or the project's own with boot.networks), the NIC is attached to it unless
+BMI attached it already; boot clear and dpro detach it. A node pro made a disk
+for keeps that disk as its own while it boots another: dpro deletes it.`,
+		Args: clikit.ExactArgs("PROJECT", "NODE", "DISK", "NIC"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
 			b, err := c.SetBoot(ctx, args[0], args[1], api.SetBootRequest{Disk: args[2], NIC: args[3]})
 			if err != nil {
@@ -145,7 +151,10 @@ func (a *app) bootCmd() *cobra.Command {
 	}, &cobra.Command{
 		Use:   "clear PROJECT NODE",
 		Short: "Stop a node from netbooting (its disk stays)",
-		Args:  clikit.ExactArgs("PROJECT", "NODE"),
+		Long: `Stop a node from netbooting. Its disk stays, and so does a disk pro made
+for it (dpro deletes that one); the NIC leaves the provisioning network if BMI
+attached it.`,
+		Args: clikit.ExactArgs("PROJECT", "NODE"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, args []string) error {
 			if err := c.ClearBoot(ctx, args[0], args[1]); err != nil {
 				return err

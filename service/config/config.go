@@ -184,9 +184,9 @@ type HIL struct {
 	// Channel is the HIL channel nodes are connected on ("vlan/native", or
 	// "null" for HIL's null network allocator).
 	Channel string `yaml:"channel"`
-	// ProvisioningNetwork is the HIL network `provision` attaches the
-	// node's NIC to (and `deprovision` detaches it from); empty leaves the
-	// node's networks to the operator.
+	// ProvisioningNetwork is the HIL network `provision` and `boot set`
+	// attach the node's NIC to (and `deprovision` and `boot clear` detach
+	// it from); empty leaves the node's networks to the operator.
 	ProvisioningNetwork string `yaml:"provisioning_network"`
 	// User is BMI's own HIL account, used for the network changes of
 	// provision and deprovision (also when a crash is recovered, when the

@@ -57,14 +57,17 @@ func (s *Service) RemoveProject(ctx context.Context, who Principal, name string,
 	return s.projects.DeleteProject(ctx, name)
 }
 
-// emptyProject removes everything a project owns, children before parents.
+// emptyProject removes everything a project owns, children before parents:
+// boot configs first (clearing them detaches the NICs BMI attached; the
+// disks pro made go with the project's other disks, so a node booting
+// another node's pro disk does not stop it as it would stop dpro).
 func (s *Service) emptyProject(ctx context.Context, who Principal, project string) error {
 	boots, err := s.boots.Boots(ctx, project, 0)
 	if err != nil {
 		return err
 	}
 	for _, b := range boots {
-		if err := s.Deprovision(ctx, who, project, b.Node, ""); err != nil {
+		if err := s.ClearBoot(ctx, who, project, b.Node); err != nil {
 			return err
 		}
 	}

@@ -14,22 +14,51 @@ type setBootData struct {
 	nodeBoot
 	Project string `json:"project"`
 	DiskID  int64  `json:"image_id"`
+	// Attach: this operation attaches the NIC to the provisioning network
+	// (journaled in network once known).
+	Attach bool `json:"attach,omitempty"`
+	network
 }
 
-// setBootOp: record the boot config, write the legacy boot files (the
-// commit).
+// setBootOp: record the boot config, write the legacy boot files, give
+// the project its provisioning network (per-project networks) and attach
+// the node's NIC to it (the commit) when the operation attaches. The
+// first two steps and their order are those of a bmid before attaching,
+// so its journals recover (one it committed is rolled back).
 func (s *Service) setBootOp() *opjournal.Op[setBootData] {
 	boot := func(d *setBootData) (*nodeBoot, string, int64) { return &d.nodeBoot, d.Project, d.DiskID }
+	projNet := projectNetworkStep(s, func(d *setBootData) (*network, string) { return &d.network, d.Project })
+	claim := projNet.Do
+	projNet.Do = func(ctx context.Context, r *run[setBootData]) error {
+		if !r.Data.Attach {
+			return nil
+		}
+		return claim(ctx, r)
+	}
 	return &opjournal.Op[setBootData]{
-		Kind:   "set-boot",
-		Steps:  []step[setBootData]{putBootStep(s, boot), writeFilesStep(s, func(d *setBootData) *nodeBoot { return &d.nodeBoot })},
-		Commit: "write boot files",
+		Kind: "set-boot",
+		Steps: []step[setBootData]{
+			putBootStep(s, boot),
+			writeFilesStep(s, func(d *setBootData) *nodeBoot { return &d.nodeBoot }),
+			projNet,
+			connectStep(s, func(d *setBootData) (*nodeBoot, *network) { return &d.nodeBoot, &d.network }),
+		},
+		Commit: "connect network",
 		Legacy: legacy[setBootData],
 	}
 }
 
 // SetBoot makes node boot disk (the M2 split's boot config; switching a
 // node between disks, seed 004). The node's MAC comes from HIL.
+//
+// Where BMI attaches nodes to a provisioning network (the shared
+// hil.provisioning_network, or the project's own with boot.networks),
+// SetBoot attaches the NIC to it as Provision does, unless BMI attached it
+// already (pro, or an earlier SetBoot); ClearBoot and Deprovision detach
+// it again. A node pro made a disk for keeps that disk as its own while it
+// boots another one: Deprovision deletes it, and switching back makes the
+// node own the disk it boots again. Changing the NIC of a node BMI
+// attached is refused (clear its boot config first).
 func (s *Service) SetBoot(ctx context.Context, who Principal, project, node, nic, disk string) (BootConfig, error) {
 	if err := s.member(ctx, who, project); err != nil {
 		return BootConfig{}, err
@@ -52,12 +81,18 @@ func (s *Service) SetBoot(ctx context.Context, who Principal, project, node, nic
 		if prev.Project != project {
 			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q boots a disk of project %q", node, prev.Project)
 		}
+		if prev.Attached && prev.NIC != nic {
+			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q is on the provisioning network through NIC %q, not %q; "+
+				"clear its boot config (or deprovision it) first", node, prev.NIC, nic)
+		}
 		data.Prev = &prev
-		// Setting the boot config of a provisioned node again (its NIC,
-		// say) keeps the disk pro made its own: dpro still deletes it.
-		data.OwnsDisk = prev.OwnsDisk && prev.DiskID == d.ID
+		data.OwnedDiskID, data.Attached = prev.OwnedDiskID, prev.Attached
 	} else if !errors.Is(err, fault.ErrNotFound) {
 		return BootConfig{}, err
+	}
+	if !data.Attached && s.attaches() {
+		data.Attach, data.Attached = true, true
+		data.network = network{Network: s.cfg.ProvisioningNetwork, Channel: s.cfg.Channel}
 	}
 	if err := start(ctx, s, s.ops.setBoot, describeOp(project, node, who), data); err != nil {
 		return BootConfig{}, err
@@ -65,24 +100,35 @@ func (s *Service) SetBoot(ctx context.Context, who Principal, project, node, nic
 	return s.boots.Boot(ctx, node)
 }
 
-// clearBootData is what clearing a node's boot config journals.
+// clearBootData is what clearing a node's boot config journals: the
+// network to detach the NIC from (none: BMI did not attach it).
 type clearBootData struct {
 	nodeBoot
+	network
 }
 
-// clearBootOp: delete the boot config (the commit), then the boot files.
+// clearBootOp: delete the boot config (the commit), then the boot files,
+// then detach the NIC from the provisioning network.
 func (s *Service) clearBootOp() *opjournal.Op[clearBootData] {
 	boot := func(d *clearBootData) *nodeBoot { return &d.nodeBoot }
 	return &opjournal.Op[clearBootData]{
-		Kind:   "clear-boot",
-		Steps:  []step[clearBootData]{deleteBootStep(s, boot), removeFilesStep(s, boot)},
+		Kind: "clear-boot",
+		Steps: []step[clearBootData]{
+			deleteBootStep(s, boot),
+			removeFilesStep(s, boot),
+			{Name: "detach network", Do: func(ctx context.Context, r *run[clearBootData]) error {
+				return s.detach(ctx, r.Data.nodeBoot, r.Data.network)
+			}},
+		},
 		Commit: "delete boot config",
 		Legacy: legacy[clearBootData],
 	}
 }
 
 // ClearBoot forgets which disk node boots: the node no longer netboots
-// from BMI. The disk stays.
+// from BMI, and its NIC leaves the provisioning network if BMI attached
+// it. The disk stays, and so does a disk pro made for the node (use
+// Deprovision to delete that one).
 func (s *Service) ClearBoot(ctx context.Context, who Principal, project, node string) error {
 	if err := s.member(ctx, who, project); err != nil {
 		return err
@@ -96,7 +142,11 @@ func (s *Service) ClearBoot(ctx context.Context, who Principal, project, node st
 	if err != nil || b.Project != project {
 		return fmt.Errorf("boot config of node %q in project %q: %w", node, project, fault.ErrNotFound)
 	}
-	data := clearBootData{nodeBoot{Node: node, MAC: b.MAC, Prev: &b}}
+	n, err := s.attachedNetwork(ctx, b)
+	if err != nil {
+		return err
+	}
+	data := clearBootData{nodeBoot{Node: node, NIC: b.NIC, MAC: b.MAC, Prev: &b}, network{Network: n}}
 	return start(ctx, s, s.ops.clearBoot, describeOp(project, node, who), data)
 }
 
@@ -107,7 +157,11 @@ func putBootStep[D any](s *Service, boot func(*D) (b *nodeBoot, project string, 
 		Name: "record boot config",
 		Do: func(ctx context.Context, r *run[D]) error {
 			b, project, disk := boot(&r.Data)
-			return s.boots.PutBoot(ctx, BootConfig{Node: b.Node, Project: project, DiskID: disk, NIC: b.NIC, MAC: b.MAC, OwnsDisk: b.OwnsDisk})
+			bc := BootConfig{Node: b.Node, Project: project, DiskID: disk, NIC: b.NIC, MAC: b.MAC, OwnedDiskID: b.OwnedDiskID, Attached: b.Attached}
+			if b.OwnsDisk { // pro: the disk is the one it makes, and it attaches the NIC
+				bc.OwnedDiskID, bc.Attached = disk, true
+			}
+			return s.boots.PutBoot(ctx, bc)
 		},
 		Undo: func(ctx context.Context, r *run[D]) error {
 			b, _, _ := boot(&r.Data)

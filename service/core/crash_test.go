@@ -30,6 +30,12 @@ func crashScenarios() map[string]crashScenario {
 	ctx := context.Background()
 	provision := func(e *env) { e.must(e.svc.Provision(ctx, alice, "tenant-a", "node1", "debian", "eth0")) }
 	disk := func(e *env) { e.must(e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "disk-a")) }
+	// switched: node1 provisioned, then booting disk-a.
+	switched := func(e *env) {
+		provision(e)
+		disk(e)
+		e.must(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
+	}
 	failFlatten := func(e *env) { e.images.Fail["Flatten"] = fault.Errorf(fault.Unavailable, "injected") }
 	return map[string]crashScenario{
 		"import": {run: func(e *env) error {
@@ -83,6 +89,23 @@ func crashScenarios() map[string]crashScenario {
 			disk(e)
 			e.must(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
 		}, run: func(e *env) error { return e.svc.ClearBoot(ctx, alice, "tenant-a", "node1") }},
+		"set boot per-project": {perProject: true, setup: disk, run: func(e *env) error {
+			return second(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
+		}},
+		"set boot rollback": {setup: disk, inject: func(e *env) { e.nets.FailConnect = fault.Errorf(fault.Unavailable, "injected") },
+			run: func(e *env) error {
+				return second(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
+			}},
+		"switch provisioned": {setup: func(e *env) { provision(e); disk(e) }, run: func(e *env) error {
+			return second(e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "disk-a"))
+		}},
+		"deprovision switched": {setup: switched, run: func(e *env) error {
+			return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0")
+		}},
+		"deprovision switched per-project": {perProject: true, setup: switched, run: func(e *env) error {
+			return e.svc.Deprovision(ctx, alice, "tenant-a", "node1", "eth0")
+		}},
+		"delete owned disk": {setup: switched, run: func(e *env) error { return e.svc.DeleteDisk(ctx, alice, "tenant-a", "node1") }},
 		"upload": {run: func(e *env) error {
 			return second(e.svc.UploadImage(ctx, alice, "tenant-a", "up", strings.NewReader("bytes"), 5))
 		}},

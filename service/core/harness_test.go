@@ -272,7 +272,12 @@ func (e *env) state() string {
 	}
 	boots, _ := e.db.Boots(ctx, "", 0)
 	for _, b := range boots {
-		lines = append(lines, fmt.Sprintf("boot %s → %s/%s via %s owns=%v", b.Node, b.Project, b.Disk, b.MAC, b.OwnsDisk))
+		owned := ""
+		if b.OwnedDiskID != 0 {
+			d, _ := e.db.ImageByID(ctx, b.OwnedDiskID)
+			owned = d.Project + "/" + d.Name
+		}
+		lines = append(lines, fmt.Sprintf("boot %s → %s/%s via %s owns=%v owned=%s attached=%v", b.Node, b.Project, b.Disk, b.MAC, b.OwnsDisk, owned, b.Attached))
 	}
 	nodes, _ := e.files.Nodes(ctx)
 	for _, n := range nodes {
@@ -350,11 +355,20 @@ func (e *env) checkConsistent() {
 	if strings.Join(files, ",") != strings.Join(bn, ",") {
 		e.t.Errorf("boot files for %v, boot configs for %v", files, bn)
 	}
-	// A provisioned node (its boot config owns its disk) is on the
-	// provisioning network; no other NIC is.
+	// A node BMI attached (pro, set-boot) is on the provisioning network;
+	// no other NIC is. Every site of the harness has a provisioning
+	// network, so every boot config is attached.
 	onNet := map[string]bool{}
 	for _, b := range boots {
-		if b.OwnsDisk {
+		if !b.Attached {
+			e.t.Errorf("boot config of node %s is not attached to the provisioning network", b.Node)
+		}
+		if b.OwnedDiskID != 0 {
+			if _, err := e.db.ImageByID(ctx, b.OwnedDiskID); err != nil {
+				e.t.Errorf("node %s owns disk #%d: %v", b.Node, b.OwnedDiskID, err)
+			}
+		}
+		if b.Attached {
 			onNet[b.Node+"/"+b.NIC] = true
 		}
 	}

@@ -37,18 +37,7 @@ func (s *Service) provisionOp() *opjournal.Op[provisionData] {
 			putBootStep(s, func(d *provisionData) (*nodeBoot, string, int64) { return &d.nodeBoot, d.Project, d.ImageID }),
 			writeFilesStep(s, boot),
 			projectNetworkStep(s, func(d *provisionData) (*network, string) { return &d.network, d.Project }),
-			{
-				Name: "connect network",
-				Do: func(ctx context.Context, r *run[provisionData]) error {
-					if r.Data.Network == "" {
-						return nil
-					}
-					return s.networks.ConnectNetwork(ctx, r.Data.Node, r.Data.NIC, r.Data.Network, r.Data.Channel)
-				},
-				Undo: func(ctx context.Context, r *run[provisionData]) error {
-					return s.detach(ctx, r.Data.nodeBoot, r.Data.network)
-				},
-			},
+			connectStep(s, func(d *provisionData) (*nodeBoot, *network) { return &d.nodeBoot, &d.network }),
 			markReadyStep(s, row),
 		},
 		Commit: "mark ready",
@@ -129,9 +118,14 @@ func (s *Service) deprovisionOp() *opjournal.Op[deprovisionData] {
 	}
 }
 
-// Deprovision stops node from netbooting and, when its disk was made by
-// Provision, deletes the disk (the original's "bmi dpro"). nic is checked
-// against the boot config when given and the boot config knows its NIC.
+// Deprovision undoes what Provision did, whatever disk node boots now
+// (the original's "bmi dpro"): it deletes the disk Provision made for node
+// (if it still exists; never another disk, and never one another node
+// boots), detaches the NIC BMI attached to the provisioning network, and
+// clears the boot config. The disk node was switched to stays. A node pro
+// made no disk for (only set-boot) has its boot config cleared as
+// ClearBoot does. nic is checked against the boot config when given and
+// the boot config knows its NIC.
 func (s *Service) Deprovision(ctx context.Context, who Principal, project, node, nic string) error {
 	if err := s.member(ctx, who, project); err != nil {
 		return err
@@ -143,31 +137,92 @@ func (s *Service) Deprovision(ctx context.Context, who Principal, project, node,
 	if nic != "" && b.NIC != "" && nic != b.NIC { // a migrated node's NIC may be unknown ("")
 		return fault.Errorf(fault.Invalid, "node %q boots through NIC %q, not %q", node, b.NIC, nic)
 	}
-	if !b.OwnsDisk {
+	if b.OwnedDiskID == 0 {
 		return s.ClearBoot(ctx, who, project, node)
 	}
-	unlock, err := s.lock(describe("deprovision", project, node), nodeKey(node), imageKey(project, b.Disk))
+	disk, err := s.rows.ImageByID(ctx, b.OwnedDiskID)
+	if err != nil {
+		return err
+	}
+	unlock, err := s.lock(describe("deprovision", project, node), nodeKey(node), imageKey(disk.Project, disk.Name))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	disk, err := s.rows.ImageByID(ctx, b.DiskID)
+	// Again under the locks: the boot config or the disk may have changed.
+	if b, err = s.boots.Boot(ctx, node); err != nil || b.Project != project || b.OwnedDiskID != disk.ID {
+		return fault.Errorf(fault.Conflict, "node %q changed while deprovisioning it; try again", node)
+	}
+	if disk, err = s.rows.ImageByID(ctx, b.OwnedDiskID); err != nil {
+		return err
+	}
+	if disk.State != StateReady {
+		return fault.Errorf(fault.Conflict, "disk %q of node %q is %s", disk.Name, node, disk.State)
+	}
+	boots, err := s.boots.Boots(ctx, "", disk.ID)
+	if err != nil {
+		return err
+	}
+	for _, o := range boots {
+		if o.Node != node {
+			return fault.Errorf(fault.Conflict, "disk %q that pro made for node %q is booted by node %q; clear that node's boot config first",
+				disk.Name, node, o.Node)
+		}
+	}
+	n, err := s.attachedNetwork(ctx, b)
 	if err != nil {
 		return err
 	}
 	d := deprovisionData{
-		oldRow:   oldRow{ImageID: disk.ID, Ceph: disk.CephName, Project: project},
+		oldRow:   oldRow{ImageID: disk.ID, Ceph: disk.CephName, Project: disk.Project},
 		nodeBoot: nodeBoot{Node: node, NIC: b.NIC, MAC: b.MAC, OwnsDisk: true, Prev: &b},
-		network:  network{Network: s.cfg.ProvisioningNetwork},
-	}
-	if len(s.cfg.ProjectNetworks) > 0 {
-		n, err := s.projNets.ProjectNetwork(ctx, project)
-		if err != nil && !errors.Is(err, fault.ErrNotFound) {
-			return err
-		}
-		d.network.Network = n // none: the node was provisioned before the project had one
+		network:  network{Network: n},
 	}
 	return start(ctx, s, s.ops.deprovision, describeOp(project, node, who), d)
+}
+
+// attaches says whether BMI attaches the NICs of the nodes it boots to a
+// provisioning network: the shared one (hil.provisioning_network) or one
+// per project (boot.networks).
+func (s *Service) attaches() bool {
+	return s.cfg.ProvisioningNetwork != "" || len(s.cfg.ProjectNetworks) > 0
+}
+
+// attachedNetwork is the provisioning network b's NIC is to be detached
+// from: none when BMI did not attach it, the project's own with
+// per-project networks ("" when the project has none: it was attached
+// before the project had one), else the shared one.
+func (s *Service) attachedNetwork(ctx context.Context, b BootConfig) (string, error) {
+	if !b.Attached {
+		return "", nil
+	}
+	if len(s.cfg.ProjectNetworks) == 0 {
+		return s.cfg.ProvisioningNetwork, nil
+	}
+	n, err := s.projNets.ProjectNetwork(ctx, b.Project)
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
+		return "", err
+	}
+	return n, nil
+}
+
+// connectStep attaches the node's NIC to the provisioning network the
+// operation's data names (none: nothing to do); its undo detaches it.
+func connectStep[D any](s *Service, data func(*D) (*nodeBoot, *network)) step[D] {
+	return step[D]{
+		Name: "connect network",
+		Do: func(ctx context.Context, r *run[D]) error {
+			b, n := data(&r.Data)
+			if n.Network == "" {
+				return nil
+			}
+			return s.networks.ConnectNetwork(ctx, b.Node, b.NIC, n.Network, n.Channel)
+		},
+		Undo: func(ctx context.Context, r *run[D]) error {
+			b, n := data(&r.Data)
+			return s.detach(ctx, *b, *n)
+		},
+	}
 }
 
 // detach takes a node's NIC off the provisioning network (when the

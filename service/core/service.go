@@ -25,15 +25,17 @@ type Config struct {
 	// is busy (a crashed process's watch lingers until the OSD times it
 	// out); 0 does not wait.
 	BusyWait time.Duration
-	// ProvisioningNetwork, when set, is the HIL network Provision attaches
-	// the node's NIC to (on Channel) and Deprovision detaches it from.
+	// ProvisioningNetwork, when set, is the HIL network Provision and
+	// SetBoot attach the node's NIC to (on Channel) and Deprovision and
+	// ClearBoot detach it from (only a NIC BMI attached).
 	ProvisioningNetwork string
 	// Channel is the HIL channel of ProvisioningNetwork ("vlan/native").
 	Channel string
 	// ProjectNetworks, when set, gives each project a provisioning
 	// network of its own, one of these (instead of ProvisioningNetwork):
-	// Provision connects the node to its project's network (on Channel),
-	// creating the network in HIL on first use; Deprovision detaches it.
+	// Provision and SetBoot connect the node to its project's network (on
+	// Channel), creating the network in HIL on first use; Deprovision and
+	// ClearBoot detach it.
 	ProjectNetworks []ProjectNetwork
 }
 

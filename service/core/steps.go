@@ -50,10 +50,19 @@ type oldRow struct {
 
 // nodeBoot is a node's boot config as an operation records it.
 type nodeBoot struct {
-	Node     string `json:"node"`
-	NIC      string `json:"nic"`
-	MAC      string `json:"mac"`
-	OwnsDisk bool   `json:"owns_disk,omitempty"`
+	Node string `json:"node"`
+	NIC  string `json:"nic"`
+	MAC  string `json:"mac"`
+	// OwnsDisk: the operation is pro, which makes the disk the node
+	// boots: the boot config records it as the node's own (OwnedDiskID)
+	// and its NIC as attached.
+	OwnsDisk bool `json:"owns_disk,omitempty"`
+	// OwnedDiskID is the disk an earlier pro made for the node, kept by
+	// set-boot (0: none).
+	OwnedDiskID int64 `json:"owned_disk_id,omitempty"`
+	// Attached: BMI attached the node's NIC to the provisioning network
+	// (an earlier pro or set-boot, or this operation).
+	Attached bool `json:"attached,omitempty"`
 	// Prev is the config the operation replaces or deletes, put back by a
 	// rollback (nil: there was none).
 	Prev *BootConfig `json:"prev,omitempty"`

@@ -69,13 +69,21 @@ type Target struct {
 
 // BootConfig says which disk a node boots.
 type BootConfig struct {
-	Node     string    `json:"node"`
-	Project  string    `json:"project"`
-	DiskID   int64     `json:"disk_id"`
-	Disk     string    `json:"disk"`
-	NIC      string    `json:"nic"`
-	MAC      string    `json:"mac"`
-	OwnsDisk bool      `json:"owns_disk"`
+	Node    string `json:"node"`
+	Project string `json:"project"`
+	DiskID  int64  `json:"disk_id"`
+	Disk    string `json:"disk"`
+	NIC     string `json:"nic"`
+	MAC     string `json:"mac"`
+	// OwnsDisk: the node boots the disk pro made for it (DiskID is
+	// OwnedDiskID); derived by the store.
+	OwnsDisk bool `json:"owns_disk"`
+	// OwnedDiskID is the disk pro made for the node, which dpro deletes
+	// whatever disk the node boots then (0: none, or it was deleted).
+	OwnedDiskID int64 `json:"owned_disk_id,omitempty"`
+	// Attached: BMI attached the node's NIC to the provisioning network
+	// (pro, or set-boot), so dpro and clear-boot detach it.
+	Attached bool      `json:"attached,omitempty"`
 	Updated  time.Time `json:"updated"`
 }
 

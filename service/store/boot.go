@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -148,29 +149,39 @@ func (s *DB) DeleteTarget(ctx context.Context, diskID int64) error {
 	return dbErr(err, fmt.Sprintf("target of disk #%d", diskID))
 }
 
-const bootCols = `b.node, p.name, b.disk_id, i.name, b.nic, b.mac, b.owns_disk, b.updated_at`
+const bootCols = `b.node, p.name, b.disk_id, i.name, b.nic, b.mac, b.owned_disk_id, b.attached, b.updated_at`
 const bootFrom = ` FROM boot_configs b JOIN projects p ON p.id = b.project_id JOIN images i ON i.id = b.disk_id`
 
 func scanBoot(sc interface{ Scan(...any) error }) (core.BootConfig, error) {
 	var b core.BootConfig
+	var owned sql.NullInt64
 	var updated int64
-	err := sc.Scan(&b.Node, &b.Project, &b.DiskID, &b.Disk, &b.NIC, &b.MAC, &b.OwnsDisk, &updated)
+	err := sc.Scan(&b.Node, &b.Project, &b.DiskID, &b.Disk, &b.NIC, &b.MAC, &owned, &b.Attached, &updated)
+	b.OwnedDiskID = owned.Int64
+	b.OwnsDisk = owned.Valid && owned.Int64 == b.DiskID
 	b.Updated = fromStamp(updated)
 	return b, err
 }
 
-// PutBoot records (or replaces) which disk a node boots.
+// PutBoot records (or replaces) which disk a node boots. b.OwnsDisk
+// without b.OwnedDiskID (a boot config journaled by a bmid before
+// owned_disk_id) means the node owns the disk it boots and is attached.
 func (s *DB) PutBoot(ctx context.Context, b core.BootConfig) error {
 	what := fmt.Sprintf("boot config of node %q", b.Node)
 	var pid int64
 	if err := s.db.QueryRowContext(ctx, `SELECT id FROM projects WHERE name = ?`, b.Project).Scan(&pid); err != nil {
 		return dbErr(err, fmt.Sprintf("project %q", b.Project))
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO boot_configs (node, project_id, disk_id, nic, mac, owns_disk, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	if b.OwnsDisk && b.OwnedDiskID == 0 {
+		b.OwnedDiskID, b.Attached = b.DiskID, true
+	}
+	owned := sql.NullInt64{Int64: b.OwnedDiskID, Valid: b.OwnedDiskID != 0}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO boot_configs (node, project_id, disk_id, nic, mac, owns_disk, owned_disk_id, attached, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (node) DO UPDATE SET project_id = excluded.project_id, disk_id = excluded.disk_id,
-			nic = excluded.nic, mac = excluded.mac, owns_disk = excluded.owns_disk, updated_at = excluded.updated_at`,
-		b.Node, pid, b.DiskID, b.NIC, b.MAC, b.OwnsDisk, s.stamp())
+			nic = excluded.nic, mac = excluded.mac, owns_disk = excluded.owns_disk, owned_disk_id = excluded.owned_disk_id,
+			attached = excluded.attached, updated_at = excluded.updated_at`,
+		b.Node, pid, b.DiskID, b.NIC, b.MAC, owned.Valid && b.OwnedDiskID == b.DiskID, owned, b.Attached, s.stamp())
 	return dbErr(err, what)
 }
 

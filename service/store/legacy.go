@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/bmi-go/bmi/service/core"
@@ -153,9 +154,11 @@ func (s *DB) ImportLegacy(ctx context.Context, b LegacyBatch) error {
 		if err != nil {
 			return fmt.Errorf("boot config of node %q: %w", bc.Node, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO boot_configs (node, project_id, disk_id, nic, mac, owns_disk, updated_at)
-			VALUES (?, (SELECT id FROM projects WHERE name = ?), ?, ?, ?, ?, ?)`,
-			bc.Node, bc.Project, did, bc.NIC, bc.MAC, bc.OwnsDisk, now); err != nil {
+		// The original's pro made the disk and attached the NIC.
+		owned := sql.NullInt64{Int64: did, Valid: bc.OwnsDisk}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO boot_configs (node, project_id, disk_id, nic, mac, owns_disk, owned_disk_id, attached, updated_at)
+			VALUES (?, (SELECT id FROM projects WHERE name = ?), ?, ?, ?, ?, ?, ?, ?)`,
+			bc.Node, bc.Project, did, bc.NIC, bc.MAC, bc.OwnsDisk, owned, bc.OwnsDisk, now); err != nil {
 			return dbErr(err, fmt.Sprintf("boot config of node %q", bc.Node))
 		}
 	}
