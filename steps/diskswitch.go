@@ -12,12 +12,12 @@ func registerDiskSwitch(sc *godog.ScenarioContext) {
 	sc.Step(`^(node [AB]) boots disk "([^"]*)": BMI saw its OS log into that disk, and it finds no state record there$`, bootsOtherDisk)
 }
 
-// switchProvisioned makes a provisioned node boot another disk. The node
-// no longer owns the clone it was provisioned with: BMI keeps it as a disk
-// of the project, and a later deprovision only clears the boot config,
-// leaving the node's NIC on the provisioning network. So the clone and
-// the NIC's networks (as HIL shows them now) are journaled here, and the
-// rollback removes the clone and detaches the NIC.
+// switchProvisioned makes a provisioned node boot another disk. BMI keeps
+// the clone the node was provisioned with as the node's own, and a later
+// deprovision deletes it and detaches the NIC. The clone and the NIC's
+// networks (as HIL shows them now) are journaled here all the same, so
+// that the rollback leaves the site clean even if that deprovision fails
+// (each undo takes "already gone" as done).
 func switchProvisioned(ctx context.Context, nodeAlias, disk string) error {
 	w := From(ctx)
 	n, err := w.node(nodeAlias)
