@@ -2,10 +2,8 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/cucumber/godog"
 )
@@ -60,30 +58,17 @@ const faultRetries = 5
 // took; both boots' timelines and consoles are attached.
 func bootBoth(ctx context.Context, a, b string) (context.Context, error) {
 	w := From(ctx)
-	if a == b {
-		return ctx, fmt.Errorf("%s twice: name two nodes", a)
-	}
-	aliases := []string{a, b}
-	boots := make([]labBoot, 2)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	for i, alias := range aliases {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			boots[i], errs[i] = bootNode(ctx, alias, faultRetries)
-		}()
-	}
-	wg.Wait()
+	ctx, boots, err := bootTwo(ctx, a, b, func(ctx context.Context, alias string) (labBoot, error) {
+		return bootNode(ctx, alias, faultRetries)
+	})
 	var times []string
-	for i, alias := range aliases {
-		ctx = attachConsole(ctx, alias, boots[i])
-		if errs[i] == nil {
+	for i, alias := range []string{a, b} {
+		if i < len(boots) && boots[i].Attempts > 0 {
 			times = append(times, fmt.Sprintf("%s %.1f s (%d power-on(s))", alias, boots[i].Took.Seconds(), boots[i].Attempts))
 		}
 	}
 	if w.cfg.Log != nil && len(times) > 0 {
 		fmt.Fprintf(w.cfg.Log, "boot times (power on to proven boot): %s\n", strings.Join(times, ", "))
 	}
-	return ctx, errors.Join(errs...)
+	return ctx, err
 }

@@ -71,8 +71,15 @@ func bootStayUp(ctx context.Context, alias string) (context.Context, error) {
 
 // bootStayUpBoth boots two stay-up nodes at once, each as bootStayUp does.
 func bootStayUpBoth(ctx context.Context, a, b string) (context.Context, error) {
+	ctx, _, err := bootTwo(ctx, a, b, stayUpBoot)
+	return ctx, err
+}
+
+// bootTwo boots nodes a and b at once with boot and attaches both boots'
+// consoles; it returns the boots and their errors joined.
+func bootTwo(ctx context.Context, a, b string, boot func(context.Context, string) (labBoot, error)) (context.Context, []labBoot, error) {
 	if a == b {
-		return ctx, fmt.Errorf("%s twice: name two nodes", a)
+		return ctx, nil, fmt.Errorf("%s twice: name two nodes", a)
 	}
 	aliases := []string{a, b}
 	boots := make([]labBoot, 2)
@@ -82,14 +89,17 @@ func bootStayUpBoth(ctx context.Context, a, b string) (context.Context, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			boots[i], errs[i] = stayUpBoot(ctx, alias)
+			boots[i], errs[i] = boot(ctx, alias)
 		}()
 	}
 	wg.Wait()
 	for i, alias := range aliases {
 		ctx = attachConsole(ctx, alias, boots[i])
+		if errs[i] != nil {
+			boots[i] = labBoot{} // not a proven boot
+		}
 	}
-	return ctx, errors.Join(errs...)
+	return ctx, boots, errors.Join(errs...)
 }
 
 // stayUpBoot boots the node (bootToMarker), waits until it runs in
