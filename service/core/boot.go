@@ -81,9 +81,13 @@ func (s *Service) SetBoot(ctx context.Context, who Principal, project, node, nic
 		if prev.Project != project {
 			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q boots a disk of project %q", node, prev.Project)
 		}
-		if prev.Attached && prev.NIC != nic {
-			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q is on the provisioning network through NIC %q, not %q; "+
-				"clear its boot config (or deprovision it) first", node, prev.NIC, nic)
+		// A migrated node's NIC is unknown (""): naming the NIC whose MAC
+		// its boot config has records it. Any other NIC change of an
+		// attached node would leave the attached NIC behind.
+		recordsNIC := prev.NIC == "" && sameMAC(prev.MAC, mac)
+		if prev.Attached && prev.NIC != nic && !recordsNIC {
+			return BootConfig{}, fault.Errorf(fault.Conflict, "node %q is on the provisioning network through NIC %q (MAC %s), not %q (MAC %s); "+
+				"clear its boot config (or deprovision it) first", node, prev.NIC, prev.MAC, nic, mac)
 		}
 		data.Prev = &prev
 		data.OwnedDiskID, data.Attached = prev.OwnedDiskID, prev.Attached
@@ -286,4 +290,14 @@ func (s *Service) ListBoots(ctx context.Context, who Principal, project string) 
 		return nil, err
 	}
 	return s.boots.Boots(ctx, project, 0)
+}
+
+// sameMAC reports whether a and b are one MAC address, however written.
+func sameMAC(a, b string) bool {
+	na, err := NormalizeMAC(a)
+	if err != nil {
+		return false
+	}
+	nb, err := NormalizeMAC(b)
+	return err == nil && na == nb
 }

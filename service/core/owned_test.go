@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/fault"
 )
 
@@ -250,4 +251,34 @@ func TestRemoveProjectSwitchedNodes(t *testing.T) {
 		t.Fatalf("boot config of node1 after project rm: %v", err)
 	}
 	e.checkConsistent()
+}
+
+// TestSetBootRecordsMigratedNIC: a node taken over from the original BMI
+// has a boot config with its MAC but no NIC, attached; `boot set` naming
+// the NIC with that MAC records it (what migrate-legacy's report tells
+// the operator to do), and naming a NIC with another MAC is refused.
+func TestSetBootRecordsMigratedNIC(t *testing.T) {
+	ctx := context.Background()
+	e := seeded(t)
+	d, err := e.svc.CreateDisk(ctx, alice, "tenant-a", "debian", "d1")
+	e.ok(err)
+	mac := e.hil.MACs["node1/eth0"]
+	e.ok(e.db.PutBoot(ctx, core.BootConfig{Node: "node1", Project: "tenant-a", DiskID: d.ID, MAC: mac, Attached: true}))
+	e.nets.On["node1/eth0"] = "bmi-provision" // where the original put it
+
+	e.hil.MACs["node1/eth1"] = "52:54:00:00:09:99"
+	before := e.tables()
+	_, err = e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth1", "d1")
+	wantKind(t, err, fault.Conflict)
+	if e.tables() != before {
+		t.Fatal("a refused SetBoot changed the database")
+	}
+	b, err := e.svc.SetBoot(ctx, alice, "tenant-a", "node1", "eth0", "d1")
+	if err != nil || b.NIC != "eth0" || !b.Attached {
+		t.Fatalf("SetBoot naming the migrated node's NIC = %+v, %v; want NIC eth0 recorded, still attached", b, err)
+	}
+	e.ok(e.svc.ClearBoot(ctx, alice, "tenant-a", "node1"))
+	if n, on := e.nets.On["node1/eth0"]; on {
+		t.Fatalf("node1/eth0 still on %q after ClearBoot", n)
+	}
 }
