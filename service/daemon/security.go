@@ -88,15 +88,23 @@ func (s *security) syncAll(ctx context.Context) { s.sync(ctx, "") }
 func (s *security) sync(ctx context.Context, iqn string) {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
-	ts, err := s.db.Targets(ctx)
+	var ts []core.Target
+	var err error
+	if iqn == "" {
+		ts, err = s.db.Targets(ctx)
+	} else {
+		var t core.Target
+		t, err = s.db.TargetByIQN(ctx, iqn)
+		ts = []core.Target{t}
+	}
+	if errorsIsNotFound(err) {
+		return // unexported meanwhile: nothing to apply
+	}
 	if err != nil {
-		s.log.Warn("initiator ACLs not applied", "err", err)
+		s.log.Warn("initiator ACLs not applied", "iqn", iqn, "err", err)
 		return
 	}
 	for _, t := range ts {
-		if iqn != "" && t.IQN != iqn {
-			continue
-		}
 		nodes, err := s.nodes(ctx, t)
 		if err != nil {
 			s.log.Warn("initiator ACL not applied", "iqn", t.IQN, "err", err)

@@ -115,6 +115,15 @@ func (s *DB) Target(ctx context.Context, diskID int64) (core.Target, error) {
 	return t, nil
 }
 
+// TargetByIQN returns the export named iqn.
+func (s *DB) TargetByIQN(ctx context.Context, iqn string) (core.Target, error) {
+	t, err := s.scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE iqn = ?`, iqn))
+	if err != nil {
+		return core.Target{}, dbErr(err, fmt.Sprintf("target %q", iqn))
+	}
+	return t, nil
+}
+
 // Targets lists every export.
 func (s *DB) Targets(ctx context.Context) ([]core.Target, error) {
 	return s.queryTargets(ctx, "targets", `SELECT `+targetCols+` FROM targets ORDER BY iqn`)

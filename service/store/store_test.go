@@ -273,6 +273,13 @@ func testProjectTargetsAndDiskBoots(t *testing.T, d testDB) {
 	if ts, err := s.ProjectTargets(ctx, "none"); err != nil || len(ts) != 0 {
 		t.Fatalf("ProjectTargets(none) = %+v, %v; want nothing", ts, err)
 	}
+	iqn := fmt.Sprintf("iqn.x:%d", disk["q/d2"])
+	if got, err := s.TargetByIQN(ctx, iqn); err != nil || got.DiskID != disk["q/d2"] || got.CHAPSecret != "sqd2" {
+		t.Fatalf("TargetByIQN(%s) = %+v, %v; want q's d2, secret opened", iqn, got, err)
+	}
+	if _, err := s.TargetByIQN(ctx, "iqn.x:none"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("TargetByIQN of no target: %v, want not found", err)
+	}
 }
 
 func TestChangeInitiators(t *testing.T) { eachEngine(t, testChangeInitiators) }
