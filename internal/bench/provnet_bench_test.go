@@ -66,7 +66,11 @@ func benchProvisionNetwork(b *testing.B) {
 	_, _, pfx := cephtest.Pool(b)
 	for i, v := range variants {
 		uid := fmt.Sprintf("%sn%d", strings.TrimSuffix(pfx, "-"), i)
-		bmi := sitetest.Start(b, sitetest.Options{UID: uid, OpTimeout: 60 * time.Second, ReadyWait: 120 * time.Second, Configure: func(_ testing.TB, cfg *config.Config) { v.tune(cfg) }})
+		bmi := sitetest.Start(b, sitetest.Options{UID: uid, OpTimeout: 60 * time.Second, ReadyWait: 120 * time.Second, Configure: func(_ testing.TB, cfg *config.Config) {
+			if v.tune != nil {
+				v.tune(cfg)
+			}
+		}})
 		s := &site{cfg: bmi.Config, svc: bmi.Daemon.Service(), pfx: pfx}
 		ctx := context.Background()
 		if _, err := s.svc.CreateProject(ctx, admin, "tenant-a"); err != nil {

@@ -187,5 +187,11 @@ func section(id, title, compares string) (*Section, func()) {
 		report.Sections = append(report.Sections, s)
 		report.SortSections()
 		fmt.Printf("--- %s done; load %s\n", title, s.Load)
+		// The report so far is written after each section, so that a
+		// later section that fails or panics does not lose the others;
+		// TestMain writes it whole at the end.
+		if err := report.Write(runDir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
 }
