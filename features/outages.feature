@@ -13,7 +13,7 @@ Feature: Outages of the services BMI depends on
     When Ceph becomes unreachable
     And I try to provision node A from image "golden"
     Then it fails as "unavailable" with a one-line message naming "ceph"
-    When I try to provision node A from image "golden"
+    When the administrator tries to import RBD image "base" into my project under the exact name "golden-2"
     Then it fails as "unavailable" with a one-line message naming "ceph is unreachable"
     When Ceph is back
     Then my project's images are unchanged
