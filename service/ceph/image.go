@@ -29,7 +29,7 @@ func (s *Store) Open(ctx context.Context, name string) (*Image, error) {
 	if err := ValidateName("image", name); err != nil {
 		return nil, s.fail(err, act)
 	}
-	done, err := s.begin(ctx)
+	done, err := s.beginIO(ctx)
 	if err != nil {
 		return nil, s.fail(err, act)
 	}

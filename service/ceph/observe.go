@@ -22,15 +22,23 @@ type ErrorObserver interface {
 // Call it before the Store is shared.
 func (s *Store) SetErrorObserver(o ErrorObserver) { s.errs = o }
 
-// fail is mapError that also tells the error observer; a cancelled call is
-// not a Ceph error and is not counted.
+// fail is mapError that also tells the error observer and, when the
+// cluster did not answer within the op timeout, the outage gate (outage);
+// a cancelled call is not a Ceph error and is not counted.
 func (s *Store) fail(err error, action string, hints ...hint) error {
 	mapped := mapError(err, action, hints...)
-	if mapped == nil || s == nil || s.errs == nil || errors.Is(mapped, context.Canceled) {
+	if mapped == nil || s == nil || errors.Is(mapped, context.Canceled) {
+		return mapped
+	}
+	timedOut := errnoOf(err) == syscall.ETIMEDOUT
+	if timedOut {
+		s.noteTimeout(action)
+	}
+	if s.errs == nil {
 		return mapped
 	}
 	kind := string(fault.Of(mapped))
-	if errnoOf(err) == syscall.ETIMEDOUT || errors.Is(err, context.DeadlineExceeded) {
+	if timedOut || errors.Is(err, context.DeadlineExceeded) {
 		kind = "timeout"
 	}
 	s.errs.CephError(kind)

@@ -4,6 +4,7 @@ package ceph
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 
 // TestClusterGoesAway stops a cluster under an open store and image: every
 // call fails with fault.ErrUnavailable after the op timeout instead of
-// hanging, and after a restart the same store works again with the data
-// unchanged. It needs a cluster of its own (the shared one cannot be
+// hanging, and once one has, management calls fail at once; after a
+// restart the answering hook runs and the same store works again at once,
+// with the data unchanged. It needs a cluster of its own (the shared one cannot be
 // stopped).
 func TestClusterGoesAway(t *testing.T) {
 	t.Parallel()
@@ -26,6 +28,8 @@ func TestClusterGoesAway(t *testing.T) {
 	s, err := Dial(ctx, Config{Conf: c.ConfPath(), Pool: c.Pool(), OpTimeout: timeout}, logging.Discard())
 	mustOK(t, err)
 	defer s.Close()
+	back := make(chan struct{}, 1)
+	s.SetAnsweringHook(func() { back <- struct{}{} })
 	mustOK(t, s.Create(ctx, "outage", 8<<20))
 	img, err := s.Open(ctx, "outage")
 	mustOK(t, err)
@@ -77,20 +81,35 @@ func TestClusterGoesAway(t *testing.T) {
 		}
 	}
 
+	// Once a call has waited the op timeout in vain, management calls
+	// fail at once, saying so, until the cluster answers a probe.
+	if down, since := s.Unreachable(); !down {
+		t.Error("the store does not count the cluster as unreachable after calls timed out")
+	} else {
+		t.Logf("unreachable since %v", since.Format(time.RFC3339Nano))
+	}
+	t0 := time.Now()
+	_, err = s.Stat(ctx, "outage")
+	if d := time.Since(t0); fault.Of(err) != fault.Unavailable || !strings.Contains(err.Error(), "ceph is unreachable") || d > time.Second {
+		t.Errorf("stat while the cluster is known down: %v (kind %s) after %v, want unavailable at once, naming the outage", err, fault.Of(err), d)
+	}
+
 	mustOK(t, c.Start(ctx))
 	t.Logf("cluster restarted")
-	// the same store and image work again
-	deadline := time.Now().Add(time.Minute)
-	for {
-		_, err := s.Stat(ctx, "outage")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store did not recover after the restart: %v", err)
-		}
-		time.Sleep(time.Second)
+	select {
+	case <-back:
+		t.Logf("answering hook ran")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the answering hook did not run within 2 min of the restart")
 	}
+	// the same store and image work again, the store at once
+	if _, err := s.Stat(ctx, "outage"); err != nil {
+		t.Fatalf("stat once the cluster answers again: %v", err)
+	}
+	if down, _ := s.Unreachable(); down {
+		t.Error("the store still counts the cluster as unreachable")
+	}
+	deadline := time.Now().Add(time.Minute)
 	got := make([]byte, 8192)
 	_, err = img.ReadAt(got, 0)
 	mustOK(t, err)

@@ -60,6 +60,7 @@ type Store struct {
 	images   map[*Image]struct{} // open images, closed by Close
 
 	errs ErrorObserver // hears failed calls (metrics); nil: none
+	out  outage        // a cluster that stopped answering: management calls fail at once
 
 	fenceMu sync.Mutex
 	fenced  map[string]bool // client addresses this process blocklisted (Image.FenceStaleOwner)
@@ -170,9 +171,22 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// begin starts a call: it checks ctx and that the store is open, and holds
+// begin starts a management call: it checks ctx, that the store is open
+// and that the cluster is not known to be unreachable (outage), and holds
 // the read lock until the returned function is called.
 func (s *Store) begin(ctx context.Context) (func(), error) {
+	if s == nil {
+		return nil, errClosed
+	}
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
+	return s.beginIO(ctx)
+}
+
+// beginIO is begin without the outage gate, for opening an image for a
+// node's I/O: that waits for the cluster up to the op timeout.
+func (s *Store) beginIO(ctx context.Context) (func(), error) {
 	if s == nil {
 		return nil, errClosed
 	}

@@ -62,6 +62,9 @@ type Daemon struct {
 	// nil for the only bmid of a database.
 	placed  *placedExporter
 	started time.Time // New was called: the start of "time to serve"
+	// cephBack is signalled when Ceph answers again after an outage: the
+	// retry loop retries the operations the outage failed at once.
+	cephBack chan struct{}
 }
 
 // New builds every component from cfg. Nothing serves until Run.
@@ -102,6 +105,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	d.ceph.SetErrorObserver(d.metrics.Ceph)
+	d.cephBack = make(chan struct{}, 1)
+	d.ceph.SetAnsweringHook(func() {
+		select {
+		case d.cephBack <- struct{}{}:
+		default:
+		}
+	})
 	d.journal = &watchedJournal{Journal: d.db, ops: d.metrics.Ops, bus: d.bus}
 	if !cfg.ISCSI.CHAP {
 		log.Warn("iSCSI CHAP is OFF: any host on the provisioning network can log in to any disk; use this for tests only")
@@ -410,9 +420,10 @@ func (d *Daemon) audit(ctx context.Context) {
 
 // retryInterval is how often operations that failed after their commit
 // step (or whose rollback did not finish) are retried: soon after the
-// dependency that failed them is back (Ceph restarted, HIL answering), so
-// a provision refused during an outage leaves nothing behind for long.
-// With none failed, a retry is one query of the journal.
+// dependency that failed them is back (HIL answering), so a provision
+// refused during an outage leaves nothing behind for long. Ceph answering
+// again after an outage triggers a retry at once (cephBack). With none
+// failed, a retry is one query of the journal.
 const retryInterval = 10 * time.Second
 
 // pruneInterval is how often the audit log is cut to its size.
@@ -439,10 +450,10 @@ func (d *Daemon) retryLoop(ctx context.Context) {
 		case <-acl.C:
 			d.sec.syncAll(ctx)
 		case <-t.C:
-			if err := d.svc.RetryFailed(ctx); err != nil {
-				d.log.Warn("retry of failed operations", "err", err)
-			}
-			d.sec.syncAll(ctx)
+			d.retryFailed(ctx)
+		case <-d.cephBack:
+			d.log.Info("ceph answers again: retrying the operations its outage failed")
+			d.retryFailed(ctx)
 		case <-prune.C:
 			if n, err := d.db.PruneAudit(ctx, d.cfg.Security.AuditMaxRows); err != nil {
 				d.log.Warn("audit log pruning", "err", err)
@@ -451,6 +462,13 @@ func (d *Daemon) retryLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func (d *Daemon) retryFailed(ctx context.Context) {
+	if err := d.svc.RetryFailed(ctx); err != nil {
+		d.log.Warn("retry of failed operations", "err", err)
+	}
+	d.sec.syncAll(ctx)
 }
 
 func (d *Daemon) close() {
