@@ -71,7 +71,7 @@ bench: deps ## Run the benchmarks (QUICK=1: the reduced set); figures go to test
 	export BMI_BENCH_DIR=$$dir BMI_BENCH_SINCE=$$(date +%s) BMI_BENCH_QUICK=$(if $(QUICK),1,0); \
 	GO=$(GO) TAGS=$(TAGS) bash scripts/with-test-ceph.sh bash -o pipefail -c 'rc=0; \
 	  if [ "$$BMI_BENCH_QUICK" != 1 ]; then $(GO) test -tags $(TAGS) -run "^$$" -bench "^BenchmarkISCSI$$" -benchtime 1x -timeout 30m ./service/iscsi 2>&1 | tee $$BMI_BENCH_DIR/go-bench.txt; echo $$? >$$BMI_BENCH_DIR/iscsi.rc; fi; \
-	  $(GO) test -tags $(TAGS) -run "^$$" -bench "^Benchmark(BMI|Boot|BootFirmware|Restart|ProvisionNetwork|Scale)$$" -benchtime 1x -timeout 90m ./internal/bench 2>&1 | tee -a $$BMI_BENCH_DIR/go-bench.txt || rc=1; \
+	  $(GO) test -tags $(TAGS) -run "^$$" -bench "^Benchmark(BMI|Boot|BootFirmware|Restart|ProvisionNetwork|Scale|Gateways)$$" -benchtime 1x -timeout 90m ./internal/bench 2>&1 | tee -a $$BMI_BENCH_DIR/go-bench.txt || rc=1; \
 	  if [ "$$BMI_BENCH_QUICK" != 1 ]; then $(GO) test -tags $(TAGS) -run "^$$" -bench "^BenchmarkAPILoad$$" -benchtime 1x -timeout 10m ./service/apiserver 2>&1 | tee -a $$BMI_BENCH_DIR/go-bench.txt || rc=1; fi; \
 	  exit $$rc'; \
 	echo "bench: results in $$dir (summary.md, results.json, *.svg; raw go test output in go-bench.txt)"

@@ -43,6 +43,12 @@ type Options struct {
 	// A node neither names keeps the kind lab.json records (BIOS if new).
 	UEFI, UEFIHTTP int
 	Firmware       map[string]string
+	// Gateways is the number of bmid gateways (1..MaxGateways; 0: the
+	// number lab.json records, else 1). With more than one, each runs in
+	// a namespace of its own with keepalived moving the nodes' addresses
+	// between them, on a PostgreSQL of the lab's (lab/gateways.go). A
+	// lab's number of gateways is fixed when it is first built.
+	Gateways int
 }
 
 // DefaultDir is the default lab directory of the lab name.
@@ -82,6 +88,9 @@ type State struct {
 	LabAddr          string `json:"lab_addr"`
 	LibvirtSocket    string `json:"libvirt_socket"`
 	Nodes            []Node `json:"nodes"`
+	// Gateways is the number of bmid gateways (0 in a lab.json of before
+	// gateways: 1).
+	Gateways int `json:"gateways,omitempty"`
 }
 
 // Lab is a built (or partly built) lab.
@@ -132,7 +141,10 @@ func New(name, dir string, log *slog.Logger) (*Lab, error) {
 		if st.Name != name {
 			return nil, fmt.Errorf("directory %s holds lab %q, not %q: %w", dir, st.Name, name, fault.ErrConflict)
 		}
-		l.Nodes = st.Nodes
+		l.Nodes, l.Gateways = st.Nodes, st.Gateways
+	}
+	if l.Gateways == 0 {
+		l.Gateways = 1
 	}
 	return l, nil
 }
@@ -290,6 +302,16 @@ func Build(ctx context.Context, o Options, log *slog.Logger) (*Lab, error) {
 		return nil, err
 	}
 	o.Dir = l.Dir
+	if o.Gateways < 0 || o.Gateways > MaxGateways {
+		return nil, fmt.Errorf("lab %q: %d gateways: want 1..%d: %w", o.Name, o.Gateways, MaxGateways, fault.ErrInvalid)
+	}
+	if o.Gateways > 0 && o.Gateways != l.Gateways {
+		if _, err := os.Stat(statePath(l.Dir)); err == nil {
+			return nil, fmt.Errorf("lab %q was built with %d gateway(s), not %d: take it down first (bmi-lab down): %w",
+				o.Name, l.Gateways, o.Gateways, fault.ErrConflict)
+		}
+		l.Gateways = o.Gateways
+	}
 	if err := checkResources(o); err != nil {
 		return nil, err
 	}
@@ -362,6 +384,9 @@ func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	if err := l.daemon.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := l.gatewayNetDown(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := l.net.Down(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -371,9 +396,18 @@ func (l *Lab) Down(ctx context.Context, keepData bool) error {
 	if !keepData && len(errs) == 0 {
 		// Only what the lab wrote, never a whole directory a user named.
 		for _, p := range []string{"libvirt", "consoles", "lab.json", "credentials.json", "hil-mock.db", "hil-mock.db-wal",
-			"hil-mock.db-shm", "hil-mock.log", "bmid", "bmid.yaml", "bmid.log", "services.json", "daemon.out", "nvram"} {
+			"hil-mock.db-shm", "hil-mock.log", "bmid", "bmid.yaml", "bmid.log", "services.json", "daemon.out", "nvram",
+			"postgres.log", "api-proxy.log"} {
 			if err := os.RemoveAll(filepath.Join(l.Dir, p)); err != nil {
 				errs = append(errs, err)
+			}
+		}
+		for _, pat := range []string{"bmid-g*.yaml", "bmid-g*.log", "keepalived-g*.conf", "keepalived-g*.log"} {
+			ms, _ := filepath.Glob(filepath.Join(l.Dir, pat))
+			for _, p := range ms {
+				if err := os.Remove(p); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 		_ = os.Remove(l.Dir) // if empty

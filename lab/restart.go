@@ -84,6 +84,9 @@ func (l *Lab) SetBootFaults(ctx context.Context, on bool) (RestartReport, error)
 // through it; that is what the restart tests check on their consoles.
 func (l *Lab) RestartBmid(ctx context.Context, mode RestartMode, binary string) (RestartReport, error) {
 	svc := l.loadServices()
+	if len(svc.Gateways) > 0 {
+		return RestartReport{}, fmt.Errorf("lab %q runs %d gateways: kill, pause or resume one (bmi-lab gateway): %w", l.Name, len(svc.Gateways), fault.ErrConflict)
+	}
 	if !svc.Bmid.Alive() {
 		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 
@@ -29,12 +30,16 @@ type Status struct {
 	// Ports are the lab's taps (and other bridge ports) with their VLAN.
 	Ports    map[string]int `json:"ports"`
 	Machines []string       `json:"machines"`
+	// Gateways are the running gateways' bmid pids, by id; GatewayNS the
+	// gateways' namespaces that exist (a several-gateway lab).
+	Gateways  map[string]int `json:"gateways,omitempty"`
+	GatewayNS []string       `json:"gateway_namespaces,omitempty"`
 }
 
 // Empty reports whether nothing of the lab is left on the machine.
 func (s Status) Empty() bool {
 	return !s.Namespace && !s.HostLink && s.Libvirtd == 0 && s.Virtlogd == 0 && s.Bmid == 0 && s.HILMock == 0 &&
-		len(s.Processes) == 0 && len(s.Ports) == 0
+		len(s.Processes) == 0 && len(s.Ports) == 0 && len(s.Gateways) == 0 && len(s.GatewayNS) == 0
 }
 
 // Status checks what of the lab exists.
@@ -58,6 +63,19 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 	}
 	if svc.HIL.Alive() {
 		s.HILMock = svc.HIL.Pid
+	}
+	for _, g := range svc.Gateways {
+		if g.Bmid.Alive() {
+			if s.Gateways == nil {
+				s.Gateways = map[string]int{}
+			}
+			s.Gateways[g.ID] = g.Bmid.Pid
+		}
+	}
+	for i := 1; i <= MaxGateways; i++ {
+		if _, err := os.Stat("/run/netns/" + l.gatewayNS(i)); err == nil {
+			s.GatewayNS = append(s.GatewayNS, l.gatewayNS(i))
+		}
 	}
 	var errs []error
 	if s.Namespace {

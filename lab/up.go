@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -65,6 +66,11 @@ type services struct {
 	HILNodes int `json:"hil_nodes"`
 	// BootFaults says bmid runs (and restarts) with BootFaults on.
 	BootFaults bool `json:"boot_faults,omitempty"`
+	// Gateways, Postgres and APIProxy are a several-gateway lab's bmid
+	// gateways (Bmid is unused), its PostgreSQL and its API proxy.
+	Gateways []Gateway `json:"gateways,omitempty"`
+	Postgres proc.ID   `json:"postgres,omitempty"`
+	APIProxy proc.ID   `json:"api_proxy,omitempty"`
 }
 
 func (l *Lab) servicesPath() string { return filepath.Join(l.Dir, "services.json") }
@@ -86,12 +92,20 @@ func (l *Lab) saveServices(s services) error {
 // and they still run.
 func (l *Lab) Up() bool {
 	s := l.loadServices()
+	if len(s.Gateways) > 0 {
+		for _, g := range s.Gateways {
+			if g.Bmid.Alive() {
+				return s.HIL.Alive()
+			}
+		}
+		return false
+	}
 	return s.Bmid.Alive() && s.HIL.Alive()
 }
 
 // Ceph is the lab's Ceph cluster (in the lab namespace, on its loopback).
 func (l *Lab) Ceph() (*cephlab.Cluster, error) {
-	return cephlab.New(cephlab.Options{Dir: filepath.Join(l.Dir, "ceph"), NetNS: l.Namespace, Log: l.log})
+	return cephlab.New(cephlab.Options{Dir: filepath.Join(l.Dir, "ceph"), NetNS: l.Namespace, MonIP: l.cephMonIP(), Log: l.log})
 }
 
 // HILURL and APIURL are where the host reaches hil-mock and bmid.
@@ -107,9 +121,23 @@ log:
   format: json
   level: info
 api:
-  listen: {{.LabAddr}}:{{.APIPort}}
+  listen: {{if .Gateway}}{{.GatewayAPI}}{{else}}{{.LabAddr}}:{{.APIPort}}{{end}}
 state:
+{{- if .Gateway}}
+  engine: postgres
+  dsn: "{{.DSN}}"
+security:
+  # Every gateway seals and unseals the disks' CHAP secrets with this key.
+  key_file: {{.Dir}}/bmid/secret.key
+gateway:
+  id: {{.Gateway}}
+  group: {{.Group}}
+  lease: {{.Lease}}
+  # Its own portal on each network; keepalived moves them to a survivor.
+  addresses: [{{range $i, $a := .Addresses}}{{if $i}}, {{end}}"{{$a}}"{{end}}]
+{{- else}}
   path: {{.Dir}}/bmid/bmid.db
+{{- end}}
 ceph:
   conf: {{.CephConf}}
   id: {{.CephID}}
@@ -123,7 +151,12 @@ hil:
   user: {{.HILUser}}
   password_file: {{.HILPasswordFile}}
 iscsi:
+{{- if .Gateway}}
+  # Any address: the floating ones this gateway holds now, and its own.
+  listen: ["0.0.0.0:3260"]
+{{- else}}
   listen: ["{{.BridgeAddr}}:3260"{{range .Networks}}, "{{.Host}}:3260"{{end}}]
+{{- end}}
   portal: {{.BridgeAddr}}:3260
 boot:
   http_listen: {{.BridgeAddr}}:{{.BootPort}}
@@ -159,6 +192,11 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 		return nil, err
 	}
 	log("network, libvirtd and machines ready", "nodes", len(l.Nodes))
+	if l.Gateways > 1 {
+		if err := l.gatewayNetUp(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ceph, err := l.Ceph()
 	if err != nil {
 		return nil, err
@@ -179,8 +217,13 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 	}
 	svc = l.loadServices() // StartHIL recorded hil-mock's process
 	log("hil-mock serving", "url", l.HILURL())
-	if !svc.Bmid.Alive() {
-		if err := l.writeBmidConfig(ctx, l.bmidConfPath(), ceph); err != nil {
+	if l.Gateways > 1 {
+		if err := l.upGateways(ctx, o, ceph); err != nil {
+			return nil, err
+		}
+		log("gateways ready", "gateways", l.Gateways, "url", l.APIURL())
+	} else if !svc.Bmid.Alive() {
+		if err := l.writeBmidConfig(ctx, l.bmidConfPath(), ceph, 0); err != nil {
 			return nil, err
 		}
 		if svc.Bmid, err = l.startBmid(o.Bmid, svc.BootFaults); err != nil {
@@ -191,10 +234,12 @@ func Up(ctx context.Context, o UpOptions, logger *slog.Logger) (*Lab, error) {
 			return nil, err
 		}
 	}
-	if err := waitHTTP(ctx, l.APIURL()+"/readyz", svc.Bmid, filepath.Join(l.Dir, "bmid.log")); err != nil {
-		return nil, fmt.Errorf("lab %q: bmid: %w", l.Name, err)
+	if l.Gateways <= 1 {
+		if err := waitHTTP(ctx, l.APIURL()+"/readyz", svc.Bmid, filepath.Join(l.Dir, "bmid.log")); err != nil {
+			return nil, fmt.Errorf("lab %q: bmid: %w", l.Name, err)
+		}
+		log("bmid ready", "url", l.APIURL())
 	}
-	log("bmid ready", "url", l.APIURL())
 	if err := l.importGolden(ctx, GoldenImage, image.Options{CacheDir: o.ImageCache, Log: l.log}); err != nil {
 		return nil, err
 	}
@@ -238,7 +283,9 @@ func (l *Lab) StopHIL(ctx context.Context) error {
 	return nil
 }
 
-func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cluster) error {
+// writeBmidConfig writes the bmid.yaml of the lab's bmid (gw 0) or of
+// gateway gw of a several-gateway lab.
+func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cluster, gw int) error {
 	if err := os.MkdirAll(filepath.Join(l.Dir, "bmid"), 0o755); err != nil {
 		return err
 	}
@@ -256,6 +303,9 @@ func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cl
 		return err
 	}
 	for _, n := range ProjectNetworks {
+		if gw > 0 {
+			break // the gateways' namespaces hold the networks' addresses (gatewayNetUp)
+		}
 		if err := l.net.AddNetwork(ctx, n.VLAN, n.Addr); err != nil {
 			return err
 		}
@@ -263,9 +313,13 @@ func (l *Lab) writeBmidConfig(ctx context.Context, path string, ceph *cephlab.Cl
 	if err := l.net.AddFoothold(ctx, ProjectNetworks[0].VLAN, FootholdAddr); err != nil {
 		return err
 	}
+	data := bmidConfigData(l.LabAddr, l.Dir, strings.Split(l.Bridge4, "/")[0], pwFile, ceph.ConfPath(), keyring,
+		ceph.Pool(), l.HILURL())
+	if gw > 0 {
+		l.gatewayConfigData(data, gw)
+	}
 	var b bytes.Buffer
-	err = bmidConfig.Execute(&b, bmidConfigData(l.LabAddr, l.Dir, strings.Split(l.Bridge4, "/")[0], pwFile, ceph.ConfPath(), keyring,
-		ceph.Pool(), l.HILURL()))
+	err = bmidConfig.Execute(&b, data)
 	if err != nil {
 		return err
 	}
@@ -373,8 +427,20 @@ func (l *Lab) importGolden(ctx context.Context, name string, opts image.Options)
 func (l *Lab) stopServices(ctx context.Context, keepData bool) error {
 	var errs []error
 	svc := l.loadServices()
-	for _, id := range []proc.ID{svc.Bmid, svc.HIL} {
+	ids := []proc.ID{svc.Bmid, svc.APIProxy}
+	for _, g := range svc.Gateways {
+		if g.Bmid.Alive() {
+			_ = syscall.Kill(g.Bmid.Pid, syscall.SIGCONT) // a paused one stops only once resumed
+		}
+		ids = append(ids, g.Bmid, g.Keepalived)
+	}
+	for _, id := range append(ids, svc.HIL, svc.Postgres) {
 		if err := id.Stop(ctx, 30*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !keepData && len(errs) == 0 {
+		if err := l.purgePostgres(); err != nil {
 			errs = append(errs, err)
 		}
 	}

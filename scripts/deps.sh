@@ -25,6 +25,8 @@ packages=(
   udhcpc tftp-hpa atftp curl
   # the throwaway PostgreSQL of the store and crash tests (scripts/with-test-postgres.sh)
   postgresql
+  # the floating portal addresses of a several-gateway lab (VRRP; bmi-lab up --gateways N)
+  keepalived
   # headless browser: the status page's browser test and the README's screenshots;
   # systemd-analyze verify of the packaged units (systemd)
   chromium systemd

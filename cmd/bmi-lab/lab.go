@@ -126,7 +126,14 @@ func printStatus(w io.Writer, l *lab.Lab, st lab.Status) error {
 	fmt.Fprintf(tw, "libvirtd\t%s\n", pid(st.Libvirtd))
 	fmt.Fprintf(tw, "virtlogd\t%s\n", pid(st.Virtlogd))
 	fmt.Fprintf(tw, "hil-mock\t%s (%s)\n", pid(st.HILMock), l.HILURL())
-	fmt.Fprintf(tw, "bmid\t%s (%s)\n", pid(st.Bmid), l.APIURL())
+	if l.Gateways > 1 {
+		for i := 1; i <= l.Gateways; i++ {
+			fmt.Fprintf(tw, "gateway g%d\t%s (%s)\n", i, pid(st.Gateways[lab.GatewayID(i)]), l.GatewayAPIURL(i))
+		}
+		fmt.Fprintf(tw, "api\t%s (any ready gateway)\n", l.APIURL())
+	} else {
+		fmt.Fprintf(tw, "bmid\t%s (%s)\n", pid(st.Bmid), l.APIURL())
+	}
 	fmt.Fprintf(tw, "processes\t%d in the namespace %v\n", len(st.Processes), st.Processes)
 	fmt.Fprintf(tw, "ports\t%s\n", strings.Join(ports, ", "))
 	fmt.Fprintf(tw, "machines\t%s\n", strings.Join(st.Machines, ", "))

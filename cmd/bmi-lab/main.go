@@ -34,5 +34,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(upCmd())
 	root.AddCommand(bmidCmd(), hilCmd())
 	root.AddCommand(hilServeCmd())
+	root.AddCommand(gatewayCmd(), apiProxyCmd())
 	return clikit.Prepare(root)
 }

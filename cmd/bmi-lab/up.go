@@ -19,7 +19,7 @@ import (
 // upCmd is `bmi-lab up`.
 func upCmd() *cobra.Command {
 	var f labFlags
-	var nodes, mem, uefi, uefiHTTP int
+	var nodes, mem, uefi, uefiHTTP, gateways int
 	var firmware map[string]string
 	var bmid, cache, iocheck string
 	c := &cobra.Command{
@@ -49,7 +49,7 @@ func upCmd() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), nil))
 			l, err := lab.Up(c.Context(), lab.UpOptions{
 				Options: lab.Options{Name: f.name, Dir: f.dir, Nodes: nodes, MemoryMiB: mem,
-					UEFI: uefi, UEFIHTTP: uefiHTTP, Firmware: firmware},
+					UEFI: uefi, UEFIHTTP: uefiHTTP, Firmware: firmware, Gateways: gateways},
 				Bmid: bmid, BmiLab: self, ImageCache: cache, IOCheck: iocheck,
 			}, log)
 			if err != nil {
@@ -66,6 +66,7 @@ func upCmd() *cobra.Command {
 	c.Flags().IntVar(&uefi, "uefi", 0, "make this many of the last nodes UEFI machines (OVMF) that boot by PXE (before the --uefi-http ones)")
 	c.Flags().IntVar(&uefiHTTP, "uefi-http", 0, "make this many of the last nodes UEFI machines (OVMF) that boot by UEFI HTTP boot")
 	c.Flags().StringToStringVar(&firmware, "firmware", nil, "firmware of one node, e.g. node-02=uefi-http (bios, uefi or uefi-http; repeatable; wins over the counts; a node no flag names keeps its recorded firmware)")
+	c.Flags().IntVar(&gateways, "gateways", 0, "number of bmid gateways (default 1; 2 or more: each in a namespace of its own, keepalived moving the nodes' addresses, PostgreSQL in the lab; a lab keeps the number it was built with)")
 	c.Flags().StringVar(&bmid, "bmid", "", "bmid binary (default: next to bmi-lab, else on PATH)")
 	c.Flags().StringVar(&cache, "cache", "/var/cache/bmi-lab/images", "golden image cache directory")
 	c.Flags().StringVar(&iocheck, "iocheck", "", "the static bmi-lab-io the stay-up image carries (default: next to bmi-lab)")

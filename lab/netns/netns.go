@@ -440,3 +440,39 @@ func (n *Net) downFoothold(ctx context.Context) error {
 	}
 	return nil
 }
+
+// AddBridge makes VLAN vlan's bridge, up, with addr on it when addr is
+// valid (no IPv6 address: a bridge whose hosts are in other namespaces,
+// such as a several-gateway lab's). It is idempotent.
+func (n *Net) AddBridge(ctx context.Context, vlan int, addr netip.Prefix) error {
+	if vlan < 1 || vlan > 4094 {
+		return fmt.Errorf("lab %q: bridge VLAN %d: want 1..4094: %w", n.cfg.Name, vlan, fault.ErrInvalid)
+	}
+	if err := n.ensureBridge(ctx, vlan); err != nil {
+		return err
+	}
+	if !addr.IsValid() {
+		return nil
+	}
+	br := BridgeName(vlan)
+	addrs, _ := n.ip(ctx, "-o", "addr", "show", "dev", br)
+	if !strings.Contains(addrs, " "+addr.String()+" ") {
+		if _, err := n.ip(ctx, "addr", "add", addr.String(), "dev", br); err != nil {
+			return fmt.Errorf("lab %q: VLAN %d: %w", n.cfg.Name, vlan, err)
+		}
+	}
+	return nil
+}
+
+// DelAddr removes addr from the namespace's device dev; an address not
+// there is not an error.
+func (n *Net) DelAddr(ctx context.Context, dev string, addr netip.Prefix) error {
+	addrs, err := n.ip(ctx, "-o", "addr", "show", "dev", dev)
+	if err != nil || !strings.Contains(addrs, " "+addr.String()+" ") {
+		return nil
+	}
+	if _, err := n.ip(ctx, "addr", "del", addr.String(), "dev", dev); err != nil {
+		return fmt.Errorf("lab %q: %s: %w", n.cfg.Name, dev, err)
+	}
+	return nil
+}

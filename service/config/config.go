@@ -145,6 +145,17 @@ type Gateway struct {
 	// Lease is how long the gateway's lease lasts unrenewed (renewed every
 	// third of it): a gateway silent for longer is taken over.
 	Lease time.Duration `yaml:"lease"`
+	// Addresses are the gateway's own portal addresses (host:port, IP
+	// addresses), one on each network its nodes log in from, recorded in
+	// its gateways row: a login at the group's portal for a disk placed on
+	// this gateway is redirected to its address on the network the login
+	// came in on (iSCSI "target moved temporarily"). They should move to
+	// a surviving gateway as the group's portal does (keepalived), since
+	// an initiator reconnects to where it was redirected (iPXE's iBFT
+	// records it). Empty: logins for this gateway's disks at another
+	// gateway are answered "service unavailable", and succeed only at this
+	// gateway itself.
+	Addresses []string `yaml:"addresses"`
 }
 
 // Ceph configures the Ceph client.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -111,6 +112,9 @@ func (c Config) checks() []check {
 		out = append(out, check{"boot.base_url", required(c.Boot.BaseURL)},
 			check{"boot.http_listen", required(c.Boot.HTTPListen)})
 	}
+	if c.Gateway.ID == "" {
+		out = append(out, check{"gateway.addresses", unusedWith(strings.Join(c.Gateway.Addresses, " "), "an empty gateway.id (not a gateway)")})
+	}
 	if c.State.Engine == "postgres" {
 		out = append(out,
 			check{"state.dsn", oneOfTwo(c.State.DSN, c.State.DSNFile, "state.dsn", "state.dsn_file")},
@@ -123,6 +127,7 @@ func (c Config) checks() []check {
 				check{"gateway.group", match(c.Gateway.Group, gatewayRe, "1 to 63 letters, digits, '.', '-' or '_'")},
 				check{"gateway.lease", durationBetween(c.Gateway.Lease, 3*time.Second, 10*time.Minute)},
 				check{"iscsi.portal", requiredWhy(c.ISCSI.Portal, "with gateway.id: the group's floating portal address, the same on each of its gateways")},
+				check{"gateway.addresses", gatewayAddresses(c.Gateway.Addresses, c.ISCSI.Portal)},
 			)
 		}
 	} else {
@@ -225,6 +230,23 @@ func hostPort(s string, req bool) string {
 	if host != "" && host != "localhost" {
 		if _, err := netip.ParseAddr(host); err != nil {
 			return fmt.Sprintf("invalid host in %q: want an IP address", s)
+		}
+	}
+	return ""
+}
+
+// gatewayAddresses checks a gateway's own portal addresses: host:port
+// with an IP address each, none twice, none the group's portal.
+func gatewayAddresses(list []string, portal string) string {
+	for i, a := range list {
+		if p := hostPort(a, true); p != "" {
+			return p
+		}
+		if a == portal {
+			return fmt.Sprintf("%s is iscsi.portal, the group's portal (which moves between gateways): list this gateway's own addresses", a)
+		}
+		if slices.Contains(list[:i], a) {
+			return fmt.Sprintf("%s is listed twice", a)
 		}
 	}
 	return ""

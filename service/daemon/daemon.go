@@ -119,12 +119,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	d.sec = &security{db: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, log: log.With("component", "security")}
 	logins := &guard.Logins{Fails: guard.New(cfg.Security.LoginFailInterval, cfg.Security.LoginFailBurst, nil), Record: d.sec.Record}
 	d.boots = &bootWatch{timeline: d.timeline, boots: d.metrics.Boots, bus: d.bus, booting: map[string]core.BootConfig{}}
-	if d.target, err = iscsi.New(iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
+	tcfg := iscsi.Config{Listen: cfg.ISCSI.Listen, Portal: cfg.ISCSI.Portal, RequireCHAP: cfg.ISCSI.CHAP,
 		DrainTimeout: cfg.ISCSI.DrainTimeout, Time2Wait: cfg.ISCSI.Time2Wait,
 		Reservations: d.db, // SCSI reservations survive restarts; deprovisioning releases them
 		Guard:        loginWatch{LoginGuard: logins, boots: d.boots}, Observer: d.metrics.ISCSI,
 		Logins: &bootLogins{boots: d.db, prefix: cfg.ISCSI.IQNPrefix, uid: cfg.UID, tl: d.boots, log: log.With("component", "boot")},
-	}, log.With("component", "iscsi")); err != nil {
+	}
+	loc := &locator{}
+	if cfg.Gateway.ID != "" {
+		tcfg.Locator = loc // logins for disks placed on another gateway are redirected there
+	}
+	if d.target, err = iscsi.New(tcfg, log.With("component", "iscsi")); err != nil {
 		return nil, err
 	}
 	if err := d.metrics.WatchISCSI(func() metrics.ISCSIStats {
@@ -146,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			return nil, err
 		}
 		deps.Gateway, deps.Exporter = d.placed.member, d.placed
+		loc.member.Store(d.placed.member)
 	}
 	if cfg.HIL.User != "" {
 		pw, err := readPassword(cfg.HIL.PasswordFile)
@@ -249,6 +255,7 @@ func (d *Daemon) buildBoot(specs bootSpecs) error {
 			return err
 		}
 		d.dhcp.Observer = d.metrics.DHCP
+		d.dhcp.OnlyHolding = d.cfg.Gateway.ID != "" // the gateway holding the address serves the boots
 		if err := d.dhcp.Check(); err != nil {
 			return err
 		}

@@ -7,13 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bmi-go/bmi/service/ceph"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/fault"
+	"github.com/bmi-go/bmi/service/iscsi"
 	"github.com/bmi-go/bmi/service/store"
 )
 
@@ -68,6 +73,109 @@ func (m *member) allFenced() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.unfenced) == 0
+}
+
+// locator is iscsi.Locator across gateways: where a disk this gateway
+// does not export is served, to redirect a login for it there.
+type locator struct {
+	member atomic.Pointer[member] // set once the gateway has joined
+	// networks returns this host's addresses with their networks'
+	// lengths (nil: its interfaces').
+	networks func() ([]netip.Prefix, error)
+}
+
+var _ iscsi.Locator = (*locator)(nil)
+
+// Locate returns the own portal address (gateway.addresses) of the live
+// gateway iqn is placed on, the one on the network of local (where the
+// login came in); "" if iqn is placed nowhere (no such disk, or not
+// exported: the login is refused as not found). Every other case is an
+// error, which the target answers with "service unavailable" so that the
+// initiator tries again: the disk is placed on this gateway but not
+// exported yet (a take-over or an export under way), it is being moved,
+// its gateway's lease has expired (a take-over is due) or it recorded no
+// address on that network. A gateway that died within its lease still
+// looks live: the login is redirected to its address, which fails to
+// connect (or, when keepalived moved the address here, is answered
+// "service unavailable" by the target itself), and the initiator tries
+// again as well.
+func (l *locator) Locate(ctx context.Context, iqn, local string) (string, error) {
+	m := l.member.Load()
+	if m == nil {
+		return "", fault.Errorf(fault.Unavailable, "this gateway has not joined its group yet")
+	}
+	loc, err := m.Gateway.Locate(ctx, iqn)
+	switch {
+	case fault.Of(err) == fault.NotFound:
+		return "", nil
+	case err != nil:
+		return "", err
+	case loc.Gateway == m.ID():
+		return "", fault.Errorf(fault.Unavailable, "placed on this gateway, not exported yet")
+	case loc.MoveTo != "":
+		return "", fault.Errorf(fault.Unavailable, "being moved from gateway %s to %s", loc.Gateway, loc.MoveTo)
+	case loc.Want != store.WantExport:
+		return "", fault.Errorf(fault.Unavailable, "gateway %s is unexporting it", loc.Gateway)
+	case !loc.Live:
+		return "", fault.Errorf(fault.Unavailable, "gateway %s's lease has expired: it is being taken over", loc.Gateway)
+	}
+	return l.onNetworkOf(loc.Gateway, loc.Addresses, local)
+}
+
+// onNetworkOf picks, of a gateway's addresses, the one on the network of
+// local: the network of this host's interface address that holds local's
+// IP. (One that keepalived moved here comes back here: the target then
+// answers "service unavailable", as the redirect would loop.)
+func (l *locator) onNetworkOf(gw string, addrs []string, local string) (string, error) {
+	if len(addrs) == 0 {
+		return "", fault.Errorf(fault.Unavailable, "gateway %s has no gateway.addresses to redirect to: log in there", gw)
+	}
+	lp, err := netip.ParseAddrPort(local)
+	if err != nil {
+		return "", fault.Errorf(fault.Unavailable, "login at %q: %v", local, err)
+	}
+	nets := l.networks
+	if nets == nil {
+		nets = interfaceNetworks
+	}
+	ps, err := nets()
+	if err != nil {
+		return "", fault.Errorf(fault.Unavailable, "this host's networks: %v", err)
+	}
+	for _, p := range ps {
+		if !p.Contains(lp.Addr().Unmap()) {
+			continue
+		}
+		for _, a := range addrs {
+			if ap, err := netip.ParseAddrPort(a); err == nil && p.Contains(ap.Addr().Unmap()) {
+				return a, nil
+			}
+		}
+	}
+	return "", fault.Errorf(fault.Unavailable, "gateway %s has no address on the network of %s (its addresses: %s)", gw, local, strings.Join(addrs, " "))
+}
+
+// interfaceNetworks are this host's interface addresses with their
+// networks' lengths.
+func interfaceNetworks() ([]netip.Prefix, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		bits, _ := n.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), bits))
+	}
+	return out, nil
 }
 
 // placeWait bounds how long an operation waits for another gateway to
@@ -306,7 +414,7 @@ func (d *Daemon) joinGateway(ctx context.Context, local exporter) (*placedExport
 	if err != nil {
 		return nil, err
 	}
-	gw.Group, gw.Portal = c.Group, d.cfg.ISCSI.Portal
+	gw.Group, gw.Portal, gw.Addresses = c.Group, d.cfg.ISCSI.Portal, c.Addresses
 	if gw.CephClient, err = d.ceph.ClientAddr(); err != nil {
 		return nil, err
 	}
@@ -314,7 +422,7 @@ func (d *Daemon) joinGateway(ctx context.Context, local exporter) (*placedExport
 		return nil, err
 	}
 	log := d.log.With("component", "gateway", "gateway", c.ID)
-	log.Info("joined as a gateway", "group", c.Group, "portal", gw.Portal, "ceph_client", gw.CephClient, "lease", c.Lease.String())
+	log.Info("joined as a gateway", "group", c.Group, "portal", gw.Portal, "addresses", gw.Addresses, "ceph_client", gw.CephClient, "lease", c.Lease.String())
 	m := &member{Gateway: gw, ceph: d.ceph, log: log}
 	return &placedExporter{local: local, member: m, log: log, wait: placeWait}, nil
 }

@@ -5,7 +5,6 @@ package daemon
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -160,29 +159,27 @@ func (g *gatewayProc) exports(db *store.DB, readcap, node string, d api.Disk) bo
 	return g.exportsTarget(readcap, node, tg)
 }
 
-// exportsTarget is exports for a target record.
+// exportsTarget is exports for a target record: the gateway's target
+// exports it itself (a first login step at its own address is not
+// redirected) and the node logs in to it there.
 func (g *gatewayProc) exportsTarget(readcap, node string, tg core.Target) bool {
-	out, err := exec.Command(readcap, "-i", (&site{cfg: g.cfg}).nodeInitiator(node), iscsiURL(g.cfg.ISCSI.Listen[0], tg)).CombinedOutput()
-	return err == nil && strings.Contains(string(out), "67108864")
+	g.t.Helper()
+	initiator := (&site{cfg: g.cfg}).nodeInitiator(node)
+	st, _, err := probeLogin(g.cfg.Gateway.Addresses[0], initiator, tg.IQN)
+	if err != nil {
+		g.t.Fatalf("login probe at %s (%s): %v", g.id, g.cfg.Gateway.Addresses[0], err)
+	}
+	if st != probeOK {
+		return false
+	}
+	return reads(readcap, initiator, g.cfg.Gateway.Addresses[0], tg)
 }
 
-// placements maps each IQN to its gateway, as the database has it.
-func placements(t *testing.T, db *sql.DB) map[string]string {
-	t.Helper()
-	rows, err := db.Query(`SELECT iqn, gateway FROM placements`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var iqn, gw string
-		if err := rows.Scan(&iqn, &gw); err != nil {
-			t.Fatal(err)
-		}
-		out[iqn] = gw
-	}
-	return out
+// reads reports whether initiator logs in to tg at portal, following
+// redirects, and reads its size (libiscsi).
+func reads(readcap, initiator, portal string, tg core.Target) bool {
+	out, err := exec.Command(readcap, "-i", initiator, iscsiURL(portal, tg)).CombinedOutput()
+	return err == nil && strings.Contains(string(out), "67108864")
 }
 
 // TestGateways: two bmid gateway processes of one group on one PostgreSQL
@@ -202,7 +199,10 @@ func TestGateways(t *testing.T) {
 	hilURL := startHIL(t)
 	uid := newUID(t)
 	dir := t.TempDir()
-	portal := freeAddr(t) // the group's floating portal; here only named
+	// The group's floating portal, held by gw-a (keepalived's job outside
+	// tests): a node logs in there and is redirected to the gateway its
+	// disk is placed on, at that gateway's own address.
+	portal := freeAddr(t)
 	mk := func(id string) config.Config {
 		sd := filepath.Join(dir, id)
 		if err := os.MkdirAll(sd, 0o700); err != nil {
@@ -211,8 +211,11 @@ func TestGateways(t *testing.T) {
 		cfg := siteConfig(t, uid, hilURL, sd)
 		cfg.State = config.State{Engine: "postgres", DSN: dsn}
 		cfg.Security.KeyFile = filepath.Join(dir, "secret.key")
-		cfg.Gateway = config.Gateway{ID: id, Group: "rack1", Lease: 3 * time.Second}
+		cfg.Gateway = config.Gateway{ID: id, Group: "rack1", Lease: 3 * time.Second, Addresses: []string{cfg.ISCSI.Listen[0]}}
 		cfg.ISCSI.Portal = portal
+		if id == "gw-a" {
+			cfg.ISCSI.Listen = append(cfg.ISCSI.Listen, portal)
+		}
 		if err := cfg.Validate("test"); err != nil {
 			t.Fatal(err)
 		}
@@ -271,6 +274,7 @@ func TestGateways(t *testing.T) {
 			t.Fatalf("%s cannot log in to its disk on %s right after its provision", n.name, owner)
 		}
 	}
+	initiator := func(node string) string { return (&site{cfg: cfgA}).nodeInitiator(node) }
 	checkPlaced := func(alive ...*gatewayProc) map[string]int {
 		t.Helper()
 		pl := placements(t, db.SQL())
@@ -278,6 +282,14 @@ func TestGateways(t *testing.T) {
 		for _, n := range nodes {
 			owner := pl[n.disk.Target.IQN]
 			count[owner]++
+			// Through the group's one portal, wherever it is placed.
+			tg, err := db.Target(ctx, n.disk.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reads(readcap, initiator(n.name), portal, tg) {
+				t.Fatalf("%s cannot log in to its disk (placed on %s) through the group's portal", n.name, owner)
+			}
 			for _, g := range alive {
 				if got := g.exports(db, readcap, n.name, n.disk); got != (g.id == owner) {
 					t.Fatalf("%s's disk is placed on %s; gateway %s exports it: %v", n.name, owner, g.id, got)
@@ -345,10 +357,48 @@ func TestGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	paused := time.Now()
-	waitAll := func(g *gatewayProc, what string) time.Duration {
+	// A login at the portal for gw-b's disks while gw-b is paused: the
+	// redirect to gw-b while its lease lasts, "service unavailable" from
+	// its expiry until gw-a has exported them, then gw-a's own export;
+	// never "not found", on which initiators give up.
+	type nodeDisk struct {
+		node string
+		tg   core.Target
+	}
+	var bDisks []nodeDisk
+	for _, n := range nodes {
+		if placements(t, db.SQL())[n.disk.Target.IQN] == "gw-b" {
+			tg, err := db.Target(ctx, n.disk.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bDisks = append(bDisks, nodeDisk{n.name, tg})
+		}
+	}
+	seen := map[uint16]int{}
+	probePortal := func() {
+		for _, d := range bDisks {
+			tg := d.tg
+			st, to, err := probeLogin(portal, initiator(d.node), tg.IQN)
+			if err != nil {
+				t.Fatalf("login probe at the portal: %v", err)
+			}
+			if st == probeRedirect && to != b.cfg.Gateway.Addresses[0]+",1" {
+				t.Fatalf("a login for gw-b's disk %s redirected to %q, not gw-b's address %s", tg.IQN, to, b.cfg.Gateway.Addresses[0])
+			}
+			if st != probeOK && st != probeRedirect && st != probeUnavailable {
+				t.Fatalf("a login at the portal for gw-b's disk %s while gw-b is paused: status 0x%04x (want a redirect, service unavailable, or the disk)", tg.IQN, st)
+			}
+			seen[st]++
+		}
+	}
+	waitAll := func(g *gatewayProc, what string, also func()) time.Duration {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
+			if also != nil {
+				also()
+			}
 			all := true
 			for _, n := range nodes {
 				all = all && g.exports(db, readcap, n.name, n.disk)
@@ -362,7 +412,13 @@ func TestGateways(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
-	stall := waitAll(a, "gw-b paused")
+	stall := waitAll(a, "gw-b paused", probePortal)
+	probePortal()
+	t.Logf("logins at the portal for gw-b's disks while gw-b was paused: %d redirected to it, %d service unavailable, %d served (by gw-a)",
+		seen[probeRedirect], seen[probeUnavailable], seen[probeOK])
+	if len(bDisks) == 0 || seen[probeRedirect] == 0 || seen[probeOK] == 0 {
+		t.Fatalf("gw-b's %d disks at the portal while it was paused: %v; want redirects to gw-b first, then gw-a's own export", len(bDisks), seen)
+	}
 	t.Logf("gw-b paused (SIGSTOP): gw-a exports all %d disks %s later (lease %s)", len(nodes), stall.Round(100*time.Millisecond), cfgA.Gateway.Lease)
 	if out, err := exec.Command("ceph", "--conf", cfgA.Ceph.Conf, "osd", "blocklist", "ls").CombinedOutput(); err != nil || !strings.Contains(string(out), clientB) {
 		t.Fatalf("gw-b's Ceph client %s is not blocklisted after the take-over: %v\n%s", clientB, err, out)
@@ -411,7 +467,7 @@ func TestGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	paused = time.Now()
-	stall = waitAll(b, "gw-a killed")
+	stall = waitAll(b, "gw-a killed", nil)
 	t.Logf("gw-a killed (SIGKILL): gw-b exports all %d disks %s later (lease %s)", len(nodes), stall.Round(100*time.Millisecond), cfgA.Gateway.Lease)
 
 	// Clean up through the survivor.

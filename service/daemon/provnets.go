@@ -80,7 +80,10 @@ func (d *Daemon) buildProvNets(specs bootSpecs) error {
 			Pool: dhcpd.Pool{Start: net.ParseIP(n.RangeStart).To4(), End: net.ParseIP(n.RangeEnd).To4(),
 				Netmask: net.CIDRMask(p.Bits(), 32), DNS: dns, LeaseTime: c.DHCP.LeaseTime},
 			Nodes: sp, Leases: leases{s: d.db, now: time.Now}, Log: log.With("component", "dhcp"), Recorder: d.boots,
-			Faults: boot.FaultsFromConfig(c.Faults.DHCP), RouterAdvertisements: c.DHCP.IPv6RA, Observer: d.metrics.DHCP}
+			Faults: boot.FaultsFromConfig(c.Faults.DHCP), RouterAdvertisements: c.DHCP.IPv6RA, Observer: d.metrics.DHCP,
+			// The gateways of a group share the network's address: the
+			// one holding it serves the network's boots.
+			OnlyHolding: d.cfg.Gateway.ID != ""}
 		if tokens != nil {
 			dh.Tokens = tokens
 		}

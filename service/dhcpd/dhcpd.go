@@ -122,9 +122,16 @@ type Server struct {
 	OfferHold time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// OnlyHolding answers only while the interface's server address is
+	// an address of this host: the gateways of a group share a network's
+	// address, which keepalived moves, and the one holding it serves the
+	// network's boot traffic (DHCP here, then TFTP and HTTP at that
+	// address), so that a node's boot goes to one gateway throughout.
+	OnlyHolding bool
 
 	sem      chan struct{}
 	logLimit boot.LogLimiter
+	hold     holding
 }
 
 // iface is one interface the server answers on.
@@ -320,6 +327,9 @@ func (s *Server) readLoop(ctx context.Context, ifc *iface, conn net.PacketConn, 
 					log.Error("dhcp packet handling panicked; packet ignored", "from", peer.String(), "panic", fmt.Sprint(r))
 				}
 			}()
+			if s.OnlyHolding && !s.hold.holds(ifc.ip) {
+				return // another gateway holds the address and answers
+			}
 			if s.Faults.Drop() {
 				log.Warn("fault injection: dropping dhcp packet", "from", peer.String())
 				return

@@ -32,6 +32,8 @@ func (g *Logins) Done(ev iscsi.LoginEvent) {
 	outcome := "ok"
 	switch {
 	case ev.OK:
+	case ev.RedirectedTo != "":
+		outcome = "redirected"
 	case strings.Contains(ev.Reason, "throttled"):
 		outcome = "throttled"
 	default:

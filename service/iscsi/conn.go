@@ -17,7 +17,7 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 	br := bufio.NewReaderSize(c, 256*1024)
 	var sn [4]byte
 	rand.Read(sn[:])
-	l := &login{t: t, remote: host, statSN: uint32(sn[0])<<8 | uint32(sn[1])}
+	l := &login{t: t, ctx: ctx, remote: host, local: c.LocalAddr().String(), statSN: uint32(sn[0])<<8 | uint32(sn[1])}
 	if err := c.SetDeadline(time.Now().Add(t.cfg.LoginTimeout)); err != nil {
 		return err
 	}
@@ -103,6 +103,10 @@ func (t *Target) serveConn(ctx context.Context, c net.Conn) error {
 			return err
 		}
 		if lerr != nil {
+			if le != nil && le.address != "" {
+				t.log.Info("iscsi login redirected", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "to", le.address, "reason", le.msg)
+				return lerr
+			}
 			if authFailed {
 				t.log.Warn("iscsi login refused", "initiator", l.initiator, "remote", c.RemoteAddr().String(), "reason", le.msg)
 			} else {
@@ -165,6 +169,8 @@ func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
 			result = "ok"
 		case authFailed:
 			result = "auth_failed"
+		case l.redirected:
+			result = "redirected"
 		}
 		o.Login(l.discovery, result)
 	}
@@ -175,6 +181,9 @@ func (t *Target) loginDone(l *login, ok, authFailed bool, reason string) {
 		Discovery: l.discovery, OK: ok, AuthFailed: authFailed, Reason: reason}
 	if l.exp != nil {
 		ev.Target = l.exp.IQN
+	}
+	if l.redirected {
+		ev.RedirectedTo = l.redirectTo
 	}
 	if t.cfg.Guard != nil {
 		t.cfg.Guard.Done(ev)

@@ -51,6 +51,10 @@ type LoginEvent struct {
 	AuthFailed bool
 	// Reason is why it failed.
 	Reason string
+	// RedirectedTo is the portal a login for a target another gateway
+	// exports was redirected to (Config.Locator); not a failure of the
+	// initiator's.
+	RedirectedTo string
 }
 
 // loginThrottled is the status of a throttled login (target error,

@@ -7,8 +7,9 @@ import "time"
 // are never given a node's name, an initiator name or a secret.
 type Observer interface {
 	// Login reports the outcome of a login attempt: result is "ok",
-	// "auth_failed" (credentials, ACL or throttling) or "refused" (any
-	// other reason).
+	// "auth_failed" (credentials, ACL or throttling), "redirected" (to
+	// the gateway that exports the target: Config.Locator) or "refused"
+	// (any other reason).
 	Login(discovery bool, result string)
 	// Command reports a finished SCSI command: op is "read", "write" or
 	// "other"; status is "good", "check_condition",

@@ -83,7 +83,7 @@ type ISCSI struct {
 func newISCSI() *ISCSI {
 	return &ISCSI{
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bmi_iscsi_logins_total",
-			Help: "iSCSI login attempts by session type (normal, discovery) and result (ok, auth_failed, refused)."},
+			Help: "iSCSI login attempts by session type (normal, discovery) and result (ok, auth_failed, redirected, refused)."},
 			[]string{"type", "result"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bmi_iscsi_commands_total",
 			Help: "SCSI commands answered, by operation (read, write, other) and SCSI status (or aborted)."},

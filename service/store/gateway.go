@@ -45,6 +45,10 @@ type Gateway struct {
 	// gateway that takes this one over blocklists before it opens its
 	// disks' images.
 	CephClient string
+	// Addresses are the gateway's own portal addresses (host:port), one
+	// per network its nodes log in from, where logins for the disks
+	// placed on it are redirected.
+	Addresses []string
 }
 
 // DeadGateway is a gateway another took over: its id, and its Ceph
@@ -112,10 +116,10 @@ func (g *Gateway) Join(ctx context.Context) error {
 		}
 	}
 	g.db.gateway = g.id
-	_, err := g.db.db.ExecContext(ctx, `INSERT INTO gateways (id, started_at, expires_at, gateway_group, portal, ceph_client) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := g.db.db.ExecContext(ctx, `INSERT INTO gateways (id, started_at, expires_at, gateway_group, portal, ceph_client, addresses) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, expires_at = excluded.expires_at,
-		gateway_group = excluded.gateway_group, portal = excluded.portal, ceph_client = excluded.ceph_client`,
-		g.id, now, now+int64(g.ttl), g.Group, g.Portal, g.CephClient)
+		gateway_group = excluded.gateway_group, portal = excluded.portal, ceph_client = excluded.ceph_client, addresses = excluded.addresses`,
+		g.id, now, now+int64(g.ttl), g.Group, g.Portal, g.CephClient, strings.Join(g.Addresses, " "))
 	return dbErr(err, fmt.Sprintf("gateway %q", g.id))
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/bmi-go/bmi/service/fault"
 )
@@ -44,6 +45,34 @@ func scanPlacement(r interface{ Scan(...any) error }) (Placement, error) {
 func (g *Gateway) Placement(ctx context.Context, iqn string) (Placement, error) {
 	p, err := scanPlacement(g.db.db.QueryRowContext(ctx, `SELECT `+placementCols+` FROM placements WHERE iqn = ?`, iqn))
 	return p, dbErr(err, fmt.Sprintf("placement of %s", iqn))
+}
+
+// Location is where a disk is served: its placement, and the address and
+// lease of the gateway it is placed on.
+type Location struct {
+	Placement
+	// Addresses are the owner's own portal addresses (none if it recorded
+	// none).
+	Addresses []string
+	// Live says the owner's lease has not expired (it may still be dead:
+	// a lease outlives its gateway by up to its length).
+	Live bool
+}
+
+// Locate returns where iqn is served; not found if it is placed nowhere.
+func (g *Gateway) Locate(ctx context.Context, iqn string) (Location, error) {
+	var l Location
+	var expires sql.NullInt64
+	var addr sql.NullString
+	err := g.db.db.QueryRowContext(ctx, `SELECT p.iqn, p.gateway_group, p.gateway, p.want, p.move_to, p.exported_at, gw.addresses, gw.expires_at
+		FROM placements p LEFT JOIN gateways gw ON gw.id = p.gateway WHERE p.iqn = ?`, iqn).Scan(
+		&l.IQN, &l.Group, &l.Gateway, &l.Want, &l.MoveTo, &l.ExportedAt, &addr, &expires)
+	if err != nil {
+		return Location{}, dbErr(err, fmt.Sprintf("placement of %s", iqn))
+	}
+	l.Addresses = strings.Fields(addr.String)
+	l.Live = expires.Valid && expires.Int64 >= g.now()
+	return l, nil
 }
 
 // Placements returns every placement of the database, by IQN.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -178,5 +179,43 @@ func testPlacement(t *testing.T, d testDB) {
 		if p.Gateway != "gw-b" {
 			t.Fatalf("after b took gw-a over: %+v; want every disk on gw-b", p)
 		}
+	}
+}
+
+// TestLocate: where a disk is served is its owner's own address (from
+// the owner's gateways row) and whether the owner's lease lasts; a disk
+// placed nowhere is not found.
+func TestLocate(t *testing.T) { eachEngine(t, testLocate) }
+
+func testLocate(t *testing.T, d testDB) {
+	ctx := context.Background()
+	a, err := NewGateway(d.open(t), "gw-a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Group, a.Portal, a.Addresses = "rack1", "10.0.0.10:3260", []string{"10.0.0.11:3260", "10.0.2.11:3260"}
+	if err := a.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := groupGateway(t, d.open(t), "gw-b", "rack1", "10.0.0.10:3260", 0)
+	if l, err := a.Locate(ctx, "iqn.l:0"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("locate before any placement: %+v, %v", l, err)
+	}
+	if _, err := a.Place(ctx, "iqn.l:1"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.Locate(ctx, "iqn.l:1")
+	if err != nil || l.Gateway != "gw-a" || !slices.Equal(l.Addresses, []string{"10.0.0.11:3260", "10.0.2.11:3260"}) || !l.Live || l.Want != WantExport {
+		t.Fatalf("locate a disk placed on a live gw-a: %+v, %v", l, err)
+	}
+	if _, err := b.Locate(ctx, "iqn.l:2"); fault.Of(err) != fault.NotFound {
+		t.Fatalf("locate a disk placed nowhere: %v", err)
+	}
+	a.Now = func() time.Time { return time.Now().Add(-2 * time.Minute) }
+	if err := a.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.Locate(ctx, "iqn.l:1"); err != nil || l.Live || len(l.Addresses) != 2 {
+		t.Fatalf("locate a disk of gw-a after its lease expired: %+v, %v; want it not live", l, err)
 	}
 }

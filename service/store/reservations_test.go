@@ -58,3 +58,50 @@ func testReservations(t *testing.T, d testDB) {
 		t.Fatalf("DeleteReservations of nothing: %v", err)
 	}
 }
+
+// TestReservationsFenced: a gateway saves the reservations of a disk
+// placed on it (or placed nowhere), never of one placed on another
+// gateway: a gateway that was paused while another took its disks over
+// cannot overwrite the reservations the new owner keeps. A bmid that is
+// no gateway saves as before.
+func TestReservationsFenced(t *testing.T) { eachEngine(t, testReservationsFenced) }
+
+func testReservationsFenced(t *testing.T, d testDB) {
+	ctx := context.Background()
+	s := d.open(t)
+	if _, err := s.CreateProject(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "deb", Kind: core.KindImage, State: core.StateReady}, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := s.InsertImage(ctx, core.Image{Project: "p", Name: "d", Kind: core.KindDisk, ParentID: img.ID, State: core.StateReady}, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const iqn = "iqn.2026-11.org.bmi:u1.2"
+	if err := s.PutTarget(ctx, core.Target{DiskID: disk.ID, IQN: iqn, CHAPUser: "u", CHAPSecret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	a := groupGateway(t, d.open(t), "gw-a", "rack1", "10.0.0.10:3260", 0)
+	b := groupGateway(t, d.open(t), "gw-b", "rack1", "10.0.0.10:3260", 0)
+	if err := a.db.SaveReservations(ctx, iqn, []byte(`{"generation":1}`)); err != nil {
+		t.Fatalf("a gateway saves the reservations of a disk placed nowhere: %v", err)
+	}
+	if p, err := b.Place(ctx, iqn); err != nil || p.Gateway != "gw-b" {
+		t.Fatalf("place on gw-b: %+v, %v", p, err)
+	}
+	if err := a.db.SaveReservations(ctx, iqn, []byte(`{"generation":9}`)); fault.Of(err) != fault.Conflict {
+		t.Fatalf("gw-a saves the reservations of a disk placed on gw-b: %v; want a conflict", err)
+	}
+	if err := b.db.SaveReservations(ctx, iqn, []byte(`{"generation":2}`)); err != nil {
+		t.Fatalf("the owner saves: %v", err)
+	}
+	if got, err := s.LoadReservations(ctx, iqn); err != nil || string(got) != `{"generation":2}` {
+		t.Fatalf("after the owner's save: %q, %v", got, err)
+	}
+	if err := s.SaveReservations(ctx, iqn, []byte(`{"generation":3}`)); err != nil {
+		t.Fatalf("a bmid that is no gateway: %v", err)
+	}
+}

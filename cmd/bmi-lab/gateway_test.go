@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bmi-go/bmi/internal/testenv"
+	"github.com/bmi-go/bmi/lab"
+	"github.com/bmi-go/bmi/lab/iocheck"
+	"github.com/bmi-go/bmi/lab/vm"
+	"github.com/bmi-go/bmi/service/logging"
+	"github.com/bmi-go/bmi/service/store"
+)
+
+// TestGatewayFailover is [gateways]' proof on the lab: two bmid gateways
+// in namespaces of their own, keepalived moving the nodes' addresses, on
+// the lab's PostgreSQL; four stay-up nodes (iscsid, bmi-lab-io verifying
+// their disks) boot at once through the group's portal, their disks
+// placed two on each gateway. One gateway is killed (SIGKILL): the other
+// fences it and takes its disks over, and every node keeps errors=0
+// mismatches=0 with its I/O resumed; the stall of each node is logged.
+// The killed gateway is started again, and the survivor, now owning all
+// four disks, is paused (SIGSTOP): its keepalived drops its addresses, the
+// other fences its Ceph client (blocklisted) and takes every disk over,
+// the nodes go on; resumed (SIGCONT), the paused one finds its lease lost
+// and stops without having written (its client is blocklisted, and the
+// nodes' verifiers find every block they wrote).
+func TestGatewayFailover(t *testing.T) {
+	requireSite(t, map[string]string{"keepalived": "keepalived", "curl": "curl"})
+	if ms, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres"); len(ms) == 0 {
+		testenv.Missing(t, "PostgreSQL", "install Debian's postgresql (make deps)")
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	cli, _, dir := newSite(t, "gwf")
+	if out, err := cli("up", "--nodes", "4", "--gateways", "2", "--cache", imageCacheDir()); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	t.Logf("up with 2 gateways: %.0f s", time.Since(t0).Seconds())
+	l, err := lab.New("gwf", dir, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := l.Credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := apiCaller(t, lab.HILUser, cred.HILUser)
+	hil := l.HILURL() + "/v0"
+	names := []string{"node-01", "node-02", "node-03", "node-04"}
+	var nodes []liveNode
+	iqns := map[string]string{}
+	for i, name := range names {
+		n, err := l.Node(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, liveNode{name: name, con: vm.Console{Path: n.Serial}})
+		// Through both gateways' APIs.
+		api := l.GatewayAPIURL(1 + i%2)
+		m := call("POST", api+"/api/v1/projects/"+lab.Project+"/nodes/"+name+"/provision", `{"image": "`+lab.StayUpImage+`", "nic": "eth0"}`, 201)
+		tg, _ := m["target"].(map[string]any)
+		iqn, _ := tg["iqn"].(string)
+		if iqn == "" {
+			t.Fatalf("provision %s: no target in %v", name, m)
+		}
+		iqns[name] = iqn
+	}
+	db, err := store.OpenPostgres(ctx, l.PostgresDSN(), logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	placed := func() map[string]string {
+		t.Helper()
+		rows, err := db.SQL().QueryContext(ctx, `SELECT iqn, gateway FROM placements`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		byIQN := map[string]string{}
+		for rows.Next() {
+			var iqn, gw string
+			if err := rows.Scan(&iqn, &gw); err != nil {
+				t.Fatal(err)
+			}
+			byIQN[iqn] = gw
+		}
+		out := map[string]string{}
+		for _, n := range names {
+			out[n] = byIQN[iqns[n]]
+		}
+		return out
+	}
+	count := func(p map[string]string) map[string]int {
+		c := map[string]int{}
+		for _, gw := range p {
+			c[gw]++
+		}
+		return c
+	}
+	if c := count(placed()); c["g1"] != 2 || c["g2"] != 2 {
+		t.Fatalf("4 disks placed %v; want 2 on each gateway", placed())
+	}
+	t.Logf("placements: %v", placed())
+
+	begin := make([]int64, len(nodes))
+	tb := time.Now()
+	for i, n := range nodes {
+		begin[i] = n.con.Offset()
+		call("POST", hil+"/node/"+n.name+"/power_cycle", "", 200)
+	}
+	for i, n := range nodes {
+		m, err := n.con.WaitFor(ctx, begin[i], vm.StayUpRE, 600*time.Second)
+		if err != nil {
+			tail, _ := n.con.Tail(4000)
+			t.Fatalf("%s did not reach stay-up: %v\n%s", n.name, err, tail)
+		}
+		t.Logf("%s: %s", n.name, strings.TrimSpace(m.Groups[0]))
+	}
+	t.Logf("4 nodes booted to stay-up through the group's portal: %.0f s", time.Since(tb).Seconds())
+	for _, n := range nodes {
+		waitProgress(t, n, n.con.Offset(), 20, 120*time.Second)
+	}
+
+	// The failover of one gateway: every node's I/O goes on, verified.
+	consoles := map[string]vm.Console{}
+	for _, n := range nodes {
+		consoles[n.name] = n.con
+	}
+	var report strings.Builder
+	failover := func(what, victim, survivor string, a lab.GatewayAction) {
+		t.Helper()
+		logFrom := fileSize(l.GatewayLog(survivor))
+		res, err := l.Failover(ctx, victim, a, consoles, 30, 180*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		b, _ := os.ReadFile(l.GatewayLog(survivor))
+		if !bytes.Contains(b[min(logFrom, int64(len(b))):], []byte(`"msg":"fenced a dead gateway in Ceph; taking over its disks and operations"`)) {
+			t.Fatalf("%s: %s logged no fencing of %s", what, survivor, victim)
+		}
+		for n, gw := range placed() {
+			if gw != survivor {
+				t.Fatalf("%s: %s's disk is placed on %s, not on the survivor %s", what, n, gw, survivor)
+			}
+		}
+		var stalls []string
+		for _, n := range names {
+			stalls = append(stalls, fmt.Sprintf("%s %d ms", n, res.Stalls[n].Milliseconds()))
+		}
+		line := fmt.Sprintf("%-22s I/O resumed on all 4 nodes %4.1f s after it; largest stall per node: %s", what, res.Resumed.Seconds(), strings.Join(stalls, ", "))
+		t.Log(line)
+		report.WriteString(line + "\n")
+	}
+	failover("g1 killed (SIGKILL)", "g1", "g2", lab.GatewayKill)
+
+	// g1 comes back (empty) and takes the group's addresses back
+	// (keepalived preempts); the nodes go on. Then g2, owning all four
+	// disks now, is paused.
+	if _, err := cli("gateway", "start", "g1"); err != nil {
+		t.Fatalf("gateway start g1: %v", err)
+	}
+	for end := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		out, _ := exec.Command("ip", "-n", l.Namespace+"-g1", "-o", "addr", "show", "dev", "vlan110").CombinedOutput()
+		if strings.Contains(string(out), " 10.77.10.1/24 ") {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("g1, started again, does not hold the group's address 10.77.10.1 2 minutes later:\n%s", out)
+		}
+	}
+	for _, n := range nodes {
+		waitProgress(t, n, n.con.Offset(), 20, 180*time.Second)
+	}
+	g2Log := l.GatewayLog("g2")
+	client := regexp.MustCompile(`"msg":"joined as a gateway".*?"ceph_client":"([^"]+)"`).FindSubmatch(mustRead(t, g2Log))
+	if client == nil {
+		t.Fatalf("g2's log names no Ceph client")
+	}
+	failover("g2 paused (SIGSTOP)", "g2", "g1", lab.GatewayPause)
+	ceph, err := l.Ceph()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", l.Namespace, "ceph", "--conf", ceph.ConfPath(), "osd", "blocklist", "ls").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), string(client[1])) {
+		t.Fatalf("the paused g2's Ceph client %s is not blocklisted: %v\n%s", client[1], err, out)
+	}
+	// Resumed, g2 stops on its lost lease.
+	logFrom := fileSize(g2Log)
+	if err := l.SignalGateway(ctx, "g2", lab.GatewayResume); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(time.Minute); l.GatewayAlive("g2"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("g2, resumed after its take-over, still runs a minute later")
+		}
+	}
+	after := mustRead(t, g2Log)[logFrom:]
+	if !bytes.Contains(after, []byte("lost its lease")) {
+		t.Fatalf("g2 stopped without saying it lost its lease:\n%s", after)
+	}
+	t.Logf("g2 resumed: stopped on its lost lease; %d log lines after the resume mention the blocklist or a failed write",
+		bytes.Count(after, []byte("blocklist"))+bytes.Count(after, []byte("write failed")))
+	// A while more of verified I/O on the one gateway left.
+	for _, n := range nodes {
+		waitProgress(t, n, n.con.Offset(), 20, 120*time.Second)
+	}
+	for i, n := range nodes {
+		b, err := n.con.Since(begin[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, errs := iocheck.ParseLines(b)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %d I/O errors or mismatches, first: %s", n.name, len(errs), errs[0])
+		}
+		last := lines[len(lines)-1]
+		if last.Errors != 0 || last.Mismatches != 0 {
+			t.Fatalf("%s: %+v", n.name, last)
+		}
+		t.Logf("%s: %d writes, %d reads verified, 0 errors, 0 mismatches; largest stall %d ms", n.name, last.Writes, last.Reads, last.MaxStallMs)
+	}
+	if err := os.MkdirAll("../../test-results", 0o755); err == nil {
+		_ = os.WriteFile("../../test-results/gateways-lab.txt", []byte(report.String()), 0o644)
+	}
+	api := l.APIURL() + "/api/v1/projects/" + lab.Project
+	for _, n := range nodes {
+		call("POST", hil+"/node/"+n.name+"/power_off", "", 200)
+		call("DELETE", api+"/nodes/"+n.name+"/provision", "", 204)
+	}
+	if _, err := cli("down"); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if st, err := l.Status(ctx); err != nil || !st.Empty() {
+		t.Fatalf("after down: %+v, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(os.TempDir(), "bmi-lab-gwf-pg")); err == nil {
+		t.Fatal("down left the lab's PostgreSQL files")
+	}
+	t.Logf("whole test: %.0f s", time.Since(t0).Seconds())
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
