@@ -14,7 +14,6 @@ import (
 
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
-	"github.com/bmi-go/bmi/lab/iocheck"
 	"github.com/bmi-go/bmi/lab/vm"
 	"github.com/bmi-go/bmi/service/logging"
 	"github.com/bmi-go/bmi/service/store"
@@ -215,21 +214,7 @@ func TestGatewayFailover(t *testing.T) {
 	for _, n := range nodes {
 		waitProgress(t, n, n.con.Offset(), 20, 120*time.Second)
 	}
-	for i, n := range nodes {
-		b, err := n.con.Since(begin[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, errs := iocheck.ParseLines(b)
-		if len(errs) > 0 {
-			t.Fatalf("%s: %d I/O errors or mismatches, first: %s", n.name, len(errs), errs[0])
-		}
-		last := lines[len(lines)-1]
-		if last.Errors != 0 || last.Mismatches != 0 {
-			t.Fatalf("%s: %+v", n.name, last)
-		}
-		t.Logf("%s: %d writes, %d reads verified, 0 errors, 0 mismatches; largest stall %d ms", n.name, last.Writes, last.Reads, last.MaxStallMs)
-	}
+	checkConsoles(t, nodes, begin)
 	if err := os.MkdirAll("../../test-results", 0o755); err == nil {
 		_ = os.WriteFile("../../test-results/gateways-lab.txt", []byte(report.String()), 0o644)
 	}
