@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
-	"time"
 )
 
 // Login status classes and details (RFC 7143 §11.13.5).
@@ -48,20 +46,6 @@ func (e *loginError) Error() string {
 func refuse(status uint16, format string, args ...any) *loginError {
 	return &loginError{status: status, msg: fmt.Sprintf(format, args...)}
 }
-
-// redirect ends a login with "target moved temporarily" to address
-// (host:port): the initiator logs in there, and comes back to the
-// address it first used when it loses that session (RFC 7143 §6.2.1).
-func redirect(address, format string, args ...any) *loginError {
-	return &loginError{status: loginMovedTemp, msg: fmt.Sprintf(format, args...), address: address}
-}
-
-// locateTimeout bounds asking the Locator where a target is.
-const locateTimeout = 3 * time.Second
-
-// unavailablePause is how long a login for a target that cannot be
-// reached now waits before its "service unavailable" answer.
-const unavailablePause = 500 * time.Millisecond
 
 // login is the state of one connection's login phase.
 type login struct {
@@ -246,57 +230,6 @@ func (l *login) first(req *pdu, kvs []keyValue) *loginError {
 	l.exp = exp
 	l.needAuth = l.t.chapOf(exp) != nil || l.t.requireCHAP()
 	return nil
-}
-
-// elsewhere answers a login for a target this Target does not export:
-// with a redirect to the portal of the one that does (Config.Locator),
-// "service unavailable" (retryable) when that one cannot be reached now,
-// and "not found" (final) when no one exports it.
-func (l *login) elsewhere(iqn string) *loginError {
-	loc := l.t.cfg.Locator
-	if loc == nil {
-		return refuse(loginNotFound, "no target %s", iqn)
-	}
-	ctx := l.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, locateTimeout)
-	defer cancel()
-	addr, err := loc.Locate(ctx, iqn, l.local)
-	var why string
-	switch {
-	case err != nil:
-		why = err.Error()
-	case addr == "":
-		return refuse(loginNotFound, "no target %s", iqn)
-	case sameAddr(addr, l.local):
-		// The owner's address is held here (it moved to this gateway,
-		// whose take-over of the owner has not exported the disk yet):
-		// a redirect would loop.
-		why = "its portal " + addr + " is held here but the disk is not exported here yet"
-	default:
-		l.redirected, l.redirectTo = true, addr
-		return redirect(addr, "target %s is served at %s", iqn, addr)
-	}
-	// Initiators log in again at once (open-iscsi waits for nothing after
-	// a target error): a pause keeps them from spinning while a take-over
-	// runs.
-	select {
-	case <-ctx.Done():
-	case <-time.After(unavailablePause):
-	}
-	return refuse(loginServiceUnavailable, "target %s: %s", iqn, why)
-}
-
-// sameAddr reports whether two host:port addresses are the same.
-func sameAddr(a, b string) bool {
-	pa, err1 := netip.ParseAddrPort(a)
-	pb, err2 := netip.ParseAddrPort(b)
-	if err1 != nil || err2 != nil {
-		return a == b
-	}
-	return pa.Addr().Unmap() == pb.Addr().Unmap() && pa.Port() == pb.Port()
 }
 
 // security handles the keys of the security stage.

@@ -65,19 +65,6 @@ type Config struct {
 	Locator Locator
 }
 
-// Locator finds the portal that serves a target another Target exports.
-type Locator interface {
-	// Locate returns the portal address (host:port) that serves iqn, to
-	// which a login for it that came in at local (the host:port the
-	// initiator connected to: the portal chosen must be on its network)
-	// is redirected ("target moved temporarily", RFC 7143 §6.2.1), or ""
-	// when no one serves it (the login is refused as "not found", on
-	// which initiators give up). An error means iqn is served but cannot
-	// be reached now (its gateway is being taken over): the login is
-	// refused as "service unavailable", on which initiators try again.
-	Locate(ctx context.Context, iqn, local string) (string, error)
-}
-
 func (c *Config) setDefaults() {
 	if c.QueueDepth <= 0 {
 		c.QueueDepth = 64
