@@ -25,7 +25,7 @@ import (
 // each gateway's own address x.x.x.2<i>, where logins for its disks are
 // redirected (it moves to a survivor, since iPXE's iBFT records it and
 // open-iscsi reconnects to it). A keepalived whose bmid stops answering
-// /readyz (killed, or paused by SIGSTOP) drops the addresses it holds.
+// /healthz (killed, or paused by SIGSTOP) drops the addresses it holds.
 const (
 	// StorageVLAN is the storage bridge's VLAN (vlan4000).
 	StorageVLAN = 4000
@@ -192,9 +192,12 @@ func (l *Lab) gatewayNetDown(ctx context.Context) error {
 // keepalivedConf is gateway i's keepalived.conf: one VRRP instance for
 // the group's floating addresses (gateway 1 first) and one for each
 // gateway's own addresses (its own gateway first), unicast on the storage
-// bridge, each tracking the local bmid's /readyz (a bmid that does not
+// bridge, each tracking the local bmid's /healthz (a bmid that does not
 // answer within a second twice running, killed or paused, has its
-// keepalived drop every address it holds).
+// keepalived drop every address it holds). Not /readyz: that fails while
+// HIL or Ceph is down, and every gateway would drop its addresses at once,
+// cutting the nodes off their disks for an outage they would ride through.
+// bmid serves /healthz only once it has re-exported its disks.
 func (l *Lab) keepalivedConf(i int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# written by bmi-lab up: gateway %d of lab %s
@@ -207,7 +210,7 @@ global_defs {
   vrrp_garp_master_refresh 10
 }
 vrrp_script chk_bmid {
-  script "/usr/bin/curl -sf -m 1 -o /dev/null http://%s/readyz"
+  script "/usr/bin/curl -sf -m 1 -o /dev/null http://%s/healthz"
   interval 1
   timeout 2
   fall 2

@@ -51,14 +51,14 @@ func TestGatewayConfigValid(t *testing.T) {
 
 // TestKeepalivedConf: each gateway's keepalived holds the group's
 // floating addresses (gateway 1 first) and each gateway's own addresses
-// (that gateway first), on every network, tracking its bmid's /readyz;
+// (that gateway first), on every network, tracking its bmid's /healthz;
 // keepalived itself accepts the file when it is installed.
 func TestKeepalivedConf(t *testing.T) {
 	l := twoGatewayLab(t)
 	for i, want := range map[int][]string{
 		1: {"vrrp_instance group {", "priority 200", "10.77.10.1/24 dev vlan110", "10.77.0.21/24 dev vlan100",
-			"10.77.11.22/24 dev vlan111", "unicast_src_ip 10.77.250.11", "    10.77.250.12\n", "http://10.77.250.11:8080/readyz"},
-		2: {"unicast_src_ip 10.77.250.12", "    10.77.250.11\n", "http://10.77.250.12:8080/readyz"},
+			"10.77.11.22/24 dev vlan111", "unicast_src_ip 10.77.250.11", "    10.77.250.12\n", "http://10.77.250.11:8080/healthz"},
+		2: {"unicast_src_ip 10.77.250.12", "    10.77.250.11\n", "http://10.77.250.12:8080/healthz"},
 	} {
 		conf := l.keepalivedConf(i)
 		for _, w := range want {
