@@ -73,8 +73,9 @@ func (s *Store) noteTimeout(action string) {
 	}
 }
 
-// probe asks the cluster for one object's stat until it answers (found
-// or not: either way a monitor and an OSD answered), then lifts the gate.
+// probe asks the cluster for one object's stat until it answers (found,
+// not found or not permitted: a monitor and an OSD answered), then lifts
+// the gate.
 // It ends without lifting it when the store is closed.
 func (s *Store) probe() {
 	for {
@@ -109,5 +110,14 @@ func (s *Store) ping() (answered, closed bool) {
 		return false, true
 	}
 	_, err := s.ioctx.Stat("rbd_directory")
-	return err == nil || errnoOf(err) == syscall.ENOENT, false
+	if err == nil {
+		return true, false
+	}
+	switch errnoOf(err) {
+	case 0, syscall.ETIMEDOUT, syscall.ENOTCONN, syscall.ESHUTDOWN, syscall.ECONNREFUSED, syscall.EAGAIN:
+		return false, false
+	}
+	// Not found, or refused by the client's capabilities: the cluster
+	// answered.
+	return true, false
 }
