@@ -111,20 +111,8 @@ func TestGatewayFailover(t *testing.T) {
 	}
 	t.Logf("placements: %v", placed())
 
-	begin := make([]int64, len(nodes))
 	tb := time.Now()
-	for i, n := range nodes {
-		begin[i] = n.con.Offset()
-		call("POST", hil+"/node/"+n.name+"/power_cycle", "", 200)
-	}
-	for i, n := range nodes {
-		m, err := n.con.WaitFor(ctx, begin[i], vm.StayUpRE, 600*time.Second)
-		if err != nil {
-			tail, _ := n.con.Tail(4000)
-			t.Fatalf("%s did not reach stay-up: %v\n%s", n.name, err, tail)
-		}
-		t.Logf("%s: %s", n.name, strings.TrimSpace(m.Groups[0]))
-	}
+	begin := bootStayUp(ctx, t, call, hil, nodes, 600*time.Second)
 	t.Logf("4 nodes booted to stay-up through the group's portal: %.0f s", time.Since(tb).Seconds())
 	for _, n := range nodes {
 		waitProgress(t, n, n.con.Offset(), 20, 120*time.Second)

@@ -22,6 +22,27 @@ type liveNode struct {
 	con  vm.Console
 }
 
+// bootStayUp power-cycles every node through HIL (hil: its /v0 URL) at
+// once and waits up to timeout for each to reach stay-up; it returns each
+// console's offset from before its power cycle.
+func bootStayUp(ctx context.Context, t *testing.T, call func(method, url, body string, want int) map[string]any, hil string, nodes []liveNode, timeout time.Duration) []int64 {
+	t.Helper()
+	begin := make([]int64, len(nodes))
+	for i, n := range nodes {
+		begin[i] = n.con.Offset()
+		call("POST", hil+"/node/"+n.name+"/power_cycle", "", 200)
+	}
+	for i, n := range nodes {
+		m, err := n.con.WaitFor(ctx, begin[i], vm.StayUpRE, timeout)
+		if err != nil {
+			tail, _ := n.con.Tail(4000)
+			t.Fatalf("%s did not reach stay-up: %v\n%s", n.name, err, tail)
+		}
+		t.Logf("%s: %s", n.name, strings.TrimSpace(m.Groups[0]))
+	}
+	return begin
+}
+
 // checkConsoles reads each stay-up node's console from begin[i] on: no
 // I/O error and no mismatch, ever; it logs what each node verified.
 func checkConsoles(t *testing.T, nodes []liveNode, begin []int64) {
@@ -84,19 +105,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 		nodes = append(nodes, liveNode{name: name, con: vm.Console{Path: n.Serial}})
 		call("POST", api+"/nodes/"+name+"/provision", `{"image": "`+lab.StayUpImage+`", "nic": "eth0"}`, 201)
 	}
-	begin := make([]int64, len(nodes))
-	for i, n := range nodes {
-		begin[i] = n.con.Offset()
-		call("POST", hil+"/node/"+n.name+"/power_cycle", "", 200)
-	}
-	for i, n := range nodes {
-		m, err := n.con.WaitFor(ctx, begin[i], vm.StayUpRE, 300*time.Second)
-		if err != nil {
-			tail, _ := n.con.Tail(4000)
-			t.Fatalf("%s did not reach stay-up: %v\n%s", n.name, err, tail)
-		}
-		t.Logf("%s: %s", n.name, strings.TrimSpace(m.Groups[0]))
-	}
+	begin := bootStayUp(ctx, t, call, hil, nodes, 300*time.Second)
 	// Both nodes do verified I/O before the first event.
 	for _, n := range nodes {
 		waitProgress(t, n, n.con.Offset(), 20, 60*time.Second)
