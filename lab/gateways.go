@@ -26,6 +26,8 @@ import (
 // redirected (it moves to a survivor, since iPXE's iBFT records it and
 // open-iscsi reconnects to it). A keepalived whose bmid stops answering
 // /healthz (killed, or paused by SIGSTOP) drops the addresses it holds.
+// The lab namespace keeps x.x.x.9 on each network, so the suite's iSCSI
+// checks run there as on a one-gateway lab.
 const (
 	// StorageVLAN is the storage bridge's VLAN (vlan4000).
 	StorageVLAN = 4000
@@ -36,6 +38,10 @@ const (
 	GatewayLease = 5 * time.Second
 	// GatewayGroup is the lab gateways' group.
 	GatewayGroup = "lab"
+	// LabHost is the last byte of the lab namespace's own address on each
+	// network of a several-gateway lab (x.x.x.9): the gateways hold .1,
+	// .1<i> and .2<i>, DHCP hands out .100 to .199.
+	LabHost = 9
 )
 
 // StorageNet is the storage network; the lab namespace is its first host
@@ -108,8 +114,14 @@ func (l *Lab) gatewayNetUp(ctx context.Context) error {
 		if err := l.net.AddBridge(ctx, n.VLAN, netip.Prefix{}); err != nil {
 			return err
 		}
-		// The network's own address floats between the gateways.
+		// The network's own address floats between the gateways; the lab
+		// namespace keeps an address of its own there, from which
+		// whatever runs in it (the suite's iSCSI checks, an operator's
+		// iscsiadm) reaches the portals as a host on that network would.
 		if err := l.net.DelAddr(ctx, netns.BridgeName(n.VLAN), n.Addr); err != nil {
+			return err
+		}
+		if err := l.net.AddBridge(ctx, n.VLAN, netip.PrefixFrom(at(n.Addr, LabHost), n.Addr.Bits())); err != nil {
 			return err
 		}
 	}

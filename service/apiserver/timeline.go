@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net"
 
 	"github.com/gin-gonic/gin"
@@ -11,9 +12,10 @@ import (
 )
 
 // Timeline is what the boot services recorded of each node's boots (the
-// daemon passes its *boot.Timeline).
+// daemon passes its *boot.Shared, kept in the state store, so any gateway
+// serves every node's timeline).
 type Timeline interface {
-	Events(mac net.HardwareAddr) []boot.Event
+	NodeEvents(ctx context.Context, mac net.HardwareAddr) ([]boot.Event, error)
 }
 
 // nodeTimeline serves a node's boot timeline to whoever may read its boot
@@ -32,7 +34,12 @@ func (s *Server) nodeTimeline(c *gin.Context) {
 	}
 	out := api.NodeTimeline{Node: b.Node, Project: b.Project, MAC: b.MAC, Events: []api.TimelineEvent{}}
 	if s.cfg.Timeline != nil {
-		for _, ev := range s.cfg.Timeline.Events(mac) {
+		evs, err := s.cfg.Timeline.NodeEvents(c.Request.Context(), mac)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, ev := range evs {
 			out.Events = append(out.Events, api.TimelineEvent{At: ev.At, Step: string(ev.Step), Client: ev.Client,
 				Detail: boot.Redact(ev.Detail), Remote: ev.Remote, Initiator: ev.Initiator, Session: ev.Session})
 		}

@@ -71,7 +71,8 @@ type Event struct {
 }
 
 // Timeline records boot events in memory, per MAC, keeping the last Max
-// events of each node (default 64).
+// events of each node (default 64): the boot services' tests read it;
+// bmid keeps its timeline in the state store (Shared).
 type Timeline struct {
 	// Max bounds the events kept per node; 0 means 64.
 	Max int
@@ -119,6 +120,12 @@ func (t *Timeline) Events(mac net.HardwareAddr) []Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.events[mac.String()])
+}
+
+// NodeEvents is Events in the form the API reads a timeline (a
+// Shared one reads a database).
+func (t *Timeline) NodeEvents(_ context.Context, mac net.HardwareAddr) ([]Event, error) {
+	return t.Events(mac), nil
 }
 
 // Forget drops the events of one node (after deprovisioning).

@@ -50,7 +50,7 @@ type Daemon struct {
 	provNets []provNet
 	sec      *security
 	hil      *hil.Client
-	timeline *boot.Timeline
+	timeline *boot.Shared
 	reg      *prometheus.Registry
 	metrics  *metrics.Metrics
 	bus      *events.Bus
@@ -69,7 +69,7 @@ type Daemon struct {
 
 // New builds every component from cfg. Nothing serves until Run.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
-	d := &Daemon{cfg: cfg, log: log, timeline: boot.NewTimeline(), hilURL: cfg.HIL.URL, started: time.Now(),
+	d := &Daemon{cfg: cfg, log: log, hilURL: cfg.HIL.URL, started: time.Now(),
 		bus: &events.Bus{MaxClients: cfg.Events.MaxClients}}
 	defer func() {
 		if err != nil {
@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.loadKey(ctx); err != nil {
 		return nil, err
 	}
+	d.timeline = boot.NewShared(d.db, log.With("component", "boot"))
 	if d.ceph, err = ceph.Dial(ctx, ceph.Config{Conf: cfg.Ceph.Conf, ID: cfg.Ceph.ID, Keyring: cfg.Ceph.Keyring,
 		Pool: cfg.Ceph.Pool, OpTimeout: cfg.Ceph.OpTimeout}, log.With("component", "ceph")); err != nil {
 		return nil, err
@@ -383,6 +384,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { d.retryLoop(gctx); return nil })
+	g.Go(func() error { return d.timeline.Run(gctx) })
 	if keep != nil {
 		g.Go(func() error {
 			select {

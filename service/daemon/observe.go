@@ -48,23 +48,31 @@ type bootTargets interface {
 // publishes it as an event of the node's project; it ends a boot at the
 // first iSCSI login to the node's disk.
 type bootWatch struct {
-	timeline *boot.Timeline
-	boots    *metrics.Boots
-	bus      *events.Bus
-	nodes    bootTargets
+	timeline interface {
+		Record(ctx context.Context, ev boot.Event)
+	}
+	boots *metrics.Boots
+	bus   *events.Bus
+	nodes bootTargets
 
 	mu      sync.Mutex
 	booting map[string]core.BootConfig // target IQN -> the node booting it
 }
 
-// Record implements the Recorder of dhcpd, tftpd and ipxe.
+// Record implements the Recorder of dhcpd, tftpd and ipxe. Only a node
+// with a boot config has a timeline: a machine BMI does not boot gets
+// counted, nothing more (a flood of made-up MACs on the provisioning
+// network writes nothing to the state store).
 func (w *bootWatch) Record(ctx context.Context, ev boot.Event) {
-	w.timeline.Record(ctx, ev)
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
 	w.boots.Step(string(ev.Step))
 	bc, t, err := w.nodes.BootTarget(ctx, ev.MAC.String())
 	if err != nil {
-		return // no boot config (any more): no project to tell
+		return // no boot config (any more): no timeline, no project to tell
 	}
+	w.timeline.Record(ctx, ev)
 	if ev.Step == boot.StepDiscover && w.boots.Started(t.IQN) {
 		w.mu.Lock()
 		if len(w.booting) < 65536 {

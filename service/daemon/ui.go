@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bmi-go/bmi/service/apiserver"
-	"github.com/bmi-go/bmi/service/boot"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/opjournal"
 )
@@ -20,7 +19,7 @@ type statusPage struct {
 	svc      *core.Service
 	stream   eventStream // its visible(): the caller's projects
 	journal  opjournal.Journal
-	timeline *boot.Timeline
+	timeline apiserver.Timeline
 }
 
 // recentOps is how many operations the page lists.
@@ -64,7 +63,11 @@ func (p statusPage) Status(ctx context.Context, who core.Principal) (apiserver.S
 		for _, b := range boots {
 			n := apiserver.NodeStatus{Project: b.Project, Node: b.Node, NIC: b.NIC, MAC: b.MAC, Disk: b.Disk, State: "waiting for boot"}
 			if mac, err := net.ParseMAC(b.MAC); err == nil {
-				for _, ev := range p.timeline.Events(mac) {
+				evs, err := p.timeline.NodeEvents(ctx, mac)
+				if err != nil {
+					return st, err
+				}
+				for _, ev := range evs {
 					n.Timeline = append(n.Timeline, apiserver.BootStep{Step: string(ev.Step), At: ev.At, Detail: safeDetail(ev.Detail)})
 				}
 			}
