@@ -129,6 +129,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	loc := &locator{}
 	if cfg.Gateway.ID != "" {
 		tcfg.Locator = loc // logins for disks placed on another gateway are redirected there
+		// discoveries list the other gateways' disks too
+		tcfg.Directory = &directory{loc: loc, db: d.db, nodeIQN: d.sec.nodeIQN}
 	}
 	if d.target, err = iscsi.New(tcfg, log.With("component", "iscsi")); err != nil {
 		return nil, err

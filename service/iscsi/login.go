@@ -68,6 +68,7 @@ type login struct {
 	chapID      byte
 	chapChal    []byte
 	discoveryOK map[string]bool // discovery via CHAP: the targets whose credentials matched
+	others      elsewhere       // discovery: the targets other gateways export (Config.Directory)
 	neg         negotiator
 	pending     []byte // text of PDUs sent with the C bit
 	statSN      uint32
@@ -214,6 +215,7 @@ func (l *login) first(req *pdu, kvs []keyValue) *loginError {
 	l.neg = negotiator{p: defaultParams(), discovery: l.discovery}
 	if l.discovery {
 		l.needAuth = l.t.requireCHAP()
+		l.lookElsewhere()
 		return nil
 	}
 	tn, ok := get("TargetName")
@@ -302,7 +304,7 @@ func (l *login) chooseAuth(offer []string) (string, *loginError) {
 		return "", refuse(loginInitiatorError, "AuthMethod negotiated twice")
 	}
 	useCHAP := l.needAuth
-	if l.discovery && !useCHAP && contains(offer, "CHAP") && l.t.anyCHAP() {
+	if l.discovery && !useCHAP && contains(offer, "CHAP") && (l.t.anyCHAP() || l.others.anyCHAP()) {
 		useCHAP = true // discovery with credentials lists the CHAP targets they open
 	}
 	if useCHAP {
@@ -330,7 +332,7 @@ func (l *login) verifyCHAP(vals map[string]string) ([]keyValue, *loginError) {
 	var mutual *CHAP
 	if l.discovery {
 		l.discoveryOK = map[string]bool{}
-		for _, e := range l.t.chapExports(user) {
+		for _, e := range append(l.t.chapExports(user), l.others.chapExports(user)...) {
 			if c := l.t.chapOf(e); c != nil && chapVerify(l.chapID, c.Secret, l.chapChal, resp) && e.allows(l.initiator, l.remote) {
 				l.discoveryOK[e.IQN] = true
 				if mutual == nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bmi-go/bmi/internal/testenv"
 )
 
 // mapLocator is a Locator over a map: an address, an error, or nothing
@@ -119,5 +121,58 @@ func TestLoginRedirectLibiscsi(t *testing.T) {
 	out, err = runTool(t, "iscsi-inq", "-i", initiatorIQN, url(addr, testIQN(8), nodeCHAP))
 	if err == nil {
 		t.Fatalf("iscsi-inq of a target no one exports succeeded:\n%s", out)
+	}
+}
+
+// dirList is a Directory with a fixed list.
+type dirList []Listed
+
+func (d dirList) Elsewhere(context.Context, string) ([]Listed, error) { return d, nil }
+
+// TestDiscoveryAcrossGateways: libiscsi's iscsi-ls discovering at one
+// Target lists, beside that Target's own, the targets the Directory says
+// other Targets export, each at the portal serving it, under the same
+// credentials and ACL rules as its own (CHAP targets only with their
+// credentials, none whose ACL leaves the initiator out); with -s it logs
+// in to each where it is listed.
+func TestDiscoveryAcrossGateways(t *testing.T) {
+	testenv.RequireCommand(t, "iscsi-ls", "libiscsi-bin")
+	other, otherAddr := startTarget(t, Config{})
+	mustExport(t, other, Export{IQN: testIQN(7), Volume: newMemVolume(48 << 20), CHAP: nodeCHAP, Initiators: []string{initiatorIQN}})
+	dir := dirList{
+		{Export: Export{IQN: testIQN(7), CHAP: nodeCHAP, Initiators: []string{initiatorIQN}}, Portal: otherAddr},
+		{Export: Export{IQN: testIQN(8), Initiators: []string{"iqn.2026-11.org.test:someone-else"}}, Portal: otherAddr},
+		{Export: Export{IQN: testIQN(9)}, Portal: otherAddr}, // an empty ACL admits no one
+		{Export: Export{IQN: testIQN(2), Initiators: []string{initiatorIQN}}, Portal: otherAddr},
+	}
+	tg, addr := startTarget(t, Config{Directory: dir})
+	mustExport(t, tg, Export{IQN: testIQN(2), Volume: newMemVolume(32 << 20), Initiators: []string{initiatorIQN}})
+
+	tests := []struct {
+		name       string
+		chap       *CHAP
+		want, skip []string
+	}{
+		{"with chap", nodeCHAP, []string{testIQN(2) + " Portal:" + addr, testIQN(7) + " Portal:" + otherAddr + ",1 Lun:0 Type:DIRECT_ACCESS (Size:47M)"}, []string{testIQN(8), testIQN(9)}},
+		{"without chap", nil, []string{testIQN(2) + " Portal:" + addr}, []string{testIQN(7), testIQN(8), testIQN(9)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runTool(t, "iscsi-ls", "-s", "-i", initiatorIQN, url(addr, "", tc.chap))
+			if err != nil {
+				t.Fatalf("iscsi-ls: %v\n%s", err, out)
+			}
+			flat := strings.Join(strings.Fields(out), " ")
+			for _, w := range tc.want {
+				if !strings.Contains(flat, "Target:"+w) {
+					t.Errorf("iscsi-ls lacks %q:\n%s", w, out)
+				}
+			}
+			for _, s := range tc.skip {
+				if strings.Contains(out, s) {
+					t.Errorf("iscsi-ls lists %s:\n%s", s, out)
+				}
+			}
+		})
 	}
 }

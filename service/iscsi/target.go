@@ -63,6 +63,10 @@ type Config struct {
 	// export is served (several gateways, each exporting the disks placed
 	// on it): a login for it is redirected there.
 	Locator Locator
+	// Directory, when set, lists the targets the other gateways of the
+	// group export: a discovery session here lists them too, each at the
+	// portal that serves it.
+	Directory Directory
 }
 
 func (c *Config) setDefaults() {
@@ -205,6 +209,34 @@ func New(cfg Config, log *slog.Logger) (*Target, error) {
 	return &Target{cfg: cfg, log: log, exports: map[string]*export{}, conns: map[net.Conn]*session{}}, nil
 }
 
+// checkAccess checks an export's credentials and parses its address ACL.
+func checkAccess(e Export) ([]netip.Prefix, error) {
+	for _, c := range []*CHAP{e.CHAP, e.MutualCHAP} {
+		if c != nil && (c.User == "" || len(c.Secret) < minCHAPSecret || len(c.Secret) > 255) {
+			return nil, fault.Errorf(fault.Invalid, "target %s: CHAP needs a user and a secret of %d to 255 bytes", e.IQN, minCHAPSecret)
+		}
+	}
+	if e.MutualCHAP != nil && e.CHAP == nil {
+		return nil, fault.Errorf(fault.Invalid, "target %s: mutual CHAP needs one-way CHAP too", e.IQN)
+	}
+	if e.CHAP != nil && e.MutualCHAP != nil && e.CHAP.Secret == e.MutualCHAP.Secret {
+		return nil, fault.Errorf(fault.Invalid, "target %s: the mutual CHAP secret must differ from the initiator's", e.IQN)
+	}
+	var prefixes []netip.Prefix
+	for _, a := range e.Addresses {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, err2 := netip.ParseAddr(a)
+			if err2 != nil {
+				return nil, fault.Errorf(fault.Invalid, "target %s: bad initiator address %q", e.IQN, a)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		prefixes = append(prefixes, p)
+	}
+	return prefixes, nil
+}
+
 // Export adds a target at runtime.
 func (t *Target) Export(ctx context.Context, e Export) error {
 	if err := ctx.Err(); err != nil {
@@ -222,28 +254,9 @@ func (t *Target) Export(ctx context.Context, e Export) error {
 	if t.cfg.RequireCHAP && e.CHAP == nil {
 		return fault.Errorf(fault.Invalid, "target %s: CHAP credentials are required", e.IQN)
 	}
-	for _, c := range []*CHAP{e.CHAP, e.MutualCHAP} {
-		if c != nil && (c.User == "" || len(c.Secret) < minCHAPSecret || len(c.Secret) > 255) {
-			return fault.Errorf(fault.Invalid, "target %s: CHAP needs a user and a secret of %d to 255 bytes", e.IQN, minCHAPSecret)
-		}
-	}
-	if e.MutualCHAP != nil && e.CHAP == nil {
-		return fault.Errorf(fault.Invalid, "target %s: mutual CHAP needs one-way CHAP too", e.IQN)
-	}
-	if e.CHAP != nil && e.MutualCHAP != nil && e.CHAP.Secret == e.MutualCHAP.Secret {
-		return fault.Errorf(fault.Invalid, "target %s: the mutual CHAP secret must differ from the initiator's", e.IQN)
-	}
-	var prefixes []netip.Prefix
-	for _, a := range e.Addresses {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			ip, err2 := netip.ParseAddr(a)
-			if err2 != nil {
-				return fault.Errorf(fault.Invalid, "target %s: bad initiator address %q", e.IQN, a)
-			}
-			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
-		}
-		prefixes = append(prefixes, p)
+	prefixes, err := checkAccess(e)
+	if err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -392,19 +405,22 @@ func (t *Target) chapExports(user string) []*export {
 	return out
 }
 
-// visible returns the targets a discovery session may see, sorted.
+// visible returns the targets a discovery session may see, sorted: this
+// Target's and those other gateways export (Config.Directory).
 func (t *Target) visible(l *login) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []string
-	for n, e := range t.exports {
-		if !e.allows(l.initiator, l.remote) {
-			continue
+	for _, exports := range []map[string]*export{t.exports, l.others.exports} {
+		for n, e := range exports {
+			if !e.allows(l.initiator, l.remote) {
+				continue
+			}
+			if e.CHAP != nil && !l.discoveryOK[n] {
+				continue
+			}
+			out = append(out, n)
 		}
-		if e.CHAP != nil && !l.discoveryOK[n] {
-			continue
-		}
-		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out

@@ -247,7 +247,11 @@ func (s *session) sendTargets(v string) []keyValue {
 	}
 	var out []keyValue
 	for _, n := range names {
-		out = append(out, keyValue{"TargetName", n}, keyValue{"TargetAddress", strings.TrimSpace(portal) + ",1"})
+		at := portal
+		if p, ok := s.login.others.portals[n]; ok {
+			at = p // exported by another gateway: its portal
+		}
+		out = append(out, keyValue{"TargetName", n}, keyValue{"TargetAddress", strings.TrimSpace(at) + ",1"})
 	}
 	return out
 }

@@ -59,20 +59,44 @@ type Location struct {
 	Live bool
 }
 
-// Locate returns where iqn is served; not found if it is placed nowhere.
-func (g *Gateway) Locate(ctx context.Context, iqn string) (Location, error) {
+const locationQuery = `SELECT p.iqn, p.gateway_group, p.gateway, p.want, p.move_to, p.exported_at, gw.addresses, gw.expires_at
+	FROM placements p LEFT JOIN gateways gw ON gw.id = p.gateway`
+
+func (g *Gateway) scanLocation(r interface{ Scan(...any) error }) (Location, error) {
 	var l Location
 	var expires sql.NullInt64
 	var addr sql.NullString
-	err := g.db.db.QueryRowContext(ctx, `SELECT p.iqn, p.gateway_group, p.gateway, p.want, p.move_to, p.exported_at, gw.addresses, gw.expires_at
-		FROM placements p LEFT JOIN gateways gw ON gw.id = p.gateway WHERE p.iqn = ?`, iqn).Scan(
-		&l.IQN, &l.Group, &l.Gateway, &l.Want, &l.MoveTo, &l.ExportedAt, &addr, &expires)
-	if err != nil {
-		return Location{}, dbErr(err, fmt.Sprintf("placement of %s", iqn))
+	if err := r.Scan(&l.IQN, &l.Group, &l.Gateway, &l.Want, &l.MoveTo, &l.ExportedAt, &addr, &expires); err != nil {
+		return Location{}, err
 	}
 	l.Addresses = strings.Fields(addr.String)
 	l.Live = expires.Valid && expires.Int64 >= g.now()
 	return l, nil
+}
+
+// Locate returns where iqn is served; not found if it is placed nowhere.
+func (g *Gateway) Locate(ctx context.Context, iqn string) (Location, error) {
+	l, err := g.scanLocation(g.db.db.QueryRowContext(ctx, locationQuery+` WHERE p.iqn = ?`, iqn))
+	return l, dbErr(err, fmt.Sprintf("placement of %s", iqn))
+}
+
+// Locations returns where every placed disk of this gateway's group is
+// served, by IQN.
+func (g *Gateway) Locations(ctx context.Context) ([]Location, error) {
+	rows, err := g.db.db.QueryContext(ctx, locationQuery+` WHERE p.gateway_group = ? ORDER BY p.iqn`, g.Group)
+	if err != nil {
+		return nil, dbErr(err, "placements")
+	}
+	defer rows.Close()
+	var out []Location
+	for rows.Next() {
+		l, err := g.scanLocation(rows)
+		if err != nil {
+			return nil, dbErr(err, "placements")
+		}
+		out = append(out, l)
+	}
+	return out, dbErr(rows.Err(), "placements")
 }
 
 // Placements returns every placement of the database, by IQN.

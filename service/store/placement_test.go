@@ -211,6 +211,15 @@ func testLocate(t *testing.T, d testDB) {
 	if _, err := b.Locate(ctx, "iqn.l:2"); fault.Of(err) != fault.NotFound {
 		t.Fatalf("locate a disk placed nowhere: %v", err)
 	}
+	// Every placement of the group at once, none of another group's.
+	c := groupGateway(t, d.open(t), "gw-c", "rack2", "10.0.1.10:3260", 0)
+	if _, err := c.Place(ctx, "iqn.l:3"); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := b.Locations(ctx); err != nil || len(ls) != 1 || ls[0].IQN != "iqn.l:1" || ls[0].Gateway != "gw-a" || !ls[0].Live ||
+		!slices.Equal(ls[0].Addresses, l.Addresses) {
+		t.Fatalf("locations of rack1 = %+v, %v; want iqn.l:1 on a live gw-a only", ls, err)
+	}
 	a.Now = func() time.Time { return time.Now().Add(-2 * time.Minute) }
 	if err := a.Renew(ctx); err != nil {
 		t.Fatal(err)
