@@ -47,7 +47,7 @@ type ProjectStatus struct {
 }
 
 // NodeStatus is a node with a boot config, its boot state (its last boot
-// step, or "waiting for boot") and its timeline since bmid started.
+// step, or "waiting for boot") and its timeline.
 type NodeStatus struct {
 	Project, Node, NIC, MAC, Disk string
 	State                         string

@@ -35,7 +35,8 @@ func (a *app) timelineCmd() *cobra.Command {
 		Long: `Show what bmid saw of a node's boots, oldest first: DHCP from the PXE ROM
 and from iPXE, the iPXE binary and script served, and the iSCSI logins to
 its disk (iPXE's, then the booted OS's, with another session id). bmid keeps
-the last 64 events per node in memory.
+the last 64 events per node in its state store, until the node's boot config
+is removed.
 
 With --follow, print new events as they come until interrupted; with
 -o json, one JSON object per event and line.`,
