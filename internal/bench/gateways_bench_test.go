@@ -34,7 +34,7 @@ func benchGateways(b *testing.B) {
 		loadFor = 5 * time.Second
 	}
 	sec, done := section("14-gateways", "14. Two gateways: failover stall and API latency",
-		fmt.Sprintf("bmi-lab up --gateways 2 (gateway.lease 5 s; keepalived tracking each bmid's /readyz moves the portal and each gateway's own addresses), "+
+		fmt.Sprintf("bmi-lab up --gateways 2 (gateway.lease 5 s; keepalived tracking each bmid's /healthz moves the portal and each gateway's own addresses), "+
 			"4 stay-up nodes verifying their disks, placed 2 on each gateway. Failover: the largest I/O stall each node's bmi-lab-io saw after "+
 			"the fault, and the time until all 4 did 30 more verified writes (goal: <= 30 s, 0 errors). API: two load generators at once, "+
 			"each in a process of its own, 50 clients each for %s on one gateway's API (through the lab's API proxy), list/show.", loadFor))
