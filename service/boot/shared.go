@@ -47,15 +47,7 @@ func NewShared(store EventStore, log *slog.Logger) *Shared {
 
 // Record queues ev; a zero ev.At is set to the current time.
 func (s *Shared) Record(_ context.Context, ev Event) {
-	if ev.At.IsZero() {
-		if s.Now != nil {
-			ev.At = s.Now()
-		} else {
-			ev.At = time.Now()
-		}
-	}
-	ev.MAC = slices.Clone(ev.MAC)
-	ev.Detail = Redact(ev.Detail)
+	ev = ev.kept(s.Now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queue = append(s.queue, ev)

@@ -70,6 +70,21 @@ type Event struct {
 	Session string
 }
 
+// kept is ev as a timeline keeps it: stamped with now() (time.Now when
+// nil) if its time is zero, with a MAC of its own and its detail
+// redacted.
+func (ev Event) kept(now func() time.Time) Event {
+	if ev.At.IsZero() {
+		if now == nil {
+			now = time.Now
+		}
+		ev.At = now()
+	}
+	ev.MAC = slices.Clone(ev.MAC)
+	ev.Detail = Redact(ev.Detail)
+	return ev
+}
+
 // Timeline records boot events in memory, per MAC, keeping the last Max
 // events of each node (default 64): the boot services' tests read it;
 // bmid keeps its timeline in the state store (Shared).
@@ -88,15 +103,7 @@ func NewTimeline() *Timeline { return &Timeline{} }
 
 // Record stores ev; a zero ev.At is set to the current time.
 func (t *Timeline) Record(_ context.Context, ev Event) {
-	if ev.At.IsZero() {
-		if t.Now != nil {
-			ev.At = t.Now()
-		} else {
-			ev.At = time.Now()
-		}
-	}
-	ev.MAC = slices.Clone(ev.MAC)
-	ev.Detail = Redact(ev.Detail)
+	ev = ev.kept(t.Now)
 	max := t.Max
 	if max <= 0 {
 		max = 64
