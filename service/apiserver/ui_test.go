@@ -153,11 +153,12 @@ func TestUIEscapesInBrowser(t *testing.T) {
 		Scripts int
 		Node    string
 		Text    string
+		Ready   string
 	}
 	// The sign-in redirects to the page (the evaluation fails while the
-	// browser navigates: tried again).
-	for end := time.Now().Add(time.Minute); time.Now().Before(end) && got.Node == ""; time.Sleep(100 * time.Millisecond) {
-		_ = b.Eval(`({href: location.href, scripts: document.scripts.length,
+	// browser navigates: tried again); read it once it has loaded whole.
+	for end := time.Now().Add(time.Minute); time.Now().Before(end) && (got.Node == "" || got.Ready != "complete"); time.Sleep(100 * time.Millisecond) {
+		_ = b.Eval(`({href: location.href, scripts: document.scripts.length, ready: document.readyState,
 			node: (document.querySelector("tr.node") || {dataset: {}}).dataset.node || "",
 			text: document.body ? document.body.innerText : ""})`, &got)
 	}
