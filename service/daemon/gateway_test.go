@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,9 +28,9 @@ import (
 	"github.com/bmi-go/bmi/service/store"
 )
 
-// TestGatewayChild is not a test: TestGateways runs the test binary with
-// BMI_GATEWAY_CONFIG=<config JSON file> to be one bmid gateway, a process
-// of its own that the test pauses and kills.
+// TestGatewayChild is not a test: TestGateways (and BenchmarkGatewayAPI)
+// run the test binary with BMI_GATEWAY_CONFIG=<config JSON file> to be
+// one bmid gateway, a process of its own that the test pauses and kills.
 func TestGatewayChild(t *testing.T) {
 	path := os.Getenv("BMI_GATEWAY_CONFIG")
 	if path == "" {
@@ -49,7 +50,12 @@ func TestGatewayChild(t *testing.T) {
 		fmt.Printf("NEW-ERR %v\n", err)
 		os.Exit(3)
 	}
-	fmt.Printf("CEPH-CLIENT %s\n", d.placed.member.CephClient)
+	if n, err := strconv.Atoi(os.Getenv("BMI_GATEWAY_PG_MAXIDLE")); err == nil {
+		d.db.SQL().SetMaxIdleConns(n) // BenchmarkGatewayAPI's "before"
+	}
+	if d.placed != nil { // not for BenchmarkGatewayAPI's lone bmid
+		fmt.Printf("CEPH-CLIENT %s\n", d.placed.member.CephClient)
+	}
 	if err := d.Run(context.Background()); err != nil {
 		fmt.Printf("RUN-ERR %v\n", err)
 		os.Exit(3)
@@ -58,7 +64,7 @@ func TestGatewayChild(t *testing.T) {
 
 // gatewayProc is one gateway process of TestGateways.
 type gatewayProc struct {
-	t      *testing.T
+	t      testing.TB
 	id     string
 	cfg    config.Config
 	cmd    *exec.Cmd
@@ -66,7 +72,7 @@ type gatewayProc struct {
 	exited chan error
 }
 
-func startGateway(t *testing.T, cfg config.Config, dir string) *gatewayProc {
+func startGateway(t testing.TB, cfg config.Config, dir string) *gatewayProc {
 	t.Helper()
 	b, _ := json.Marshal(cfg)
 	path := filepath.Join(dir, cfg.Gateway.ID+".json")
@@ -139,7 +145,7 @@ func (g *gatewayProc) cephClient() string {
 	}
 }
 
-func (g *gatewayProc) client(t *testing.T, user, pw string) *client.Client {
+func (g *gatewayProc) client(t testing.TB, user, pw string) *client.Client {
 	c, err := client.New("http://"+g.cfg.API.Listen, user, logging.Secret(pw))
 	if err != nil {
 		t.Fatal(err)
