@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bmi-go/bmi/service/apiserver"
@@ -80,6 +81,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if label == "" {
 		label = cfg.Gateway.ID
 	}
+	if label == "" {
+		label, _ = os.Hostname()
+	}
 	if d.reg, d.metrics, err = newRegistry(label); err != nil {
 		return nil, err
 	}
@@ -95,6 +99,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, fmt.Errorf("iscsi.portal: required when iscsi.listen is a wildcard address (%s): nodes need an address to log in to", portal)
 	}
 	if d.db, d.instance, err = openState(ctx, cfg.State, cfg.Gateway.ID != "", log.With("component", "store")); err != nil {
+		return nil, err
+	}
+	// The state database's connection pool (go_sql_*, db_name "state"):
+	// waits for a connection and connections closed while idle.
+	if err := prometheus.WrapRegistererWith(prometheus.Labels{"gateway": label}, d.reg).
+		Register(collectors.NewDBStatsCollector(d.db.SQL(), "state")); err != nil {
 		return nil, err
 	}
 	if err := d.loadKey(ctx); err != nil {

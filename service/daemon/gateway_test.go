@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,9 +28,9 @@ import (
 	"github.com/bmi-go/bmi/service/store"
 )
 
-// TestGatewayChild is not a test: TestGateways runs the test binary with
-// BMI_GATEWAY_CONFIG=<config JSON file> to be one bmid gateway, a process
-// of its own that the test pauses and kills.
+// TestGatewayChild is not a test: TestGateways (and BenchmarkGatewayAPI)
+// run the test binary with BMI_GATEWAY_CONFIG=<config JSON file> to be
+// one bmid gateway, a process of its own that the test pauses and kills.
 func TestGatewayChild(t *testing.T) {
 	path := os.Getenv("BMI_GATEWAY_CONFIG")
 	if path == "" {
@@ -49,7 +50,12 @@ func TestGatewayChild(t *testing.T) {
 		fmt.Printf("NEW-ERR %v\n", err)
 		os.Exit(3)
 	}
-	fmt.Printf("CEPH-CLIENT %s\n", d.placed.member.CephClient)
+	if n, err := strconv.Atoi(os.Getenv("BMI_GATEWAY_PG_MAXIDLE")); err == nil {
+		d.db.SQL().SetMaxIdleConns(n) // BenchmarkGatewayAPI's "before"
+	}
+	if d.placed != nil { // not for BenchmarkGatewayAPI's lone bmid
+		fmt.Printf("CEPH-CLIENT %s\n", d.placed.member.CephClient)
+	}
 	if err := d.Run(context.Background()); err != nil {
 		fmt.Printf("RUN-ERR %v\n", err)
 		os.Exit(3)
@@ -58,7 +64,7 @@ func TestGatewayChild(t *testing.T) {
 
 // gatewayProc is one gateway process of TestGateways.
 type gatewayProc struct {
-	t      *testing.T
+	t      testing.TB
 	id     string
 	cfg    config.Config
 	cmd    *exec.Cmd
@@ -66,7 +72,7 @@ type gatewayProc struct {
 	exited chan error
 }
 
-func startGateway(t *testing.T, cfg config.Config, dir string) *gatewayProc {
+func startGateway(t testing.TB, cfg config.Config, dir string) *gatewayProc {
 	t.Helper()
 	b, _ := json.Marshal(cfg)
 	path := filepath.Join(dir, cfg.Gateway.ID+".json")
@@ -139,7 +145,7 @@ func (g *gatewayProc) cephClient() string {
 	}
 }
 
-func (g *gatewayProc) client(t *testing.T, user, pw string) *client.Client {
+func (g *gatewayProc) client(t testing.TB, user, pw string) *client.Client {
 	c, err := client.New("http://"+g.cfg.API.Listen, user, logging.Secret(pw))
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +188,14 @@ func reads(readcap, initiator, portal string, tg core.Target) bool {
 	return err == nil && strings.Contains(string(out), "67108864")
 }
 
+// gwNode is a node of TestGateways: its project, the client it was
+// provisioned through, and its disk.
+type gwNode struct {
+	name, project string
+	via           *client.Client
+	disk          api.Disk
+}
+
 // TestGateways: two bmid gateway processes of one group on one PostgreSQL
 // database and real Ceph. The API of either serves; disks are placed on
 // both, balanced by count, and each gateway's iSCSI target exports exactly
@@ -191,7 +205,13 @@ func reads(readcap, initiator, portal string, tg core.Target) bool {
 // blocklisted and its disks are exported by the survivor (the stall is
 // logged); resumed, it finds its lease lost and stops. A killed gateway
 // (SIGKILL) is taken over the same way. A disk moved between gateways is
-// exported by the one it moved to only.
+// exported by the one it moved to only. SCSI reservations hold across
+// the gateways (reserve_gw_test.go): libiscsi's persistent-reservation
+// suites pass with two nexuses of a node on its disk's gateway, one
+// redirected by the other gateway; a write-exclusive reservation taken
+// there is enforced, as it was, by the gateway that takes the disk over
+// after a pause and after a kill; and a CLEAR the paused gateway reads
+// when it resumes changes nothing.
 func TestGateways(t *testing.T) {
 	readcap := testenv.RequireCommand(t, "iscsi-readcapacity16", "libiscsi-bin")
 	ctx := context.Background()
@@ -253,12 +273,7 @@ func TestGateways(t *testing.T) {
 		}
 	}
 	// Provisions through both gateways' APIs.
-	type node struct {
-		name, project string
-		via           *client.Client
-		disk          api.Disk
-	}
-	nodes := []*node{
+	nodes := []*gwNode{
 		{name: "node-01", project: "tenant-a", via: a.client(t, "alice", "alice-secret")},
 		{name: "node-02", project: "tenant-a", via: a.client(t, "alice", "alice-secret")},
 		{name: "node-03", project: "tenant-b", via: b.client(t, "bob", "bob-secret")},
@@ -325,7 +340,7 @@ func TestGateways(t *testing.T) {
 	}
 	// A deprovision through the gateway that does not export the disk: the
 	// owner unexports it first; a new provision is placed again.
-	var far *node
+	var far *gwNode
 	for _, n := range nodes {
 		if placements(t, db.SQL())[n.disk.Target.IQN] == "gw-b" {
 			far = n
@@ -351,6 +366,9 @@ func TestGateways(t *testing.T) {
 	if count := checkPlaced(a, b); count["gw-b"] == 0 {
 		t.Fatalf("the new disk was not placed on the gateway with fewer disks: %v", count)
 	}
+
+	// A persistent reservation on a disk of gw-b (reserve_gw_test.go).
+	res := reserveOn(t, db, b, portal, initiator, nodes)
 
 	// Pause gw-b: gw-a fences it and exports its disks.
 	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -428,6 +446,10 @@ func TestGateways(t *testing.T) {
 			t.Fatalf("after the take-over %s is placed on %s", iqn, gw)
 		}
 	}
+	// The reservation holds on gw-a; a CLEAR queued on the holder's old
+	// session to gw-b is read by gw-b when it resumes.
+	stale := res.holdsOn(a, portal)
+	clearThrough(t, stale[0])
 	// Resumed, gw-b finds its lease lost and stops.
 	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -447,6 +469,7 @@ func TestGateways(t *testing.T) {
 	if !lost {
 		t.Fatal("gw-b stopped without saying it lost its lease")
 	}
+	res.clearOutcome(stale[0], a, portal)
 
 	// gw-b comes back (a new process, the same id), gets a new disk, and
 	// gw-a is killed: gw-b takes every disk over.
@@ -469,6 +492,7 @@ func TestGateways(t *testing.T) {
 	paused = time.Now()
 	stall = waitAll(b, "gw-a killed", nil)
 	t.Logf("gw-a killed (SIGKILL): gw-b exports all %d disks %s later (lease %s)", len(nodes), stall.Round(100*time.Millisecond), cfgA.Gateway.Lease)
+	res.holdsOn(b, b.cfg.Gateway.Addresses[0])
 
 	// Clean up through the survivor.
 	for _, n := range nodes {

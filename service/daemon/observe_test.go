@@ -226,6 +226,7 @@ func TestMetricsAndEvents(t *testing.T) {
 		{"bmi_operations_total", []string{`kind="import"`, `state="started"`}},
 		{"bmi_operation_duration_seconds_count", []string{`kind="provision"`}},
 		{"bmi_ceph_errors_total", []string{`kind="not_found"`}},
+		{"go_sql_open_connections", []string{`db_name="state"`}},
 	} {
 		if v := sample(m, c.name, append(c.labels, `gateway="gw-test"`)...); v < 1 {
 			t.Errorf("%s%v = %v after the run, want >= 1", c.name, c.labels, v)

@@ -151,6 +151,35 @@ func TestLockInstance(t *testing.T) {
 	}
 }
 
+// TestPostgresPoolKeepsIdle: connections that a burst used all at once
+// stay open in the PostgreSQL pool for the next one; none is closed for
+// being idle beyond a smaller limit (which churned sessions under API
+// load: a backend forked and every statement prepared again).
+func TestPostgresPoolKeepsIdle(t *testing.T) {
+	ctx := context.Background()
+	s := testDB{engine: "postgres", where: pgtest.Database(t)}.open(t)
+	var held []*sql.Conn
+	for range pgPoolSize {
+		c, err := s.SQL().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	for _, c := range held {
+		if err := c.Close(); err != nil { // back to the pool
+			t.Fatal(err)
+		}
+	}
+	st := s.SQL().Stats()
+	if st.OpenConnections != pgPoolSize || st.Idle != pgPoolSize || st.MaxIdleClosed != 0 {
+		t.Fatalf("after a burst of %d connections: %d open, %d idle, %d closed for idleness; want all kept open", pgPoolSize, st.OpenConnections, st.Idle, st.MaxIdleClosed)
+	}
+}
+
 // hiding is a migrations directory without one file: the migrations of an
 // older bmid.
 type hiding struct {

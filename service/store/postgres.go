@@ -18,6 +18,15 @@ import (
 // the only gateway allowed on the database (see LockInstance).
 const instanceLockID int64 = 0x626d6900_00000001 // "bmi\0", 1
 
+// pgPoolSize is how many connections to PostgreSQL a bmid opens at most,
+// and keeps open while idle (until ConnMaxIdleTime). Keeping fewer idle
+// than open churned sessions under API load: each burst beyond the idle
+// ones closed its surplus connections on release, and the next opened new
+// ones (a backend forked and authenticated, every statement prepared
+// again): 140 new sessions in 8 s at 100 API clients, on a machine whose
+// CPU the API already saturates.
+const pgPoolSize = 16
+
 // OpenPostgres connects to the PostgreSQL database dsn names (a libpq
 // connection string or URL; pgx also reads PGPASSWORD and ~/.pgpass) and
 // migrates it to the newest schema. Several processes may open one
@@ -30,8 +39,8 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger) (*DB, error
 	}
 	where := fmt.Sprintf("PostgreSQL database %q on %s (user %q)", cfg.Database, cfg.Host, cfg.User)
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(4)
+	db.SetMaxOpenConns(pgPoolSize)
+	db.SetMaxIdleConns(pgPoolSize)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
