@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bmi-go/bmi/service/apiserver"
@@ -77,13 +76,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			d.close()
 		}
 	}()
-	label := cfg.Metrics.Gateway
-	if label == "" {
-		label = cfg.Gateway.ID
-	}
-	if label == "" {
-		label, _ = os.Hostname()
-	}
+	label := gatewayLabel(cfg)
 	if d.reg, d.metrics, err = newRegistry(label); err != nil {
 		return nil, err
 	}
@@ -101,10 +94,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if d.db, d.instance, err = openState(ctx, cfg.State, cfg.Gateway.ID != "", log.With("component", "store")); err != nil {
 		return nil, err
 	}
-	// The state database's connection pool (go_sql_*, db_name "state"):
-	// waits for a connection and connections closed while idle.
-	if err := prometheus.WrapRegistererWith(prometheus.Labels{"gateway": label}, d.reg).
-		Register(collectors.NewDBStatsCollector(d.db.SQL(), "state")); err != nil {
+	if err := watchStateDB(d.reg, label, d.db.SQL()); err != nil {
 		return nil, err
 	}
 	if err := d.loadKey(ctx); err != nil {

@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/bmi-go/bmi/service/api"
 	"github.com/bmi-go/bmi/service/boot"
+	"github.com/bmi-go/bmi/service/config"
 	"github.com/bmi-go/bmi/service/core"
 	"github.com/bmi-go/bmi/service/events"
 	"github.com/bmi-go/bmi/service/fault"
@@ -27,9 +29,6 @@ import (
 // collectors included) and the plane metrics registered on it with the
 // gateway label.
 func newRegistry(gateway string) (*prometheus.Registry, *metrics.Metrics, error) {
-	if gateway == "" {
-		gateway, _ = os.Hostname()
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := metrics.New(prometheus.WrapRegistererWith(prometheus.Labels{"gateway": gateway}, reg))
@@ -37,6 +36,27 @@ func newRegistry(gateway string) (*prometheus.Registry, *metrics.Metrics, error)
 		return nil, nil, err
 	}
 	return reg, m, nil
+}
+
+// gatewayLabel is the gateway label of bmid's metrics: metrics.gateway,
+// else gateway.id, else the host name.
+func gatewayLabel(cfg config.Config) string {
+	switch {
+	case cfg.Metrics.Gateway != "":
+		return cfg.Metrics.Gateway
+	case cfg.Gateway.ID != "":
+		return cfg.Gateway.ID
+	}
+	host, _ := os.Hostname()
+	return host
+}
+
+// watchStateDB exports the state database's connection pool (go_sql_*,
+// db_name "state"): waits for a connection, connections closed while
+// idle.
+func watchStateDB(reg prometheus.Registerer, gateway string, db *sql.DB) error {
+	return prometheus.WrapRegistererWith(prometheus.Labels{"gateway": gateway}, reg).
+		Register(collectors.NewDBStatsCollector(db, "state"))
 }
 
 // bootTargets finds the boot config and target of a MAC (*core.Service).
