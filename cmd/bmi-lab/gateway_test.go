@@ -202,6 +202,54 @@ func TestGatewayFailover(t *testing.T) {
 	for _, n := range nodes {
 		waitProgress(t, n, n.con.Offset(), 20, 120*time.Second)
 	}
+
+	// g2 is started again, and bmid is restarted as an operator restarts a
+	// multi-gateway site: rolling, each gateway once the other has
+	// settled. The nodes go on, and every disk ends on a live gateway.
+	if _, err := cli("gateway", "start", "g2"); err != nil {
+		t.Fatalf("gateway start g2: %v", err)
+	}
+	rolling := func(what string, args ...string) {
+		t.Helper()
+		from := map[string]int64{}
+		for _, n := range nodes {
+			from[n.name] = n.con.Offset()
+		}
+		old := l.GatewayList()
+		start := time.Now()
+		out, err := cli(append([]string{"bmid", "restart"}, args...)...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, out)
+		}
+		took := time.Since(start)
+		steps := regexp.MustCompile(`(?m)^gateway (g\d) restarted .*pid (\d+) -> (\d+), stopped in ([\d.]+) s, ready ([\d.]+) s and settled ([\d.]+) s after start`).FindAllStringSubmatch(out, -1)
+		if len(steps) != 2 || steps[0][1] != "g1" || steps[1][1] != "g2" {
+			t.Fatalf("%s: want one step per gateway, g1 then g2:\n%s", what, out)
+		}
+		for k, g := range l.GatewayList() {
+			if !g.Bmid.Alive() || g.Bmid.Pid == old[k].Bmid.Pid || fmt.Sprint(g.Bmid.Pid) != steps[k][3] {
+				t.Fatalf("%s: gateway %s: pid %d (alive %v), was %d; the command said %s", what, g.ID, g.Bmid.Pid, g.Bmid.Alive(), old[k].Bmid.Pid, steps[k][0])
+			}
+		}
+		var stalls []string
+		for _, n := range nodes {
+			stalls = append(stalls, fmt.Sprintf("%s %d ms", n.name, waitProgress(t, n, from[n.name], 30, 180*time.Second)))
+		}
+		for n, gw := range placed() {
+			if !l.GatewayAlive(gw) {
+				t.Fatalf("%s: %s's disk is placed on %q, no running gateway", what, n, gw)
+			}
+		}
+		var gws []string
+		for _, st := range steps {
+			gws = append(gws, fmt.Sprintf("%s stopped %s s, ready %s s, settled %s s", st[1], st[4], st[5], st[6]))
+		}
+		line := fmt.Sprintf("%-22s took %5.1f s (%s); largest stall per node: %s; placements after: %v", what, took.Seconds(),
+			strings.Join(gws, "; "), strings.Join(stalls, ", "), count(placed()))
+		t.Log(line)
+		report.WriteString(line + "\n")
+	}
+	rolling("rolling restart")
 	checkConsoles(t, nodes, begin)
 	if err := os.MkdirAll("../../test-results", 0o755); err == nil {
 		_ = os.WriteFile("../../test-results/gateways-lab.txt", []byte(report.String()), 0o644)
