@@ -31,7 +31,10 @@ import (
 // other fences its Ceph client (blocklisted) and takes every disk over,
 // the nodes go on; resumed (SIGCONT), the paused one finds its lease lost
 // and stops without having written (its client is blocklisted, and the
-// nodes' verifiers find every block they wrote).
+// nodes' verifiers find every block they wrote). Started again, both
+// gateways are restarted rolling (bmi-lab bmid restart): one gateway at a
+// time, the command returning with keepalived's addresses back in place,
+// the nodes going on, every disk on a running gateway.
 func TestGatewayFailover(t *testing.T) {
 	requireSite(t, map[string]string{"keepalived": "keepalived", "curl": "curl"})
 	if ms, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres"); len(ms) == 0 {
@@ -222,6 +225,20 @@ func TestGatewayFailover(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", what, err, out)
 		}
 		took := time.Since(start)
+		// It returns once the site has settled: keepalived has put the
+		// floating addresses back where both gateways being healthy
+		// puts them (the group's on g1, each gateway's own on it).
+		for gw, want := range map[string]map[string]bool{
+			"g1": {"10.77.10.1/24": true, "10.77.10.21/24": true, "10.77.10.22/24": false},
+			"g2": {"10.77.10.1/24": false, "10.77.10.21/24": false, "10.77.10.22/24": true},
+		} {
+			held, _ := exec.Command("ip", "-n", l.Namespace+"-"+gw, "-o", "-4", "addr", "show", "dev", "vlan110").CombinedOutput()
+			for addr, holds := range want {
+				if strings.Contains(string(held), " "+addr+" ") != holds {
+					t.Fatalf("%s returned with %s holding %s: %v, want %v:\n%s", what, gw, addr, !holds, holds, held)
+				}
+			}
+		}
 		steps := regexp.MustCompile(`(?m)^gateway (g\d) restarted .*pid (\d+) -> (\d+), stopped in ([\d.]+) s, ready ([\d.]+) s and settled ([\d.]+) s after start`).FindAllStringSubmatch(out, -1)
 		if len(steps) != 2 || steps[0][1] != "g1" || steps[1][1] != "g2" {
 			t.Fatalf("%s: want one step per gateway, g1 then g2:\n%s", what, out)
