@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -79,11 +80,34 @@ func (l *Lab) SetBootFaults(ctx context.Context, on bool) (RestartReport, error)
 	} else if !svc.Bmid.Alive() {
 		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
 	}
+	was := svc.BootFaults
 	svc.BootFaults = on
 	if err := l.saveServices(svc); err != nil {
 		return RestartReport{}, err
 	}
-	return l.RestartBmid(ctx, RestartGraceful, "")
+	rep, err := l.RestartBmid(ctx, RestartGraceful, "")
+	if err != nil && len(svc.Gateways) > 0 && !l.gatewayStarted(svc.Gateways) {
+		// Refused before any gateway started again (the site did not
+		// settle): nothing runs with the new choice, so it is not kept.
+		now := l.loadServices()
+		now.BootFaults = was
+		if serr := l.saveServices(now); serr != nil {
+			return rep, errors.Join(err, serr)
+		}
+	}
+	return rep, err
+}
+
+// gatewayStarted reports whether a gateway's bmid was started since
+// services.json recorded before.
+func (l *Lab) gatewayStarted(before []Gateway) bool {
+	now := l.loadServices().Gateways
+	for k, g := range before {
+		if k >= len(now) || now[k].Bmid != g.Bmid {
+			return true
+		}
+	}
+	return false
 }
 
 // RestartBmid takes the lab's running bmid down as mode says and starts it
