@@ -273,13 +273,18 @@ func (l *Lab) startGateway(ctx context.Context, i int, binary string, faults boo
 // startGatewayBmid starts binary as gateway i's bmid in its namespace,
 // with its bmid-g<i>.yaml (and BootFaults if faults).
 func (l *Lab) startGatewayBmid(i int, binary string, faults bool) (proc.ID, error) {
+	return proc.StartDaemon(l.gatewayBmidArgv(i, binary, faults), nil, l.gatewayLog(i))
+}
+
+// gatewayBmidArgv is startGatewayBmid's command line.
+func (l *Lab) gatewayBmidArgv(i int, binary string, faults bool) []string {
 	argv := []string{"ip", "netns", "exec", l.gatewayNS(i), binary, "serve", "--config", l.gatewayConfPath(i)}
 	if faults {
 		for _, kv := range BootFaults {
 			argv = append(argv, "--set", kv)
 		}
 	}
-	return proc.StartDaemon(argv, nil, l.gatewayLog(i))
+	return argv
 }
 
 // startKeepalived writes gateway i's keepalived.conf and starts its

@@ -292,3 +292,20 @@ func TestRestartGatewaysRefuses(t *testing.T) {
 		t.Fatalf("keepalived down: %v", err)
 	}
 }
+
+// TestGatewayBmidArgv: a gateway's bmid runs its binary in its namespace
+// on its own configuration, with the boot faults when the lab has them on.
+func TestGatewayBmidArgv(t *testing.T) {
+	l := twoGatewayLab(t)
+	base := []string{"ip", "netns", "exec", "bmilab-gwt-g2", "/new/bmid", "serve", "--config", l.Dir + "/bmid-g2.yaml"}
+	if got := l.gatewayBmidArgv(2, "/new/bmid", false); !slices.Equal(got, base) {
+		t.Fatalf("without faults: %q, want %q", got, base)
+	}
+	want := slices.Clone(base)
+	for _, kv := range BootFaults {
+		want = append(want, "--set", kv)
+	}
+	if got := l.gatewayBmidArgv(2, "/new/bmid", true); !slices.Equal(got, want) {
+		t.Fatalf("with faults: %q, want %q", got, want)
+	}
+}
