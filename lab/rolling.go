@@ -43,6 +43,11 @@ const (
 	settleTimeout = 3 * time.Minute
 )
 
+// SettleWindow is the least time a rolling restart waits, once a
+// gateway's new bmid is ready, before the next gateway's goes down: how
+// long the settled state must last.
+const SettleWindow = (settleLooks - 1) * settlePoll
+
 // GatewayRestart is what one gateway's step of a rolling restart took.
 type GatewayRestart struct {
 	// ID is the gateway (g1, g2, ...).

@@ -243,10 +243,17 @@ func TestGatewayFailover(t *testing.T) {
 		if len(steps) != 2 || steps[0][1] != "g1" || steps[1][1] != "g2" {
 			t.Fatalf("%s: want one step per gateway, g1 then g2:\n%s", what, out)
 		}
-		for k, g := range l.GatewayList() {
+		gws := l.GatewayList()
+		for k, g := range gws {
 			if !g.Bmid.Alive() || g.Bmid.Pid == old[k].Bmid.Pid || fmt.Sprint(g.Bmid.Pid) != steps[k][3] {
 				t.Fatalf("%s: gateway %s: pid %d (alive %v), was %d; the command said %s", what, g.ID, g.Bmid.Pid, g.Bmid.Alive(), old[k].Bmid.Pid, steps[k][0])
 			}
+		}
+		// One at a time: g2's new bmid started no sooner than g1's had
+		// been ready and the site settled for the settle window (process
+		// start times, in the kernel's clock ticks of 10 ms).
+		if apart := time.Duration(gws[1].Bmid.Start-gws[0].Bmid.Start) * 10 * time.Millisecond; apart < lab.SettleWindow {
+			t.Fatalf("%s: g2's new bmid started %v after g1's, less than the settle window %v: not one at a time", what, apart, lab.SettleWindow)
 		}
 		var stalls []string
 		for _, n := range nodes {
@@ -257,12 +264,12 @@ func TestGatewayFailover(t *testing.T) {
 				t.Fatalf("%s: %s's disk is placed on %q, no running gateway", what, n, gw)
 			}
 		}
-		var gws []string
+		var times []string
 		for _, st := range steps {
-			gws = append(gws, fmt.Sprintf("%s stopped %s s, ready %s s, settled %s s", st[1], st[4], st[5], st[6]))
+			times = append(times, fmt.Sprintf("%s stopped %s s, ready %s s, settled %s s", st[1], st[4], st[5], st[6]))
 		}
 		line := fmt.Sprintf("%-22s took %5.1f s (%s); largest stall per node: %s; placements after: %v", what, took.Seconds(),
-			strings.Join(gws, "; "), strings.Join(stalls, ", "), count(placed()))
+			strings.Join(times, "; "), strings.Join(stalls, ", "), count(placed()))
 		t.Log(line)
 		report.WriteString(line + "\n")
 	}
