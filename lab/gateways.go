@@ -56,6 +56,10 @@ type Gateway struct {
 	// Bmid and Keepalived are its processes.
 	Bmid       proc.ID `json:"bmid"`
 	Keepalived proc.ID `json:"keepalived"`
+	// Binary is the bmid binary it runs, which its next start runs again
+	// (a rolling upgrade changes it one gateway at a time); empty in a
+	// services.json written before it was recorded: the lab's BmidBinary.
+	Binary string `json:"binary,omitempty"`
 }
 
 // gatewayNets are the networks a gateway is attached to: the provisioning
@@ -263,28 +267,50 @@ vrrp_script chk_bmid {
 	return b.String()
 }
 
-// startGateway starts gateway i's bmid and keepalived in its namespace.
-func (l *Lab) startGateway(ctx context.Context, i int, binary string) (Gateway, error) {
-	g := Gateway{ID: GatewayID(i)}
-	ns := l.gatewayNS(i)
-	conf := filepath.Join(l.Dir, fmt.Sprintf("keepalived-g%d.conf", i))
-	if err := os.WriteFile(conf, []byte(l.keepalivedConf(i)), 0o644); err != nil {
-		return g, err
-	}
+// startGateway starts gateway i's bmid (binary, with BootFaults if
+// faults) and keepalived in its namespace.
+func (l *Lab) startGateway(ctx context.Context, i int, binary string, faults bool) (Gateway, error) {
+	g := Gateway{ID: GatewayID(i), Binary: binary}
 	var err error
-	argv := []string{"ip", "netns", "exec", ns, binary, "serve", "--config", l.gatewayConfPath(i)}
-	if g.Bmid, err = proc.StartDaemon(argv, nil, l.gatewayLog(i)); err != nil {
+	if g.Bmid, err = l.startGatewayBmid(i, binary, faults); err != nil {
 		return g, err
 	}
-	run := filepath.Join(l.Dir, "bmid")
-	argv = []string{"ip", "netns", "exec", ns, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
-		"--use-file", conf, "--pid", filepath.Join(run, fmt.Sprintf("keepalived-g%d.pid", i)),
-		"--vrrp_pid", filepath.Join(run, fmt.Sprintf("vrrp-g%d.pid", i))}
-	if g.Keepalived, err = proc.StartDaemon(argv, nil, filepath.Join(l.Dir, fmt.Sprintf("keepalived-g%d.log", i))); err != nil {
+	if g.Keepalived, err = l.startKeepalived(i); err != nil {
 		_ = g.Bmid.Kill(ctx)
 		return g, err
 	}
 	return g, nil
+}
+
+// startGatewayBmid starts binary as gateway i's bmid in its namespace,
+// with its bmid-g<i>.yaml (and BootFaults if faults).
+func (l *Lab) startGatewayBmid(i int, binary string, faults bool) (proc.ID, error) {
+	return proc.StartDaemon(l.gatewayBmidArgv(i, binary, faults), nil, l.gatewayLog(i))
+}
+
+// gatewayBmidArgv is startGatewayBmid's command line.
+func (l *Lab) gatewayBmidArgv(i int, binary string, faults bool) []string {
+	argv := []string{"ip", "netns", "exec", l.gatewayNS(i), binary, "serve", "--config", l.gatewayConfPath(i)}
+	if faults {
+		for _, kv := range BootFaults {
+			argv = append(argv, "--set", kv)
+		}
+	}
+	return argv
+}
+
+// startKeepalived writes gateway i's keepalived.conf and starts its
+// keepalived in its namespace.
+func (l *Lab) startKeepalived(i int) (proc.ID, error) {
+	conf := filepath.Join(l.Dir, fmt.Sprintf("keepalived-g%d.conf", i))
+	if err := os.WriteFile(conf, []byte(l.keepalivedConf(i)), 0o644); err != nil {
+		return proc.ID{}, err
+	}
+	run := filepath.Join(l.Dir, "bmid")
+	argv := []string{"ip", "netns", "exec", l.gatewayNS(i), "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
+		"--use-file", conf, "--pid", filepath.Join(run, fmt.Sprintf("keepalived-g%d.pid", i)),
+		"--vrrp_pid", filepath.Join(run, fmt.Sprintf("vrrp-g%d.pid", i))}
+	return proc.StartDaemon(argv, nil, filepath.Join(l.Dir, fmt.Sprintf("keepalived-g%d.log", i)))
 }
 
 func (l *Lab) gatewayConfPath(i int) string {

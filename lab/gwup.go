@@ -74,7 +74,7 @@ func (l *Lab) upGateways(ctx context.Context, o UpOptions, ceph *cephlab.Cluster
 			if err := l.writeBmidConfig(ctx, l.gatewayConfPath(i), ceph, i); err != nil {
 				return err
 			}
-			if g, err = l.startGateway(ctx, i, o.Bmid); err != nil {
+			if g, err = l.startGateway(ctx, i, o.Bmid, svc.BootFaults); err != nil {
 				return err
 			}
 		}
@@ -91,8 +91,9 @@ func (l *Lab) upGateways(ctx context.Context, o UpOptions, ceph *cephlab.Cluster
 }
 
 // StartGateway starts gateway id again (its bmid and keepalived) after it
-// was killed or stopped, with the binary the lab runs, and returns once
-// it is ready. It has no disks at first: a gateway taken over comes back
+// was killed or stopped, with the binary it last ran (a rolling upgrade's
+// new one) and the lab's boot faults (bmi-lab bmid faults), and returns
+// once it is ready. It has no disks at first: a gateway taken over comes back
 // empty, and new disks are placed on it until the counts even out.
 func (l *Lab) StartGateway(ctx context.Context, id string) error {
 	svc := l.loadServices()
@@ -114,7 +115,11 @@ func (l *Lab) StartGateway(ctx context.Context, id string) error {
 		if err := l.writeBmidConfig(ctx, l.gatewayConfPath(i), ceph, i); err != nil {
 			return err
 		}
-		if svc.Gateways[k], err = l.startGateway(ctx, i, svc.BmidBinary); err != nil {
+		binary := g.Binary
+		if binary == "" {
+			binary = svc.BmidBinary
+		}
+		if svc.Gateways[k], err = l.startGateway(ctx, i, binary, svc.BootFaults); err != nil {
 			return err
 		}
 		if err := l.saveServices(svc); err != nil {

@@ -2,8 +2,8 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -35,6 +35,9 @@ type RestartReport struct {
 	Ready time.Duration
 	// Binary is the bmid binary now running.
 	Binary string
+	// Gateways are a several-gateway lab's steps of its rolling restart,
+	// in order (OldPid, NewPid, Stopped and Ready are then unused).
+	Gateways []GatewayRestart
 }
 
 // BmidBinary is the bmid binary the lab runs (empty when it is not up).
@@ -64,45 +67,78 @@ var BootFaults = []string{
 }
 
 // SetBootFaults restarts the lab's bmid gracefully with BootFaults on or
-// off; later restarts keep the choice (services.json). It returns once the
-// new bmid answers /readyz.
+// off (a several-gateway lab's: every gateway, rolling, as RestartBmid);
+// later restarts keep the choice (services.json), `bmi-lab gateway start`
+// too. It returns once the new bmid answers /readyz (every gateway: once
+// the site has settled).
 func (l *Lab) SetBootFaults(ctx context.Context, on bool) (RestartReport, error) {
 	svc := l.loadServices()
-	if !svc.Bmid.Alive() {
+	if len(svc.Gateways) > 0 {
+		if err := gatewaysRunning(svc.Gateways); err != nil {
+			return RestartReport{}, fmt.Errorf("lab %q: %w", l.Name, err)
+		}
+	} else if !svc.Bmid.Alive() {
 		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
 	}
+	was := svc.BootFaults
 	svc.BootFaults = on
 	if err := l.saveServices(svc); err != nil {
 		return RestartReport{}, err
 	}
-	return l.RestartBmid(ctx, RestartGraceful, "")
+	rep, err := l.RestartBmid(ctx, RestartGraceful, "")
+	if err != nil && len(svc.Gateways) > 0 && !l.gatewayStarted(svc.Gateways) {
+		// Refused before any gateway started again (the site did not
+		// settle): nothing runs with the new choice, so it is not kept.
+		now := l.loadServices()
+		now.BootFaults = was
+		if serr := l.saveServices(now); serr != nil {
+			return rep, errors.Join(err, serr)
+		}
+	}
+	return rep, err
+}
+
+// gatewayStarted reports whether a gateway's bmid was started since
+// services.json recorded before.
+func (l *Lab) gatewayStarted(before []Gateway) bool {
+	now := l.loadServices().Gateways
+	for k, g := range before {
+		if k >= len(now) || now[k].Bmid != g.Bmid {
+			return true
+		}
+	}
+	return false
 }
 
 // RestartBmid takes the lab's running bmid down as mode says and starts it
 // again (RestartUpgrade: starts binary instead), returning once the new
 // one answers /readyz. Nodes booted from their disks are expected to ride
 // through it; that is what the restart tests check on their consoles.
+//
+// A several-gateway lab's gateways restart rolling, one at a time, each
+// once the site has settled after the one before (see rolling.go): every
+// gateway running, ready and leased, every disk exported by a live
+// gateway, keepalived's addresses back where they belong; it refuses
+// (changing nothing) while a gateway is down. The report has a step per
+// gateway.
 func (l *Lab) RestartBmid(ctx context.Context, mode RestartMode, binary string) (RestartReport, error) {
 	svc := l.loadServices()
-	if len(svc.Gateways) > 0 {
-		return RestartReport{}, fmt.Errorf("lab %q runs %d gateways: kill, pause or resume one (bmi-lab gateway): %w", l.Name, len(svc.Gateways), fault.ErrConflict)
-	}
-	if !svc.Bmid.Alive() {
-		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
-	}
 	next := svc.BmidBinary
 	switch mode {
 	case RestartGraceful, RestartKill:
 	case RestartUpgrade:
-		if binary == "" {
-			return RestartReport{}, fmt.Errorf("an upgrade needs the new bmid binary: %w", fault.ErrInvalid)
-		}
-		if _, err := os.Stat(binary); err != nil {
-			return RestartReport{}, fmt.Errorf("new bmid binary %q: %w", binary, fault.ErrNotFound)
+		if err := checkBinary(binary); err != nil {
+			return RestartReport{}, err
 		}
 		next = binary
 	default:
 		return RestartReport{}, fmt.Errorf("restart mode %q: want graceful, kill or upgrade: %w", mode, fault.ErrInvalid)
+	}
+	if len(svc.Gateways) > 0 {
+		return l.restartGateways(ctx, mode, binary)
+	}
+	if !svc.Bmid.Alive() {
+		return RestartReport{}, fmt.Errorf("lab %q: bmid is not running (bmi-lab up): %w", l.Name, fault.ErrConflict)
 	}
 	rep := RestartReport{Mode: mode, OldPid: svc.Bmid.Pid, Binary: next}
 	t0 := time.Now()

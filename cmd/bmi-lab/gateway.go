@@ -43,7 +43,7 @@ func gatewayCmd() *cobra.Command {
 	var sf labFlags
 	start := &cobra.Command{
 		Use:   "start GATEWAY",
-		Short: "Start a killed or stopped gateway again (bmid and keepalived); returns once it is ready",
+		Short: "Start a killed or stopped gateway again (bmid and keepalived), with the binary it last ran and the lab's boot faults; returns once it is ready",
 		Args:  clikit.ExactArgs("GATEWAY"),
 		RunE: func(c *cobra.Command, args []string) error {
 			l, err := sf.open(c)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -73,16 +74,25 @@ func upCmd() *cobra.Command {
 	return c
 }
 
-// bmidCmd is `bmi-lab bmid restart`.
+// bmidCmd is `bmi-lab bmid restart|faults`.
 func bmidCmd() *cobra.Command {
-	c := &cobra.Command{Use: "bmid", Short: "Operate the lab's bmid as its service manager would"}
+	c := &cobra.Command{Use: "bmid", Short: "Operate the lab's bmid (a lab with gateways: each gateway's, rolling) as its service manager would"}
 	var f labFlags
 	var kill bool
 	var binary string
 	restart := &cobra.Command{
 		Use:   "restart",
 		Short: "Restart the lab's bmid: SIGTERM and start (default), SIGKILL and start (--kill), or SIGTERM and start a new binary (--binary, an upgrade); returns when it is ready",
-		Args:  clikit.NoArgs,
+		Long: `Restart the lab's bmid: SIGTERM and start (default), SIGKILL and start (--kill), or SIGTERM and
+start a new binary (--binary, an upgrade); returns when it is ready.
+
+A lab brought up with --gateways N restarts rolling, as a multi-gateway site is restarted: one
+gateway's bmid at a time (its keepalived runs on), the next only once the site has settled: every
+gateway ready and leased in the state database, every disk exported by a live gateway, and the
+floating addresses back where keepalived keeps them with every gateway healthy. It refuses while a
+gateway is down (bmi-lab gateway start it first). Each gateway's binary is recorded: bmi-lab gateway
+start runs it again.`,
+		Args: clikit.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if kill && binary != "" {
 				return clikit.Usagef("--kill and --binary: choose one")
@@ -104,7 +114,12 @@ func bmidCmd() *cobra.Command {
 				return err
 			}
 			rep, err := l.RestartBmid(c.Context(), mode, binary)
+			printGatewaySteps(c.OutOrStdout(), rep)
 			if err != nil {
+				return err
+			}
+			if len(rep.Gateways) > 0 {
+				_, err = fmt.Fprintf(c.OutOrStdout(), "bmid restarted (%s) on %d gateways, rolling\n", rep.Mode, len(rep.Gateways))
 				return err
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "bmid restarted (%s): pid %d -> %d, stopped in %.2f s, ready %.2f s after start (%s)\n",
@@ -119,13 +134,22 @@ func bmidCmd() *cobra.Command {
 	return c
 }
 
+// printGatewaySteps prints a rolling restart's steps, one line a gateway,
+// as the one-bmid restart prints its one.
+func printGatewaySteps(w io.Writer, rep lab.RestartReport) {
+	for _, g := range rep.Gateways {
+		fmt.Fprintf(w, "gateway %s restarted (%s): pid %d -> %d, stopped in %.2f s, ready %.2f s and settled %.2f s after start (%s)\n",
+			g.ID, rep.Mode, g.OldPid, g.NewPid, g.Stopped.Seconds(), g.Ready.Seconds(), g.Settled.Seconds(), g.Binary)
+	}
+}
+
 // bmidFaultsCmd is `bmi-lab bmid faults on|off`: the acceptance suite's
 // boot-faults capability.
 func bmidFaultsCmd() *cobra.Command {
 	var f labFlags
 	c := &cobra.Command{
 		Use:   "faults on|off",
-		Short: "Restart the lab's bmid with faults on its boot path (" + strings.Join(lab.BootFaults, " ") + ") or without; kept across restarts; returns when it is ready",
+		Short: "Restart the lab's bmid with faults on its boot path (" + strings.Join(lab.BootFaults, " ") + ") or without; kept across restarts; returns when it is ready (a lab with gateways: every gateway, rolling, as bmid restart)",
 		Args:  clikit.ExactArgs("on|off"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if args[0] != "on" && args[0] != "off" {
@@ -136,7 +160,12 @@ func bmidFaultsCmd() *cobra.Command {
 				return err
 			}
 			rep, err := l.SetBootFaults(c.Context(), args[0] == "on")
+			printGatewaySteps(c.OutOrStdout(), rep)
 			if err != nil {
+				return err
+			}
+			if len(rep.Gateways) > 0 {
+				_, err = fmt.Fprintf(c.OutOrStdout(), "bmid restarted with boot faults %s on %d gateways, rolling\n", args[0], len(rep.Gateways))
 				return err
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "bmid restarted with boot faults %s: pid %d -> %d, ready %.2f s after start\n",
