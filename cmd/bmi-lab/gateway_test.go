@@ -120,6 +120,30 @@ func TestGatewayFailover(t *testing.T) {
 	for _, n := range nodes {
 		waitProgress(t, n, n.con.Offset(), 20, 120*time.Second)
 	}
+	// Each node's timeline, read through either gateway, is the whole
+	// boot: the DHCP and script the holder of the portal served, and the
+	// logins of iPXE and of the booted OS the disk's owner took.
+	for _, n := range names {
+		var seen []string
+		for gw := 1; gw <= 2; gw++ {
+			tl := call("GET", l.GatewayAPIURL(gw)+"/api/v1/projects/"+lab.Project+"/nodes/"+n+"/timeline", "", 200)
+			evs, _ := tl["events"].([]any)
+			steps := map[string]bool{}
+			for _, e := range evs {
+				ev, _ := e.(map[string]any)
+				step, _ := ev["step"].(string)
+				client, _ := ev["client"].(string) // omitted when unknown
+				steps[step+"/"+client] = true
+			}
+			for _, want := range []string{"dhcp-ack/ipxe", "ipxe-script-served/", "iscsi-login/ipxe", "iscsi-login/os"} {
+				if !steps[want] {
+					t.Errorf("%s's timeline through g%d lacks %s: %v", n, gw, want, steps)
+				}
+			}
+			seen = append(seen, fmt.Sprint(len(evs)))
+		}
+		t.Logf("%s's timeline: %s events through g1 and g2 (disk on %s)", n, strings.Join(seen, " and "), placed()[n])
+	}
 
 	// The failover of one gateway: every node's I/O goes on, verified.
 	consoles := map[string]vm.Console{}
