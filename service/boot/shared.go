@@ -51,17 +51,20 @@ func (s *Shared) Record(_ context.Context, ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queue = append(s.queue, ev)
-	if max := s.maxQueue(); len(s.queue) > max {
+	s.trimLocked()
+}
+
+// trimLocked drops the oldest queued events beyond MaxQueue (default
+// 4096), counting them; s.mu is held.
+func (s *Shared) trimLocked() {
+	max := s.MaxQueue
+	if max <= 0 {
+		max = 4096
+	}
+	if len(s.queue) > max {
 		s.dropped += len(s.queue) - max
 		s.queue = slices.Clone(s.queue[len(s.queue)-max:])
 	}
-}
-
-func (s *Shared) maxQueue() int {
-	if s.MaxQueue <= 0 {
-		return 4096
-	}
-	return s.MaxQueue
 }
 
 // Run writes the queued events to the store every FlushEvery until ctx
@@ -104,10 +107,7 @@ func (s *Shared) Flush(ctx context.Context) {
 		s.log.Warn("boot timeline: events not written yet", "events", len(batch), "err", err)
 		s.mu.Lock()
 		s.queue = append(batch, s.queue...)
-		if max := s.maxQueue(); len(s.queue) > max {
-			s.dropped += len(s.queue) - max
-			s.queue = slices.Clone(s.queue[len(s.queue)-max:])
-		}
+		s.trimLocked()
 		s.mu.Unlock()
 	}
 }
