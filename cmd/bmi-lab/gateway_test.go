@@ -43,18 +43,8 @@ func TestGatewayFailover(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now()
 	cli, _, dir := newSite(t, "gwf")
-	if out, err := cli("up", "--nodes", "4", "--gateways", "2", "--cache", imageCacheDir()); err != nil {
-		t.Fatalf("up: %v\n%s", err, out)
-	}
+	l, cred := upLab(t, cli, "gwf", dir, "--nodes", "4", "--gateways", "2")
 	t.Logf("up with 2 gateways: %.0f s", time.Since(t0).Seconds())
-	l, err := lab.New("gwf", dir, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := l.Credentials()
-	if err != nil {
-		t.Fatal(err)
-	}
 	call := apiCaller(t, lab.HILUser, cred.HILUser)
 	hil := l.HILURL() + "/v0"
 	names := []string{"node-01", "node-02", "node-03", "node-04"}

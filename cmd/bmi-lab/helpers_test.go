@@ -15,6 +15,7 @@ import (
 	"github.com/bmi-go/bmi/internal/testenv"
 	"github.com/bmi-go/bmi/lab"
 	"github.com/bmi-go/bmi/lab/image"
+	"github.com/bmi-go/bmi/service/logging"
 )
 
 // labCLI returns a runner of bin's bmi-lab with the lab's --name and --dir
@@ -53,6 +54,24 @@ func apiCaller(t *testing.T, user, password string) func(method, url, body strin
 		_ = json.Unmarshal(b, &m)
 		return m
 	}
+}
+
+// upLab runs `bmi-lab up ARGS` (with the shared image cache) for the
+// lab newSite made, and opens it with its credentials.
+func upLab(t *testing.T, cli func(args ...string) (string, error), name, dir string, args ...string) (*lab.Lab, lab.Credentials) {
+	t.Helper()
+	if out, err := cli(append(append([]string{"up"}, args...), "--cache", imageCacheDir())...); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	l, err := lab.New(name, dir, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := l.Credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, cred
 }
 
 // requireSite skips (or, under CI, fails) a test that brings a whole lab

@@ -15,7 +15,6 @@ import (
 
 	"github.com/bmi-go/bmi/lab"
 	"github.com/bmi-go/bmi/lab/vm"
-	"github.com/bmi-go/bmi/service/logging"
 )
 
 // TestMigratedNodeBoots is the final proof of `bmid migrate-legacy`: in
@@ -32,17 +31,7 @@ func TestMigratedNodeBoots(t *testing.T) {
 	requireSite(t, map[string]string{"ceph-mgr": "ceph-mgr"})
 	ctx := context.Background()
 	cli, bin, dir := newSite(t, "cmig")
-	if out, err := cli("up", "--nodes", "2", "--cache", imageCacheDir()); err != nil {
-		t.Fatalf("up: %v\n%s", err, out)
-	}
-	l, err := lab.New("cmig", dir, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := l.Credentials()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, creds := upLab(t, cli, "cmig", dir, "--nodes", "2")
 	ceph, err := l.Ceph()
 	if err != nil {
 		t.Fatal(err)

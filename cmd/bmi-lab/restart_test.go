@@ -13,7 +13,6 @@ import (
 	"github.com/bmi-go/bmi/lab"
 	"github.com/bmi-go/bmi/lab/iocheck"
 	"github.com/bmi-go/bmi/lab/vm"
-	"github.com/bmi-go/bmi/service/logging"
 )
 
 // liveNode is a stay-up node whose console the restart test reads.
@@ -82,17 +81,7 @@ func TestRestartUnderLiveNodes(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(bin, "bmid")); err != nil || os.WriteFile(upgraded, b, 0o755) != nil {
 		t.Fatalf("copy bmid: %v", err)
 	}
-	if out, err := cli("up", "--nodes", "2", "--cache", imageCacheDir()); err != nil {
-		t.Fatalf("up: %v\n%s", err, out)
-	}
-	l, err := lab.New("trs", dir, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := l.Credentials()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, cred := upLab(t, cli, "trs", dir, "--nodes", "2")
 	call := apiCaller(t, lab.HILUser, cred.HILUser)
 	api, hil := l.APIURL()+"/api/v1/projects/"+lab.Project, l.HILURL()+"/v0"
 
